@@ -1,0 +1,32 @@
+"""App settings of the rules engine, read from ``settings.RULES_ENGINE``.
+
+Defaults (override any key in the project's settings)::
+
+    RULES_ENGINE = {
+        # Seconds a worker trusts its compiled ruleset before asking the database for the
+        # live version again. 0 asks before every evaluation (a publish is seen at once).
+        "VERSION_CHECK_SECONDS": 0,
+        # Severity codes that count as urgent in the admin statistics.
+        "MAX_PATTERN_STEPS": 6,
+    }
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "VERSION_CHECK_SECONDS": 0.0,
+    "MAX_PATTERN_STEPS": 6,
+}
+
+
+class RulesSettings:
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Unknown rules setting {name!r}")
+        return getattr(settings, "RULES_ENGINE", {}).get(name, DEFAULTS[name])
+
+
+rules_settings = RulesSettings()

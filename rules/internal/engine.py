@@ -1,0 +1,90 @@
+"""The durable_rules adapter: one long-lived compiled ruleset per rule version.
+
+durable_rules is fast but has sharp edges (see the project's ENGINE.md): at most 1,024
+state ids per ruleset, crashes when state is deleted, leaked memory when rulesets are
+deleted with state, and background threads in its Host. So this adapter never uses the
+Host or ``durable.lang``: it calls the C core directly, keeps one scratch state id per
+ruleset, asserts the facts of one evaluation (or one batch of evaluations), drains every
+action, and retracts exactly what it asserted. The database stays the only source of
+truth, so any worker can evaluate any member and nothing lives in the engine between calls.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from typing import Any, Sequence
+
+import durable_rules_engine as dre
+
+# The C core is not thread-safe: every call into any handle holds this lock.
+ENGINE_LOCK = threading.RLock()
+_names = itertools.count(1)
+
+# assert_facts result codes (durable.engine._handle_result)
+_OK, _NOT_HANDLED, _OBSERVED = 0, 1, 2
+
+
+class EngineStateError(RuntimeError):
+    """The scratch state held facts it should not have; the ruleset must be rebuilt."""
+
+
+class DurableRuleset:
+    """One compiled durable_rules ruleset with a scratch state that is empty between calls."""
+
+    def __init__(self, ruleset_json: str) -> None:
+        self.empty = ruleset_json in ("{}", "")
+        self.broken = False
+        self._handle = None
+        if not self.empty:
+            with ENGINE_LOCK:
+                self._handle = dre.create_ruleset(f"rules_{next(_names)}", ruleset_json)
+
+    def run(self, documents: Sequence[dict[str, Any]]) -> list[str]:
+        """Assert ``documents`` as facts, return every action message, leave the state empty."""
+        if self.empty or not documents:
+            return []
+        payload = json.dumps(documents, separators=(",", ":"))
+        messages: list[str] = []
+        with ENGINE_LOCK:
+            if self.broken:
+                raise EngineStateError("This compiled ruleset was left in an unknown state.")
+            try:
+                result = dre.assert_facts(self._handle, payload)
+                if result[0] == _OBSERVED:
+                    raise EngineStateError("A fact was already in the scratch state.")
+                started = dre.start_action(self._handle)
+                if started:
+                    _, message, state_handle = started
+                    while message:
+                        messages.append(message)
+                        message = dre.complete_and_start_action(self._handle, state_handle)
+            except BaseException:
+                self.broken = True
+                raise
+            finally:
+                try:
+                    dre.retract_facts(self._handle, payload)
+                except BaseException:
+                    self.broken = True
+                    raise
+        return messages
+
+    def close(self) -> None:
+        """Free the compiled ruleset (its scratch state is empty, which delete_ruleset tolerates)."""
+        with ENGINE_LOCK:
+            if self._handle is not None and not self.broken:
+                dre.delete_ruleset(self._handle)
+            self._handle = None
+
+
+def bindings(messages: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """(rule name, engine ids of the bound facts in alias order) for each action message."""
+    found: list[tuple[str, list[str]]] = []
+    for message in messages:
+        for rule, bound in json.loads(message).items():
+            if "m" in bound:
+                found.append((rule, [bound["m"]["id"]]))
+            else:
+                found.append((rule, [bound[f"s{i}"]["id"] for i in range(len(bound))]))
+    return found

@@ -1,0 +1,47 @@
+"""Turning domain facts into the small JSON documents durable_rules sees."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Mapping
+
+# Names the engine puts on every fact; a domain field may not use them.
+RESERVED_FIELD_NAMES = frozenset({"id", "sid", "type"})
+SCRATCH_SID = "0"
+
+
+def engine_value(value: Any, is_date: bool) -> Any:
+    """Dates become day numbers so that the engine can compare them."""
+    if value is None:
+        return None
+    if is_date:
+        if isinstance(value, dt.datetime):
+            return value.date().toordinal()
+        if isinstance(value, dt.date):
+            return value.toordinal()
+        try:
+            return dt.date.fromisoformat(str(value)).toordinal()
+        except ValueError:
+            return None
+    return value
+
+
+def project(
+    *,
+    engine_id: str,
+    fact_type: str,
+    data: Mapping[str, Any],
+    fields: Iterable[str],
+    date_fields: frozenset[str],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fact as the engine needs it: only the fields some rule reads, plus engine fields."""
+    document: dict[str, Any] = {"id": engine_id, "sid": SCRATCH_SID, "type": fact_type}
+    for name in fields:
+        value = data.get(name)
+        if value is not None:
+            value = engine_value(value, name in date_fields)
+            if value is not None:
+                document[name] = value
+    if extra:
+        document.update(extra)
+    return document

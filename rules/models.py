@@ -1,0 +1,150 @@
+"""Declarative rules stored as data, and their immutable published versions.
+
+The ``Rule`` rows (with their steps, conditions and parameters) are the draft that
+clinicians edit. Publishing freezes the whole draft into a ``RulesetVersion``; evaluation
+always uses the latest version, never the draft.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from rules.spec import COUNT, OPERATORS, PATTERNS, PARAMETER_KINDS, SINGLE
+
+OPERATOR_CHOICES = [(code, label) for code, (label, _, _) in OPERATORS.items()]
+KIND_CHOICES = [(kind, kind) for kind in PARAMETER_KINDS]
+
+
+class Rule(models.Model):
+    key = models.SlugField(max_length=80, unique=True, help_text="Stable identifier, e.g. pain-stop. Never reuse one.")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=50)
+    severity = models.CharField(max_length=20)
+    message = models.TextField(
+        help_text="What the member reads. Use {field_name} for a value of the matched event and "
+        "{parameter_name} for a parameter, e.g. “Pain of {pain_during}/10 …”."
+    )
+    source_label = models.CharField(max_length=300, blank=True, help_text="Where the advice comes from.")
+    cooldown_days = models.PositiveIntegerField(
+        default=0, help_text="No new advice from this rule for the same member within this many days (0: no limit)."
+    )
+    enabled = models.BooleanField(default=True)
+    pattern = models.CharField(max_length=20, choices=list(PATTERNS.items()), default=SINGLE)
+    count = models.PositiveIntegerField(null=True, blank=True, help_text="How many matching events (several-events pattern).")
+    window_hours = models.FloatField(null=True, blank=True, help_text="Time window of the pattern, in hours.")
+    revision = models.PositiveIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.name}"
+
+    def clean(self) -> None:
+        if self.pattern == COUNT and (self.count is None or self.count < 2):
+            raise ValidationError({"count": "How many events: a whole number of at least 2."})
+        if self.pattern != SINGLE and (self.window_hours is None or self.window_hours <= 0):
+            raise ValidationError({"window_hours": "The time window must be more than 0 hours."})
+
+
+class RuleStep(models.Model):
+    """One event of a rule's pattern (a one-event rule has exactly one)."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField(default=1, help_text="1 for the first event, 2 for the next …")
+    fact_type = models.CharField("event type", max_length=50)
+
+    class Meta:
+        ordering = ["rule", "position"]
+        constraints = [models.UniqueConstraint(fields=["rule", "position"], name="rules_step_unique_position")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.fact_type}"
+
+
+class RuleCondition(models.Model):
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="conditions")
+    step = models.PositiveSmallIntegerField(default=1, help_text="Which event of the pattern (1 for one-event rules).")
+    group = models.PositiveSmallIntegerField(
+        default=1, help_text="Conditions with the same group number are alternatives (any); all groups must hold."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    field = models.CharField(max_length=80)
+    operator = models.CharField(max_length=10, choices=OPERATOR_CHOICES)
+    negate = models.BooleanField("not", default=False)
+    value = models.CharField(max_length=300, blank=True, help_text="A value, or a comma-separated list for “is one of”.")
+    parameter = models.CharField(max_length=60, blank=True, help_text="Name of one of this rule's parameters.")
+
+    class Meta:
+        ordering = ["rule", "step", "group", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.operator} {self.value or self.parameter}"
+
+
+class RuleParameter(models.Model):
+    """A named, typed number (or choice) a clinician tunes without touching the rule's structure."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="parameters")
+    name = models.CharField(max_length=60)
+    label = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=10, choices=KIND_CHOICES, default="number")
+    value = models.CharField(max_length=300)
+    unit = models.CharField(max_length=30, blank=True)
+
+    class Meta:
+        ordering = ["rule", "id"]
+        constraints = [models.UniqueConstraint(fields=["rule", "name"], name="rules_parameter_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.label or self.name} = {self.value} {self.unit}".strip()
+
+
+class RulesetVersion(models.Model):
+    """An immutable snapshot of the whole ruleset. The highest number is live."""
+
+    number = models.PositiveIntegerField(unique=True)
+    snapshot = models.JSONField(help_text="Every rule's spec, disabled ones included.")
+    comment = models.TextField(blank=True)
+    rolled_back_from = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-number"]
+        get_latest_by = "number"
+
+    def __str__(self) -> str:
+        return f"Version {self.number}"
+
+    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        if self.pk is not None:
+            raise ValidationError("A published version never changes; publish a new one instead.")
+        super().save(*args, **kwargs)
+
+
+class RuleChange(models.Model):
+    """Audit trail: every saved change to a draft rule, with the spec before and after."""
+
+    rule_key = models.CharField(max_length=80, db_index=True)
+    action = models.CharField(max_length=20)  # created, changed, deleted
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    changed_at = models.DateTimeField(auto_now_add=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.rule_key} {self.action} {self.changed_at:%Y-%m-%d %H:%M}"

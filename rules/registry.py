@@ -1,0 +1,138 @@
+"""The catalog of facts a domain app declares to the rules engine.
+
+The rules app knows nothing about any domain. A domain app fills this registry in its
+``AppConfig.ready()`` with the fact types it will send for evaluation, their fields
+(label, unit, kind, allowed values or range) and the derived figures it adds to each
+fact. Validation, the compiler, the admin widgets and the plain-language sentences all
+read the catalog from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import Iterable
+
+NUMBER = "number"
+INTEGER = "integer"
+BOOLEAN = "boolean"
+TEXT = "text"
+DATE = "date"
+KINDS = (NUMBER, INTEGER, BOOLEAN, TEXT, DATE)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of a fact type, as rules may use it."""
+
+    name: str
+    label: str
+    kind: str
+    unit: str = ""
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+    derived: bool = False
+    help_text: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown field kind {self.kind!r} for {self.name!r}")
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in (NUMBER, INTEGER)
+
+    def describe_range(self) -> str:
+        if self.choices:
+            return ", ".join(self.choices)
+        if self.minimum is not None and self.maximum is not None:
+            return f"{_fmt(self.minimum)}–{_fmt(self.maximum)}"
+        if self.minimum is not None:
+            return f"at least {_fmt(self.minimum)}"
+        if self.maximum is not None:
+            return f"at most {_fmt(self.maximum)}"
+        return ""
+
+
+@dataclass(frozen=True)
+class FactType:
+    """A kind of fact (an event type) with its fields, derived figures included."""
+
+    name: str
+    label: str
+    fields: dict[str, FieldSpec] = dc_field(default_factory=dict)
+
+    def field(self, name: str) -> FieldSpec | None:
+        return self.fields.get(name)
+
+
+@dataclass(frozen=True)
+class Choice:
+    code: str
+    label: str
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class Registry:
+    """Fact types, derived figures, categories and severities known to the engine."""
+
+    def __init__(self) -> None:
+        self._fact_types: dict[str, FactType] = {}
+        self._categories: dict[str, Choice] = {}
+        self._severities: dict[str, Choice] = {}
+
+    # -- declaration -------------------------------------------------------------------
+    def register_fact_type(self, name: str, label: str, fields: Iterable[FieldSpec]) -> FactType:
+        fact_type = FactType(name=name, label=label, fields={f.name: f for f in fields})
+        self._fact_types[name] = fact_type
+        return fact_type
+
+    def register_derived(self, fields: Iterable[FieldSpec], *, fact_types: Iterable[str] | None = None) -> None:
+        """Declare figures the domain computes and adds to each fact of ``fact_types`` (all if None)."""
+        targets = list(fact_types) if fact_types is not None else list(self._fact_types)
+        derived = [f if f.derived else FieldSpec(**{**f.__dict__, "derived": True}) for f in fields]
+        for name in targets:
+            fact_type = self._fact_types[name]
+            for spec in derived:
+                fact_type.fields.setdefault(spec.name, spec)
+
+    def register_categories(self, choices: Iterable[tuple[str, str]]) -> None:
+        for code, label in choices:
+            self._categories[code] = Choice(code, label)
+
+    def register_severities(self, choices: Iterable[tuple[str, str]]) -> None:
+        """Severities in display order, most urgent first."""
+        for code, label in choices:
+            self._severities[code] = Choice(code, label)
+
+    def clear(self) -> None:
+        self._fact_types.clear()
+        self._categories.clear()
+        self._severities.clear()
+
+    # -- lookup ------------------------------------------------------------------------
+    def fact_type(self, name: str) -> FactType | None:
+        return self._fact_types.get(name)
+
+    def fact_types(self) -> list[FactType]:
+        return list(self._fact_types.values())
+
+    def categories(self) -> list[Choice]:
+        return list(self._categories.values())
+
+    def severities(self) -> list[Choice]:
+        return list(self._severities.values())
+
+    def category_label(self, code: str) -> str:
+        choice = self._categories.get(code)
+        return choice.label if choice else code
+
+    def severity_label(self, code: str) -> str:
+        choice = self._severities.get(code)
+        return choice.label if choice else code
+
+
+registry = Registry()

@@ -1,0 +1,56 @@
+"""Reads of the rules app: rule specs, the draft and the published versions."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from rules.models import Rule, RuleChange, RulesetVersion
+from rules.spec import LIST_OPERATORS
+
+
+def rule_spec(rule: Rule) -> dict[str, Any]:
+    """The rule's rows as a spec (see rules.spec), values as the clinician typed them."""
+    conditions = []
+    for condition in rule.conditions.all():
+        value: Any = condition.value or None
+        if value is not None and condition.operator in LIST_OPERATORS:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        conditions.append({
+            "step": condition.step, "group": condition.group, "field": condition.field,
+            "operator": condition.operator, "value": value, "parameter": condition.parameter or None,
+            "negate": condition.negate,
+        })
+    return {
+        "key": rule.key, "name": rule.name, "description": rule.description, "category": rule.category,
+        "severity": rule.severity, "message": rule.message, "source_label": rule.source_label,
+        "cooldown_days": rule.cooldown_days, "enabled": rule.enabled, "pattern": rule.pattern,
+        "count": rule.count, "window_hours": rule.window_hours,
+        "steps": [{"fact_type": step.fact_type} for step in rule.steps.all()],
+        "conditions": conditions,
+        "parameters": [
+            {"name": p.name, "label": p.label, "kind": p.kind, "value": p.value, "unit": p.unit}
+            for p in rule.parameters.all()
+        ],
+    }
+
+
+def rules_with_children() -> QuerySet[Rule]:
+    return Rule.objects.prefetch_related("steps", "conditions", "parameters")
+
+
+def ruleset_draft_specs() -> list[dict[str, Any]]:
+    """Every rule of the draft (disabled ones included), by key."""
+    return [rule_spec(rule) for rule in rules_with_children().order_by("key")]
+
+
+def version_live() -> RulesetVersion | None:
+    return RulesetVersion.objects.order_by("-number").first()
+
+
+def version_live_number() -> int:
+    return RulesetVersion.objects.order_by("-number").values_list("number", flat=True).first() or 0
+
+
+def rule_changes(rule_key: str) -> QuerySet[RuleChange]:
+    return RuleChange.objects.filter(rule_key=rule_key).select_related("changed_by")

@@ -1,0 +1,402 @@
+"""The public surface of the rules engine: evaluate facts, save rules, publish versions.
+
+A domain app calls ``facts_evaluate`` (or ``facts_evaluate_many``) with the new fact and
+the member's relevant history, and gets back every rule that fired. Evaluation always
+uses the latest published version; each worker process notices a new version through a
+version stamp in the database and compiles it on its next evaluation, with no restart.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from rules.compiler import CompiledRuleset, ruleset_compile
+from rules.conf import rules_settings
+from rules.internal.engine import DurableRuleset, bindings
+from rules.internal.facts import project
+from rules.internal.render import render_message
+from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetVersion, RuleStep
+from rules.registry import registry
+from rules.selectors import rule_spec, ruleset_draft_specs, version_live_number
+from rules.spec import RuleValidationError, spec_normalize, spec_validate
+
+MSG_CONFLICT = (
+    "Someone else saved this rule while you were editing it (your copy: revision {mine}, saved: "
+    "revision {theirs}). Reload the page to see their change, then make yours again."
+)
+
+
+class RuleConflictError(Exception):
+    """A rule was saved by someone else since the editor loaded it."""
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Fact:
+    """A fact the domain sends for evaluation: an event with its fields and derived figures."""
+
+    id: str
+    type: str
+    occurred_at: dt.datetime
+    data: Mapping[str, Any]
+    group: str = ""
+
+
+@dataclass(frozen=True)
+class Match:
+    """One rule that fired for the new fact."""
+
+    rule_key: str
+    rule_name: str
+    version: int
+    category: str
+    severity: str
+    message: str
+    source_label: str
+    cooldown_days: int
+    fact_ids: tuple[str, ...]
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    version: int
+    matches: list[Match]
+
+
+@dataclass(frozen=True)
+class LiveRuleset:
+    """What a domain needs to know to collect history for the live version."""
+
+    version: int
+    history_window: dt.timedelta
+    history_types: frozenset[str]
+
+
+class _Engine:
+    """A compiled rule version loaded into durable_rules (one per worker process)."""
+
+    def __init__(self, version: int, compiled: CompiledRuleset) -> None:
+        self.version = version
+        self.compiled = compiled
+        self.single = DurableRuleset(compiled.single_json)
+        self.pattern = DurableRuleset(compiled.pattern_json)
+        self.checked_at = time.monotonic()
+
+    @property
+    def broken(self) -> bool:
+        return self.single.broken or self.pattern.broken
+
+    def close(self) -> None:
+        self.single.close()
+        self.pattern.close()
+
+
+_engine: _Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def _engine_current() -> _Engine:
+    """The engine of the live version, recompiled when a new version was published."""
+    global _engine
+    engine = _engine
+    wait = rules_settings.VERSION_CHECK_SECONDS
+    if engine is not None and not engine.broken and wait and time.monotonic() - engine.checked_at < wait:
+        return engine
+    number = version_live_number()
+    with _engine_lock:
+        engine = _engine
+        if engine is not None and engine.version == number and not engine.broken:
+            engine.checked_at = time.monotonic()
+            return engine
+        snapshot = RulesetVersion.objects.get(number=number).snapshot if number else []
+        fresh = _Engine(number, ruleset_compile(snapshot))
+        _engine = fresh
+        if engine is not None:
+            engine.close()
+        return fresh
+
+
+def ruleset_live() -> LiveRuleset:
+    engine = _engine_current()
+    return LiveRuleset(
+        version=engine.version,
+        history_window=engine.compiled.history_window,
+        history_types=engine.compiled.history_types,
+    )
+
+
+_SEVERITY_RANK: dict[str, int] = {}
+
+
+def _severity_rank(code: str) -> int:
+    if not _SEVERITY_RANK:
+        _SEVERITY_RANK.update({choice.code: index for index, choice in enumerate(registry.severities())})
+    return _SEVERITY_RANK.get(code, len(_SEVERITY_RANK))
+
+
+def facts_evaluate(*, fact: Fact, history: Sequence[Fact] = ()) -> Evaluation:
+    """Every rule of the live version that fires for ``fact`` given the member's ``history``.
+
+    Only matches that involve ``fact`` are returned, one per rule, whatever order the facts
+    arrived in: patterns use the facts' own ``occurred_at``.
+    """
+    return facts_evaluate_many(items=[(fact, history)])[0]
+
+
+def facts_evaluate_many(*, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
+    """``facts_evaluate`` for many (fact, history) pairs in one pass through the engine."""
+    engine = _engine_current()
+    compiled = engine.compiled
+    found: list[dict[str, tuple[int, ...]]] = [{} for _ in items]
+
+    # One-event rules never need history: only the new facts are asserted.
+    documents = []
+    for index, (fact, _) in enumerate(items):
+        fields = compiled.single_fields.get(fact.type)
+        if fields is not None:
+            documents.append(project(engine_id=str(index), fact_type=fact.type, data=fact.data,
+                                     fields=fields, date_fields=compiled.date_fields))
+    for rule, ids in bindings(engine.single.run(documents)):
+        found[int(ids[0])][rule] = ()
+
+    # Patterns: the new fact with the history inside the widest window, in time order.
+    ordered: list[list[Fact]] = [[] for _ in items]
+    if not engine.pattern.empty:
+        documents = []
+        window = compiled.history_window
+        new_positions: list[int] = []
+        for index, (fact, history) in enumerate(items):
+            new_positions.append(-1)
+            if fact.type not in compiled.history_types:
+                continue
+            relevant = [
+                h for h in history
+                if h.type in compiled.history_types and h.id != fact.id
+                and abs(h.occurred_at - fact.occurred_at) <= window
+            ]
+            if not relevant:
+                continue
+            facts = sorted([fact, *relevant], key=lambda f: (f.occurred_at, f.id))
+            ordered[index] = facts
+            for position, item in enumerate(facts):
+                if item is fact:
+                    new_positions[index] = position
+                documents.append(project(
+                    engine_id=f"{index}.{position}", fact_type=item.type, data=item.data,
+                    fields=compiled.pattern_fields.get(item.type, ()), date_fields=compiled.date_fields,
+                    extra={"_g": index, "_o": position, "_t": item.occurred_at.timestamp()},
+                ))
+        for rule, ids in bindings(engine.pattern.run(documents)):
+            index = int(ids[0].split(".")[0])
+            positions = tuple(int(i.split(".")[1]) for i in ids)
+            if new_positions[index] not in positions:
+                continue
+            # Of several combinations, keep the one with the most recent facts.
+            best = found[index].get(rule)
+            if best is None or sorted(positions, reverse=True) > sorted(best, reverse=True):
+                found[index][rule] = positions
+
+    evaluations = []
+    for index, (fact, _) in enumerate(items):
+        matches = []
+        for rule_key, positions in found[index].items():
+            meta = compiled.rules[rule_key]
+            matched = [ordered[index][p] for p in positions] if positions else [fact]
+            newest_first = sorted((f for f in matched if f is not fact), key=lambda f: f.occurred_at, reverse=True)
+            extra = {"count": len(matched)}
+            message = render_message(meta.message, fact.data, *[f.data for f in newest_first], meta.parameters, extra)
+            matches.append(Match(
+                rule_key=rule_key, rule_name=meta.name, version=engine.version, category=meta.category,
+                severity=meta.severity, message=message, source_label=meta.source_label,
+                cooldown_days=meta.cooldown_days, fact_ids=tuple(f.id for f in matched),
+                values={**meta.parameters},
+            ))
+        matches.sort(key=lambda m: (_severity_rank(m.severity), m.rule_key))
+        evaluations.append(Evaluation(version=engine.version, matches=matches))
+    return evaluations
+
+
+def engine_reset() -> None:
+    """Forget this process's compiled engine (tests; after a crash the engine rebuilds itself)."""
+    global _engine
+    with _engine_lock:
+        if _engine is not None:
+            _engine.close()
+        _engine = None
+    _SEVERITY_RANK.clear()
+
+
+# --------------------------------------------------------------------------------------
+# Authoring
+# --------------------------------------------------------------------------------------
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+@transaction.atomic
+def rule_save(
+    *,
+    spec: Mapping[str, Any],
+    user: Any = None,
+    rule: Rule | None = None,
+    expected_revision: int | None = None,
+) -> Rule:
+    """Validate a rule spec and write it to the draft (create or replace), with an audit record.
+
+    Raises ``RuleValidationError`` (field path -> messages) and nothing is written, or
+    ``RuleConflictError`` when ``expected_revision`` is stale.
+    """
+    errors = spec_validate(spec)
+    if rule is None:
+        rule = Rule.objects.select_for_update().filter(key=spec.get("key")).first() or Rule()
+    elif rule.pk:
+        current = Rule.objects.select_for_update().filter(pk=rule.pk).values_list("revision", flat=True).first()
+        if expected_revision is not None and current is not None and current != expected_revision:
+            raise RuleConflictError(MSG_CONFLICT.format(mine=expected_revision, theirs=current))
+    clash = Rule.objects.filter(key=spec.get("key")).exclude(pk=rule.pk).exists()
+    if clash:
+        errors.setdefault("key", []).append("Another rule already uses this key.")
+    if errors:
+        raise RuleValidationError(errors)
+    normalized = spec_normalize(spec)
+    before = rule_spec(rule) if rule.pk else None
+    for name in ("key", "name", "description", "category", "severity", "message", "source_label",
+                 "cooldown_days", "enabled", "pattern", "count", "window_hours"):
+        setattr(rule, name, normalized[name])
+    rule.updated_by = user if getattr(user, "pk", None) else None
+    rule.revision = (rule.revision or 0) + 1 if before is not None else 1
+    rule.save()
+    rule.steps.all().delete()
+    rule.conditions.all().delete()
+    rule.parameters.all().delete()
+    RuleStep.objects.bulk_create(
+        RuleStep(rule=rule, position=index, fact_type=step["fact_type"])
+        for index, step in enumerate(normalized["steps"], start=1)
+    )
+    RuleCondition.objects.bulk_create(
+        RuleCondition(rule=rule, position=index, step=c["step"], group=c["group"], field=c["field"],
+                      operator=c["operator"], negate=c["negate"], value=_text(c["value"]),
+                      parameter=c["parameter"] or "")
+        for index, c in enumerate(normalized["conditions"])
+    )
+    RuleParameter.objects.bulk_create(
+        RuleParameter(rule=rule, name=p["name"], label=p["label"], kind=p["kind"], value=_text(p["value"]),
+                      unit=p["unit"])
+        for p in normalized["parameters"]
+    )
+    after = rule_spec(Rule.objects.prefetch_related("steps", "conditions", "parameters").get(pk=rule.pk))
+    if before != after:
+        RuleChange.objects.create(rule_key=rule.key, action="changed" if before else "created",
+                                  before=before, after=after, changed_by=rule.updated_by)
+    return rule
+
+
+@transaction.atomic
+def rule_delete(*, rule: Rule, user: Any = None) -> None:
+    before = rule_spec(rule)
+    RuleChange.objects.create(rule_key=rule.key, action="deleted", before=before, after=None,
+                              changed_by=user if getattr(user, "pk", None) else None)
+    rule.delete()
+
+
+def rule_set_enabled(*, rule: Rule, enabled: bool, user: Any = None) -> Rule:
+    spec = rule_spec(rule)
+    spec["enabled"] = enabled
+    return rule_save(spec=spec, rule=rule, user=user)
+
+
+# --------------------------------------------------------------------------------------
+# Publishing
+# --------------------------------------------------------------------------------------
+def ruleset_check(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate, normalize and test-compile a whole ruleset; raise RuleValidationError if any rule is bad."""
+    errors: dict[str, list[str]] = {}
+    keys: set[str] = set()
+    for spec in specs:
+        for path, messages in spec_validate(spec).items():
+            errors.setdefault(f"{spec.get('key') or '?'}: {path}", []).extend(messages)
+        if spec.get("key") in keys:
+            errors.setdefault(f"{spec.get('key')}: key", []).append("Two rules use this key.")
+        keys.add(spec.get("key"))
+    if errors:
+        raise RuleValidationError(errors)
+    normalized = sorted((spec_normalize(s) for s in specs), key=lambda s: s["key"])
+    compiled = ruleset_compile(normalized)
+    # Load it into the engine once, so a version that would not load is never published.
+    for ruleset_json in (compiled.single_json, compiled.pattern_json):
+        DurableRuleset(ruleset_json).close()
+    return normalized
+
+
+def ruleset_publish(
+    *,
+    user: Any = None,
+    comment: str = "",
+    specs: Sequence[Mapping[str, Any]] | None = None,
+    rolled_back_from: int | None = None,
+) -> RulesetVersion:
+    """Freeze the draft (or ``specs``) into a new immutable version, which goes live at once."""
+    snapshot = ruleset_check(ruleset_draft_specs() if specs is None else specs)
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                number = (RulesetVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
+                return RulesetVersion.objects.create(
+                    number=number, snapshot=snapshot, comment=comment, rolled_back_from=rolled_back_from,
+                    created_by=user if getattr(user, "pk", None) else None,
+                )
+        except IntegrityError:  # two publishes raced for the same number: take the next one
+            continue
+    raise RuntimeError("Could not allocate a version number; try publishing again.")
+
+
+@transaction.atomic
+def ruleset_rollback(*, version: int, user: Any = None, comment: str = "") -> RulesetVersion:
+    """Publish an earlier version again as a new version, and make the draft equal to it."""
+    old = RulesetVersion.objects.get(number=version)
+    draft_replace(specs=old.snapshot, user=user)
+    return ruleset_publish(user=user, specs=old.snapshot, rolled_back_from=version,
+                           comment=comment or f"Rolled back to version {version}.")
+
+
+@transaction.atomic
+def draft_replace(*, specs: Sequence[Mapping[str, Any]], user: Any = None) -> None:
+    """Make the draft exactly ``specs``: rules are created, changed or deleted to match."""
+    keys = {spec["key"] for spec in specs}
+    for rule in Rule.objects.exclude(key__in=keys).prefetch_related("steps", "conditions", "parameters"):
+        rule_delete(rule=rule, user=user)
+    for spec in specs:
+        rule_save(spec=spec, user=user)
+
+
+def ruleset_install_pack(specs: Sequence[Mapping[str, Any]], *, comment: str, user: Any = None) -> bool:
+    """Add the pack's rules whose keys are new (never overwriting edits); publish if anything changed.
+
+    Idempotent: a second call with the same pack changes nothing and returns False.
+    """
+    with transaction.atomic():
+        existing = set(Rule.objects.values_list("key", flat=True))
+        added = [spec for spec in specs if spec["key"] not in existing]
+        for spec in added:
+            rule_save(spec=spec, user=user)
+    if added or not RulesetVersion.objects.exists():
+        ruleset_publish(user=user, comment=comment)
+        return True
+    return False

@@ -1,0 +1,404 @@
+"""The declarative form of a rule, as plain data, and its validation.
+
+A rule spec is a dict (the same shape is stored in published versions and in exported
+rule packs)::
+
+    {"key": "pain-stop", "name": "...", "description": "...", "category": "pain",
+     "severity": "stop", "message": "... {pain_during} ...", "source_label": "...",
+     "cooldown_days": 0, "enabled": True,
+     "pattern": "single" | "sequence" | "count", "count": None, "window_hours": None,
+     "steps": [{"fact_type": "run"}],
+     "conditions": [{"step": 1, "group": 1, "field": "pain_during", "operator": "gte",
+                     "value": None, "parameter": "threshold", "negate": False}],
+     "parameters": [{"name": "threshold", "label": "Pain threshold", "kind": "integer",
+                     "value": 5, "unit": "/10"}]}
+
+Conditions of one step that share a group number are alternatives (any of them); every
+group must hold (all of them); ``negate`` turns a condition into its opposite (not).
+A "sequence" matches its steps in time order, the last within ``window_hours`` of the
+first; a "count" matches ``count`` facts of its one step within ``window_hours``.
+
+Validation is pure (no database): ``spec_validate`` returns every problem keyed by the
+path of the offending field, with messages written for a clinician.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+from typing import Any, Mapping
+
+from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
+
+SINGLE, SEQUENCE, COUNT = "single", "sequence", "count"
+PATTERNS = {
+    SINGLE: "One event",
+    SEQUENCE: "Events in order, within a time window",
+    COUNT: "Several matching events within a time window",
+}
+
+# operator code -> (label used in sentences, kinds it fits, needs a value)
+OPERATORS: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "eq": ("is", (NUMBER, INTEGER, BOOLEAN, TEXT, DATE), True),
+    "ne": ("is not", (NUMBER, INTEGER, BOOLEAN, TEXT, DATE), True),
+    "lt": ("is under", (NUMBER, INTEGER, DATE), True),
+    "lte": ("is at most", (NUMBER, INTEGER, DATE), True),
+    "gt": ("is over", (NUMBER, INTEGER, DATE), True),
+    "gte": ("is at least", (NUMBER, INTEGER, DATE), True),
+    "in": ("is one of", (TEXT,), True),
+    "not_in": ("is none of", (TEXT,), True),
+    "exists": ("is recorded", (NUMBER, INTEGER, BOOLEAN, TEXT, DATE), False),
+    "missing": ("is not recorded", (NUMBER, INTEGER, BOOLEAN, TEXT, DATE), False),
+}
+NEGATIONS = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte",
+             "in": "not_in", "not_in": "in", "exists": "missing", "missing": "exists"}
+LIST_OPERATORS = {"in", "not_in"}
+PARAMETER_KINDS = (NUMBER, INTEGER, BOOLEAN, TEXT, DATE)
+KEY_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+MESSAGE_EXTRA_PLACEHOLDERS = ("count",)
+
+# Messages a clinician reads (tests reuse these constants).
+MSG_REQUIRED = "This field is required."
+MSG_KEY = "Use lower-case letters, digits and dashes, for example “pain-stop”."
+MSG_UNKNOWN_CATEGORY = "“{value}” is not a category. Choose one of: {choices}."
+MSG_UNKNOWN_SEVERITY = "“{value}” is not a severity. Choose one of: {choices}."
+MSG_UNKNOWN_PATTERN = "Choose how events are matched: one event, events in order, or several events."
+MSG_NO_STEPS = "A rule needs at least one event to match."
+MSG_SINGLE_STEPS = "A one-event rule matches exactly one event type; remove the extra steps or choose a pattern."
+MSG_SEQUENCE_STEPS = "A sequence needs at least two events (for example a run, then a pain report)."
+MSG_TOO_MANY_STEPS = "A pattern can have at most {max} events."
+MSG_COUNT_STEPS = "A “several events” pattern describes one kind of event; use exactly one step."
+MSG_COUNT = "How many events: a whole number of at least 2."
+MSG_WINDOW = "The time window must be more than 0 hours."
+MSG_WINDOW_SINGLE = "A one-event rule has no time window; leave it empty."
+MSG_UNKNOWN_FACT_TYPE = "“{value}” is not an event type. Choose one of: {choices}."
+MSG_NO_CONDITIONS = "Add at least one condition, so the rule does not fire on every {label}."
+MSG_UNKNOWN_STEP = "There is no event number {value} in this rule."
+MSG_UNKNOWN_FIELD = "“{value}” is not a field of a {label}. Choose one from the list."
+MSG_UNKNOWN_OPERATOR = "“{value}” is not a comparison."
+MSG_OPERATOR_KIND = "“{operator}” does not fit {field}, which is {kind}. Use one of: {choices}."
+MSG_VALUE_AND_PARAMETER = "Give either a value or a parameter, not both."
+MSG_NEEDS_VALUE = "Give a value or pick a parameter to compare {field} with."
+MSG_NO_VALUE = "“{operator}” takes no value; leave value and parameter empty."
+MSG_UNKNOWN_PARAMETER = "There is no parameter called “{value}” in this rule."
+MSG_PARAMETER_KIND = "Parameter “{name}” is {kind}, but {field} is {field_kind}."
+MSG_NOT_NUMBER = "Enter a number."
+MSG_NOT_INTEGER = "Enter a whole number."
+MSG_NOT_BOOLEAN = "Enter yes or no."
+MSG_NOT_DATE = "Enter a date as YYYY-MM-DD."
+MSG_NOT_TEXT = "Enter text."
+MSG_OUT_OF_RANGE = "{value} is outside the range of {field} ({range})."
+MSG_NOT_A_CHOICE = "“{value}” is not a possible value of {field}. Choose from: {choices}."
+MSG_EMPTY_LIST = "Choose at least one value."
+MSG_PARAMETER_NAME = "Use lower-case letters, digits and underscores, starting with a letter."
+MSG_PARAMETER_DUPLICATE = "Another parameter already has this name."
+MSG_PARAMETER_UNUSED = "No condition uses this parameter; remove it or use it."
+MSG_COOLDOWN = "Cooldown must be a whole number of days, 0 or more."
+MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
+MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
+
+KIND_LABELS = {NUMBER: "a number", INTEGER: "a whole number", BOOLEAN: "yes or no", TEXT: "a choice of text", DATE: "a date"}
+
+Errors = dict[str, list[str]]
+
+
+class RuleValidationError(Exception):
+    """A rule spec is invalid; ``errors`` maps field paths to messages."""
+
+    def __init__(self, errors: Errors) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def coerce_value(raw: Any, kind: str) -> Any:
+    """Turn a stored or typed value into the kind's Python value, or raise ValueError(message)."""
+    if kind == BOOLEAN:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in {"true", "yes", "1"}:
+            return True
+        if isinstance(raw, str) and raw.strip().lower() in {"false", "no", "0"}:
+            return False
+        raise ValueError(MSG_NOT_BOOLEAN)
+    if kind in (NUMBER, INTEGER):
+        if isinstance(raw, bool) or raw is None or raw == "":
+            raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER)
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(MSG_NOT_NUMBER)
+        if kind == INTEGER:
+            if not number.is_integer():
+                raise ValueError(MSG_NOT_INTEGER)
+            return int(number)
+        return int(number) if number.is_integer() else number
+    if kind == DATE:
+        if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):
+            return raw.isoformat()
+        try:
+            return dt.date.fromisoformat(str(raw).strip()).isoformat()
+        except ValueError:
+            raise ValueError(MSG_NOT_DATE) from None
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValueError(MSG_NOT_TEXT)
+    return raw.strip()
+
+
+def coerce_list(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        items = [part.strip() for part in raw.split(",")]
+    elif isinstance(raw, (list, tuple)):
+        items = [str(part).strip() for part in raw]
+    else:
+        raise ValueError(MSG_EMPTY_LIST)
+    items = [item for item in items if item]
+    if not items:
+        raise ValueError(MSG_EMPTY_LIST)
+    return items
+
+
+def _check_against_field(value: Any, field: FieldSpec) -> str | None:
+    """Return a message when an already-coerced value does not fit the field's range or choices."""
+    if field.choices and field.kind == TEXT and value not in field.choices:
+        return MSG_NOT_A_CHOICE.format(value=value, field=field.label, choices=", ".join(field.choices))
+    if field.is_numeric:
+        if (field.minimum is not None and value < field.minimum) or (field.maximum is not None and value > field.maximum):
+            return MSG_OUT_OF_RANGE.format(value=value, field=field.label, range=field.describe_range())
+    return None
+
+
+def operators_for_kind(kind: str) -> list[str]:
+    return [code for code, (_, kinds, _) in OPERATORS.items() if kind in kinds]
+
+
+def field_for(spec: Mapping[str, Any], step: int, name: str) -> FieldSpec | None:
+    steps = spec.get("steps") or []
+    if not (1 <= step <= len(steps)):
+        return None
+    fact_type = registry.fact_type(steps[step - 1].get("fact_type", ""))
+    return fact_type.field(name) if fact_type else None
+
+
+def spec_validate(spec: Mapping[str, Any]) -> Errors:
+    """Every problem of a rule spec, by field path (``conditions.2.value``); empty when valid."""
+    from rules.conf import rules_settings
+
+    errors: Errors = {}
+
+    def add(path: str, message: str) -> None:
+        errors.setdefault(path, []).append(message)
+
+    for name in ("key", "name", "message", "category", "severity"):
+        if not str(spec.get(name) or "").strip():
+            add(name, MSG_REQUIRED)
+    if spec.get("key") and not KEY_RE.match(str(spec["key"])):
+        add("key", MSG_KEY)
+    categories = [c.code for c in registry.categories()]
+    if spec.get("category") and categories and spec["category"] not in categories:
+        add("category", MSG_UNKNOWN_CATEGORY.format(value=spec["category"], choices=", ".join(categories)))
+    severities = [s.code for s in registry.severities()]
+    if spec.get("severity") and spec["severity"] not in severities:
+        add("severity", MSG_UNKNOWN_SEVERITY.format(value=spec["severity"], choices=", ".join(severities)))
+    cooldown = spec.get("cooldown_days", 0)
+    if cooldown is None:
+        cooldown = 0
+    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
+        add("cooldown_days", MSG_COOLDOWN)
+
+    # -- pattern and steps --------------------------------------------------------------
+    pattern = spec.get("pattern") or SINGLE
+    steps = list(spec.get("steps") or [])
+    if pattern not in PATTERNS:
+        add("pattern", MSG_UNKNOWN_PATTERN)
+    if not steps:
+        add("steps", MSG_NO_STEPS)
+    elif pattern == SINGLE and len(steps) != 1:
+        add("steps", MSG_SINGLE_STEPS)
+    elif pattern == SEQUENCE and len(steps) < 2:
+        add("steps", MSG_SEQUENCE_STEPS)
+    elif pattern == COUNT and len(steps) != 1:
+        add("steps", MSG_COUNT_STEPS)
+    if len(steps) > rules_settings.MAX_PATTERN_STEPS:
+        add("steps", MSG_TOO_MANY_STEPS.format(max=rules_settings.MAX_PATTERN_STEPS))
+    window = spec.get("window_hours")
+    if pattern in (SEQUENCE, COUNT):
+        try:
+            if window is None or isinstance(window, bool) or float(window) <= 0:
+                add("window_hours", MSG_WINDOW)
+        except (TypeError, ValueError):
+            add("window_hours", MSG_WINDOW)
+    elif window not in (None, "", 0):
+        add("window_hours", MSG_WINDOW_SINGLE)
+    if pattern == COUNT:
+        count = spec.get("count")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 2:
+            add("count", MSG_COUNT)
+    fact_type_names = [ft.name for ft in registry.fact_types()]
+    for index, step in enumerate(steps):
+        if not registry.fact_type(step.get("fact_type") or ""):
+            add(f"steps.{index}.fact_type",
+                MSG_UNKNOWN_FACT_TYPE.format(value=step.get("fact_type") or "", choices=", ".join(fact_type_names)))
+
+    # -- parameters ---------------------------------------------------------------------
+    parameters: dict[str, Any] = {}
+    parameter_kinds: dict[str, str] = {}
+    for index, parameter in enumerate(spec.get("parameters") or []):
+        name = str(parameter.get("name") or "")
+        kind = parameter.get("kind")
+        if not NAME_RE.match(name):
+            add(f"parameters.{index}.name", MSG_PARAMETER_NAME)
+            continue
+        if name in parameters:
+            add(f"parameters.{index}.name", MSG_PARAMETER_DUPLICATE)
+            continue
+        if kind not in PARAMETER_KINDS:
+            add(f"parameters.{index}.kind", MSG_REQUIRED)
+            continue
+        try:
+            parameters[name] = coerce_value(parameter.get("value"), kind)
+            parameter_kinds[name] = kind
+        except ValueError as exc:
+            add(f"parameters.{index}.value", str(exc))
+
+    # -- conditions ---------------------------------------------------------------------
+    conditions = list(spec.get("conditions") or [])
+    used_parameters: set[str] = set()
+    for step_number, step in enumerate(steps, start=1):
+        fact_type = registry.fact_type(step.get("fact_type") or "")
+        if fact_type and not any(int(c.get("step") or 1) == step_number for c in conditions):
+            add(f"steps.{step_number - 1}.fact_type", MSG_NO_CONDITIONS.format(label=fact_type.label.lower()))
+    for index, condition in enumerate(conditions):
+        path = f"conditions.{index}"
+        try:
+            step_number = int(condition.get("step") or 1)
+        except (TypeError, ValueError):
+            step_number = 0
+        if not (1 <= step_number <= len(steps)):
+            add(f"{path}.step", MSG_UNKNOWN_STEP.format(value=condition.get("step")))
+            continue
+        fact_type = registry.fact_type(steps[step_number - 1].get("fact_type") or "")
+        if fact_type is None:
+            continue  # reported on the step
+        field = fact_type.field(str(condition.get("field") or ""))
+        if field is None:
+            add(f"{path}.field", MSG_UNKNOWN_FIELD.format(value=condition.get("field") or "", label=fact_type.label.lower()))
+            continue
+        operator = condition.get("operator")
+        if operator not in OPERATORS:
+            add(f"{path}.operator", MSG_UNKNOWN_OPERATOR.format(value=operator or ""))
+            continue
+        label, kinds, needs_value = OPERATORS[operator]
+        if field.kind not in kinds:
+            add(f"{path}.operator", MSG_OPERATOR_KIND.format(
+                operator=label, field=field.label, kind=KIND_LABELS[field.kind],
+                choices=", ".join(OPERATORS[o][0] for o in operators_for_kind(field.kind))))
+            continue
+        value, parameter = condition.get("value"), condition.get("parameter")
+        has_value = value not in (None, "", [])
+        if not needs_value:
+            if has_value or parameter:
+                add(f"{path}.value", MSG_NO_VALUE.format(operator=label))
+            continue
+        if has_value and parameter:
+            add(f"{path}.value", MSG_VALUE_AND_PARAMETER)
+            continue
+        if not has_value and not parameter:
+            add(f"{path}.value", MSG_NEEDS_VALUE.format(field=field.label))
+            continue
+        if parameter:
+            used_parameters.add(parameter)
+            if parameter not in parameter_kinds:
+                if not any(p.get("name") == parameter for p in spec.get("parameters") or []):
+                    add(f"{path}.parameter", MSG_UNKNOWN_PARAMETER.format(value=parameter))
+                continue
+            expected = TEXT if operator in LIST_OPERATORS else field.kind
+            compatible = parameter_kinds[parameter] == expected or (
+                {parameter_kinds[parameter], expected} == {NUMBER, INTEGER} and field.kind == NUMBER)
+            if not compatible:
+                add(f"{path}.parameter", MSG_PARAMETER_KIND.format(
+                    name=parameter, kind=KIND_LABELS[parameter_kinds[parameter]], field=field.label,
+                    field_kind=KIND_LABELS[field.kind]))
+                continue
+            values = coerce_list(parameters[parameter]) if operator in LIST_OPERATORS else [parameters[parameter]]
+            target = f"parameters.{_parameter_index(spec, parameter)}.value"
+        else:
+            try:
+                values = ([coerce_value(v, TEXT) for v in coerce_list(value)] if operator in LIST_OPERATORS
+                          else [coerce_value(value, field.kind)])
+            except ValueError as exc:
+                add(f"{path}.value", str(exc))
+                continue
+            target = f"{path}.value"
+        for item in values:
+            problem = _check_against_field(item, field)
+            if problem:
+                add(target, problem)
+    for index, parameter in enumerate(spec.get("parameters") or []):
+        if parameter.get("name") in parameter_kinds and parameter.get("name") not in used_parameters:
+            add(f"parameters.{index}.name", MSG_PARAMETER_UNUSED)
+
+    # -- message placeholders -------------------------------------------------------------
+    allowed = set(parameters) | set(MESSAGE_EXTRA_PLACEHOLDERS)
+    for step in steps:
+        fact_type = registry.fact_type(step.get("fact_type") or "")
+        if fact_type:
+            allowed |= set(fact_type.fields)
+    try:
+        for _, name, _, _ in string.Formatter().parse(str(spec.get("message") or "")):
+            if name is not None and name not in allowed:
+                add("message", MSG_PLACEHOLDER.format(value=name))
+    except ValueError:
+        add("message", MSG_MESSAGE_FORMAT)
+    return errors
+
+
+def _parameter_index(spec: Mapping[str, Any], name: str) -> int:
+    for index, parameter in enumerate(spec.get("parameters") or []):
+        if parameter.get("name") == name:
+            return index
+    return 0
+
+
+def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A canonical copy of a valid spec: stable key order and coerced values (same rule, same data)."""
+    parameters = [
+        {"name": p["name"], "label": p.get("label") or p["name"].replace("_", " "), "kind": p["kind"],
+         "value": coerce_value(p["value"], p["kind"]), "unit": p.get("unit") or ""}
+        for p in spec.get("parameters") or []
+    ]
+    conditions = []
+    for c in spec.get("conditions") or []:
+        step = int(c.get("step") or 1)
+        value = c.get("value")
+        if value in ("", []):
+            value = None
+        if value is not None:
+            field = field_for(spec, step, c["field"])
+            value = coerce_list(value) if c["operator"] in LIST_OPERATORS else coerce_value(value, field.kind)
+        conditions.append({
+            "step": step, "group": int(c.get("group") or 1), "field": c["field"], "operator": c["operator"],
+            "value": value, "parameter": c.get("parameter") or None, "negate": bool(c.get("negate")),
+        })
+    pattern = spec.get("pattern") or SINGLE
+    window = spec.get("window_hours")
+    return {
+        "key": spec["key"],
+        "name": spec["name"],
+        "description": spec.get("description") or "",
+        "category": spec["category"],
+        "severity": spec["severity"],
+        "message": spec["message"],
+        "source_label": spec.get("source_label") or "",
+        "cooldown_days": int(spec.get("cooldown_days") or 0),
+        "enabled": bool(spec.get("enabled", True)),
+        "pattern": pattern,
+        "count": int(spec["count"]) if pattern == COUNT else None,
+        "window_hours": (int(float(window)) if float(window).is_integer() else float(window))
+        if pattern != SINGLE else None,
+        "steps": [{"fact_type": s["fact_type"]} for s in spec.get("steps") or []],
+        "conditions": conditions,
+        "parameters": parameters,
+    }

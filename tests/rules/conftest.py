@@ -1,0 +1,62 @@
+"""Builders for the rules suite: specs of the test domain (see testdomain/apps.py)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from rules import services
+from rules.services import Fact
+
+T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.timezone.utc)
+
+
+def make_spec(key: str = "hot", conditions: list[dict] | None = None, **overrides: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "key": key, "name": key.replace("-", " ").title(), "description": "", "category": "safety",
+        "severity": "urgent", "message": "Temperature {temperature}", "source_label": "Manual",
+        "cooldown_days": 0, "enabled": True, "pattern": "single", "count": None, "window_hours": None,
+        "steps": [{"fact_type": "reading"}],
+        "conditions": conditions if conditions is not None else [
+            {"step": 1, "group": 1, "field": "temperature", "operator": "gt", "value": 30}],
+        "parameters": [],
+    }
+    spec.update(overrides)
+    return spec
+
+
+def cond(field: str, operator: str, value: Any = None, *, step: int = 1, group: int = 1,
+         parameter: str | None = None, negate: bool = False) -> dict[str, Any]:
+    return {"step": step, "group": group, "field": field, "operator": operator, "value": value,
+            "parameter": parameter, "negate": negate}
+
+
+_ids = iter(range(1, 10**9))
+
+
+def reading(at: dt.datetime = T0, group: str = "g1", type: str = "reading", **data: Any) -> Fact:
+    return Fact(id=str(next(_ids)), type=type, occurred_at=at, data=data, group=group)
+
+
+def fired(fact: Fact, history: list[Fact] | tuple = ()) -> list[str]:
+    return [m.rule_key for m in services.facts_evaluate(fact=fact, history=history).matches]
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine():
+    services.engine_reset()
+    yield
+    services.engine_reset()
+
+
+@pytest.fixture
+def publish(db):
+    """Save the given specs as the draft and publish them; returns the version."""
+
+    def _publish(*specs: dict[str, Any]):
+        for spec in specs:
+            services.rule_save(spec=spec)
+        return services.ruleset_publish(comment="test")
+
+    return _publish

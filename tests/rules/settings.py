@@ -1,0 +1,11 @@
+"""Settings for the rules app's own tests: a tiny test domain, and no ``coaching`` at all.
+
+That the whole rules suite passes with these settings is the proof that the engine app
+stands on its own.
+"""
+from config.settings import *  # noqa: F401,F403
+
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "coaching"] + ["tests.rules.testdomain"]  # noqa: F405
+ROOT_URLCONF = "tests.rules.urls"
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "test-rules.sqlite3"}}  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
