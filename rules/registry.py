@@ -76,6 +76,29 @@ def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+class FactSource:
+    """Where the domain's stored facts come from, for "try it" and simulation in the admin.
+
+    A domain app subclasses this and registers an instance with
+    ``registry.register_fact_source(...)``. Every hook returns plain ``rules.services.Fact``
+    objects, so the rules app never touches the domain's models.
+    """
+
+    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None):  # noqa: ANN001, ANN201
+        """The fact as the engine would see it: ``data`` plus derived figures, as of
+        ``occurred_at`` for subject ``subject`` (None: no history). Returns (Fact, history)."""
+        raise NotImplementedError
+
+    def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:
+        """(subject id, label) pairs a clinician may pick, e.g. members."""
+        raise NotImplementedError
+
+    def stored_facts(self, *, since):  # noqa: ANN001, ANN201
+        """Iterate (Fact, history, subject label) for every stored fact since ``since``, oldest first."""
+        raise NotImplementedError
+
+
+
 class Registry:
     """Fact types, derived figures, categories and severities known to the engine."""
 
@@ -83,6 +106,7 @@ class Registry:
         self._fact_types: dict[str, FactType] = {}
         self._categories: dict[str, Choice] = {}
         self._severities: dict[str, Choice] = {}
+        self._fact_source: FactSource | None = None
 
     # -- declaration -------------------------------------------------------------------
     def register_fact_type(self, name: str, label: str, fields: Iterable[FieldSpec]) -> FactType:
@@ -108,7 +132,11 @@ class Registry:
         for code, label in choices:
             self._severities[code] = Choice(code, label)
 
+    def register_fact_source(self, source: "FactSource") -> None:
+        self._fact_source = source
+
     def clear(self) -> None:
+        self._fact_source = None
         self._fact_types.clear()
         self._categories.clear()
         self._severities.clear()
@@ -119,6 +147,9 @@ class Registry:
 
     def fact_types(self) -> list[FactType]:
         return list(self._fact_types.values())
+
+    def fact_source(self) -> "FactSource | None":
+        return self._fact_source
 
     def categories(self) -> list[Choice]:
         return list(self._categories.values())
@@ -136,3 +167,4 @@ class Registry:
 
 
 registry = Registry()
+

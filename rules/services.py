@@ -154,7 +154,41 @@ def facts_evaluate(*, fact: Fact, history: Sequence[Fact] = ()) -> Evaluation:
 
 def facts_evaluate_many(*, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
     """``facts_evaluate`` for many (fact, history) pairs in one pass through the engine."""
-    engine = _engine_current()
+    return _evaluate(_engine_current(), items)
+
+
+class Evaluator:
+    """Evaluates facts against a given set of rule specs (a draft, an import) instead of the live version.
+
+    Used by "try it" and simulation. Call ``close()`` (or use it as a context manager)
+    to free the engine.
+    """
+
+    def __init__(self, *, specs: Sequence[Mapping[str, Any]], version: int = 0) -> None:
+        self._engine = _Engine(version, ruleset_compile(ruleset_check(specs)))
+
+    @property
+    def history_window(self) -> dt.timedelta:
+        return self._engine.compiled.history_window
+
+    @property
+    def history_types(self) -> frozenset[str]:
+        return self._engine.compiled.history_types
+
+    def evaluate_many(self, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
+        return _evaluate(self._engine, items)
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _evaluate(engine: "_Engine", items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
     compiled = engine.compiled
     found: list[dict[str, tuple[int, ...]]] = [{} for _ in items]
 
