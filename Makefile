@@ -1,0 +1,46 @@
+# make run   : set up everything and serve on http://127.0.0.1:$(PORT) (SQLite by default)
+# make test  : set up everything and run the whole suite
+# make bench : engine and API benchmarks (prints tables)
+SHELL := /bin/bash
+PORT ?= 8000
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+# First interpreter that durable-rules' C extension supports (3.11 or 3.12).
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
+
+.PHONY: run test bench venv setup clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "No Python 3.11 or 3.12 found. durable-rules does not build on 3.13 or later: install python3.11 (or 3.12) with its headers (Debian: apt-get install python3.11 python3.11-venv python3.11-dev) and run again." >&2; exit 1; fi
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)'; then \
+		echo "$(VENV) uses an unsupported Python; recreating it with $(PYTHON)"; rm -rf $(VENV); fi
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.installed
+
+setup: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py installpack
+	$(PY) manage.py collectstatic --noinput -v 0
+
+run: setup
+	$(PY) manage.py demo --port $(PORT)
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: venv
+	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
+	$(PY) -m pytest tests -p no:cacheprovider
+
+bench: setup
+	$(PIP) install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PY) -m bench.engine
+	$(PY) -m bench.api
+
+clean:
+	rm -rf $(VENV) db.sqlite3 db.sqlite3-* test-rules.sqlite3
