@@ -93,9 +93,17 @@ class FactSource:
         """(subject id, label) pairs a clinician may pick, e.g. members."""
         raise NotImplementedError
 
-    def stored_facts(self, *, since):  # noqa: ANN001, ANN201
-        """Iterate (Fact, history, subject label) for every stored fact since ``since``, oldest first."""
+    def stored_facts(self, *, since, window=None, types=None):  # noqa: ANN001, ANN201
+        """Iterate (Fact, history, subject label) for every stored fact since ``since``, oldest first.
+
+        ``history`` holds the subject's earlier facts of ``types`` (all types if None) that
+        occurred at most ``window`` (a timedelta; None: no history) before the fact.
+        """
         raise NotImplementedError
+
+    def advice_counts(self, *, since) -> dict[str, dict]:  # noqa: ANN001
+        """Advice produced per rule and day since ``since``: {rule_key: {date: count}}."""
+        return {}
 
 
 
