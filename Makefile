@@ -14,8 +14,8 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 .PHONY: run test bench venv setup clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
-	@if [ -z "$(PYTHON)" ]; then \
-		echo "No Python 3.11 or 3.12 found. durable-rules does not build on 3.13 or later: install python3.11 (or 3.12) with its headers (Debian: apt-get install python3.11 python3.11-venv python3.11-dev) and run again." >&2; exit 1; fi
+	@if [ -z "$(PYTHON)" ] || ! "$(PYTHON)" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
+		echo "Python 3.11 or 3.12 is needed ('$(PYTHON)' is not one): durable-rules' C extension does not build on 3.13 or later. Install python3.11 or python3.12 with its venv and headers (Debian: apt-get install python3.11 python3.11-venv python3.11-dev), or point PYTHON=/path/to/python3.11 at one, and run again." >&2; exit 1; fi
 	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)'; then \
 		echo "$(VENV) uses an unsupported Python; recreating it with $(PYTHON)"; rm -rf $(VENV); fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
