@@ -1,0 +1,151 @@
+"""Request and response shapes of the gym API (API.md sections 3 and 4)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone as dt_timezone
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
+from ..models import Advice, Event
+from ..services import advice_for_event, _severity_rank
+
+DATETIME_FILTER_INVALID = "Must be an ISO 8601 date (2026-11-20) or date and time (2026-11-20T07:30:00+01:00)."
+
+
+class RuleRefSerializer(serializers.Serializer):
+    key = serializers.CharField(source="rule_key")
+    name = serializers.CharField(source="rule_name")
+    version = serializers.IntegerField(source="rule_version")
+
+
+class SourceSerializer(serializers.Serializer):
+    label = serializers.CharField(source="source_label")
+
+
+class CardSourceSerializer(serializers.Serializer):
+    label = serializers.CharField()
+
+
+class CardSerializer(serializers.Serializer):
+    summary = serializers.CharField(max_length=140)
+    indicator = serializers.ChoiceField(choices=["info", "warning", "critical"])
+    detail = serializers.CharField()
+    source = CardSourceSerializer()
+
+
+class AdviceSerializer(serializers.ModelSerializer):
+    member = serializers.CharField(source="member.external_id")
+    event = serializers.CharField(source="event.external_id")
+    rule = RuleRefSerializer(source="*")
+    category = serializers.ChoiceField(choices=CATEGORY_CODES)
+    severity = serializers.ChoiceField(choices=SEVERITY_CODES)
+    matched_events = serializers.ListField(child=serializers.CharField())
+    source = SourceSerializer(source="*")
+    card = CardSerializer()
+
+    class Meta:
+        model = Advice
+        fields = ["id", "member", "event", "rule", "category", "severity", "message", "matched_events",
+                  "source", "card", "created_at"]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    """A stored event with the advice it produced.
+
+    The advice comes from ``context["advice"]`` (the service's answer) when given,
+    otherwise from the event's prefetched ``advice``.
+    """
+
+    member = serializers.CharField(source="member.external_id")
+    occurred_at = serializers.SerializerMethodField()
+    data = serializers.DictField()
+    advice = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Event
+        fields = ["id", "external_id", "member", "type", "occurred_at", "data", "advice"]
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_occurred_at(self, event: Event) -> str:
+        return event.occurred_at_local.isoformat()
+
+    @extend_schema_field(AdviceSerializer(many=True))
+    def get_advice(self, event: Event) -> list[dict[str, Any]]:
+        advice = self.context.get("advice")
+        if advice is None:
+            if hasattr(event, "_prefetched_objects_cache") and "advice" in event._prefetched_objects_cache:
+                advice = sorted(event.advice.all(), key=lambda a: (_severity_rank(a.severity), a.rule_key))
+            else:
+                advice = advice_for_event(event=event)
+        return AdviceSerializer(advice, many=True).data
+
+
+class EventInSerializer(serializers.Serializer):
+    """The event a gym sends (documentation; the catalog check is ``coaching.validation``)."""
+
+    external_id = serializers.CharField(max_length=100)
+    member = serializers.CharField(max_length=100)
+    type = serializers.ChoiceField(choices=list(FACT_TYPES))
+    occurred_at = serializers.DateTimeField(help_text="ISO 8601 with offset, at most 1 day in the future.")
+    data = serializers.DictField(help_text="The fields of the event type (API.md section 5).")
+
+
+class BatchItemSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    event = EventSerializer(required=False)
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class ErrorsSerializer(serializers.Serializer):
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class MemberSerializer(serializers.Serializer):
+    member = serializers.CharField()
+    profile = serializers.DictField()
+    figures = serializers.DictField(help_text="The derived figures of API.md section 5 as of figures_as_of.")
+    figures_as_of = serializers.DateTimeField()
+    events = serializers.IntegerField(help_text="How many events are stored.")
+    advice = serializers.IntegerField(help_text="How many pieces of advice were given.")
+    created_at = serializers.DateTimeField()
+
+
+class DateOrDateTimeField(serializers.Field):
+    """A moment given as a date (midnight UTC) or an ISO 8601 date and time (UTC if no offset)."""
+
+    default_error_messages = {"invalid": DATETIME_FILTER_INVALID}
+
+    def to_internal_value(self, value: Any) -> datetime:
+        if not isinstance(value, str):
+            self.fail("invalid")
+        text = value.strip().replace(" ", "+")  # a '+' in a query string arrives as a space
+        try:
+            if "T" in text.upper():
+                parsed = datetime.fromisoformat(text)
+            else:
+                parsed = datetime.combine(date.fromisoformat(text), time.min)
+        except ValueError:
+            self.fail("invalid")
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, dt_timezone.utc)
+        return parsed
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
+
+
+class EventFilterSerializer(serializers.Serializer):
+    member = serializers.CharField(required=False, max_length=100)
+    type = serializers.ChoiceField(required=False, choices=list(FACT_TYPES))
+    since = DateOrDateTimeField(required=False)
+    until = DateOrDateTimeField(required=False)
+
+
+class AdviceFilterSerializer(serializers.Serializer):
+    since = DateOrDateTimeField(required=False)
+    severity = serializers.ChoiceField(required=False, choices=SEVERITY_CODES)
+    category = serializers.ChoiceField(required=False, choices=CATEGORY_CODES)

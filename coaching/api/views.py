@@ -1,0 +1,194 @@
+"""The gym API: thin views over coaching services and selectors (API.md sections 2-4, 6)."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView, exception_handler
+
+from .. import selectors, services
+from ..models import Member
+from .authentication import GymKeyAuthentication, IsGym
+from .parsers import LimitedJSONParser, body_limit, too_large
+from .serializers import (
+    AdviceFilterSerializer,
+    AdviceSerializer,
+    BatchItemSerializer,
+    ErrorsSerializer,
+    EventFilterSerializer,
+    EventInSerializer,
+    EventSerializer,
+    MemberSerializer,
+)
+from .throttling import GymRateThrottle
+
+MAX_BATCH = 500
+BATCH_TOO_LARGE = f"Send at most {MAX_BATCH} events in one request."
+BODY_NOT_EVENTS = "Send one event as a JSON object, or a JSON array of events."
+MEMBER_NOT_FOUND = "No such member."
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with 400s reshaped to the contract's ``{"errors": {path: [message]}}``."""
+    response = exception_handler(exc, context)
+    if response is not None and response.status_code == 400:
+        if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
+            response.data = {"errors": exc.detail}
+        else:
+            detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+            response.data = {"errors": {"non_field_errors": [str(detail)]}}
+    return response
+
+
+class GymAPIView(APIView):
+    authentication_classes = [GymKeyAuthentication]
+    permission_classes = [IsGym]
+    throttle_classes = [GymRateThrottle]
+    parser_classes = [LimitedJSONParser]
+
+    def get_exception_handler(self) -> Callable[..., Response | None]:
+        return api_exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > body_limit():
+            raise too_large()
+
+    def member_or_404(self, external_id: str) -> Member:
+        member = selectors.member_get(gym=self.request.auth, external_id=external_id)
+        if member is None:
+            raise exceptions.NotFound(MEMBER_NOT_FOUND)
+        return member
+
+    def query(self, serializer_class: type) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def paginated(self, queryset: Any, serializer_class: type, paginator: CursorPagination) -> Response:
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class EventPagination(CursorPagination):
+    ordering = ("-occurred_at", "-id")
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class AdvicePagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class EventListCreateView(GymAPIView):
+    @extend_schema(
+        summary="Send one event or an array of up to 500",
+        request=EventInSerializer,
+        responses={
+            201: EventSerializer, 200: OpenApiResponse(EventSerializer, "An identical repeat, or per-item results for an array (BatchItem list)."),
+            400: ErrorsSerializer, 409: ErrorsSerializer, 413: OpenApiResponse(description="Body over 1 MiB"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        gym = request.auth
+        body = request.data
+        if isinstance(body, list):
+            if len(body) > MAX_BATCH:
+                return Response({"errors": {"non_field_errors": [BATCH_TOO_LARGE]}}, status=status.HTTP_400_BAD_REQUEST)
+            items = services.events_ingest_batch(gym=gym, payloads=body)
+            return Response([_batch_item(item) for item in items], status=status.HTTP_200_OK)
+        if not isinstance(body, dict):
+            return Response({"errors": {"non_field_errors": [BODY_NOT_EVENTS]}}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            result = services.event_ingest(gym=gym, payload=body)
+        except services.EventInvalid as invalid:
+            return Response({"errors": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
+        event_body = EventSerializer(result.event, context={"advice": result.advice}).data
+        if result.status == 409:
+            return Response({"errors": {"external_id": [services.CONFLICT_MESSAGE]}, "event": event_body},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(event_body, status=result.status)
+
+    @extend_schema(
+        summary="The gym's events, newest first",
+        parameters=[EventFilterSerializer],
+        responses={200: EventSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.query(EventFilterSerializer)
+        events = selectors.event_list(gym=request.auth, **filters).prefetch_related("advice__member", "advice__event")
+        return self.paginated(events, EventSerializer, EventPagination())
+
+
+def _batch_item(item: services.BatchItem) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": item.status}
+    if item.event is not None:
+        body["event"] = EventSerializer(item.event, context={"advice": item.advice or []}).data
+    if item.errors:
+        body["errors"] = item.errors
+    return body
+
+
+BatchItemSerializer  # documented shape of the array answer
+
+
+class MemberView(GymAPIView):
+    @extend_schema(summary="A member's profile and current figures", responses={200: MemberSerializer})
+    def get(self, request: Request, member: str) -> Response:
+        summary = selectors.member_summary(member=self.member_or_404(member))
+        return Response(MemberSerializer(summary).data)
+
+    @extend_schema(summary="Erase a member with all their events and advice", responses={204: None})
+    def delete(self, request: Request, member: str) -> Response:
+        services.member_erase(member=self.member_or_404(member))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberAdviceView(GymAPIView):
+    @extend_schema(summary="A member's advice, newest first", parameters=[AdviceFilterSerializer],
+                   responses={200: AdviceSerializer(many=True)})
+    def get(self, request: Request, member: str) -> Response:
+        found = self.member_or_404(member)
+        filters = self.query(AdviceFilterSerializer)
+        return self.paginated(selectors.advice_list_for_member(member=found, **filters), AdviceSerializer, AdvicePagination())
+
+
+class AdviceFeedView(GymAPIView):
+    @extend_schema(summary="All advice for the gym's members, newest first",
+                   parameters=[OpenApiParameter("since", str, description="ISO 8601 date or date and time")],
+                   responses={200: AdviceSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        filters = self.query(AdviceFilterSerializer)
+        advice = selectors.advice_list_for_gym(gym=request.auth, since=filters.get("since"))
+        return self.paginated(advice, AdviceSerializer, AdvicePagination())
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for operators: the database answers and which rule set version is live."""
+    body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        body.update(status="error", database="error")
+        return JsonResponse(body, status=503)
+    try:
+        from rules.services import ruleset_live
+
+        body["ruleset_version"] = ruleset_live().version
+    except Exception:
+        body.update(status="error")
+        return JsonResponse(body, status=503)
+    return JsonResponse(body)

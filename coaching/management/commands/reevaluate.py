@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone as dt_timezone
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from coaching.models import Gym, Member
+from coaching.services import events_for_reevaluation, events_reevaluate
+
+
+class Command(BaseCommand):
+    help = ("Re-run rule evaluation over stored events (after an outage or a rule fix) without creating "
+            "duplicate advice. By default only events whose evaluation has not succeeded; --all for every event.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--member", help="Only this member (the gym's member id).")
+        parser.add_argument("--gym", help="Only this gym (name); also narrows --member.")
+        parser.add_argument("--since", help="Only events that occurred on or after this date (YYYY-MM-DD) or ISO time.")
+        parser.add_argument("--all", action="store_true", dest="include_evaluated",
+                            help="Also re-run events that were already evaluated (for example after a rule fix).")
+
+    def handle(self, *args: Any, member: str | None, gym: str | None, since: str | None,
+               include_evaluated: bool, **options: Any) -> None:
+        gym_obj = None
+        if gym:
+            gym_obj = Gym.objects.filter(name=gym).first()
+            if gym_obj is None:
+                raise CommandError(f'No gym named "{gym}".')
+        members: list[Member | None] = [None]
+        if member:
+            found = Member.objects.filter(external_id=member)
+            if gym_obj is not None:
+                found = found.filter(gym=gym_obj)
+            members = list(found)
+            if not members:
+                raise CommandError(f'No member "{member}".')
+        since_at = _parse_since(since) if since else None
+
+        total = sum(events_for_reevaluation(member=m, gym=gym_obj, since=since_at,
+                                            include_evaluated=include_evaluated).count() for m in members)
+        events = failed = advice = 0
+        with tqdm(total=total, unit="event", file=self.stderr._out, disable=total == 0) as bar:
+            for m in members:
+                result = events_reevaluate(member=m, gym=gym_obj, since=since_at, include_evaluated=include_evaluated,
+                                           progress=lambda _event: bar.update(1))
+                events, failed, advice = events + result.events, failed + result.failed, advice + result.advice_created
+        self.stdout.write(f"Re-evaluated {events} events: {advice} new advice, {failed} failed.")
+        if failed:
+            self.stdout.write("Failed events keep their error (see the admin) and are retried on the next run.")
+
+
+def _parse_since(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value) if "T" in value.upper() else datetime.combine(date.fromisoformat(value), time.min)
+    except ValueError:
+        raise CommandError("--since must be a date (YYYY-MM-DD) or an ISO 8601 date and time.") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)

@@ -1,0 +1,108 @@
+"""Gyms, their members, the events they send and the advice the rules produced."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.db import models
+
+from .catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
+
+
+class Gym(models.Model):
+    """A tenant. Only a hash of its API key is stored; the prefix helps people tell keys apart."""
+
+    name = models.CharField(max_length=200, unique=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(max_length=16, editable=False, help_text="The start of the key, for recognising it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Member(models.Model):
+    gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="members")
+    external_id = models.CharField(max_length=100, help_text="The gym's own id of the member.")
+    profile = models.JSONField(default=dict, blank=True, help_text="Merged from the member's profile events, latest last.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["gym", "external_id"]
+        constraints = [models.UniqueConstraint(fields=["gym", "external_id"], name="member_external_id_unique_per_gym")]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+EVENT_TYPE_CHOICES = [(name, label) for name, (label, _fields) in FACT_TYPES.items()]
+
+
+class Event(models.Model):
+    gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="events")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="events")
+    external_id = models.CharField(max_length=100, help_text="The gym's own id of the event.")
+    type = models.CharField(max_length=32, choices=EVENT_TYPE_CHOICES)
+    occurred_at = models.DateTimeField()
+    utc_offset_minutes = models.SmallIntegerField(default=0, help_text="The offset occurred_at was sent with.")
+    data = models.JSONField(default=dict, blank=True)
+    figures = models.JSONField(default=dict, blank=True, help_text="Derived figures as of occurred_at, at the last evaluation.")
+    content_hash = models.CharField(max_length=64, help_text="Tells an identical repeat from a conflicting one.")
+    evaluated = models.BooleanField(default=False)
+    evaluation_error = models.TextField(blank=True, default="")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["gym", "external_id"], name="event_external_id_unique_per_gym")]
+        indexes = [
+            models.Index(fields=["member", "type", "occurred_at"], name="event_member_type_time"),
+            models.Index(fields=["gym", "occurred_at"], name="event_gym_time"),
+            models.Index(fields=["evaluated", "occurred_at"], name="event_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.external_id}"
+
+    @property
+    def sent_timezone(self) -> dt_timezone:
+        return dt_timezone(timedelta(minutes=self.utc_offset_minutes))
+
+    @property
+    def occurred_at_local(self) -> datetime:
+        """occurred_at in the offset the gym sent it with."""
+        return self.occurred_at.astimezone(self.sent_timezone)
+
+
+class Advice(models.Model):
+    """One rule's advice for one evaluated event; never duplicated for the same event and rule."""
+
+    gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="advice")
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="advice")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="advice")
+    rule_key = models.CharField(max_length=100)
+    rule_name = models.CharField(max_length=200)
+    rule_version = models.PositiveIntegerField(default=0)
+    category = models.CharField(max_length=32, choices=[(c, c) for c in CATEGORY_CODES])
+    severity = models.CharField(max_length=16, choices=[(s, s) for s in SEVERITY_CODES])
+    message = models.TextField()
+    matched_events = models.JSONField(default=list, help_text="The gym's ids of the matched events, in pattern order.")
+    source_label = models.CharField(max_length=300, blank=True, default="")
+    card = models.JSONField(default=dict, help_text="The advice as an HL7 CDS Hooks card.")
+    occurred_at = models.DateTimeField(help_text="When the matched situation happened (its newest event); cooldowns count from here.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "advice"
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["event", "rule_key"], name="advice_once_per_event_and_rule")]
+        indexes = [
+            models.Index(fields=["member", "rule_key", "occurred_at"], name="advice_cooldown"),
+            models.Index(fields=["gym", "created_at"], name="advice_gym_feed"),
+            models.Index(fields=["member", "created_at"], name="advice_member_feed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_key} for {self.member_id}"

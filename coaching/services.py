@@ -1,0 +1,378 @@
+"""Writes of the coaching domain: gyms and keys, event ingest and evaluation, erasure.
+
+The rules engine is reached only through ``rules.services`` (imported where used, so
+the domain's non-evaluation parts never depend on the engine being importable).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, NamedTuple
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
+from .figures import figures_as_of, profile_merged
+from .models import Advice, Event, Gym, Member
+from .validation import Errors, CleanEvent, event_validate
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "rlbp_"
+CONFLICT_MESSAGE = "An event with this external_id was already received with different content; nothing was changed."
+CLINICIANS_GROUP = "Clinicians"
+CARD_SUMMARY_MAX = 140
+INDICATORS = {"info": "info", "caution": "warning", "stop": "critical", "refer": "critical"}
+
+
+# -- gyms and keys -------------------------------------------------------------------------
+def key_hash(key: str) -> str:
+    """Keys are 256-bit random tokens, so a plain SHA-256 is enough (no slow KDF needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_new() -> tuple[str, str, str]:
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    return key, key_hash(key), key[: len(KEY_PREFIX) + 6]
+
+
+def gym_create(*, name: str) -> tuple[Gym, str]:
+    """Create a gym; returns it with its API key, which is never retrievable again."""
+    key, digest, prefix = _key_new()
+    gym = Gym.objects.create(name=name, key_hash=digest, key_prefix=prefix)
+    return gym, key
+
+
+def gym_key_rotate(*, gym: Gym) -> str:
+    """Issue a new key for ``gym``; the old one stops working at once."""
+    key, digest, prefix = _key_new()
+    gym.key_hash, gym.key_prefix = digest, prefix
+    gym.save(update_fields=["key_hash", "key_prefix"])
+    return key
+
+
+# -- events ------------------------------------------------------------------------------
+class EventInvalid(Exception):
+    def __init__(self, errors: Errors) -> None:
+        super().__init__("invalid event")
+        self.errors = errors
+
+
+class IngestResult(NamedTuple):
+    status: int  # 201 new, 200 identical repeat, 409 conflicting repeat
+    event: Event
+    advice: list[Advice]
+
+
+def event_ingest(*, gym: Gym, payload: Any) -> IngestResult:
+    """Store one event for ``gym`` and evaluate it.
+
+    The event is committed before evaluation, so a failing evaluation never loses it: it
+    stays ``evaluated=False`` with the error, for ``events_reevaluate`` to pick up.
+    Raises ``EventInvalid`` (nothing stored) when the payload breaks the catalog.
+    """
+    clean, errors = event_validate(payload)
+    if errors or clean is None:
+        raise EventInvalid(errors)
+    content_hash = event_content_hash(clean)
+
+    existing = _event_existing(gym=gym, external_id=clean.external_id)
+    if existing is None:
+        try:
+            event = _event_store(gym=gym, clean=clean, content_hash=content_hash)
+        except IntegrityError:  # a concurrent request stored the same external_id first
+            existing = _event_existing(gym=gym, external_id=clean.external_id)
+            if existing is None:
+                raise
+        else:
+            return IngestResult(201, event, event_evaluate(event=event))
+
+    if existing.content_hash != content_hash:
+        return IngestResult(409, existing, [])
+    if not existing.evaluated:  # a repeat is a good moment to retry a failed evaluation
+        return IngestResult(200, existing, event_evaluate(event=existing))
+    return IngestResult(200, existing, advice_for_event(event=existing))
+
+
+def event_content_hash(clean: CleanEvent) -> str:
+    """Same member, type, instant and data means the same event, whatever the offset or 6 vs 6.0."""
+    data = {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in clean.data.items()}
+    canonical = json.dumps(
+        {"member": clean.member, "type": clean.type, "occurred_at": clean.occurred_at.timestamp(), "data": data},
+        sort_keys=True, separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _event_existing(*, gym: Gym, external_id: str) -> Event | None:
+    return Event.objects.select_related("member").filter(gym=gym, external_id=external_id).first()
+
+
+def _event_store(*, gym: Gym, clean: CleanEvent, content_hash: str) -> Event:
+    with transaction.atomic():
+        member, _created = Member.objects.get_or_create(gym=gym, external_id=clean.member)
+        offset = clean.occurred_at.utcoffset() or timedelta(0)
+        event = Event.objects.create(
+            gym=gym, member=member, external_id=clean.external_id, type=clean.type,
+            occurred_at=clean.occurred_at, utc_offset_minutes=int(offset.total_seconds() // 60),
+            data=clean.data, content_hash=content_hash,
+        )
+        if clean.type == PROFILE:
+            member_profile_refresh(member=member)
+    return event
+
+
+def member_profile_refresh(*, member: Member) -> None:
+    """Recompute the stored profile from all profile events: the latest by occurred_at wins."""
+    member.profile = profile_merged(member.events.filter(type=PROFILE))
+    member.save(update_fields=["profile"])
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    status: int
+    event: Event | None = None
+    advice: list[Advice] | None = None
+    errors: Errors | None = None
+
+
+def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
+    """Ingest each event on its own: a bad or failing item never stops the good ones."""
+    items: list[BatchItem] = []
+    for payload in payloads:
+        try:
+            result = event_ingest(gym=gym, payload=payload)
+        except EventInvalid as invalid:
+            items.append(BatchItem(status=400, errors=invalid.errors))
+            continue
+        errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
+        items.append(BatchItem(status=result.status, event=result.event, advice=result.advice, errors=errors))
+    return items
+
+
+# -- evaluation --------------------------------------------------------------------------
+def event_evaluate(*, event: Event) -> list[Advice]:
+    """Run the live rules on ``event``; returns all advice the event has.
+
+    Never raises for an engine failure: the error is recorded on the event instead.
+    """
+    try:
+        _event_evaluate(event)
+    except Exception as exc:  # the event is safe in the database; record why and move on
+        logger.exception("Evaluation of event %s failed", event.pk)
+        event.evaluated = False
+        event.evaluation_error = f"{type(exc).__name__}: {exc}"[:10000]
+        Event.objects.filter(pk=event.pk).update(evaluated=False, evaluation_error=event.evaluation_error)
+    return advice_for_event(event=event)
+
+
+def _event_evaluate(event: Event) -> list[Advice]:
+    from rules.services import facts_evaluate, ruleset_live
+
+    created: list[Advice] = []
+    with transaction.atomic():
+        member = event.member
+        figures = figures_as_of(member=member, at=event.occurred_at, event=event)
+        fact = _fact(event, figures)
+        history_events = _history_events(event, ruleset_live())
+        history = [_fact(other, other.figures or figures_as_of(member=member, at=other.occurred_at, event=other))
+                   for other in history_events]
+        evaluation = facts_evaluate(fact=fact, history=history)
+
+        by_fact_id = {str(e.pk): e for e in history_events}
+        by_fact_id[str(event.pk)] = event
+        for match in evaluation.matches:
+            matched = [by_fact_id[fid] for fid in match.fact_ids if fid in by_fact_id] or [event]
+            advice = _advice_store(event=event, match=match, matched=matched)
+            if advice is not None:
+                created.append(advice)
+
+        event.figures = figures
+        event.evaluated = True
+        event.evaluation_error = ""
+        event.save(update_fields=["figures", "evaluated", "evaluation_error"])
+    return created
+
+
+def _fact(event: Event, figures: dict[str, Any]) -> Any:
+    from rules.services import Fact
+
+    # The event's own fields win over figures of the same name (a profile event's fields).
+    return Fact(id=str(event.pk), type=event.type, occurred_at=event.occurred_at,
+                data={**figures, **(event.data or {})}, group=str(event.member_id))
+
+
+def _history_events(event: Event, live: Any) -> list[Event]:
+    """The member's other events a pattern rule could join with ``event``.
+
+    Both directions in time: a late event may be the first step of a pattern whose later
+    steps are already stored.
+    """
+    window: timedelta = live.history_window
+    types = set(live.history_types)
+    if not window or not types:
+        return []
+    return list(
+        Event.objects.filter(
+            member_id=event.member_id, type__in=types,
+            occurred_at__gte=event.occurred_at - window, occurred_at__lte=event.occurred_at + window,
+        ).exclude(pk=event.pk).select_related("member").order_by("occurred_at", "pk")
+    )
+
+
+def _advice_store(*, event: Event, match: Any, matched: list[Event]) -> Advice | None:
+    """Store one match as advice unless it exists for this event or the rule is cooling down."""
+    if Advice.objects.filter(event=event, rule_key=match.rule_key).exists():
+        return None
+    occurred_at = max(e.occurred_at for e in matched)
+    if match.cooldown_days and advice_in_cooldown(
+        member=event.member, rule_key=match.rule_key, at=occurred_at, days=match.cooldown_days
+    ):
+        return None
+    return Advice.objects.create(
+        gym_id=event.gym_id, member_id=event.member_id, event=event,
+        rule_key=match.rule_key, rule_name=match.rule_name, rule_version=match.version,
+        category=match.category, severity=match.severity, message=match.message,
+        matched_events=[e.external_id for e in matched], source_label=match.source_label,
+        card=advice_card(rule_name=match.rule_name, severity=match.severity, message=match.message,
+                         source_label=match.source_label),
+        occurred_at=occurred_at,
+    )
+
+
+def advice_in_cooldown(*, member: Member, rule_key: str, at: datetime, days: int) -> bool:
+    """True if the rule already advised ``member`` less than ``days`` days before or after ``at``.
+
+    Both sides count because events arrive late: advice for an earlier moment must not
+    crowd one that was already given a few days after it.
+    """
+    window = timedelta(days=days)
+    return Advice.objects.filter(
+        member=member, rule_key=rule_key, occurred_at__gt=at - window, occurred_at__lt=at + window
+    ).exists()
+
+
+def advice_card(*, rule_name: str, severity: str, message: str, source_label: str) -> dict[str, Any]:
+    """The advice as an HL7 CDS Hooks card."""
+    return {
+        "summary": _shorten(message, CARD_SUMMARY_MAX),
+        "indicator": INDICATORS.get(severity, "info"),
+        "detail": f"{message}\n\n**{rule_name}**" + (f"\n\n*Source: {source_label}*" if source_label else ""),
+        "source": {"label": source_label},
+    }
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:.")
+    return cut + "…"
+
+
+def advice_for_event(*, event: Event) -> list[Advice]:
+    """The event's advice, most urgent first."""
+    advice = list(Advice.objects.filter(event=event).select_related("member", "event"))
+    return sorted(advice, key=lambda a: (_severity_rank(a.severity), a.rule_key))
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITY_CODES.index(severity) if severity in SEVERITY_CODES else len(SEVERITY_CODES)
+
+
+@dataclass
+class ReevaluationResult:
+    events: int = 0
+    failed: int = 0
+    advice_created: int = 0
+
+
+def events_for_reevaluation(
+    *, member: Member | None = None, gym: Gym | None = None, since: datetime | None = None, include_evaluated: bool = False
+):
+    """Events to re-run, oldest first so cooldowns play out in time order."""
+    events = Event.objects.select_related("member", "gym")
+    if not include_evaluated:
+        events = events.filter(evaluated=False)
+    if member is not None:
+        events = events.filter(member=member)
+    if gym is not None:
+        events = events.filter(gym=gym)
+    if since is not None:
+        events = events.filter(occurred_at__gte=since)
+    return events.order_by("occurred_at", "pk")
+
+
+def events_reevaluate(
+    *, member: Member | None = None, gym: Gym | None = None, since: datetime | None = None,
+    include_evaluated: bool = False, progress: Callable[[Event], None] | None = None,
+) -> ReevaluationResult:
+    """Re-run evaluation of not yet evaluated events (all events with ``include_evaluated``).
+
+    Safe to repeat: advice is unique per event and rule, so nothing is produced twice.
+    """
+    result = ReevaluationResult()
+    advice_before = Advice.objects.count()
+    events = events_for_reevaluation(member=member, gym=gym, since=since, include_evaluated=include_evaluated)
+    for event in events.iterator(chunk_size=200):
+        event_evaluate(event=event)
+        result.events += 1
+        if not event.evaluated:
+            result.failed += 1
+        if progress is not None:
+            progress(event)
+    result.advice_created = Advice.objects.count() - advice_before
+    return result
+
+
+# -- members -----------------------------------------------------------------------------
+def member_erase(*, member: Member) -> None:
+    """Erase the member with every event and piece of advice about them."""
+    with transaction.atomic():
+        Advice.objects.filter(member=member).delete()
+        Event.objects.filter(member=member).delete()
+        member.delete()
+
+
+# -- clinicians and the rule pack -------------------------------------------------------
+def clinicians_group_ensure() -> Group:
+    """The Clinicians group: read the coaching records, manage everything in the rules app."""
+    group, _created = Group.objects.get_or_create(name=CLINICIANS_GROUP)
+    permissions = Permission.objects.filter(
+        Q(content_type__app_label="coaching", content_type__model__in=["event", "advice", "member"],
+          codename__startswith="view_")
+        | Q(content_type__app_label="rules")
+    )
+    group.permissions.add(*permissions)
+    return group
+
+
+def clinician_ensure(*, username: str, password: str | None = None) -> tuple[Any, bool]:
+    """Create or update a staff user in the Clinicians group; returns (user, created)."""
+    User = get_user_model()
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True})
+        if password:
+            user.set_password(password)
+        elif created:
+            user.set_unusable_password()
+        user.is_staff = True
+        user.save()
+        user.groups.add(clinicians_group_ensure())
+    return user, created
+
+
+def rulepack_install() -> bool:
+    """Install the default rule pack's missing rules; True if a version was published."""
+    from rules.services import ruleset_install_pack
+
+    from .rulepack import RULE_PACK
+
+    return ruleset_install_pack(RULE_PACK, comment="Default rule pack (RULES.md)")

@@ -1,0 +1,194 @@
+"""Checking an incoming event against the catalog, naming every bad field by its path."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Mapping
+
+from django.utils import timezone
+from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec
+
+from .catalog import FACT_TYPES
+
+MAX_ID_LENGTH = 100
+MAX_FUTURE = timedelta(days=1)
+
+NOT_AN_OBJECT = "Send an event as a JSON object."
+REQUIRED = "This field is required."
+NOT_NULL = "This field may not be null."
+UNKNOWN_FIELD = "Unknown field."
+ID_INVALID = f"Must be a string of 1 to {MAX_ID_LENGTH} characters."
+TYPE_INVALID = "Must be one of: {choices}."
+DATETIME_INVALID = "Must be an ISO 8601 date and time with a UTC offset, for example 2026-11-20T07:30:00+01:00."
+DATETIME_NO_OFFSET = "Add a UTC offset (for example +01:00 or Z): a time without one is ambiguous."
+DATETIME_FUTURE = "Must not be more than 1 day in the future."
+DATA_NOT_AN_OBJECT = "Must be a JSON object with the fields of the event type."
+NUMBER_INVALID = "Must be a number."
+INTEGER_INVALID = "Must be a whole number."
+BOOLEAN_INVALID = "Must be true or false."
+TEXT_INVALID = "Must be a string."
+CHOICE_INVALID = "Must be one of: {choices}."
+DATE_INVALID = "Must be a date as YYYY-MM-DD."
+DATE_FUTURE = "Must not be in the future."
+BELOW_MINIMUM = "Must be at least {minimum}."
+ABOVE_MAXIMUM = "Must be at most {maximum}."
+
+TOP_LEVEL_FIELDS = ("external_id", "member", "type", "occurred_at", "data")
+
+Errors = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class CleanEvent:
+    external_id: str
+    member: str
+    type: str
+    occurred_at: datetime  # aware, in the offset it was sent with
+    data: dict[str, Any]
+
+
+def event_validate(payload: Any, *, now: datetime | None = None) -> tuple[CleanEvent | None, Errors]:
+    """Return the cleaned event, or None and every problem keyed by field path."""
+    if not isinstance(payload, Mapping):
+        return None, {"non_field_errors": [NOT_AN_OBJECT]}
+    now = now or timezone.now()
+    errors: Errors = {}
+
+    for key in payload:
+        if key not in TOP_LEVEL_FIELDS:
+            errors[str(key)] = [UNKNOWN_FIELD]
+
+    external_id = _identifier(payload, "external_id", errors)
+    member = _identifier(payload, "member", errors)
+
+    event_type = payload.get("type")
+    if "type" not in payload:
+        errors["type"] = [REQUIRED]
+    elif event_type not in FACT_TYPES:
+        errors["type"] = [TYPE_INVALID.format(choices=", ".join(FACT_TYPES))]
+        event_type = None
+
+    occurred_at = _occurred_at(payload, now, errors)
+
+    data = payload.get("data", {})
+    clean_data: dict[str, Any] = {}
+    if data is None or not isinstance(data, Mapping):
+        errors["data"] = [DATA_NOT_AN_OBJECT]
+    elif event_type:
+        clean_data = _data(event_type, data, occurred_at or now, now, errors)
+
+    if errors:
+        return None, errors
+    assert external_id and member and event_type and occurred_at
+    return CleanEvent(external_id, member, event_type, occurred_at, clean_data), {}
+
+
+def _identifier(payload: Mapping[str, Any], name: str, errors: Errors) -> str | None:
+    if name not in payload:
+        errors[name] = [REQUIRED]
+        return None
+    value = payload[name]
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
+        errors[name] = [ID_INVALID]
+        return None
+    return value
+
+
+def _occurred_at(payload: Mapping[str, Any], now: datetime, errors: Errors) -> datetime | None:
+    if "occurred_at" not in payload:
+        errors["occurred_at"] = [REQUIRED]
+        return None
+    value = payload["occurred_at"]
+    parsed = _parse_datetime(value)
+    if parsed is None:
+        errors["occurred_at"] = [DATETIME_INVALID]
+        return None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        errors["occurred_at"] = [DATETIME_NO_OFFSET]
+        return None
+    if parsed > now + MAX_FUTURE:
+        errors["occurred_at"] = [DATETIME_FUTURE]
+        return None
+    return parsed
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    # A bare date would parse as midnight without an offset; insist on a time part.
+    if not isinstance(value, str) or "T" not in value.upper():
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _data(event_type: str, data: Mapping[str, Any], occurred_at: datetime, now: datetime, errors: Errors) -> dict[str, Any]:
+    _label, specs = FACT_TYPES[event_type]
+    by_name = {spec.name: spec for spec in specs}
+    clean: dict[str, Any] = {}
+    for name, value in data.items():
+        path = f"data.{name}"
+        spec = by_name.get(name)
+        if spec is None:
+            errors[path] = [UNKNOWN_FIELD]
+            continue
+        if value is None:
+            errors[path] = [NOT_NULL]
+            continue
+        cleaned, problem = _field(spec, value, occurred_at, now)
+        if problem:
+            errors[path] = [problem]
+        else:
+            clean[name] = cleaned
+    for spec in specs:
+        if spec.required and spec.name not in data:
+            errors[f"data.{spec.name}"] = [REQUIRED]
+    return clean
+
+
+def _field(spec: FieldSpec, value: Any, occurred_at: datetime, now: datetime) -> tuple[Any, str | None]:
+    if spec.kind == BOOLEAN:
+        return (value, None) if isinstance(value, bool) else (None, BOOLEAN_INVALID)
+    if spec.kind == TEXT:
+        if not isinstance(value, str):
+            return None, TEXT_INVALID
+        if spec.choices and value not in spec.choices:
+            return None, CHOICE_INVALID.format(choices=", ".join(spec.choices))
+        return value, None
+    if spec.kind == DATE:
+        return _date_field(value, occurred_at, now)
+    if spec.kind == INTEGER:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, INTEGER_INVALID
+        if isinstance(value, float):
+            if not value.is_integer():
+                return None, INTEGER_INVALID
+            value = int(value)
+    elif spec.kind == NUMBER:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None, NUMBER_INVALID
+    if spec.minimum is not None and value < spec.minimum:
+        return None, BELOW_MINIMUM.format(minimum=_fmt(spec.minimum))
+    if spec.maximum is not None and value > spec.maximum:
+        return None, ABOVE_MAXIMUM.format(maximum=_fmt(spec.maximum))
+    return value, None
+
+
+def _date_field(value: Any, occurred_at: datetime, now: datetime) -> tuple[Any, str | None]:
+    if not isinstance(value, str) or len(value) != 10:
+        return None, DATE_INVALID
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        return None, DATE_INVALID
+    # "The future" is judged in the event's own offset: neither after the event nor after today there.
+    tz = occurred_at.tzinfo
+    latest = min(occurred_at.astimezone(tz).date(), now.astimezone(tz).date())
+    if parsed > latest:
+        return None, DATE_FUTURE
+    return value, None
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
