@@ -1,0 +1,124 @@
+"""Builders for the coaching suite: gyms with keys, API clients, and event payloads."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from coaching.services import gym_create, rulepack_install
+from rules import services as rules_services
+
+EVENTS_URL = "/api/v1/events/"
+ADVICE_URL = "/api/v1/advice/"
+
+# A fixed morning well in the past, so a series of days after it never reaches the future.
+T0 = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=120)).replace(hour=7, minute=30, second=0, microsecond=0)
+
+_ids = itertools.count(1)
+
+
+def iso(at: dt.datetime) -> str:
+    return at.isoformat()
+
+
+def day(n: float, hour: int = 0) -> dt.datetime:
+    """T0 plus ``n`` days (and ``hour`` hours)."""
+    return T0 + dt.timedelta(days=n, hours=hour)
+
+
+def event(type: str, data: dict[str, Any], *, at: dt.datetime = T0, member: str = "m-1",
+          external_id: str | None = None) -> dict[str, Any]:
+    return {"external_id": external_id or f"e-{next(_ids)}", "member": member, "type": type,
+            "occurred_at": iso(at), "data": data}
+
+
+QUIET_RUN: dict[str, Any] = {
+    "distance_km": 3, "duration_min": 20, "surface": "road", "warmup_min": 10, "pain_before": 0,
+    "pain_during": 0, "pain_after": 0, "running_shoes": True, "shoes_km": 100, "hydrated": True,
+    "fuelled": True, "with_group": True, "posture": "good",
+}
+
+
+def run(at: dt.datetime = T0, member: str = "m-1", external_id: str | None = None, **data: Any) -> dict[str, Any]:
+    """A run that fires nothing on its own (apart from first-run rules), with ``data`` overriding."""
+    return event("run", {**QUIET_RUN, **data}, at=at, member=member, external_id=external_id)
+
+
+def pain(at: dt.datetime = T0, member: str = "m-1", external_id: str | None = None, **data: Any) -> dict[str, Any]:
+    return event("pain_report", {"pain": 1, **data}, at=at, member=member, external_id=external_id)
+
+
+def profile(at: dt.datetime = T0, member: str = "m-1", external_id: str | None = None, **data: Any) -> dict[str, Any]:
+    return event("profile", data, at=at, member=member, external_id=external_id)
+
+
+def cross(at: dt.datetime = T0, member: str = "m-1", external_id: str | None = None, **data: Any) -> dict[str, Any]:
+    return event("cross_training", {"activity": "cycling", **data}, at=at, member=member, external_id=external_id)
+
+
+def rule_keys(body: dict[str, Any]) -> list[str]:
+    return [advice["rule"]["key"] for advice in body["advice"]]
+
+
+class GymClient(APIClient):
+    """An API client carrying one gym's key, with shortcuts for the event API."""
+
+    def __init__(self, key: str, gym: Any) -> None:
+        super().__init__()
+        self.key = key
+        self.gym = gym
+        self.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    def send(self, payload: Any, expect: int | None = None) -> Any:
+        response = self.post(EVENTS_URL, payload, format="json")
+        if expect is not None:
+            assert response.status_code == expect, response.content
+        return response
+
+    def fired(self, payload: dict[str, Any]) -> list[str]:
+        """Send one new event and return the keys of the rules it fired."""
+        return rule_keys(self.send(payload, expect=201).json())
+
+    def history(self, *payloads: dict[str, Any]) -> None:
+        for payload in payloads:
+            self.send(payload, expect=201)
+
+
+@pytest.fixture(autouse=True)
+def fresh_state():
+    cache.clear()  # throttle counters
+    rules_services.engine_reset()
+    yield
+    rules_services.engine_reset()
+
+
+@pytest.fixture
+def pack(db) -> None:
+    """The default rule pack, installed and published."""
+    rulepack_install()
+
+
+def _client(name: str) -> GymClient:
+    gym, key = gym_create(name=name)
+    return GymClient(key, gym)
+
+
+@pytest.fixture
+def client(db) -> GymClient:
+    return _client("Riverside Runners")
+
+
+@pytest.fixture
+def other_client(db) -> GymClient:
+    return _client("Hilltop Gym")
+
+
+@pytest.fixture
+def member(client: GymClient) -> str:
+    """A member cleared by a physician, so first-run rules stay quiet."""
+    client.send(profile(at=day(-1), cleared_by_physician=True), expect=201)
+    return "m-1"
