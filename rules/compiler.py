@@ -14,8 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from rules.internal.render import placeholders
 from rules.registry import DATE, registry
-from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, SEQUENCE, SINGLE
+from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, SINGLE
 
 COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
@@ -31,6 +32,7 @@ class RuleMeta:
     cooldown_days: int
     pattern: str
     parameters: Mapping[str, Any]
+    placeholders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,7 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
                 key=s["key"], name=s["name"], category=s["category"], severity=s["severity"],
                 message=s["message"], source_label=s["source_label"], cooldown_days=s["cooldown_days"],
                 pattern=s["pattern"], parameters={p["name"]: p["value"] for p in s["parameters"]},
+                placeholders=placeholders(s["message"]),
             )
             for s in enabled
         },

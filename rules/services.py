@@ -16,10 +16,10 @@ from typing import Any, Mapping, Sequence
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from rules.compiler import CompiledRuleset, ruleset_compile
+from rules.compiler import CompiledRuleset, RuleMeta, ruleset_compile
 from rules.conf import rules_settings
-from rules.internal.engine import DurableRuleset, bindings
-from rules.internal.facts import project
+from rules.internal.engine import DurableRuleset, pattern_binding, single_binding
+from rules.internal.facts import SCRATCH_SID, projector
 from rules.internal.render import render_message
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetVersion, RuleStep
 from rules.registry import registry
@@ -50,20 +50,34 @@ class Fact:
     group: str = ""
 
 
-@dataclass(frozen=True)
 class Match:
-    """One rule that fired for the new fact."""
+    """One rule that fired for the new fact.
 
-    rule_key: str
-    rule_name: str
-    version: int
-    category: str
-    severity: str
-    message: str
-    source_label: str
-    cooldown_days: int
-    fact_ids: tuple[str, ...]
-    values: Mapping[str, Any] = field(default_factory=dict)
+    Light on purpose (it is made once per firing on the hot path): the rule's fields come
+    from the compiled version, and the message is rendered the first time it is read.
+    """
+
+    __slots__ = ("meta", "version", "fact_ids", "_sources", "_message")
+
+    def __init__(self, meta: RuleMeta, version: int, fact_ids: tuple[str, ...], sources: tuple) -> None:
+        self.meta, self.version, self.fact_ids, self._sources, self._message = meta, version, fact_ids, sources, None
+
+    rule_key = property(lambda self: self.meta.key)
+    rule_name = property(lambda self: self.meta.name)
+    category = property(lambda self: self.meta.category)
+    severity = property(lambda self: self.meta.severity)
+    source_label = property(lambda self: self.meta.source_label)
+    cooldown_days = property(lambda self: self.meta.cooldown_days)
+    parameters = property(lambda self: self.meta.parameters)
+
+    @property
+    def message(self) -> str:
+        if self._message is None:
+            self._message = render_message(self.meta.message, self.meta.placeholders, *self._sources)
+        return self._message
+
+    def __repr__(self) -> str:
+        return f"Match({self.rule_key!r}, version={self.version}, fact_ids={self.fact_ids!r})"
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,11 @@ class _Engine:
         self.single = DurableRuleset(compiled.single_json)
         self.pattern = DurableRuleset(compiled.pattern_json)
         self.checked_at = time.monotonic()
+        self.single_projectors = {t: projector(f, compiled.date_fields) for t, f in compiled.single_fields.items()}
+        self.pattern_projectors = {t: projector(f, compiled.date_fields) for t, f in compiled.pattern_fields.items()}
+        ranks = {choice.code: index for index, choice in enumerate(registry.severities())}
+        # Matches are listed most severe first, then by rule key.
+        self.order = {key: (ranks.get(meta.severity, len(ranks)), key) for key, meta in compiled.rules.items()}
 
     @property
     def broken(self) -> bool:
@@ -132,15 +151,6 @@ def ruleset_live() -> LiveRuleset:
         history_window=engine.compiled.history_window,
         history_types=engine.compiled.history_types,
     )
-
-
-_SEVERITY_RANK: dict[str, int] = {}
-
-
-def _severity_rank(code: str) -> int:
-    if not _SEVERITY_RANK:
-        _SEVERITY_RANK.update({choice.code: index for index, choice in enumerate(registry.severities())})
-    return _SEVERITY_RANK.get(code, len(_SEVERITY_RANK))
 
 
 def facts_evaluate(*, fact: Fact, history: Sequence[Fact] = ()) -> Evaluation:
@@ -188,34 +198,35 @@ class Evaluator:
         self.close()
 
 
-def _evaluate(engine: "_Engine", items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
+def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
     compiled = engine.compiled
     found: list[dict[str, tuple[int, ...]]] = [{} for _ in items]
 
     # One-event rules never need history: only the new facts are asserted.
     documents = []
+    projectors = engine.single_projectors
     for index, (fact, _) in enumerate(items):
-        fields = compiled.single_fields.get(fact.type)
-        if fields is not None:
-            documents.append(project(engine_id=str(index), fact_type=fact.type, data=fact.data,
-                                     fields=fields, date_fields=compiled.date_fields))
-    for rule, ids in bindings(engine.single.run(documents)):
-        found[int(ids[0])][rule] = ()
+        project = projectors.get(fact.type)
+        if project is not None:
+            documents.append(project({"id": str(index), "sid": SCRATCH_SID, "type": fact.type}, fact.data))
+    for message in engine.single.run(documents):
+        rule, engine_id = single_binding(message)
+        found[int(engine_id)][rule] = ()
 
     # Patterns: the new fact with the history inside the widest window, in time order.
     ordered: list[list[Fact]] = [[] for _ in items]
     if not engine.pattern.empty:
         documents = []
         window = compiled.history_window
-        new_positions: list[int] = []
+        history_types = compiled.history_types
+        projectors = engine.pattern_projectors
+        new_positions = [-1] * len(items)
         for index, (fact, history) in enumerate(items):
-            new_positions.append(-1)
-            if fact.type not in compiled.history_types:
+            if fact.type not in history_types:
                 continue
             relevant = [
                 h for h in history
-                if h.type in compiled.history_types and h.id != fact.id
-                and abs(h.occurred_at - fact.occurred_at) <= window
+                if h.type in history_types and h.id != fact.id and abs(h.occurred_at - fact.occurred_at) <= window
             ]
             if not relevant:
                 continue
@@ -224,38 +235,37 @@ def _evaluate(engine: "_Engine", items: Sequence[tuple[Fact, Sequence[Fact]]]) -
             for position, item in enumerate(facts):
                 if item is fact:
                     new_positions[index] = position
-                documents.append(project(
-                    engine_id=f"{index}.{position}", fact_type=item.type, data=item.data,
-                    fields=compiled.pattern_fields.get(item.type, ()), date_fields=compiled.date_fields,
-                    extra={"_g": index, "_o": position, "_t": item.occurred_at.timestamp()},
+                documents.append(projectors[item.type](
+                    {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type,
+                     "_g": index, "_o": position, "_t": item.occurred_at.timestamp()},
+                    item.data,
                 ))
-        for rule, ids in bindings(engine.pattern.run(documents)):
-            index = int(ids[0].split(".")[0])
-            positions = tuple(int(i.split(".")[1]) for i in ids)
+        for message in engine.pattern.run(documents):
+            rule, engine_ids = pattern_binding(message)
+            index = int(engine_ids[0].split(".")[0])
+            positions = tuple(int(engine_id.split(".")[1]) for engine_id in engine_ids)
             if new_positions[index] not in positions:
-                continue
+                continue  # a pattern the history completed by itself: not this fact's news
             # Of several combinations, keep the one with the most recent facts.
             best = found[index].get(rule)
             if best is None or sorted(positions, reverse=True) > sorted(best, reverse=True):
                 found[index][rule] = positions
 
+    rules, version, order = compiled.rules, engine.version, engine.order
     evaluations = []
     for index, (fact, _) in enumerate(items):
         matches = []
-        for rule_key, positions in found[index].items():
-            meta = compiled.rules[rule_key]
-            matched = [ordered[index][p] for p in positions] if positions else [fact]
-            newest_first = sorted((f for f in matched if f is not fact), key=lambda f: f.occurred_at, reverse=True)
-            extra = {"count": len(matched)}
-            message = render_message(meta.message, fact.data, *[f.data for f in newest_first], meta.parameters, extra)
-            matches.append(Match(
-                rule_key=rule_key, rule_name=meta.name, version=engine.version, category=meta.category,
-                severity=meta.severity, message=message, source_label=meta.source_label,
-                cooldown_days=meta.cooldown_days, fact_ids=tuple(f.id for f in matched),
-                values={**meta.parameters},
-            ))
-        matches.sort(key=lambda m: (_severity_rank(m.severity), m.rule_key))
-        evaluations.append(Evaluation(version=engine.version, matches=matches))
+        for rule_key in sorted(found[index], key=order.__getitem__):
+            positions = found[index][rule_key]
+            meta = rules[rule_key]
+            if positions:
+                matched = [ordered[index][p] for p in positions]
+                others = sorted((f for f in matched if f is not fact), key=lambda f: f.occurred_at, reverse=True)
+                sources = (fact.data, *[f.data for f in others], meta.parameters, {"count": len(matched)})
+                matches.append(Match(meta, version, tuple(f.id for f in matched), sources))
+            else:
+                matches.append(Match(meta, version, (fact.id,), (fact.data, meta.parameters, {"count": 1})))
+        evaluations.append(Evaluation(version=version, matches=matches))
     return evaluations
 
 
@@ -266,7 +276,6 @@ def engine_reset() -> None:
         if _engine is not None:
             _engine.close()
         _engine = None
-    _SEVERITY_RANK.clear()
 
 
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from typing import Any, Sequence
 
@@ -78,13 +79,23 @@ class DurableRuleset:
             self._handle = None
 
 
-def bindings(messages: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """(rule name, engine ids of the bound facts in alias order) for each action message."""
-    found: list[tuple[str, list[str]]] = []
-    for message in messages:
-        for rule, bound in json.loads(message).items():
-            if "m" in bound:
-                found.append((rule, [bound["m"]["id"]]))
-            else:
-                found.append((rule, [bound[f"s{i}"]["id"] for i in range(len(bound))]))
-    return found
+# durable_rules echoes each bound fact's JSON text exactly as it was asserted, and every
+# document starts with its "id" (see internal.facts.project), so the rule name and the
+# bound ids can be read straight off the message: parsing the whole JSON took about half
+# of the evaluation time.
+_SINGLE_PREFIX = len('":{"m":{"id":"')
+_BOUND = re.compile(r'"s(\d+)":\{"id":"([^"]+)"')
+
+
+def single_binding(message: str) -> tuple[str, str]:
+    """(rule name, engine id) of an action message of a one-fact rule."""
+    end = message.index('"', 2)
+    start = end + _SINGLE_PREFIX
+    return message[2:end], message[start:message.index('"', start)]
+
+
+def pattern_binding(message: str) -> tuple[str, list[str]]:
+    """(rule name, engine ids of the bound facts in step order) of a pattern's action message."""
+    rule = message[2:message.index('"', 2)]
+    bound = sorted((int(alias), engine_id) for alias, engine_id in _BOUND.findall(message))
+    return rule, [engine_id for _, engine_id in bound]

@@ -25,6 +25,25 @@ def engine_value(value: Any, is_date: bool) -> Any:
     return value
 
 
+def projector(fields: Iterable[str], date_fields: frozenset[str]):  # noqa: ANN201
+    """A fast function data -> engine fields, for one fact type's list of fields."""
+    plain = tuple(name for name in fields if name not in date_fields)
+    dates = tuple(name for name in fields if name in date_fields)
+
+    def _project(document: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+        for name in plain:
+            value = data.get(name)
+            if value is not None:
+                document[name] = value
+        for name in dates:
+            value = engine_value(data.get(name), True)
+            if value is not None:
+                document[name] = value
+        return document
+
+    return _project
+
+
 def project(
     *,
     engine_id: str,

@@ -15,17 +15,26 @@ def display_value(value: Any) -> str:
     return str(value)
 
 
-class _Values(dict):
-    def __missing__(self, key: str) -> str:
-        return "–"
-
-
-def render_message(template: str, *sources: Mapping[str, Any]) -> str:
-    """Placeholders take the first source that has a value; unknown ones render as a dash."""
-    values = _Values()
-    for source in reversed(sources):
-        values.update({k: display_value(v) for k, v in source.items() if v is not None})
+def placeholders(template: str) -> tuple[str, ...]:
+    """The names a message template uses, e.g. ("pain_during", "threshold")."""
     try:
-        return string.Formatter().vformat(template, (), values)
+        return tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
+    except ValueError:
+        return ()
+
+
+def render_message(template: str, names: tuple[str, ...], *sources: Mapping[str, Any]) -> str:
+    """Each placeholder takes the first source that has a value for it; a missing one renders as a dash."""
+    values = {}
+    for name in names:
+        for source in sources:
+            value = source.get(name)
+            if value is not None:
+                values[name] = display_value(value)
+                break
+        else:
+            values[name] = "–"
+    try:
+        return template.format_map(values)
     except (ValueError, IndexError, AttributeError, KeyError):
         return template

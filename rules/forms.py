@@ -1,0 +1,362 @@
+"""Admin forms: the rule editor (a rule form and three formsets), try-it and publish forms.
+
+The editor's forms only collect what a clinician typed; ``RuleEditor`` turns them into a
+rule spec (see rules.spec), and puts the spec's validation messages back on the widgets
+they belong to. The catalog (event types, fields, units, choices) drives every widget.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Mapping
+
+from django import forms
+from django.forms import formset_factory
+from django.utils import timezone
+
+from rules.models import RulesetVersion
+from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
+from rules.spec import OPERATORS, PARAMETER_KINDS, PATTERNS, KIND_LABELS
+
+PARAMETER_KIND_LABELS = {NUMBER: "Number", INTEGER: "Whole number", BOOLEAN: "Yes / no", TEXT: "Text", DATE: "Date"}
+
+
+def catalog_json() -> str:
+    """The catalog and operators as JSON for the editor's script."""
+    return json.dumps({
+        "fact_types": [
+            {"name": ft.name, "label": ft.label, "fields": [
+                {"name": f.name, "label": f.label, "kind": f.kind, "unit": f.unit, "choices": list(f.choices),
+                 "min": f.minimum, "max": f.maximum, "derived": f.derived, "help": f.help_text}
+                for f in ft.fields.values()
+            ]}
+            for ft in registry.fact_types()
+        ],
+        "operators": [{"code": code, "label": label, "kinds": list(kinds), "needs_value": needs}
+                      for code, (label, kinds, needs) in OPERATORS.items()],
+    })
+
+
+def _field_choices() -> list:
+    groups = []
+    for fact_type in registry.fact_types():
+        options = [(f.name, f"{f.label}" + (f" ({f.unit})" if f.unit else "")) for f in fact_type.fields.values()]
+        groups.append((fact_type.label, options))
+    return [("", "— field —"), *groups]
+
+
+class RuleForm(forms.Form):
+    key = forms.SlugField(max_length=80, help_text="Stable identifier, e.g. pain-stop. Never reuse one.")
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}))
+    category = forms.ChoiceField()
+    severity = forms.ChoiceField()
+    enabled = forms.BooleanField(required=False, initial=True)
+    pattern = forms.ChoiceField(choices=list(PATTERNS.items()), initial="single")
+    count = forms.IntegerField(required=False, min_value=2, label="How many events",
+                               widget=forms.NumberInput(attrs={"style": "width:5em"}))
+    window_hours = forms.FloatField(required=False, min_value=0, label="Within (hours)",
+                                    help_text="24 = one day, 168 = one week.",
+                                    widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any"}))
+    message = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="What the member reads. Use {field_name} for a value of the matched event and "
+                  "{parameter_name} for a parameter.")
+    source_label = forms.CharField(max_length=300, required=False, label="Source",
+                                   widget=forms.TextInput(attrs={"size": 80}))
+    cooldown_days = forms.IntegerField(min_value=0, initial=0, label="Cooldown (days)",
+                                       help_text="No new advice from this rule for the same member within this many days (0: no limit).",
+                                       widget=forms.NumberInput(attrs={"style": "width:5em"}))
+    revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
+        self.fields["severity"].choices = [("", "—")] + [(s.code, f"{s.code} — {s.label}") for s in registry.severities()]
+
+
+class StepForm(forms.Form):
+    fact_type = forms.ChoiceField(label="Event type")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["fact_type"].choices = [("", "— event type —")] + [(ft.name, ft.label) for ft in registry.fact_types()]
+
+
+class ConditionForm(forms.Form):
+    step = forms.IntegerField(min_value=1, initial=1, label="Event", widget=forms.NumberInput(attrs={"style": "width:3.5em"}))
+    group = forms.IntegerField(min_value=1, initial=1, help_text="Same group: any of them", widget=forms.NumberInput(attrs={"style": "width:3.5em"}))
+    negate = forms.BooleanField(required=False, label="not")
+    field = forms.CharField(widget=forms.Select)
+    operator = forms.ChoiceField(choices=[("", "—")] + [(code, label) for code, (label, _, _) in OPERATORS.items()])
+    value = forms.CharField(required=False, max_length=300)
+    parameter = forms.CharField(required=False, max_length=60, widget=forms.Select)
+
+    def __init__(self, *args: Any, parameter_names: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["field"].widget.choices = _field_choices()
+        self.fields["parameter"].widget.choices = [("", "— or a parameter —")] + [(n, n) for n in parameter_names or []]
+
+
+class ParameterForm(forms.Form):
+    name = forms.RegexField(regex=r"^[a-z_][a-z0-9_]*$", max_length=60,
+                            widget=forms.TextInput(attrs={"size": 14}),
+                            error_messages={"invalid": "Use lower-case letters, digits and underscores, starting with a letter."})
+    label = forms.CharField(required=False, max_length=200, widget=forms.TextInput(attrs={"size": 24}))
+    kind = forms.ChoiceField(choices=[(k, PARAMETER_KIND_LABELS[k]) for k in PARAMETER_KINDS], initial=NUMBER)
+    value = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 8}))
+    unit = forms.CharField(required=False, max_length=30, widget=forms.TextInput(attrs={"size": 6}))
+
+
+StepFormSet = formset_factory(StepForm, extra=0, can_delete=True, min_num=0)
+ConditionFormSet = formset_factory(ConditionForm, extra=0, can_delete=True)
+ParameterFormSet = formset_factory(ParameterForm, extra=0, can_delete=True)
+
+_TOP_LEVEL = ("key", "name", "description", "category", "severity", "enabled", "pattern", "count", "window_hours",
+              "message", "source_label", "cooldown_days")
+
+
+class RuleEditor:
+    """The editor's forms for one rule, bound to POST data or filled from a spec."""
+
+    def __init__(self, *, data: Mapping[str, Any] | None = None, spec: Mapping[str, Any] | None = None,
+                 revision: int | None = None) -> None:
+        spec = spec or {}
+        parameter_names = [p["name"] for p in spec.get("parameters") or [] if p.get("name")]
+        if data is not None:
+            parameter_names = sorted({v for k, v in data.items() if k.startswith("parameters-") and k.endswith("-name") and v})
+            self.rule = RuleForm(data)
+            self.steps = StepFormSet(data, prefix="steps")
+            self.conditions = ConditionFormSet(data, prefix="conditions", form_kwargs={"parameter_names": parameter_names})
+            self.parameters = ParameterFormSet(data, prefix="parameters")
+        else:
+            initial = {name: spec.get(name) for name in _TOP_LEVEL if spec.get(name) is not None}
+            initial.setdefault("enabled", True)
+            initial.setdefault("pattern", "single")
+            initial.setdefault("cooldown_days", 0)
+            initial["revision"] = revision
+            self.rule = RuleForm(initial=initial)
+            self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
+            self.conditions = ConditionFormSet(
+                prefix="conditions", form_kwargs={"parameter_names": parameter_names},
+                initial=[{**c, "value": _text(c.get("value")), "parameter": c.get("parameter") or ""}
+                         for c in spec.get("conditions") or []] or [{"step": 1, "group": 1}],
+            )
+            self.parameters = ParameterFormSet(
+                prefix="parameters",
+                initial=[{**p, "value": _text(p.get("value"))} for p in spec.get("parameters") or []],
+            )
+        self._step_forms: list[forms.Form] = []
+        self._condition_forms: list[forms.Form] = []
+        self._parameter_forms: list[forms.Form] = []
+
+    @property
+    def formsets(self) -> list:
+        return [self.steps, self.conditions, self.parameters]
+
+    def is_valid(self) -> bool:
+        return all([self.rule.is_valid(), *(fs.is_valid() for fs in self.formsets)])
+
+    @property
+    def expected_revision(self) -> int | None:
+        return self.rule.cleaned_data.get("revision") if self.rule.is_bound and hasattr(self.rule, "cleaned_data") else None
+
+    def spec(self) -> dict[str, Any]:
+        """The spec as typed so far; call after ``is_valid()`` (works on partly invalid input too)."""
+        rule = getattr(self.rule, "cleaned_data", {}) or {}
+        raw = self.rule.data if self.rule.is_bound else {}
+        spec: dict[str, Any] = {}
+        for name in _TOP_LEVEL:
+            if name in rule:
+                spec[name] = rule[name]
+            elif self.rule.is_bound:
+                spec[name] = raw.get(name) or None
+        spec["enabled"] = bool(rule.get("enabled", raw.get("enabled") in ("on", "true", "1", True)))
+        if spec.get("window_hours") in ("",):
+            spec["window_hours"] = None
+        self._step_forms = _live_forms(self.steps)
+        self._condition_forms = _live_forms(self.conditions)
+        self._parameter_forms = _live_forms(self.parameters)
+        spec["steps"] = [{"fact_type": _value(f, "fact_type")} for f in self._step_forms]
+        spec["conditions"] = [
+            {"step": _int(_value(f, "step"), 1), "group": _int(_value(f, "group"), 1), "field": _value(f, "field"),
+             "operator": _value(f, "operator"), "value": _value(f, "value") or None,
+             "parameter": _value(f, "parameter") or None, "negate": bool(_value(f, "negate"))}
+            for f in self._condition_forms
+        ]
+        spec["parameters"] = [
+            {"name": _value(f, "name"), "label": _value(f, "label") or "", "kind": _value(f, "kind"),
+             "value": _value(f, "value"), "unit": _value(f, "unit") or ""}
+            for f in self._parameter_forms
+        ]
+        if spec.get("pattern") == "single":
+            spec["window_hours"] = None
+            spec["count"] = None
+        return spec
+
+    def add_spec_errors(self, errors: Mapping[str, list[str]]) -> None:
+        """Put spec validation messages (by field path) on the widgets they belong to."""
+        lists = {"steps": (self.steps, self._step_forms), "conditions": (self.conditions, self._condition_forms),
+                 "parameters": (self.parameters, self._parameter_forms)}
+        for path, messages in errors.items():
+            head, _, rest = path.partition(".")
+            if head in lists:
+                formset, live = lists[head]
+                index, _, field = rest.partition(".")
+                if index.isdigit() and int(index) < len(live):
+                    form = live[int(index)]
+                    form.add_error(field if field in form.fields else None, list(messages))
+                else:
+                    formset._non_form_errors = formset.non_form_errors() + list(messages)  # noqa: SLF001
+            elif head in self.rule.fields:
+                self.rule.add_error(head, list(messages))
+            else:
+                self.rule.add_error(None, [f"{path}: {m}" for m in messages])
+
+    def add_error(self, message: str) -> None:
+        self.rule.add_error(None, message)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.rule.errors) or any(fs.total_error_count() for fs in self.formsets)
+
+
+def _live_forms(formset: Any) -> list:
+    """The formset's forms that are not deleted and not left entirely blank."""
+    forms_ = []
+    for form in formset.forms:
+        cleaned = getattr(form, "cleaned_data", None) or {}
+        if cleaned.get("DELETE") or (form.is_bound and form.data.get(form.add_prefix("DELETE")) in ("on", "true")):
+            continue
+        if form.is_bound and not form.has_changed() and not form.initial:
+            if not any(form.data.get(form.add_prefix(n)) for n in form.fields if n not in ("DELETE", "step", "group", "kind", "negate")):
+                continue
+        forms_.append(form)
+    return forms_
+
+
+def _value(form: forms.Form, name: str) -> Any:
+    cleaned = getattr(form, "cleaned_data", None)
+    if cleaned and name in cleaned:
+        return cleaned[name]
+    if form.is_bound:
+        return form.data.get(form.add_prefix(name))
+    return form.initial.get(name)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+# -- publish, roll back, import ------------------------------------------------------------
+class PublishForm(forms.Form):
+    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+                              help_text="What changed and why; shown in the version history.")
+
+
+class RollbackForm(forms.Form):
+    version = forms.TypedChoiceField(coerce=int, label="Version to restore")
+    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        live = RulesetVersion.objects.order_by("-number").values_list("number", flat=True).first()
+        self.fields["version"].choices = [
+            (v.number, f"Version {v.number} — {timezone.localtime(v.created_at):%Y-%m-%d %H:%M} — {v.comment[:80]}")
+            for v in RulesetVersion.objects.order_by("-number").only("number", "created_at", "comment")
+            if v.number != live
+        ]
+
+
+class ImportForm(forms.Form):
+    pack = forms.FileField(required=False, label="Rule pack file (.json)")
+    pack_text = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class SimulateForm(forms.Form):
+    days = forms.IntegerField(min_value=1, max_value=365, initial=30, label="Stored events of the last (days)")
+
+
+# -- try it --------------------------------------------------------------------------------
+def _try_field(spec: FieldSpec) -> forms.Field:
+    label = spec.label + (f" ({spec.unit})" if spec.unit else "")
+    help_text = spec.help_text or (f"Range {spec.describe_range()}" if spec.describe_range() else "")
+    if spec.kind == BOOLEAN:
+        return forms.TypedChoiceField(label=label, required=False, coerce=lambda v: v == "true", empty_value=None,
+                                      choices=[("", "not recorded"), ("true", "yes"), ("false", "no")], help_text=help_text)
+    if spec.kind == TEXT and spec.choices:
+        return forms.ChoiceField(label=label, required=False, choices=[("", "not recorded")] + [(c, c) for c in spec.choices],
+                                 help_text=help_text)
+    if spec.kind == TEXT:
+        return forms.CharField(label=label, required=False, help_text=help_text)
+    if spec.kind == DATE:
+        return forms.DateField(label=label, required=False, help_text=help_text,
+                               widget=forms.DateInput(attrs={"type": "date"}))
+    field_class = forms.IntegerField if spec.kind == INTEGER else forms.FloatField
+    attrs = {"style": "width:7em"}
+    if spec.kind == NUMBER:
+        attrs["step"] = "any"
+    return field_class(label=label, required=False, min_value=spec.minimum, max_value=spec.maximum,
+                       help_text=help_text, widget=forms.NumberInput(attrs=attrs))
+
+
+class TryForm(forms.Form):
+    """An event of one type, built from the catalog, with an optional real subject for history."""
+
+    fact_type = forms.ChoiceField(label="Event type")
+    occurred_at = forms.DateTimeField(label="Occurred at", help_text="YYYY-MM-DD HH:MM (server time zone)")
+    subject = forms.ChoiceField(label="History of", required=False)
+    scope = forms.ChoiceField(choices=[("draft", "The whole draft"), ("rule", "Only this rule")], required=False)
+
+    def __init__(self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_key: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["fact_type"].choices = [(ft.name, ft.label) for ft in registry.fact_types()]
+        self.fields["occurred_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
+        self.fields["subject"].choices = [("", "nobody (no history)")] + list(subjects)
+        if not rule_key:
+            del self.fields["scope"]
+        else:
+            self.fields["scope"].choices = [("rule", f"Only {rule_key}"), ("draft", "The whole draft")]
+        self.fact_type = registry.fact_type(fact_type)
+        self.data_fields: list[str] = []
+        if self.fact_type:
+            for spec in self.fact_type.fields.values():
+                if spec.derived:
+                    continue
+                self.fields[f"data_{spec.name}"] = _try_field(spec)
+                self.data_fields.append(f"data_{spec.name}")
+            for spec in self.fact_type.fields.values():
+                if spec.required:
+                    self.fields[f"data_{spec.name}"].required = True
+
+    def event_data(self) -> dict[str, Any]:
+        data = {}
+        for name in self.data_fields:
+            value = self.cleaned_data.get(name)
+            if value is None or value == "":
+                continue
+            if isinstance(value, dt.date):
+                value = value.isoformat()
+            data[name[len("data_"):]] = value
+        return data
+
+    def data_bound_fields(self) -> list:
+        return [self[name] for name in self.data_fields]
+
+
+__all__ = ["RuleEditor", "PublishForm", "RollbackForm", "ImportForm", "SimulateForm", "TryForm", "catalog_json",
+           "KIND_LABELS"]

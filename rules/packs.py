@@ -1,0 +1,190 @@
+"""Rule packs (a ruleset as a JSON file clinics share) and readable diffs between rulesets.
+
+A pack is ``{"format": "rules-pack", "format_version": 1, "ruleset_version": N,
+"exported_at": "...", "rules": [spec, ...]}``. Exporting the live version and importing the
+file gives the same ruleset back: the specs are stored normalized in both places.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from django.utils import timezone
+
+from rules.registry import registry
+from rules.selectors import version_live
+from rules.services import draft_replace, ruleset_check
+from rules.spec import RuleValidationError
+
+PACK_FORMAT = "rules-pack"
+PACK_FORMAT_VERSION = 1
+
+MSG_PACK_NOT_JSON = "This file is not a rule pack: it is not valid JSON."
+MSG_PACK_FORMAT = "This file is not a rule pack (expected a JSON object with “format”: “rules-pack” and a list of rules)."
+MSG_PACK_VERSION = "This rule pack was written by a newer version of the product (format {found}); it reads format {supported}."
+MSG_PACK_EMPTY = "This rule pack has no rules."
+
+
+class PackError(Exception):
+    """A pack that cannot be imported; ``errors`` maps "rule key: field" to messages."""
+
+    def __init__(self, message: str, errors: Mapping[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = dict(errors or {})
+
+
+def pack_export(*, specs: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The live version (or ``specs``) as a pack."""
+    live = version_live()
+    rules = list(specs) if specs is not None else (list(live.snapshot) if live else [])
+    return {
+        "format": PACK_FORMAT,
+        "format_version": PACK_FORMAT_VERSION,
+        "ruleset_version": live.number if live and specs is None else None,
+        "exported_at": timezone.now().isoformat(timespec="seconds"),
+        "rules": sorted(rules, key=lambda s: s["key"]),
+    }
+
+
+def pack_dumps(pack: Mapping[str, Any]) -> str:
+    return json.dumps(pack, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
+    """The pack's rules, validated and normalized; raises PackError with every problem."""
+    try:
+        pack = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise PackError(MSG_PACK_NOT_JSON) from None
+    if not isinstance(pack, dict) or pack.get("format") != PACK_FORMAT or not isinstance(pack.get("rules"), list):
+        raise PackError(MSG_PACK_FORMAT)
+    found = pack.get("format_version", PACK_FORMAT_VERSION)
+    if not isinstance(found, int) or found > PACK_FORMAT_VERSION:
+        raise PackError(MSG_PACK_VERSION.format(found=found, supported=PACK_FORMAT_VERSION))
+    rules = pack["rules"]
+    if not rules:
+        raise PackError(MSG_PACK_EMPTY)
+    if not all(isinstance(rule, dict) for rule in rules):
+        raise PackError(MSG_PACK_FORMAT)
+    try:
+        return ruleset_check(rules)
+    except RuleValidationError as exc:
+        raise PackError("The rule pack has problems; nothing was imported.", exc.errors) from None
+
+
+def pack_import(*, specs: Sequence[Mapping[str, Any]], user: Any = None) -> None:
+    """Make the draft equal to the pack's rules (publish separately)."""
+    draft_replace(specs=specs, user=user)
+
+
+# -- diffs ----------------------------------------------------------------------------------
+@dataclass
+class RuleDiff:
+    key: str
+    name: str
+    action: str  # added, removed, changed
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (what, before, after)
+
+
+@dataclass
+class RulesetDiff:
+    rules: list[RuleDiff]
+
+    @property
+    def empty(self) -> bool:
+        return not self.rules
+
+    def count(self, action: str) -> int:
+        return sum(1 for r in self.rules if r.action == action)
+
+    def summary(self) -> str:
+        parts = [f"{self.count(a)} {a}" for a in ("added", "changed", "removed") if self.count(a)]
+        return ", ".join(parts) if parts else "no changes"
+
+
+def _show(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _condition_text(condition: Mapping[str, Any]) -> str:
+    target = f"[{condition['parameter']}]" if condition.get("parameter") else _show(condition.get("value"))
+    negate = "not " if condition.get("negate") else ""
+    return (f"event {condition.get('step', 1)}, group {condition.get('group', 1)}: {negate}"
+            f"{condition.get('field')} {condition.get('operator')} {target}")
+
+
+_LABELS = {
+    "name": "Name", "description": "Description", "category": "Category", "severity": "Severity",
+    "message": "Message", "source_label": "Source", "cooldown_days": "Cooldown (days)", "enabled": "Enabled",
+    "pattern": "Pattern", "count": "How many events", "window_hours": "Within (hours)",
+}
+
+
+def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> RuleDiff:
+    """What changed in one rule, in words a clinician reads (parameter values first)."""
+    spec = after or before or {}
+    if before is None:
+        return RuleDiff(key=spec.get("key", "?"), name=spec.get("name", ""), action="added")
+    if after is None:
+        return RuleDiff(key=spec.get("key", "?"), name=spec.get("name", ""), action="removed")
+    changes: list[tuple[str, str, str]] = []
+    old_params = {p["name"]: p for p in before.get("parameters") or []}
+    new_params = {p["name"]: p for p in after.get("parameters") or []}
+    for name in sorted(old_params.keys() | new_params.keys()):
+        old, new = old_params.get(name), new_params.get(name)
+        label = (new or old).get("label") or name
+        unit = (new or old).get("unit") or ""
+        old_v = f"{_show(old['value'])} {unit}".strip() if old else "—"
+        new_v = f"{_show(new['value'])} {unit}".strip() if new else "—"
+        if old_v != new_v or (old and new and old.get("kind") != new.get("kind")):
+            changes.append((f"Parameter “{label}”", old_v, new_v))
+    for name, label in _LABELS.items():
+        if _show(before.get(name)) != _show(after.get(name)):
+            changes.append((label, _show(before.get(name)), _show(after.get(name))))
+    old_steps = ", ".join(s["fact_type"] for s in before.get("steps") or [])
+    new_steps = ", ".join(s["fact_type"] for s in after.get("steps") or [])
+    if old_steps != new_steps:
+        changes.append(("Events", old_steps, new_steps))
+    old_conditions = [_condition_text(c) for c in before.get("conditions") or []]
+    new_conditions = [_condition_text(c) for c in after.get("conditions") or []]
+    if old_conditions != new_conditions:
+        removed = [c for c in old_conditions if c not in new_conditions]
+        added = [c for c in new_conditions if c not in old_conditions]
+        changes.append(("Conditions", "; ".join(removed) or "(order)", "; ".join(added) or "(order)"))
+    return RuleDiff(key=spec.get("key", "?"), name=spec.get("name", ""), action="changed" if changes else "same",
+                    changes=changes)
+
+
+def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
+    from rules.spec import spec_normalize
+
+    try:
+        return spec_normalize(spec)
+    except Exception:  # noqa: BLE001  (an invalid draft spec is compared as it is)
+        return dict(spec)
+
+
+def ruleset_diff(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> RulesetDiff:
+    """Rules added, removed and changed from ``before`` to ``after`` (both lists of specs)."""
+    old = {s["key"]: _comparable(s) for s in before}
+    new = {s["key"]: _comparable(s) for s in after}
+    diffs = []
+    for key in sorted(old.keys() | new.keys()):
+        if old.get(key) == new.get(key):
+            continue
+        diff = spec_diff(old.get(key), new.get(key))
+        if diff.action != "same":
+            diffs.append(diff)
+    return RulesetDiff(rules=diffs)
+
+
+def category_label(code: str) -> str:
+    return registry.category_label(code)

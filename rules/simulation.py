@@ -1,0 +1,257 @@
+"""Try it and simulate: what the draft would do, compared with the live version.
+
+``rule_try`` evaluates one typed-in event (optionally with a real subject's history).
+``ruleset_simulate`` replays the stored facts of the last N days through both the draft
+and the live version and counts, per rule, the advice that would appear, disappear or
+change. Facts are read from the database first; the engine work that follows touches no
+database, so a long simulation can run in a background thread (``simulation_start``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from django.utils import timezone
+
+from rules.registry import registry
+from rules.selectors import ruleset_draft_specs, version_live
+from rules.services import Evaluation, Evaluator, Fact, Match
+
+MSG_NO_FACT_SOURCE = "No domain has registered a source of stored events, so there is nothing to try or simulate."
+EXAMPLES_PER_RULE = 5
+BATCH_SIZE = 500
+
+
+class SimulationUnavailable(Exception):
+    pass
+
+
+def _source():  # noqa: ANN202
+    source = registry.fact_source()
+    if source is None:
+        raise SimulationUnavailable(MSG_NO_FACT_SOURCE)
+    return source
+
+
+def live_specs() -> tuple[int, list[dict[str, Any]]]:
+    live = version_live()
+    return (live.number, list(live.snapshot)) if live else (0, [])
+
+
+# -- try it ---------------------------------------------------------------------------------
+@dataclass
+class TryResult:
+    fact: Fact
+    history: list[Fact]
+    draft: list[Match]
+    live: list[Match]
+    live_version: int
+
+
+def rule_try(*, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetime, subject: str | None,
+             specs: Sequence[Mapping[str, Any]] | None = None) -> TryResult:
+    """Which rules of ``specs`` (default: the whole draft) and of the live version fire for this event."""
+    fact, history = _source().enrich(fact_type=fact_type, data=dict(data), occurred_at=occurred_at,
+                                     subject=subject or None)
+    version, live = live_specs()
+    with Evaluator(specs=ruleset_draft_specs() if specs is None else specs) as draft_evaluator:
+        draft_matches = draft_evaluator.evaluate_many([(fact, history)])[0].matches
+    with Evaluator(specs=live, version=version) as live_evaluator:
+        live_matches = live_evaluator.evaluate_many([(fact, history)])[0].matches
+    if specs is not None:
+        keys = {s["key"] for s in specs}
+        live_matches = [m for m in live_matches if m.rule_key in keys]
+    return TryResult(fact=fact, history=list(history), draft=draft_matches, live=live_matches, live_version=version)
+
+
+# -- simulation -----------------------------------------------------------------------------
+@dataclass
+class RuleImpact:
+    key: str
+    name: str
+    live: int = 0
+    draft: int = 0
+    appear: int = 0
+    disappear: int = 0
+    change: int = 0
+    examples: dict[str, list[str]] = field(default_factory=lambda: {"appear": [], "disappear": [], "change": []})
+    in_draft: bool = True
+    in_live: bool = True
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.appear or self.disappear or self.change)
+
+    def example(self, kind: str, label: str) -> None:
+        examples = self.examples[kind]
+        if label not in examples and len(examples) < EXAMPLES_PER_RULE:
+            examples.append(label)
+
+
+@dataclass
+class SimulationInput:
+    since: dt.datetime
+    days: int
+    live_version: int
+    live_specs: list[dict[str, Any]]
+    draft_specs: list[dict[str, Any]]
+    facts: list[tuple[Fact, list[Fact], str]]
+
+
+@dataclass
+class SimulationResult:
+    since: dt.datetime
+    days: int
+    events: int
+    subjects: int
+    seconds: float
+    live_version: int
+    rules: list[RuleImpact]
+
+    @property
+    def totals(self) -> dict[str, int]:
+        return {name: sum(getattr(r, name) for r in self.rules)
+                for name in ("live", "draft", "appear", "disappear", "change")}
+
+    @property
+    def changed_rules(self) -> list[RuleImpact]:
+        return [r for r in self.rules if r.changed]
+
+
+def simulation_prepare(*, days: int = 30, now: dt.datetime | None = None,
+                       draft_specs: Sequence[Mapping[str, Any]] | None = None) -> SimulationInput:
+    """Read everything a simulation needs from the database (the draft, the live version, the facts)."""
+    source = _source()
+    since = (now or timezone.now()) - dt.timedelta(days=days)
+    version, live = live_specs()
+    draft = list(ruleset_draft_specs() if draft_specs is None else draft_specs)
+    with Evaluator(specs=draft) as a, Evaluator(specs=live) as b:
+        window = max(a.history_window, b.history_window)
+        types = a.history_types | b.history_types
+    facts = list(source.stored_facts(since=since, window=window if types else None, types=types))
+    return SimulationInput(since=since, days=days, live_version=version, live_specs=live, draft_specs=draft, facts=facts)
+
+
+def _advised(evaluations: Sequence[Evaluation], facts: Sequence[tuple[Fact, list[Fact], str]],
+             last: dict[tuple[str, str], dt.datetime]) -> list[dict[str, Match]]:
+    """Matches that would become advice, per fact: a rule cooling down for the subject gives none."""
+    advised = []
+    for evaluation, (fact, _, _) in zip(evaluations, facts):
+        kept = {}
+        for match in evaluation.matches:
+            slot = (fact.group, match.rule_key)
+            previous = last.get(slot)
+            if match.cooldown_days and previous is not None and \
+                    fact.occurred_at - previous < dt.timedelta(days=match.cooldown_days):
+                continue
+            last[slot] = fact.occurred_at
+            kept[match.rule_key] = match
+        advised.append(kept)
+    return advised
+
+
+def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None] | None = None,
+                   batch_size: int = BATCH_SIZE) -> SimulationResult:
+    """Replay the facts through the draft and the live version (no database access)."""
+    started = time.monotonic()
+    names = {s["key"]: s["name"] for s in data.live_specs}
+    names.update({s["key"]: s["name"] for s in data.draft_specs})
+    impacts = {key: RuleImpact(key=key, name=name) for key, name in sorted(names.items())}
+    draft_keys = {s["key"] for s in data.draft_specs}
+    live_keys = {s["key"] for s in data.live_specs}
+    for key, impact in impacts.items():
+        impact.in_draft, impact.in_live = key in draft_keys, key in live_keys
+    last_draft: dict[tuple[str, str], dt.datetime] = {}
+    last_live: dict[tuple[str, str], dt.datetime] = {}
+    total = len(data.facts)
+    with Evaluator(specs=data.draft_specs) as draft, Evaluator(specs=data.live_specs, version=data.live_version) as live:
+        for start in range(0, total, batch_size):
+            batch = data.facts[start:start + batch_size]
+            items = [(fact, history) for fact, history, _ in batch]
+            draft_advice = _advised(draft.evaluate_many(items), batch, last_draft)
+            live_advice = _advised(live.evaluate_many(items), batch, last_live)
+            for (fact, _, label), now_, before in zip(batch, draft_advice, live_advice):
+                for key in now_.keys() | before.keys():
+                    impact = impacts[key]
+                    if key in now_:
+                        impact.draft += 1
+                    if key in before:
+                        impact.live += 1
+                    if key in now_ and key not in before:
+                        impact.appear += 1
+                        impact.example("appear", label)
+                    elif key in before and key not in now_:
+                        impact.disappear += 1
+                        impact.example("disappear", label)
+                    elif (now_[key].message, now_[key].severity) != (before[key].message, before[key].severity):
+                        impact.change += 1
+                        impact.example("change", label)
+            if progress is not None:
+                progress(min(start + batch_size, total), total)
+    return SimulationResult(
+        since=data.since, days=data.days, events=total, subjects=len({f.group for f, _, _ in data.facts}),
+        seconds=time.monotonic() - started, live_version=data.live_version, rules=list(impacts.values()),
+    )
+
+
+def ruleset_simulate(*, days: int = 30, now: dt.datetime | None = None,
+                     draft_specs: Sequence[Mapping[str, Any]] | None = None) -> SimulationResult:
+    """The draft against the live version over the stored facts of the last ``days`` days."""
+    started = time.monotonic()
+    result = simulation_run(simulation_prepare(days=days, now=now, draft_specs=draft_specs))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# -- background jobs --------------------------------------------------------------------------
+@dataclass
+class SimulationJob:
+    id: str
+    total: int
+    done: int = 0
+    result: SimulationResult | None = None
+    error: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None or bool(self.error)
+
+
+_jobs: dict[str, SimulationJob] = {}
+_jobs_lock = threading.Lock()
+_MAX_JOBS = 20
+
+
+def simulation_start(data: SimulationInput) -> SimulationJob:
+    """Run ``simulation_run`` in a background thread; poll ``simulation_job(id)`` for progress.
+
+    Jobs live in this process's memory (the admin polls the worker that started them).
+    """
+    job = SimulationJob(id=uuid.uuid4().hex, total=len(data.facts))
+
+    def progress(done: int, total: int) -> None:
+        job.done = done
+
+    def work() -> None:
+        try:
+            job.result = simulation_run(data, progress=progress)
+            job.result.seconds = time.monotonic() - job.started
+        except Exception as exc:  # shown to the clinician on the progress page
+            job.error = f"{type(exc).__name__}: {exc}"
+
+    with _jobs_lock:
+        while len(_jobs) >= _MAX_JOBS:
+            _jobs.pop(next(iter(_jobs)))
+        _jobs[job.id] = job
+    threading.Thread(target=work, name=f"simulation-{job.id[:8]}", daemon=True).start()
+    return job
+
+
+def simulation_job(job_id: str) -> SimulationJob | None:
+    with _jobs_lock:
+        return _jobs.get(job_id)
