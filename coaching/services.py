@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -262,11 +263,18 @@ def advice_in_cooldown(*, member: Member, rule_key: str, at: datetime, days: int
 def advice_card(*, rule_name: str, severity: str, message: str, source_label: str) -> dict[str, Any]:
     """The advice as an HL7 CDS Hooks card."""
     return {
-        "summary": _shorten(message, CARD_SUMMARY_MAX),
+        "summary": _summary(message),
         "indicator": INDICATORS.get(severity, "info"),
         "detail": f"{message}\n\n**{rule_name}**" + (f"\n\n*Source: {source_label}*" if source_label else ""),
         "source": {"label": source_label},
     }
+
+
+def _summary(message: str) -> str:
+    """The message's first sentence when it fits a card summary, else the message cut to fit."""
+    text = " ".join(message.split())
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return first if len(first) <= CARD_SUMMARY_MAX else _shorten(text, CARD_SUMMARY_MAX)
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -114,6 +114,7 @@ class MemberSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class DateOrDateTimeField(serializers.Field):
     """A moment given as a date (midnight UTC) or an ISO 8601 date and time (UTC if no offset)."""
 

@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
@@ -19,7 +20,6 @@ from .parsers import LimitedJSONParser, body_limit, too_large
 from .serializers import (
     AdviceFilterSerializer,
     AdviceSerializer,
-    BatchItemSerializer,
     ErrorsSerializer,
     EventFilterSerializer,
     EventInSerializer,
@@ -97,7 +97,8 @@ class EventListCreateView(GymAPIView):
         summary="Send one event or an array of up to 500",
         request=EventInSerializer,
         responses={
-            201: EventSerializer, 200: OpenApiResponse(EventSerializer, "An identical repeat, or per-item results for an array (BatchItem list)."),
+            201: EventSerializer,
+            200: OpenApiResponse(EventSerializer, "An identical repeat; for an array, a list of BatchItem."),
             400: ErrorsSerializer, 409: ErrorsSerializer, 413: OpenApiResponse(description="Body over 1 MiB"),
         },
     )
@@ -141,8 +142,6 @@ def _batch_item(item: services.BatchItem) -> dict[str, Any]:
     return body
 
 
-BatchItemSerializer  # documented shape of the array answer
-
 
 class MemberView(GymAPIView):
     @extend_schema(summary="A member's profile and current figures", responses={200: MemberSerializer})
@@ -167,7 +166,7 @@ class MemberAdviceView(GymAPIView):
 
 class AdviceFeedView(GymAPIView):
     @extend_schema(summary="All advice for the gym's members, newest first",
-                   parameters=[OpenApiParameter("since", str, description="ISO 8601 date or date and time")],
+                   parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601 date or date and time")],
                    responses={200: AdviceSerializer(many=True)})
     def get(self, request: Request) -> Response:
         filters = self.query(AdviceFilterSerializer)
