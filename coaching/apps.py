@@ -10,5 +10,7 @@ class CoachingConfig(AppConfig):
         from rules.registry import registry
 
         from .catalog import catalog_register
+        from .facts import CoachingFactSource
 
         catalog_register(registry)
+        registry.register_fact_source(CoachingFactSource())

@@ -19,7 +19,8 @@ from django.contrib.auth.models import Group, Permission
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
+from .catalog import PROFILE, SEVERITY_CODES
+from .facts import event_fact
 from .figures import figures_as_of, profile_merged
 from .models import Advice, Event, Gym, Member
 from .validation import Errors, CleanEvent, event_validate
@@ -181,10 +182,9 @@ def _event_evaluate(event: Event) -> list[Advice]:
     with transaction.atomic():
         member = event.member
         figures = figures_as_of(member=member, at=event.occurred_at, event=event)
-        fact = _fact(event, figures)
+        fact = event_fact(event, figures)
         history_events = _history_events(event, ruleset_live())
-        history = [_fact(other, other.figures or figures_as_of(member=member, at=other.occurred_at, event=other))
-                   for other in history_events]
+        history = [event_fact(other) for other in history_events]
         evaluation = facts_evaluate(fact=fact, history=history)
 
         by_fact_id = {str(e.pk): e for e in history_events}
@@ -200,14 +200,6 @@ def _event_evaluate(event: Event) -> list[Advice]:
         event.evaluation_error = ""
         event.save(update_fields=["figures", "evaluated", "evaluation_error"])
     return created
-
-
-def _fact(event: Event, figures: dict[str, Any]) -> Any:
-    from rules.services import Fact
-
-    # The event's own fields win over figures of the same name (a profile event's fields).
-    return Fact(id=str(event.pk), type=event.type, occurred_at=event.occurred_at,
-                data={**figures, **(event.data or {})}, group=str(event.member_id))
 
 
 def _history_events(event: Event, live: Any) -> list[Event]:
