@@ -1,1 +1,218 @@
-from django.contrib import admin
+"""The clinicians' workspace: rules, versions and the audit trail in the Django admin.
+
+The admin classes only wire pages to services: rule edits go through ``rule_save`` (with
+the revision the editor loaded, so a concurrent save is refused), deletions through
+``rule_delete``, and the custom pages live in ``rules.admin_views``.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from rules import admin_views
+from rules.audit import STATUS_LABELS, diff_html, rule_statuses, version_diff
+from rules.describe import spec_describe
+from rules.models import Rule, RuleChange, RulesetVersion
+from rules.packs import spec_diff
+from rules.registry import registry
+from rules.selectors import rule_spec, rules_with_children
+from rules.services import rule_delete, rule_set_enabled
+
+
+class CategoryFilter(admin.SimpleListFilter):
+    title = "category"
+    parameter_name = "category"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(c.code, c.label) for c in registry.categories()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(category=self.value()) if self.value() else queryset
+
+
+class SeverityFilter(admin.SimpleListFilter):
+    title = "severity"
+    parameter_name = "severity"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.code, s.label) for s in registry.severities()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(severity=self.value()) if self.value() else queryset
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    list_display = ("key", "name", "category_label", "severity", "enabled", "status", "updated_at", "updated_by")
+    list_display_links = ("key", "name")
+    list_filter = (CategoryFilter, SeverityFilter, "enabled")
+    search_fields = ("key", "name", "description", "message")
+    list_select_related = ("updated_by",)
+    actions = ("enable_rules", "disable_rules")
+    change_list_template = "admin/rules/rule/change_list.html"
+    list_per_page = 100
+    _request_state = threading.local()
+
+    # -- list ------------------------------------------------------------------------------
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        self._request_state.statuses = rule_statuses()
+        state = admin_views.draft_state()
+        extra = {
+            "live": state.live, "draft_diff": state.diff,
+            "can_publish": request.user.has_perm(admin_views.PERM_PUBLISH),
+            "can_change": request.user.has_perm(admin_views.PERM_CHANGE),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context=extra)
+
+    @admin.display(description="category", ordering="category")
+    def category_label(self, rule: Rule) -> str:
+        return registry.category_label(rule.category)
+
+    @admin.display(description="live / draft")
+    def status(self, rule: Rule) -> str:
+        status = getattr(self._request_state, "statuses", {}).get(rule.key, "")
+        return format_html('<span class="rule-status rule-status-{}">{}</span>', status, STATUS_LABELS.get(status, ""))
+
+    @admin.action(description="Enable the selected rules (in the draft)", permissions=["change"])
+    def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable the selected rules (in the draft)", permissions=["change"])
+    def disable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Rule], enabled: bool) -> None:
+        changed = 0
+        for rule in queryset.prefetch_related("steps", "conditions", "parameters"):
+            if rule.enabled != enabled:
+                rule_set_enabled(rule=rule, enabled=enabled, user=request.user)
+                changed += 1
+        messages.success(request, f"{changed} rule(s) {'enabled' if enabled else 'disabled'} in the draft. "
+                                  "Publish the draft to make it live.")
+
+    # -- editor, deletion --------------------------------------------------------------------
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        return admin_views.rule_editor(self, request, None)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
+                    extra_context: dict | None = None) -> HttpResponse:
+        rule = self.get_object(request, object_id)
+        if rule is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        return admin_views.rule_editor(self, request, rule)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
+        return rules_with_children().select_related("updated_by")
+
+    def delete_model(self, request: HttpRequest, obj: Rule) -> None:
+        rule_delete(rule=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
+        for rule in queryset:
+            rule_delete(rule=rule, user=request.user)
+
+    # -- custom pages --------------------------------------------------------------------------
+    def get_urls(self) -> list:
+        def wrap(view: Any) -> Any:
+            def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                return view(self, request, *args, **kwargs)
+            return self.admin_site.admin_view(wrapper)
+
+        custom = [
+            path("describe/", wrap(admin_views.rule_describe), name="rules_rule_describe"),
+            path("try/", wrap(admin_views.rule_try), name="rules_rule_try"),
+            path("<int:rule_id>/try/", wrap(admin_views.rule_try), name="rules_rule_try_one"),
+            path("simulate/", wrap(admin_views.ruleset_simulate), name="rules_rule_simulate"),
+            path("simulate/status/<str:job_id>/", wrap(admin_views.simulation_status), name="rules_rule_simulate_status"),
+            path("publish/", wrap(admin_views.ruleset_publish_view), name="rules_rule_publish"),
+            path("rollback/", wrap(admin_views.ruleset_rollback_view), name="rules_rule_rollback"),
+            path("export/", wrap(admin_views.pack_export_view), name="rules_rule_export"),
+            path("import/", wrap(admin_views.pack_import_view), name="rules_rule_import"),
+            path("statistics/", wrap(admin_views.statistics_view), name="rules_rule_statistics"),
+        ]
+        return custom + super().get_urls()
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Versions and audit records are written by the services only, never edited by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RulesetVersion)
+class RulesetVersionAdmin(ReadOnlyAdmin):
+    list_display = ("number", "live_marker", "created_at", "created_by", "comment", "rolled_back_from", "changes_summary")
+    list_select_related = ("created_by",)
+    search_fields = ("comment",)
+    fields = ("number", "created_at", "created_by", "comment", "rolled_back_from", "changes", "rules")
+    readonly_fields = fields
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        self._live = RulesetVersion.objects.order_by("-number").values_list("number", flat=True).first()
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.display(description="")
+    def live_marker(self, version: RulesetVersion) -> str:
+        return format_html('<span class="rule-status rule-status-live">live</span>') if version.number == getattr(self, "_live", None) else ""
+
+    @admin.display(description="changes against the version before")
+    def changes_summary(self, version: RulesetVersion) -> str:
+        return version_diff(version).summary()
+
+    @admin.display(description="changes against the version before")
+    def changes(self, version: RulesetVersion) -> str:
+        return diff_html(version_diff(version))
+
+    @admin.display(description="rules in this version")
+    def rules(self, version: RulesetVersion) -> str:
+        return format_html("<ul>{}</ul>", format_html("".join(
+            format_html("<li><b>{}</b>: {}</li>", spec["key"], spec_describe(spec)) for spec in version.snapshot)))
+
+
+@admin.register(RuleChange)
+class RuleChangeAdmin(ReadOnlyAdmin):
+    list_display = ("changed_at", "rule_key", "action", "changed_by", "summary")
+    list_filter = ("action",)
+    search_fields = ("rule_key",)
+    list_select_related = ("changed_by",)
+    fields = ("rule_key", "action", "changed_at", "changed_by", "diff", "sentence_before", "sentence_after")
+    readonly_fields = fields
+
+    @admin.display(description="what changed")
+    def summary(self, change: RuleChange) -> str:
+        diff = spec_diff(change.before, change.after)
+        if diff.action != "changed":
+            return f"rule {change.action}"
+        return "; ".join(f"{what}: {before} → {after}" for what, before, after in diff.changes)[:300]
+
+    @admin.display(description="changes")
+    def diff(self, change: RuleChange) -> str:
+        from rules.packs import RulesetDiff
+
+        diff = spec_diff(change.before, change.after)
+        return diff_html(RulesetDiff(rules=[diff] if diff.action != "same" else []))
+
+    @admin.display(description="before")
+    def sentence_before(self, change: RuleChange) -> str:
+        return spec_describe(change.before) if change.before else "—"
+
+    @admin.display(description="after")
+    def sentence_after(self, change: RuleChange) -> str:
+        return spec_describe(change.after) if change.after else "—"
+
+
+__all__ = ["RuleAdmin", "RulesetVersionAdmin", "RuleChangeAdmin", "rule_spec", "reverse"]

@@ -24,6 +24,8 @@ from rules.services import Evaluation, Evaluator, Fact, Match
 MSG_NO_FACT_SOURCE = "No domain has registered a source of stored events, so there is nothing to try or simulate."
 EXAMPLES_PER_RULE = 5
 BATCH_SIZE = 500
+# Simulations of more stored facts than this run in a background thread with a progress bar.
+BACKGROUND_ABOVE = 20_000
 
 
 class SimulationUnavailable(Exception):

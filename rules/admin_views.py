@@ -1,0 +1,288 @@
+"""The clinician's custom admin pages: rule editor, sentence, try it, simulate, publish,
+roll back, import/export and statistics.
+
+Each view checks the rules models' permissions, calls one service or selector, and renders.
+``RuleAdmin.get_urls`` wires them in (see rules/admin.py).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from rules import simulation
+from rules.audit import diff_html, draft_state, rule_statistics
+from rules.describe import spec_describe
+from rules.forms import (ImportForm, PublishForm, RollbackForm, RuleEditor, SimulateForm, TryForm, catalog_json)
+from rules.models import Rule, RuleChange, RulesetVersion
+from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_parse, ruleset_diff, spec_diff
+from rules.registry import registry
+from rules.selectors import rule_spec, rules_with_children, ruleset_draft_specs, version_live
+from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback
+from rules.spec import RuleValidationError
+
+PERM_VIEW = "rules.view_rule"
+PERM_ADD = "rules.add_rule"
+PERM_CHANGE = "rules.change_rule"
+PERM_DELETE = "rules.delete_rule"
+PERM_PUBLISH = "rules.add_rulesetversion"
+PERM_EXPORT = "rules.view_rulesetversion"
+
+MSG_SAVED = "“{key}” was saved to the draft. Publish the draft to make it live."
+MSG_PUBLISHED = "Version {number} is live."
+MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the draft now equals it."
+MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
+MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
+
+
+def _require(request: HttpRequest, *perms: str) -> None:
+    if not request.user.has_perms(perms):
+        raise PermissionDenied
+
+
+def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+    state = draft_state()
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,  # noqa: SLF001
+        "title": title,
+        "live": state.live,
+        "draft_diff": state.diff,
+        "can_publish": request.user.has_perm(PERM_PUBLISH),
+        "can_change": request.user.has_perm(PERM_CHANGE),
+        **extra,
+    }
+
+
+def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> TemplateResponse:
+    return TemplateResponse(request, f"admin/rules/rule/{template}", context)
+
+
+def _changelist_url() -> str:
+    return reverse("admin:rules_rule_changelist")
+
+
+# -- editor -----------------------------------------------------------------------------------
+def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> HttpResponse:
+    """Add (rule None) or change a rule with widgets driven by the fact catalog."""
+    _require(request, PERM_VIEW)
+    if request.method == "POST":
+        _require(request, PERM_CHANGE if rule else PERM_ADD)
+        editor = RuleEditor(data=request.POST)
+        forms_valid = editor.is_valid()
+        spec = editor.spec()
+        if forms_valid:
+            try:
+                saved = rule_save(spec=spec, user=request.user, rule=rule or Rule(),
+                                  expected_revision=editor.expected_revision if rule else None)
+            except RuleValidationError as exc:
+                editor.add_spec_errors(exc.errors)
+            except RuleConflictError as exc:
+                editor.add_error(str(exc))
+            else:
+                messages.success(request, MSG_SAVED.format(key=saved.key))
+                if "_continue" in request.POST:
+                    return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[saved.pk]))
+                if "_try" in request.POST:
+                    return HttpResponseRedirect(reverse("admin:rules_rule_try_one", args=[saved.pk]))
+                return HttpResponseRedirect(_changelist_url())
+    else:
+        spec = rule_spec(rule) if rule else {}
+        editor = RuleEditor(spec=spec, revision=rule.revision if rule else None)
+    changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
+    title = f"Rule “{rule.key}”" if rule else "New rule"
+    return _render(request, "editor.html", _context(
+        model_admin, request, title, rule=rule, editor=editor, sentence=spec_describe(spec),
+        catalog=catalog_json(), describe_url=reverse("admin:rules_rule_describe"),
+        changes=[(c, spec_diff(c.before, c.after)) for c in changes],
+        has_errors=editor.has_errors, original=rule, add=rule is None,
+        editable=request.user.has_perm(PERM_CHANGE if rule else PERM_ADD),
+    ))
+
+
+@require_POST
+def rule_describe(model_admin: Any, request: HttpRequest) -> JsonResponse:
+    """The sentence for the editor's unsaved form (called by the editor's script as you type)."""
+    _require(request, PERM_VIEW)
+    editor = RuleEditor(data=request.POST)
+    editor.is_valid()
+    return JsonResponse({"sentence": spec_describe(editor.spec())})
+
+
+# -- try it -----------------------------------------------------------------------------------
+def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
+    """Enter an event (and optionally a real subject) and see which rules fire, draft and live."""
+    _require(request, PERM_VIEW)
+    rule = get_object_or_404(rules_with_children(), pk=rule_id) if rule_id else None
+    source = registry.fact_source()
+    if source is None:
+        return _render(request, "unavailable.html", _context(model_admin, request, "Try it",
+                                                               reason=simulation.MSG_NO_FACT_SOURCE))
+    default_type = rule.steps.all()[len(rule.steps.all()) - 1].fact_type if rule and rule.steps.all() else \
+        (registry.fact_types()[0].name if registry.fact_types() else "")
+    fact_type = (request.POST.get("fact_type") or request.GET.get("type") or default_type)
+    if registry.fact_type(fact_type) is None:
+        fact_type = default_type
+    subjects = source.subjects(search=request.GET.get("q", ""), limit=200)
+    result = None
+    bound = request.method == "POST" and request.POST.get("fact_type") == request.POST.get("_shown_type")
+    form = TryForm(request.POST if bound else None, fact_type=fact_type, subjects=subjects,
+                   rule_key=rule.key if rule else None, initial={"fact_type": fact_type, "scope": "rule"})
+    if bound and form.is_valid():
+        specs = None
+        if rule and form.cleaned_data.get("scope", "rule") == "rule":
+            specs = [{**rule_spec(rule), "enabled": True}]
+        result = simulation.rule_try(
+            fact_type=fact_type, data=form.event_data(), occurred_at=form.cleaned_data["occurred_at"],
+            subject=form.cleaned_data.get("subject") or None, specs=specs)
+    fact_fields = registry.fact_type(fact_type).fields if registry.fact_type(fact_type) else {}
+    title = f"Try “{rule.key}”" if rule else "Try the draft"
+    return _render(request, "try.html", _context(
+        model_admin, request, title, rule=rule, form=form, result=result, fact_type=fact_type,
+        fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
+        severity_labels={s.code: s.label for s in registry.severities()},
+    ))
+
+
+def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    rows = []
+    for name, value in sorted(data.items(), key=lambda item: (fields.get(item[0]) is None or fields[item[0]].derived, item[0])):
+        spec = fields.get(name)
+        label = spec.label if spec else name
+        unit = spec.unit if spec else ""
+        shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value} {unit}".strip()
+        rows.append((label, shown, bool(spec and spec.derived)))
+    return rows
+
+
+# -- simulate ---------------------------------------------------------------------------------
+def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """The draft against the live version over the stored events of the last N days."""
+    _require(request, PERM_VIEW)
+    if registry.fact_source() is None:
+        return _render(request, "unavailable.html", _context(model_admin, request, "Simulate",
+                                                               reason=simulation.MSG_NO_FACT_SOURCE))
+    result = job = None
+    form = SimulateForm(request.POST or None, initial={"days": 30})
+    if request.method == "POST" and form.is_valid():
+        data = simulation.simulation_prepare(days=form.cleaned_data["days"])
+        if len(data.facts) > simulation.BACKGROUND_ABOVE:
+            job = simulation.simulation_start(data)
+            return HttpResponseRedirect(f"{reverse('admin:rules_rule_simulate')}?job={job.id}")
+        result = simulation.simulation_run(data)
+    elif request.GET.get("job"):
+        job = simulation.simulation_job(request.GET["job"])
+        if job is None:
+            raise Http404("This simulation is no longer available; run it again.")
+        result = job.result
+    return _render(request, "simulate.html", _context(
+        model_admin, request, "Simulate the draft", form=form, result=result, job=job,
+        status_url=reverse("admin:rules_rule_simulate_status", args=[job.id]) if job else "",
+    ))
+
+
+def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> JsonResponse:
+    _require(request, PERM_VIEW)
+    job = simulation.simulation_job(job_id)
+    if job is None:
+        raise Http404
+    return JsonResponse({"done": job.done, "total": job.total, "finished": job.finished, "error": job.error})
+
+
+# -- publish and roll back -------------------------------------------------------------------
+def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    _require(request, PERM_PUBLISH)
+    form = PublishForm(request.POST or None)
+    state = draft_state()
+    if request.method == "POST" and form.is_valid():
+        if state.diff.empty and state.live is not None:
+            form.add_error(None, MSG_NOTHING_TO_PUBLISH)
+        else:
+            try:
+                version = ruleset_publish(user=request.user, comment=form.cleaned_data["comment"])
+            except RuleValidationError as exc:
+                for path, problems in exc.errors.items():
+                    form.add_error(None, f"{path}: {' '.join(problems)}")
+            else:
+                messages.success(request, MSG_PUBLISHED.format(number=version.number))
+                return HttpResponseRedirect(_changelist_url())
+    return _render(request, "publish.html", _context(
+        model_admin, request, "Publish the draft", form=form, diff_table=diff_html(state.diff)))
+
+
+def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    _require(request, PERM_PUBLISH, PERM_CHANGE, PERM_ADD, PERM_DELETE)
+    data = request.POST if request.method == "POST" else (request.GET if "version" in request.GET else None)
+    form = RollbackForm(data)
+    preview = None
+    if data is not None and form.is_valid():
+        number = form.cleaned_data["version"]
+        if request.method == "POST" and "_confirm" in request.POST:
+            version = ruleset_rollback(version=number, user=request.user, comment=form.cleaned_data.get("comment") or "")
+            messages.success(request, MSG_ROLLED_BACK.format(old=number, number=version.number))
+            return HttpResponseRedirect(_changelist_url())
+        live = version_live()
+        chosen = RulesetVersion.objects.get(number=number)
+        preview = diff_html(ruleset_diff(live.snapshot if live else [], chosen.snapshot))
+    return _render(request, "rollback.html", _context(
+        model_admin, request, "Roll back to an earlier version", form=form, preview=preview,
+        versions=RulesetVersion.objects.select_related("created_by")[:20]))
+
+
+# -- rule packs -------------------------------------------------------------------------------
+def pack_export_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    _require(request, PERM_EXPORT)
+    pack = pack_export()
+    response = HttpResponse(pack_dumps(pack), content_type="application/json; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="rules-pack-v{pack["ruleset_version"] or 0}-{stamp}.json"'
+    return response
+
+
+def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """Upload a pack, see it as a diff against the draft, then apply it as the new draft."""
+    _require(request, PERM_ADD, PERM_CHANGE, PERM_DELETE)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    preview = specs = None
+    pack_text = ""
+    errors: dict[str, list[str]] = {}
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data.get("pack")
+        pack_text = upload.read().decode("utf-8", errors="replace") if upload else form.cleaned_data.get("pack_text", "")
+        if not pack_text:
+            form.add_error("pack", "Choose a rule pack file.")
+        else:
+            try:
+                specs = pack_parse(pack_text)
+            except PackError as exc:
+                form.add_error(None, exc.message)
+                errors = exc.errors
+            else:
+                diff = ruleset_diff(ruleset_draft_specs(), specs)
+                if "_apply" in request.POST:
+                    pack_import(specs=specs, user=request.user)
+                    messages.success(request, MSG_IMPORTED.format(summary=diff.summary()))
+                    return HttpResponseRedirect(_changelist_url())
+                preview = (diff, diff_html(diff))
+    return _render(request, "import.html", _context(
+        model_admin, request, "Import a rule pack", form=form, preview=preview, pack_text=pack_text,
+        pack_errors=sorted(errors.items())))
+
+
+# -- statistics -------------------------------------------------------------------------------
+def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    _require(request, PERM_VIEW)
+    stats = rule_statistics(days=30)
+    today = timezone.localdate()
+    return _render(request, "statistics.html", _context(
+        model_admin, request, "Advice per rule", stats=stats, first_day=today - dt.timedelta(days=29), today=today,
+        total_7=sum(s.last_7 for s in stats), total_30=sum(s.last_30 for s in stats),
+        has_source=registry.fact_source() is not None))

@@ -1,0 +1,137 @@
+"""Reads for the clinician's admin pages: live-versus-draft status, version history, statistics."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from rules.models import RulesetVersion
+from rules.packs import RulesetDiff, ruleset_diff
+from rules.registry import registry
+from rules.selectors import rule_spec, rules_with_children, version_live
+from rules.spec import spec_normalize
+
+LIVE, CHANGED, NEW = "live", "changed", "new"
+STATUS_LABELS = {LIVE: "live", CHANGED: "draft: changed", NEW: "draft: not yet published"}
+
+
+def _normalized(spec: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return spec_normalize(spec)
+    except Exception:  # noqa: BLE001  (a broken draft row simply differs from the live one)
+        return spec
+
+
+def rule_statuses() -> dict[str, str]:
+    """Each draft rule's key -> live (same as the live version), changed, or new."""
+    live = version_live()
+    live_specs = {s["key"]: s for s in (live.snapshot if live else [])}
+    statuses = {}
+    for rule in rules_with_children():
+        published = live_specs.get(rule.key)
+        if published is None:
+            statuses[rule.key] = NEW
+        else:
+            statuses[rule.key] = LIVE if _normalized(rule_spec(rule)) == published else CHANGED
+    return statuses
+
+
+@dataclass
+class DraftState:
+    live: RulesetVersion | None
+    diff: RulesetDiff
+
+
+def draft_state() -> DraftState:
+    """The live version and what the draft changes against it."""
+    from rules.selectors import ruleset_draft_specs
+
+    live = version_live()
+    return DraftState(live=live, diff=ruleset_diff(live.snapshot if live else [], ruleset_draft_specs()))
+
+
+def version_diff(version: RulesetVersion) -> RulesetDiff:
+    """What ``version`` changed against the version before it."""
+    previous = RulesetVersion.objects.filter(number__lt=version.number).order_by("-number").first()
+    return ruleset_diff(previous.snapshot if previous else [], version.snapshot)
+
+
+def diff_html(diff: RulesetDiff) -> SafeString:
+    """A diff as a small HTML table for admin pages."""
+    if diff.empty:
+        return mark_safe("<p>No differences.</p>")
+    rows = []
+    for rule in diff.rules:
+        if rule.action != "changed":
+            rows.append(format_html('<tr class="diff-{}"><td><b>{}</b></td><td>{}</td><td colspan="3">{}</td></tr>',
+                                    rule.action, rule.key, rule.name, f"rule {rule.action}"))
+            continue
+        for index, (what, before, after) in enumerate(rule.changes):
+            rows.append(format_html(
+                '<tr class="diff-changed"><td>{}</td><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
+                '<td class="diff-after">{}</td></tr>',
+                format_html("<b>{}</b>", rule.key) if index == 0 else "", rule.name if index == 0 else "",
+                what, before, after))
+    return format_html(
+        '<table class="rules-diff"><thead><tr><th>Rule</th><th>Name</th><th>What</th><th>Before</th>'
+        "<th>After</th></tr></thead><tbody>{}</tbody></table>",
+        mark_safe("".join(rows)),
+    )
+
+
+# -- statistics -------------------------------------------------------------------------------
+@dataclass
+class RuleStatistics:
+    key: str
+    name: str
+    severity: str
+    last_7: int
+    last_30: int
+    daily: list[tuple[dt.date, int]]
+
+    def chart(self) -> SafeString:
+        return bar_chart_svg(self.daily)
+
+
+def rule_statistics(*, days: int = 30, now: dt.datetime | None = None) -> list[RuleStatistics]:
+    """Per rule of the draft (and any rule that still has advice): advice per day over ``days``."""
+    source = registry.fact_source()
+    today = timezone.localdate(now or timezone.now())
+    first = today - dt.timedelta(days=days - 1)
+    since = timezone.make_aware(dt.datetime.combine(first, dt.time.min))
+    counts = source.advice_counts(since=since) if source else {}
+    rules = {r.key: (r.name, r.severity) for r in rules_with_children().only("key", "name", "severity")}
+    keys = sorted(rules.keys() | counts.keys())
+    stats = []
+    week_start = today - dt.timedelta(days=6)
+    for key in keys:
+        per_day = counts.get(key, {})
+        daily = [(first + dt.timedelta(days=i), int(per_day.get(first + dt.timedelta(days=i), 0))) for i in range(days)]
+        name, severity = rules.get(key, ("(deleted rule)", ""))
+        stats.append(RuleStatistics(
+            key=key, name=name, severity=severity,
+            last_7=sum(n for day, n in daily if day >= week_start), last_30=sum(n for _, n in daily), daily=daily,
+        ))
+    return stats
+
+
+def bar_chart_svg(daily: list[tuple[dt.date, int]], *, width: int = 240, height: int = 36) -> SafeString:
+    """A tiny inline bar chart, one bar per day, with the day and count as a tooltip."""
+    top = max((n for _, n in daily), default=0) or 1
+    bar = width / max(len(daily), 1)
+    bars = format_html_join(
+        "", '<rect x="{}" y="{}" width="{}" height="{}" class="{}"><title>{}: {}</title></rect>',
+        (
+            (f"{i * bar:.1f}", f"{height - max(n / top * (height - 2), 1 if n else 0.5):.1f}", f"{max(bar - 1, 1):.1f}",
+             f"{max(n / top * (height - 2), 1 if n else 0.5):.1f}", "bar" if n else "bar-empty", day.isoformat(), n)
+            for i, (day, n) in enumerate(daily)
+        ),
+    )
+    return format_html(
+        '<svg class="rules-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="advice per day">{}</svg>',
+        width, height, width, height, bars,
+    )
