@@ -18,7 +18,7 @@ from django.db.models import Max
 
 from rules.compiler import CompiledRuleset, RuleMeta, ruleset_compile
 from rules.conf import rules_settings
-from rules.internal.engine import DurableRuleset, pattern_binding, single_binding
+from rules.internal.engine import DurableRuleset, EngineClosedError, pattern_binding, single_binding
 from rules.internal.facts import SCRATCH_SID, projector
 from rules.internal.render import render_message
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetVersion, RuleStep
@@ -164,6 +164,12 @@ def facts_evaluate(*, fact: Fact, history: Sequence[Fact] = ()) -> Evaluation:
 
 def facts_evaluate_many(*, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
     """``facts_evaluate`` for many (fact, history) pairs in one pass through the engine."""
+    for _ in range(5):
+        try:
+            return _evaluate(_engine_current(), items)
+        except EngineClosedError:
+            # Another thread published-and-reloaded under us: evaluate again on the new version.
+            continue
     return _evaluate(_engine_current(), items)
 
 

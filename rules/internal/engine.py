@@ -30,6 +30,10 @@ class EngineStateError(RuntimeError):
     """The scratch state held facts it should not have; the ruleset must be rebuilt."""
 
 
+class EngineClosedError(RuntimeError):
+    """The ruleset was replaced by a newer version (and freed) while a caller still held it."""
+
+
 class DurableRuleset:
     """One compiled durable_rules ruleset with a scratch state that is empty between calls."""
 
@@ -48,6 +52,8 @@ class DurableRuleset:
         payload = json.dumps(documents, separators=(",", ":"))
         messages: list[str] = []
         with ENGINE_LOCK:
+            if self._handle is None:
+                raise EngineClosedError("This compiled ruleset was replaced by a newer version.")
             if self.broken:
                 raise EngineStateError("This compiled ruleset was left in an unknown state.")
             try:
