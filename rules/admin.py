@@ -12,8 +12,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import path, reverse
-from django.utils.html import format_html
+from django.urls import path
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from rules import admin_views
 from rules.audit import STATUS_LABELS, diff_html, rule_statuses, version_diff
@@ -21,7 +22,7 @@ from rules.describe import spec_describe
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import spec_diff
 from rules.registry import registry
-from rules.selectors import rule_spec, rules_with_children
+from rules.selectors import rules_with_children
 from rules.services import rule_delete, rule_set_enabled
 
 
@@ -49,7 +50,7 @@ class SeverityFilter(admin.SimpleListFilter):
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "category_label", "severity", "enabled", "status", "updated_at", "updated_by")
+    list_display = ("key", "name", "category_label", "severity", "enabled", "status", "last_change")
     list_display_links = ("key", "name")
     list_filter = (CategoryFilter, SeverityFilter, "enabled")
     search_fields = ("key", "name", "description", "message")
@@ -79,6 +80,11 @@ class RuleAdmin(admin.ModelAdmin):
     def status(self, rule: Rule) -> str:
         status = getattr(self._request_state, "statuses", {}).get(rule.key, "")
         return format_html('<span class="rule-status rule-status-{}">{}</span>', status, STATUS_LABELS.get(status, ""))
+
+    @admin.display(description="last change", ordering="updated_at")
+    def last_change(self, rule: Rule) -> str:
+        when = timezone.localtime(rule.updated_at).strftime("%Y-%m-%d %H:%M")
+        return f"{when} by {rule.updated_by}" if rule.updated_by else when
 
     @admin.action(description="Enable the selected rules (in the draft)", permissions=["change"])
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:
@@ -158,7 +164,7 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
     list_display = ("number", "live_marker", "created_at", "created_by", "comment", "rolled_back_from", "changes_summary")
     list_select_related = ("created_by",)
     search_fields = ("comment",)
-    fields = ("number", "created_at", "created_by", "comment", "rolled_back_from", "changes", "rules")
+    fields = ("number", "created_at", "created_by", "comment", "rolled_back_from", "changes", "rule_sentences")
     readonly_fields = fields
 
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
@@ -178,9 +184,9 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
         return diff_html(version_diff(version))
 
     @admin.display(description="rules in this version")
-    def rules(self, version: RulesetVersion) -> str:
-        return format_html("<ul>{}</ul>", format_html("".join(
-            format_html("<li><b>{}</b>: {}</li>", spec["key"], spec_describe(spec)) for spec in version.snapshot)))
+    def rule_sentences(self, version: RulesetVersion) -> str:
+        return format_html("<ul>{}</ul>", format_html_join(
+            "", "<li><b>{}</b>: {}</li>", ((spec["key"], spec_describe(spec)) for spec in version.snapshot)))
 
 
 @admin.register(RuleChange)
@@ -214,5 +220,3 @@ class RuleChangeAdmin(ReadOnlyAdmin):
     def sentence_after(self, change: RuleChange) -> str:
         return spec_describe(change.after) if change.after else "—"
 
-
-__all__ = ["RuleAdmin", "RulesetVersionAdmin", "RuleChangeAdmin", "rule_spec", "reverse"]

@@ -11,12 +11,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect,
+                         JsonResponse)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from rules import simulation
 from rules.audit import diff_html, draft_state, rule_statistics
@@ -108,10 +108,11 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     ))
 
 
-@require_POST
-def rule_describe(model_admin: Any, request: HttpRequest) -> JsonResponse:
+def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """The sentence for the editor's unsaved form (called by the editor's script as you type)."""
     _require(request, PERM_VIEW)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     editor = RuleEditor(data=request.POST)
     editor.is_valid()
     return JsonResponse({"sentence": spec_describe(editor.spec())})
@@ -148,6 +149,7 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
     return _render(request, "try.html", _context(
         model_admin, request, title, rule=rule, form=form, result=result, fact_type=fact_type,
         fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
+        draft_rows=[(m, result.bound.get(m.rule_key, [])) for m in result.draft] if result else [],
         severity_labels={s.code: s.label for s in registry.severities()},
     ))
 

@@ -86,6 +86,9 @@ def describe_condition(condition: Mapping[str, Any], field: FieldSpec | None, pa
     if kind == TEXT and operator in ("eq", "ne"):
         return f"{label} {'other than ' if operator == 'ne' else ''}“{display_value(value)}”"
     if operator in _NUMERIC_PHRASES:
+        if unit.startswith("/"):  # "of 5 or more (out of 10)" reads better than "of 5 (out of 10) or more"
+            phrase = _NUMERIC_PHRASES[operator].format(label=label, value=display_value(value))
+            return f"{phrase} (out of {unit[1:]})"
         return _NUMERIC_PHRASES[operator].format(label=label, value=_with_unit(value, unit))
     operator_label = OPERATORS.get(operator, (operator or "?", (), True))[0]
     return f"{label} {operator_label} {display_value(value)}"

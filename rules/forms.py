@@ -292,7 +292,8 @@ class SimulateForm(forms.Form):
 # -- try it --------------------------------------------------------------------------------
 def _try_field(spec: FieldSpec) -> forms.Field:
     label = spec.label + (f" ({spec.unit})" if spec.unit else "")
-    help_text = spec.help_text or (f"Range {spec.describe_range()}" if spec.describe_range() else "")
+    described = spec.describe_range()
+    help_text = spec.help_text or (("One of " if spec.choices else "Range ") + described if described else "")
     if spec.kind == BOOLEAN:
         return forms.TypedChoiceField(label=label, required=False, coerce=lambda v: v == "true", empty_value=None,
                                       choices=[("", "not recorded"), ("true", "yes"), ("false", "no")], help_text=help_text)

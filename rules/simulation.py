@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from django.utils import timezone
 
+from rules.internal.render import display_value
 from rules.registry import registry
 from rules.selectors import ruleset_draft_specs, version_live
 from rules.services import Evaluation, Evaluator, Fact, Match
@@ -52,6 +53,7 @@ class TryResult:
     draft: list[Match]
     live: list[Match]
     live_version: int
+    bound: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 def rule_try(*, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetime, subject: str | None,
@@ -60,14 +62,46 @@ def rule_try(*, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetim
     fact, history = _source().enrich(fact_type=fact_type, data=dict(data), occurred_at=occurred_at,
                                      subject=subject or None)
     version, live = live_specs()
-    with Evaluator(specs=ruleset_draft_specs() if specs is None else specs) as draft_evaluator:
+    draft_specs = list(ruleset_draft_specs() if specs is None else specs)
+    with Evaluator(specs=draft_specs) as draft_evaluator:
         draft_matches = draft_evaluator.evaluate_many([(fact, history)])[0].matches
     with Evaluator(specs=live, version=version) as live_evaluator:
         live_matches = live_evaluator.evaluate_many([(fact, history)])[0].matches
     if specs is not None:
         keys = {s["key"] for s in specs}
         live_matches = [m for m in live_matches if m.rule_key in keys]
-    return TryResult(fact=fact, history=list(history), draft=draft_matches, live=live_matches, live_version=version)
+    by_key = {spec["key"]: spec for spec in draft_specs}
+    bound = {m.rule_key: match_bound_values(m, by_key.get(m.rule_key), [fact, *history]) for m in draft_matches}
+    return TryResult(fact=fact, history=list(history), draft=draft_matches, live=live_matches, live_version=version,
+                     bound=bound)
+
+
+def match_bound_values(match: Match, spec: Mapping[str, Any] | None, facts: Sequence[Fact]) -> list[tuple[str, str]]:
+    """The values a match compared: each condition's field in its matched event, then the parameters."""
+    if spec is None:
+        return []
+    by_id = {f.id: f for f in facts}
+    matched = [by_id[i] for i in match.fact_ids if i in by_id]
+    steps = spec.get("steps") or []
+    values: list[tuple[str, str]] = []
+    seen = set()
+    for condition in spec.get("conditions") or []:
+        step = int(condition.get("step") or 1)
+        # A count pattern matches several facts of its one step: show the newest.
+        fact = matched[step - 1] if spec.get("pattern") == "sequence" and step <= len(matched) else (matched or [None])[-1]
+        if fact is None or (condition["field"], fact.id) in seen:
+            continue
+        seen.add((condition["field"], fact.id))
+        fact_type = registry.fact_type(steps[step - 1]["fact_type"]) if step <= len(steps) else None
+        field_spec = fact_type.field(condition["field"]) if fact_type else None
+        label = field_spec.label if field_spec else condition["field"]
+        value = fact.data.get(condition["field"])
+        shown = "not recorded" if value is None else display_value(value) + (f" {field_spec.unit}" if field_spec and field_spec.unit else "")
+        values.append((label, shown))
+    for parameter in spec.get("parameters") or []:
+        values.append((f"parameter {parameter.get('label') or parameter['name']}",
+                       f"{display_value(match.parameters.get(parameter['name']))} {parameter.get('unit') or ''}".strip()))
+    return values
 
 
 # -- simulation -----------------------------------------------------------------------------

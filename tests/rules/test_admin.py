@@ -1,0 +1,331 @@
+"""The clinician's admin pages, against the rules app's own test domain (no coaching)."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+from django.utils import timezone
+
+from rules import services, simulation
+from rules.admin_views import MSG_NOTHING_TO_PUBLISH
+from rules.models import Rule, RuleChange, RulesetVersion
+from rules.packs import MSG_PACK_FORMAT, pack_export
+from rules.registry import FactSource, registry
+from rules.selectors import ruleset_draft_specs
+from rules.services import MSG_CONFLICT, Fact
+from rules.spec import spec_normalize
+from tests.rules.conftest import cond, make_spec
+from tests.rules.editor_data import editor_post
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("admin:rules_rule_changelist")
+ADD = reverse("admin:rules_rule_add")
+PUBLISH = reverse("admin:rules_rule_publish")
+ROLLBACK = reverse("admin:rules_rule_rollback")
+SIMULATE = reverse("admin:rules_rule_simulate")
+EXPORT = reverse("admin:rules_rule_export")
+IMPORT = reverse("admin:rules_rule_import")
+DESCRIBE = reverse("admin:rules_rule_describe")
+
+
+def change_url(rule: Rule) -> str:
+    return reverse("admin:rules_rule_change", args=[rule.pk])
+
+
+def threshold_spec(value: float = 30, key: str = "hot") -> dict:
+    return make_spec(key, conditions=[cond("temperature", "gt", parameter="limit")],
+                     parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": value, "unit": "°C"}],
+                     message="Temperature {temperature} over {limit}")
+
+
+class MemorySource(FactSource):
+    """Stored facts kept in a list: enough for try it, simulation and statistics."""
+
+    def __init__(self, facts: list[Fact], counts: dict | None = None) -> None:
+        self.facts = sorted(facts, key=lambda f: f.occurred_at)
+        self.counts = counts or {}
+
+    def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:
+        return [(g, f"Group {g}") for g in sorted({f.group for f in self.facts})][:limit]
+
+    def enrich(self, *, fact_type, data, occurred_at, subject):  # noqa: ANN001, ANN201
+        history = [f for f in self.facts if subject and f.group == subject and f.occurred_at < occurred_at]
+        return Fact(id="try", type=fact_type, occurred_at=occurred_at, data={**data, "readings_today": len(history) + 1},
+                    group=subject or ""), history
+
+    def stored_facts(self, *, since, window=None, types=None):  # noqa: ANN001, ANN201
+        for fact in self.facts:
+            if fact.occurred_at < since:
+                continue
+            history = [h for h in self.facts if window and h.group == fact.group
+                       and fact.occurred_at - window <= h.occurred_at < fact.occurred_at]
+            yield fact, history, f"Group {fact.group}"
+
+    def advice_counts(self, *, since):  # noqa: ANN001, ANN201
+        return self.counts
+
+
+@pytest.fixture
+def source():
+    previous = registry.fact_source()
+    now = timezone.now()
+    facts = [Fact(id=str(i), type="reading", occurred_at=now - dt.timedelta(days=d), data={"temperature": t},
+                  group=g)
+             for i, (d, t, g) in enumerate([(40, 50, "a"), (5, 31, "a"), (4, 33, "b"), (3, 36, "a"), (2, 40, "c"),
+                                            (1, 20, "b")])]
+    today = timezone.localdate()
+    counts = {"hot": {today: 3, today - dt.timedelta(days=10): 2}}
+    fake = MemorySource(facts, counts)
+    registry.register_fact_source(fake)
+    yield fake
+    registry.register_fact_source(previous)
+
+
+@pytest.fixture
+def live_hot(admin_user):
+    services.rule_save(spec=threshold_spec(30), user=admin_user)
+    return services.ruleset_publish(user=admin_user, comment="first")
+
+
+# -- list ---------------------------------------------------------------------------------------
+def test_rule_list_shows_live_version_and_draft_markers(admin_client, live_hot, admin_user):
+    services.rule_save(spec=make_spec("cold", conditions=[cond("temperature", "lt", 5)]), user=admin_user)
+    page = admin_client.get(LIST).content.decode()
+    assert "Live: version 1" in page and "“first”" in page
+    assert "draft: not yet published" in page and ">live<" in page
+    assert "1 added" in page
+    for text in ("Publish…", "Roll back…", "Simulate", "Try it", "Export pack", "Import pack"):
+        assert text in page
+
+
+def test_rule_list_search_and_filters(admin_client, live_hot, admin_user):
+    services.rule_save(spec=make_spec("noisy", category="comfort", severity="note"), user=admin_user)
+    assert "noisy" not in admin_client.get(LIST, {"q": "hot"}).content.decode()
+    page = admin_client.get(LIST, {"category": "comfort"}).content.decode()
+    assert "noisy" in page and change_url(Rule.objects.get(key="hot")) not in page
+    assert "noisy" in admin_client.get(LIST, {"severity": "note"}).content.decode()
+    assert admin_client.get(LIST, {"enabled__exact": "0"}).status_code == 200
+
+
+def test_enable_and_disable_actions_change_the_draft(admin_client, live_hot):
+    rule = Rule.objects.get(key="hot")
+    admin_client.post(LIST, {"action": "disable_rules", "_selected_action": [rule.pk]})
+    rule.refresh_from_db()
+    assert rule.enabled is False
+    assert RuleChange.objects.filter(rule_key="hot", action="changed").exists()
+    assert RulesetVersion.objects.get(number=1).snapshot[0]["enabled"] is True  # live is untouched
+    admin_client.post(LIST, {"action": "enable_rules", "_selected_action": [rule.pk]})
+    rule.refresh_from_db()
+    assert rule.enabled is True
+
+
+# -- editor ---------------------------------------------------------------------------------------
+def test_clinician_creates_a_rule_with_the_editor(admin_client, admin_user):
+    response = admin_client.post(ADD, editor_post(threshold_spec(25)))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    rule = Rule.objects.get(key="hot")
+    assert rule.updated_by == admin_user
+    assert [p.value for p in rule.parameters.all()] == ["25"]
+    assert RuleChange.objects.get(rule_key="hot").action == "created"
+
+
+def test_editor_shows_the_catalog_and_the_sentence(admin_client, live_hot):
+    page = admin_client.get(change_url(Rule.objects.get(key="hot"))).content.decode()
+    assert "rules-catalog" in page and "Serviced on" in page and "°C" in page
+    assert "When a reading has temperature over 30 °C: urgent" in page
+
+
+def test_editor_puts_spec_errors_on_the_right_widget_and_saves_nothing(admin_client):
+    spec = make_spec(conditions=[cond("temperature", "in", "1, 2")])
+    page = admin_client.post(ADD, editor_post(spec)).content.decode()
+    assert "does not fit Temperature" in page
+    assert not Rule.objects.exists()
+
+
+def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
+    page = admin_client.post(ADD, editor_post(threshold_spec(99))).content.decode()
+    assert "Another rule already uses this key." in page
+    assert Rule.objects.get(key="hot").parameters.get().value == "30"
+
+
+def test_second_concurrent_save_is_refused_with_a_clear_message(admin_client, live_hot, admin_user):
+    rule = Rule.objects.get(key="hot")
+    other = User.objects.create_superuser("other", "o@example.com", "pw")
+    loaded = rule.revision  # both clinicians opened the editor at this revision
+    first = admin_client.post(change_url(rule), editor_post(threshold_spec(31), revision=loaded))
+    assert first.status_code == 302
+    admin_client.force_login(other)
+    second = admin_client.post(change_url(rule), editor_post(threshold_spec(45), revision=loaded))
+    assert second.status_code == 200
+    page = second.content.decode()
+    assert MSG_CONFLICT.format(mine=loaded, theirs=loaded + 1).replace("’", "&#x27;")[:60] in page
+    assert Rule.objects.get(key="hot").parameters.get().value == "31"  # never silently overwritten
+
+
+def test_sentence_follows_the_unsaved_form(admin_client, live_hot):
+    response = admin_client.post(DESCRIBE, editor_post(threshold_spec(42)))
+    assert response.json()["sentence"].startswith("When a reading has temperature over 42 °C: urgent")
+    assert Rule.objects.get(key="hot").parameters.get().value == "30"
+
+
+def test_deleting_a_rule_is_audited(admin_client, live_hot):
+    rule = Rule.objects.get(key="hot")
+    admin_client.post(reverse("admin:rules_rule_delete", args=[rule.pk]), {"post": "yes"})
+    assert not Rule.objects.exists()
+    assert RuleChange.objects.filter(rule_key="hot", action="deleted").exists()
+
+
+# -- publish and roll back --------------------------------------------------------------------------
+def test_publish_makes_an_immutable_version_with_the_comment(admin_client, live_hot, admin_user):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    page = admin_client.get(PUBLISH).content.decode()
+    assert "Parameter “Limit”" in page and "30 °C" in page and "35 °C" in page
+    response = admin_client.post(PUBLISH, {"comment": "Fewer false alarms"})
+    assert response.status_code == 302
+    live = RulesetVersion.objects.get(number=2)
+    assert live.comment == "Fewer false alarms" and live.created_by == admin_user
+    assert live.snapshot[0]["parameters"][0]["value"] == 35
+
+
+def test_publishing_an_unchanged_draft_is_refused(admin_client, live_hot):
+    page = admin_client.post(PUBLISH, {"comment": "again"}).content.decode()
+    assert MSG_NOTHING_TO_PUBLISH in page
+    assert RulesetVersion.objects.count() == 1
+
+
+def test_roll_back_republishes_an_earlier_version(admin_client, live_hot, admin_user):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    services.ruleset_publish(user=admin_user, comment="second")
+    preview = admin_client.get(ROLLBACK, {"version": 1}).content.decode()
+    assert "35 °C" in preview and "30 °C" in preview
+    response = admin_client.post(ROLLBACK, {"version": 1, "comment": "", "_confirm": "1"})
+    assert response.status_code == 302
+    live = RulesetVersion.objects.order_by("-number").first()
+    assert (live.number, live.rolled_back_from) == (3, 1)
+    assert live.snapshot == RulesetVersion.objects.get(number=1).snapshot
+    assert Rule.objects.get(key="hot").parameters.get().value == "30"
+
+
+def test_version_page_shows_a_readable_diff(admin_client, live_hot, admin_user):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    version = services.ruleset_publish(user=admin_user, comment="second")
+    page = admin_client.get(reverse("admin:rules_rulesetversion_change", args=[version.pk])).content.decode()
+    assert "Parameter “Limit”" in page and "30 °C" in page and "35 °C" in page
+    listing = admin_client.get(reverse("admin:rules_rulesetversion_changelist")).content.decode()
+    assert "1 changed" in listing and "1 added" in listing
+    changes = admin_client.get(reverse("admin:rules_rulechange_changelist")).content.decode()
+    assert "Parameter “Limit”: 30 °C → 35 °C" in changes
+
+
+# -- packs --------------------------------------------------------------------------------------
+def test_export_then_import_gives_the_identical_ruleset(admin_client, live_hot, admin_user):
+    services.rule_save(spec=make_spec("cold", conditions=[cond("temperature", "lt", 5)]), user=admin_user)
+    services.ruleset_publish(user=admin_user, comment="two rules")
+    exported = admin_client.get(EXPORT)
+    assert exported["Content-Disposition"].startswith("attachment;")
+    text = exported.content.decode()
+    services.rule_save(spec=threshold_spec(99), user=admin_user)  # drift the draft away
+    Rule.objects.get(key="cold").delete()
+    preview = admin_client.post(IMPORT, {"pack": _upload(text)}).content.decode()
+    assert "1 added, 1 changed" in preview and "Apply as the draft" in preview
+    applied = admin_client.post(IMPORT, {"pack_text": text, "_apply": "1"})
+    assert applied.status_code == 302
+    assert [spec_normalize(s) for s in ruleset_draft_specs()] == json.loads(text)["rules"]
+    services.ruleset_publish(user=admin_user, comment="imported")
+    assert pack_export()["rules"] == json.loads(text)["rules"]
+
+
+def test_import_rejects_a_broken_pack_and_changes_nothing(admin_client, live_hot):
+    page = admin_client.post(IMPORT, {"pack": _upload('{"rules": []}')}).content.decode()
+    assert MSG_PACK_FORMAT.replace("“", "&ldquo;")[:20] in page or "not a rule pack" in page
+    bad = {"format": "rules-pack", "format_version": 1, "rules": [make_spec(severity="purple")]}
+    page = admin_client.post(IMPORT, {"pack": _upload(json.dumps(bad))}).content.decode()
+    assert "hot: severity" in page and "is not a severity" in page
+    assert Rule.objects.get(key="hot").severity == "urgent"
+
+
+def _upload(text: str):  # noqa: ANN202
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("pack.json", text.encode(), content_type="application/json")
+
+
+# -- try it, simulate, statistics ----------------------------------------------------------------
+def test_try_it_shows_which_rules_fire_with_values_and_message(admin_client, live_hot, source):
+    rule = Rule.objects.get(key="hot")
+    url = reverse("admin:rules_rule_try_one", args=[rule.pk])
+    assert "Temperature (°C)" in admin_client.get(url).content.decode()
+    page = admin_client.post(url, {"fact_type": "reading", "_shown_type": "reading", "scope": "rule",
+                                   "occurred_at": "2026-01-10 08:00", "data_temperature": "33", "subject": "a"}).content.decode()
+    assert "Temperature 33 over 30" in page
+    assert "Temperature = <b>33 °C</b>" in page and "parameter Limit = <b>30 °C</b>" in page
+    page = admin_client.post(url, {"fact_type": "reading", "_shown_type": "reading", "scope": "rule",
+                                   "occurred_at": "2026-01-10 08:00", "data_temperature": "12"}).content.decode()
+    assert "No rule fires." in page
+
+
+def test_simulation_counts_advice_that_would_appear_disappear_or_change(admin_user, live_hot, source):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)  # stricter: 31 and 33 no longer fire
+    services.rule_save(spec=make_spec("mild", conditions=[cond("temperature", "lt", 25)], message="Mild"),
+                       user=admin_user)
+    result = simulation.ruleset_simulate(days=30)
+    assert result.events == 5 and result.subjects == 3
+    hot = {r.key: r for r in result.rules}["hot"]
+    assert (hot.live, hot.draft, hot.appear, hot.disappear, hot.change) == (4, 2, 0, 2, 2)
+    assert hot.examples["disappear"] == ["Group a", "Group b"]
+    mild = {r.key: r for r in result.rules}["mild"]
+    assert (mild.live, mild.draft, mild.appear, mild.in_live) == (0, 1, 1, False)
+
+
+def test_simulation_page_shows_the_result(admin_client, admin_user, live_hot, source):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    page = admin_client.post(SIMULATE, {"days": 30}).content.decode()
+    assert "2 would disappear" in page and 'data-rule="hot"' in page and "Group a" in page
+
+
+def test_long_simulation_runs_in_the_background_with_progress(admin_client, admin_user, live_hot, source, monkeypatch):
+    monkeypatch.setattr(simulation, "BACKGROUND_ABOVE", 1)
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    response = admin_client.post(SIMULATE, {"days": 30})
+    assert response.status_code == 302 and "?job=" in response["Location"]
+    job_id = response["Location"].split("job=")[1]
+    status_url = reverse("admin:rules_rule_simulate_status", args=[job_id])
+    for _ in range(100):
+        status = admin_client.get(status_url).json()
+        if status["finished"]:
+            break
+        time.sleep(0.05)
+    assert status == {"done": 5, "total": 5, "finished": True, "error": ""}
+    assert "2 would disappear" in admin_client.get(response["Location"]).content.decode()
+
+
+def test_statistics_show_advice_per_rule_with_a_chart(admin_client, live_hot, source):
+    page = admin_client.get(reverse("admin:rules_rule_statistics")).content.decode()
+    assert "<svg" in page and 'data-rule="hot"' in page
+    assert "in the last 7 days: <b>3</b>" in page and "in the last 30 days: <b>5</b>" in page
+
+
+def test_try_and_simulate_explain_when_no_domain_source_is_registered(admin_client, live_hot):
+    previous = registry.fact_source()
+    registry.register_fact_source(None)
+    try:
+        assert simulation.MSG_NO_FACT_SOURCE in admin_client.get(SIMULATE).content.decode()
+        assert simulation.MSG_NO_FACT_SOURCE in admin_client.get(reverse("admin:rules_rule_try")).content.decode()
+    finally:
+        registry.register_fact_source(previous)
+
+
+# -- permissions ----------------------------------------------------------------------------------
+def test_publishing_needs_the_add_version_permission(client, live_hot):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename__in=["view_rule", "change_rule"]))
+    client.force_login(viewer)
+    assert client.get(LIST).status_code == 200
+    assert client.post(PUBLISH, {"comment": "x"}).status_code == 403
+    assert client.post(ROLLBACK, {"version": 1, "_confirm": "1"}).status_code == 403
+    assert RulesetVersion.objects.count() == 1
