@@ -20,7 +20,7 @@ from django.utils import timezone
 from rules.internal.render import display_value
 from rules.registry import registry
 from rules.selectors import ruleset_draft_specs, version_live
-from rules.services import Evaluation, Evaluator, Fact, Match
+from rules.services import Evaluation, Evaluator, Fact, Match, ruleset_check
 
 MSG_NO_FACT_SOURCE = "No domain has registered a source of stored events, so there is nothing to try or simulate."
 EXAMPLES_PER_RULE = 5
@@ -190,44 +190,116 @@ def _advised(evaluations: Sequence[Evaluation], facts: Sequence[tuple[Fact, list
     return advised
 
 
+def _pattern_step_specs(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each step of each enabled pattern rule as a one-event rule with that step's conditions."""
+    steps = []
+    for index, spec in enumerate(specs):
+        if spec.get("enabled") is False or (spec.get("pattern") or "single") == "single":
+            continue
+        for number, step in enumerate(spec.get("steps") or [], start=1):
+            conditions = [{**c, "step": 1} for c in spec.get("conditions") or [] if int(c.get("step") or 1) == number]
+            used = {c.get("parameter") for c in conditions if c.get("parameter")}
+            steps.append({
+                **spec, "key": f"s{index}-{number}", "pattern": "single", "count": None, "window_hours": None,
+                "cooldown_days": 0, "enabled": True, "message": "-", "steps": [step], "conditions": conditions,
+                "parameters": [p for p in spec.get("parameters") or [] if p.get("name") in used],
+            })
+    return steps
+
+
+def _pattern_candidates(facts: Sequence[tuple[Fact, list[Fact], str]], specs: Sequence[Mapping[str, Any]],
+                        batch_size: int) -> set[str] | None:
+    """Ids of the facts that meet some step of some pattern rule (None: no pattern rules).
+
+    Only these can take part in a pattern match, so the others are left out of every
+    history, and a new fact that is not one of them needs no history at all. This keeps
+    the pattern engine's work proportional to the relevant facts, not to all of them.
+    """
+    step_specs = _pattern_step_specs(specs)
+    if not step_specs:
+        return None
+    candidates: set[str] = set()
+    with Evaluator(specs=step_specs) as steps:
+        for start in range(0, len(facts), batch_size):
+            batch = facts[start:start + batch_size]
+            for (fact, _, _), evaluation in zip(batch, steps.evaluate_many([(f, ()) for f, _, _ in batch])):
+                if evaluation.matches:
+                    candidates.add(fact.id)
+    return candidates
+
+
+def _trimmed(batch: Sequence[tuple[Fact, list[Fact], str]], candidates: set[str] | None) -> list[tuple[Fact, list[Fact]]]:
+    if candidates is None:
+        return [(fact, []) for fact, _, _ in batch]
+    return [(fact, [h for h in history if h.id in candidates] if fact.id in candidates else [])
+            for fact, history, _ in batch]
+
+
+class _Replay:
+    """One evaluator over a subset of rules, with its own cooldown clock and pattern candidates."""
+
+    def __init__(self, specs: Sequence[Mapping[str, Any]], facts: Sequence[tuple[Fact, list[Fact], str]],
+                 version: int, batch_size: int) -> None:
+        self.evaluator = Evaluator(specs=specs, version=version) if specs else None
+        self.candidates = _pattern_candidates(facts, specs, batch_size) if specs else None
+        self.last: dict[tuple[str, str], dt.datetime] = {}
+
+    def advised(self, batch: Sequence[tuple[Fact, list[Fact], str]]) -> list[dict[str, Match]]:
+        if self.evaluator is None:
+            return [{} for _ in batch]
+        return _advised(self.evaluator.evaluate_many(_trimmed(batch, self.candidates)), batch, self.last)
+
+    def close(self) -> None:
+        if self.evaluator is not None:
+            self.evaluator.close()
+
+
 def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None] | None = None,
                    batch_size: int = BATCH_SIZE) -> SimulationResult:
-    """Replay the facts through the draft and the live version (no database access)."""
+    """Replay the facts through the draft and the live version (no database access).
+
+    A rule that is the same in both gives the same advice in both (cooldowns are per
+    rule), so the rules they share are replayed once and only the differing ones twice.
+    """
     started = time.monotonic()
-    names = {s["key"]: s["name"] for s in data.live_specs}
-    names.update({s["key"]: s["name"] for s in data.draft_specs})
-    impacts = {key: RuleImpact(key=key, name=name) for key, name in sorted(names.items())}
-    draft_keys = {s["key"] for s in data.draft_specs}
-    live_keys = {s["key"] for s in data.live_specs}
-    for key, impact in impacts.items():
-        impact.in_draft, impact.in_live = key in draft_keys, key in live_keys
-    last_draft: dict[tuple[str, str], dt.datetime] = {}
-    last_live: dict[tuple[str, str], dt.datetime] = {}
+    draft = {s["key"]: s for s in ruleset_check(data.draft_specs)} if data.draft_specs else {}
+    live = {s["key"]: s for s in data.live_specs}
+    shared = [s for key, s in draft.items() if live.get(key) == s]
+    impacts = {key: RuleImpact(key=key, name=(draft.get(key) or live[key])["name"], in_draft=key in draft,
+                               in_live=key in live)
+               for key in sorted(draft.keys() | live.keys())}
+    replays = [
+        _Replay(shared, data.facts, data.live_version, batch_size),
+        _Replay([s for key, s in draft.items() if live.get(key) != s], data.facts, 0, batch_size),
+        _Replay([s for key, s in live.items() if draft.get(key) != s], data.facts, data.live_version, batch_size),
+    ]
     total = len(data.facts)
-    with Evaluator(specs=data.draft_specs) as draft, Evaluator(specs=data.live_specs, version=data.live_version) as live:
+    try:
         for start in range(0, total, batch_size):
             batch = data.facts[start:start + batch_size]
-            items = [(fact, history) for fact, history, _ in batch]
-            draft_advice = _advised(draft.evaluate_many(items), batch, last_draft)
-            live_advice = _advised(live.evaluate_many(items), batch, last_live)
-            for (fact, _, label), now_, before in zip(batch, draft_advice, live_advice):
-                for key in now_.keys() | before.keys():
+            both, draft_only, live_only = (replay.advised(batch) for replay in replays)
+            for (_, _, label), same, mine, theirs in zip(batch, both, draft_only, live_only):
+                for key in same:
+                    impacts[key].draft += 1
+                    impacts[key].live += 1
+                for key in mine.keys() | theirs.keys():
                     impact = impacts[key]
-                    if key in now_:
-                        impact.draft += 1
-                    if key in before:
-                        impact.live += 1
-                    if key in now_ and key not in before:
+                    impact.draft += key in mine
+                    impact.live += key in theirs
+                    if key not in theirs:
                         impact.appear += 1
                         impact.example("appear", label)
-                    elif key in before and key not in now_:
+                    elif key not in mine:
                         impact.disappear += 1
                         impact.example("disappear", label)
-                    elif (now_[key].message, now_[key].severity) != (before[key].message, before[key].severity):
+                    elif (mine[key].message, mine[key].severity) != (theirs[key].message, theirs[key].severity):
                         impact.change += 1
                         impact.example("change", label)
             if progress is not None:
                 progress(min(start + batch_size, total), total)
+    finally:
+        for replay in replays:
+            replay.close()
     return SimulationResult(
         since=data.since, days=data.days, events=total, subjects=len({f.group for f, _, _ in data.facts}),
         seconds=time.monotonic() - started, live_version=data.live_version, rules=list(impacts.values()),

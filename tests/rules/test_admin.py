@@ -329,3 +329,43 @@ def test_publishing_needs_the_add_version_permission(client, live_hot):
     assert client.post(PUBLISH, {"comment": "x"}).status_code == 403
     assert client.post(ROLLBACK, {"version": 1, "_confirm": "1"}).status_code == 403
     assert RulesetVersion.objects.count() == 1
+
+
+def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user):
+    """Shared rules replayed once and histories trimmed to pattern candidates change no count."""
+    now = timezone.now()
+    specs = [
+        threshold_spec(30),
+        make_spec("then-visit", pattern="sequence", window_hours=24, message="Visit after heat",
+                  steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
+                  conditions=[cond("temperature", "gt", 35), cond("minutes", "gte", 10, step=2)]),
+        make_spec("three-hot", pattern="count", count=3, window_hours=48, message="{count} hot readings",
+                  cooldown_days=1, conditions=[cond("temperature", "gt", 32)]),
+    ]
+    draft = [threshold_spec(34), {**specs[1], "window_hours": 12}, specs[2]]
+    facts = []
+    for i in range(300):
+        kind = "visit" if i % 4 == 3 else "reading"
+        data = {"minutes": (i * 7) % 30} if kind == "visit" else {"temperature": 25 + (i * 13) % 20}
+        facts.append(Fact(id=str(i), type=kind, occurred_at=now - dt.timedelta(hours=300 - i * 0.9), data=data,
+                          group=f"g{i % 3}"))
+    source = MemorySource(facts)
+    window = dt.timedelta(hours=48)
+    rows = list(source.stored_facts(since=now - dt.timedelta(days=30), window=window))
+    data = simulation.SimulationInput(since=now - dt.timedelta(days=30), days=30, live_version=1,
+                                      live_specs=services.ruleset_check(specs), draft_specs=draft, facts=rows)
+    result = {r.key: (r.live, r.draft, r.appear, r.disappear, r.change) for r in simulation.simulation_run(data).rules}
+
+    def plain(rule_specs):  # noqa: ANN001, ANN202
+        last: dict = {}
+        with services.Evaluator(specs=rule_specs) as evaluator:
+            evaluations = evaluator.evaluate_many([(f, h) for f, h, _ in rows])
+        return simulation._advised(evaluations, rows, last)  # noqa: SLF001
+
+    live, mine = plain(specs), plain(draft)
+    for key in ("hot", "then-visit", "three-hot"):
+        expected_live = sum(key in a for a in live)
+        expected_draft = sum(key in a for a in mine)
+        assert result[key][:2] == (expected_live, expected_draft), key
+    assert result["hot"][3] > 0 and result["three-hot"][2:] == (0, 0, 0)
+    assert result["then-visit"][0] > 0
