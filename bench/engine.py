@@ -1,0 +1,598 @@
+"""Engine benchmark: our durable_rules adapter next to the raw C loop, zen-engine and business-rules.
+
+    python -m bench.engine [--facts 20000] [--evaluations 3000] [--history 30] [--repeats 3]
+
+(a) the pack's one-event rules over N independent events; (b) the whole pack (patterns
+included) over E evaluations that each carry H history events of the same member.
+All on the same rules and the same seeded events, on a temporary SQLite database (never
+the developer's). Each figure is the best of --repeats timed passes over all the events,
+after one untimed warm-up, in evaluations (events judged) per second. Each contender runs
+in a forked child of this process (same rules, same events in memory): durable_rules' C
+core can crash the process (SIGSEGV), and then only that figure is lost, and reported.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from bench.common import (SEED, Outcome, django_setup, fmt_rate, fmt_ratio, history_items, machine_line,
+                          pack_specs, package_version, rss_mb, run_isolated, save_result, single_facts, table)
+
+BATCH_SIZES = (100, 250, 500)
+PATTERN_BATCH_SIZES = (10, 50)
+
+Run = Callable[[Sequence[Any], int], Any]  # (chunk of items, offset of the chunk) -> outputs
+Fired = Callable[[Any, int], Iterable[tuple[int, str]]]  # (outputs, offset) -> (item index, rule key)
+
+
+@dataclass
+class Contender:
+    name: str
+    how: str
+    group: str  # adapter | raw | zen | business-rules | prototype
+    make: Callable[[], tuple[Run, Fired, Callable[[], None]]]
+
+
+@dataclass
+class Row:
+    contender: Contender
+    outcome: Outcome
+    count: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.outcome.rate(self.count)
+
+    @property
+    def fired(self) -> set:
+        return self.outcome.fired if self.outcome.fired is not None else set()
+
+
+def measure(contender: Contender, items: Sequence[Any], *, repeats: int, chunk: int, warm: int) -> Row:
+    def work(send) -> None:
+        import time
+
+        run, fired_of, close = contender.make()
+        run(items[:warm], 0)
+        outputs: list[tuple[Any, int]] = []
+        for _ in range(repeats):
+            outputs = []
+            started = time.perf_counter()
+            for start in range(0, len(items), chunk):
+                outputs.append((run(items[start:start + chunk], start), start))
+                send("progress", min(start + chunk, len(items)), time.perf_counter() - started)
+            send("pass", time.perf_counter() - started)
+        fired: set = set()
+        for output, offset in outputs:
+            fired.update(fired_of(output, offset))
+        send("fired", fired)
+        close()
+
+    outcome = run_isolated(work)
+    row = Row(contender, outcome, len(items))
+    if outcome.ok:
+        print(f"  {contender.name:<58} {row.rate:>10,.0f}/s  ({len(row.fired):,} firings)", flush=True)
+    else:
+        done, seconds = outcome.progress
+        until = f"; {done:,} evaluations in {seconds:.2f} s before it" if done else ""
+        print(f"  {contender.name:<58} FAILED: {outcome.error.splitlines()[0]}{until}", flush=True)
+    return row
+
+
+# -- our adapter ------------------------------------------------------------------------
+def evaluations_fired(evaluations, offset: int):
+    return ((offset + index, match.rule_key) for index, evaluation in enumerate(evaluations)
+            for match in evaluation.matches)
+
+
+def evaluator_contender(name: str, how: str, specs, *, batch: int | None) -> Contender:
+    def make():
+        from rules.services import Evaluator
+
+        evaluator = Evaluator(specs=specs)
+        if batch is None:
+            def run(chunk, offset):
+                evaluate = evaluator.evaluate_many
+                return [evaluate([item])[0] for item in chunk]
+        else:
+            def run(chunk, offset):
+                out = []
+                for start in range(0, len(chunk), batch):
+                    out.extend(evaluator.evaluate_many(chunk[start:start + batch]))
+                return out
+        return run, evaluations_fired, evaluator.close
+    return Contender(name, how, "adapter", make)
+
+
+def published_contender(name: str, how: str, *, batch: int | None) -> Contender:
+    def make():
+        from rules.services import facts_evaluate, facts_evaluate_many
+
+        if batch is None:
+            def run(chunk, offset):
+                return [facts_evaluate(fact=fact, history=history) for fact, history in chunk]
+        else:
+            def run(chunk, offset):
+                out = []
+                for start in range(0, len(chunk), batch):
+                    out.extend(facts_evaluate_many(items=chunk[start:start + batch]))
+                return out
+        return run, evaluations_fired, lambda: None
+    return Contender(name, how, "adapter", make)
+
+
+# -- the raw durable_rules C loop (ENGINE.md "A pattern that held up") ---------------------
+def document_as_sent(engine_id: str, fact) -> dict:
+    return {"id": engine_id, "sid": "0", "type": fact.type, **fact.data}
+
+
+def document_trimmer(fields_by_type: dict) -> Callable[[str, Any], dict]:
+    def make(engine_id: str, fact) -> dict:
+        document = {"id": engine_id, "sid": "0", "type": fact.type}
+        data = fact.data
+        for name in fields_by_type.get(fact.type, ()):
+            value = data.get(name)
+            if value is not None:
+                document[name] = value
+        return document
+    return make
+
+
+def raw_single_contender(name: str, how: str, ruleset_json: str, make_document, *, batch: int | None) -> Contender:
+    """Per event: assert_fact, drain every action (json.loads each message), retract_fact;
+    or ``batch`` events per assert_facts in the one scratch sid."""
+    def make():
+        import durable_rules_engine as dre
+
+        handle = dre.create_ruleset("bench_raw_single", ruleset_json)
+        assert_fact, retract_fact = dre.assert_fact, dre.retract_fact
+        assert_facts, retract_facts = dre.assert_facts, dre.retract_facts
+        start_action, complete = dre.start_action, dre.complete_and_start_action
+        dumps, loads = json.dumps, json.loads
+
+        def run_one(chunk, offset):
+            fired = []
+            for index, (fact, _) in enumerate(chunk):
+                payload = dumps(make_document(str(index), fact))
+                assert_fact(handle, payload)
+                started = start_action(handle)
+                if started:
+                    _, message, state = started
+                    while message:
+                        for rule in loads(message):
+                            fired.append((offset + index, rule))
+                        message = complete(handle, state)
+                retract_fact(handle, payload)
+            return fired
+
+        def run_batched(chunk, offset):
+            fired = []
+            for start in range(0, len(chunk), batch):
+                payload = dumps([make_document(str(start + i), fact)
+                                 for i, (fact, _) in enumerate(chunk[start:start + batch])])
+                assert_facts(handle, payload)
+                started = start_action(handle)
+                if started:
+                    _, message, state = started
+                    while message:
+                        for rule, bound in loads(message).items():
+                            fired.append((offset + int(bound["m"]["id"]), rule))
+                        message = complete(handle, state)
+                retract_facts(handle, payload)
+            return fired
+
+        return (run_one if batch is None else run_batched), (lambda out, offset: out), lambda: dre.delete_ruleset(handle)
+    return Contender(name, how, "raw", make)
+
+
+def raw_pattern_contender(name: str, how: str, compiled, make_document, make_pattern_document=None) -> Contender:
+    """Per evaluation: the new event through the one-event ruleset (as above); then the
+    member's history plus the new event, in time order with _g/_o/_t, asserted in one sid
+    with assert_facts; drain; keep the matches that bind the new event; retract_facts."""
+    def make():
+        import durable_rules_engine as dre
+
+        single = dre.create_ruleset("bench_raw_b_single", compiled.single_json)
+        pattern = dre.create_ruleset("bench_raw_b_pattern", compiled.pattern_json)
+        history_types = compiled.history_types
+        window = compiled.history_window
+        assert_fact, retract_fact, assert_facts, retract_facts = (
+            dre.assert_fact, dre.retract_fact, dre.assert_facts, dre.retract_facts)
+        start_action, complete = dre.start_action, dre.complete_and_start_action
+        dumps, loads = json.dumps, json.loads
+        make_pattern = make_pattern_document or make_document
+
+        def run(chunk, offset):
+            fired = []
+            for index, (fact, history) in enumerate(chunk):
+                payload = dumps(make_document("new", fact))
+                assert_fact(single, payload)
+                started = start_action(single)
+                if started:
+                    _, message, state = started
+                    while message:
+                        for rule in loads(message):
+                            fired.append((offset + index, rule))
+                        message = complete(single, state)
+                retract_fact(single, payload)
+
+                if fact.type not in history_types:
+                    continue
+                relevant = [h for h in history if h.type in history_types and abs(h.occurred_at - fact.occurred_at) <= window]
+                if not relevant:
+                    continue
+                documents = []
+                new_id = ""
+                for position, item in enumerate(sorted([fact, *relevant], key=lambda f: (f.occurred_at, f.id))):
+                    document = make_pattern(str(position), item)
+                    document["_g"] = 0
+                    document["_o"] = position
+                    document["_t"] = item.occurred_at.timestamp()
+                    documents.append(document)
+                    if item is fact:
+                        new_id = str(position)
+                payload = dumps(documents)
+                assert_facts(pattern, payload)
+                started = start_action(pattern)
+                if started:
+                    _, message, state = started
+                    while message:
+                        for rule, bound in loads(message).items():
+                            if any(b["id"] == new_id for b in bound.values()):
+                                fired.append((offset + index, rule))
+                        message = complete(pattern, state)
+                retract_facts(pattern, payload)
+            return fired
+
+        def close():
+            dre.delete_ruleset(single)
+            dre.delete_ruleset(pattern)
+        return run, (lambda out, offset: out), close
+    return Contender(name, how, "raw", make)
+
+
+# -- zen-engine and business-rules ------------------------------------------------------
+def zen_contender(name: str, how: str, specs, *, layout: str, call: str, batch: int = 250) -> Contender:
+    def make():
+        import zen
+
+        from bench.others import zen_content_json
+
+        content = zen_content_json(specs, layout=layout)
+        engine = zen.ZenEngine({"loader": lambda key: content})
+        if call == "engine":
+            def run(chunk, offset):
+                evaluate = engine.evaluate
+                return [evaluate("pack", {**fact.data, "type": fact.type}) for fact, _ in chunk]
+        elif call == "decision":
+            decision = engine.create_decision(content)
+
+            def run(chunk, offset):
+                evaluate = decision.evaluate
+                return [evaluate({**fact.data, "type": fact.type}) for fact, _ in chunk]
+        else:
+            def run(chunk, offset):
+                out = []
+                for start in range(0, len(chunk), batch):
+                    requests = [{"key": "pack", "context": {**fact.data, "type": fact.type}}
+                                for fact, _ in chunk[start:start + batch]]
+                    out.extend(item["data"] for item in engine.evaluate_batch(requests))
+                return out
+
+        def fired(responses, offset):
+            return ((offset + index, row["rule"]) for index, response in enumerate(responses)
+                    for row in response["result"])
+        return run, fired, lambda: None
+    return Contender(name, how, "zen", make)
+
+
+def business_rules_contender(name: str, how: str, specs) -> Contender:
+    def make():
+        from business_rules import run_all
+
+        from bench.others import business_rules_setup
+
+        rule_list, Variables, Actions = business_rules_setup(specs)
+
+        def run(chunk, offset):
+            fired = []
+            for index, (fact, _) in enumerate(chunk):
+                actions = Actions()
+                run_all(rule_list=rule_list, defined_variables=Variables({**fact.data, "type": fact.type}),
+                        defined_actions=actions, stop_on_first_trigger=False)
+                fired.extend((offset + index, rule) for rule in actions.fired)
+            return fired
+        return run, (lambda out, offset: out), lambda: None
+    return Contender(name, how, "business-rules", make)
+
+
+def prototype_contender(name: str, how: str, specs, *, batch: int | None) -> Contender:
+    def make():
+        from bench.prototype import PrototypeEvaluator
+
+        evaluator = PrototypeEvaluator(specs)
+        size = batch or 1
+
+        def run(chunk, offset):
+            out = []
+            for start in range(0, len(chunk), size):
+                out.extend(evaluator.evaluate_many(chunk[start:start + size]))
+            return out
+        return run, evaluations_fired, evaluator.close
+    return Contender(name, how, "prototype", make)
+
+
+# -- sections ---------------------------------------------------------------------------
+def section_a(singles, facts, repeats: int) -> list[Row]:
+    from rules.compiler import ruleset_compile
+    from rules.services import ruleset_publish
+
+    compiled = ruleset_compile(singles)
+    trimmed = document_trimmer(dict(compiled.single_fields))
+    items = [(fact, ()) for fact in facts]
+    contenders = [
+        *[evaluator_contender(f"adapter Evaluator.evaluate_many, batch {size}",
+                              f"rules.services.Evaluator(specs=one-event rules).evaluate_many(items), {size} events a call",
+                              singles, batch=size) for size in BATCH_SIZES],
+        evaluator_contender("adapter Evaluator.evaluate_many, 1 event a call",
+                            "Evaluator.evaluate_many([(event, ())]) for each event", singles, batch=None),
+        published_contender("adapter facts_evaluate_many, batch 250 (published)",
+                            "rules.services.facts_evaluate_many(items=250 events), live version published in the "
+                            "temporary db (one version query a call)", batch=250),
+        published_contender("adapter facts_evaluate, 1 event a call (published)",
+                            "rules.services.facts_evaluate(fact=event), one version query a call", batch=None),
+        raw_single_contender("raw C loop, 1 event a call, event as sent",
+                             "create_ruleset(single_json) once; per event assert_fact, start_action/"
+                             "complete_and_start_action draining with json.loads, retract_fact; the whole event",
+                             compiled.single_json, document_as_sent, batch=None),
+        raw_single_contender("raw C loop, 1 event a call, rule fields only",
+                             "same loop, the event trimmed to the fields the rules read", compiled.single_json,
+                             trimmed, batch=None),
+        raw_single_contender("raw C loop, batch 250, rule fields only",
+                             "assert_facts of 250 trimmed events in the one sid, drain, retract_facts",
+                             compiled.single_json, trimmed, batch=250),
+        zen_contender("zen-engine ZenEngine.evaluate, 1 event a call",
+                      "ZenEngine(loader).evaluate(key, event): JDM decision table, hit policy collect, "
+                      "one row per rule, each cell the rule's whole condition", singles, layout="expression",
+                      call="engine"),
+        zen_contender("zen-engine ZenEngine.evaluate, column-per-field table",
+                      "same, the table laid out with a column per field (unary tests such as '< 5')",
+                      singles, layout="columns", call="engine"),
+        zen_contender("zen-engine ZenDecision.evaluate, 1 event a call",
+                      "ZenEngine().create_decision(JDM).evaluate(event), same table", singles,
+                      layout="expression", call="decision"),
+        zen_contender("zen-engine ZenEngine.evaluate_batch, batch 250",
+                      "ZenEngine.evaluate_batch(250 requests), same table", singles, layout="expression",
+                      call="batch"),
+        business_rules_contender("business-rules run_all, 1 event a call",
+                                 "business_rules.run_all(rules, Variables(event), Actions()) for each event "
+                                 "(generated from the same specs)", singles),
+    ]
+    print(f"\n(a) {len(singles)} one-event rules, {len(facts):,} events; best of {repeats} passes", flush=True)
+    ruleset_publish(specs=singles, comment="bench: one-event rules")
+    return [measure(c, items, repeats=repeats, chunk=1000, warm=1000) for c in contenders]
+
+
+def section_b(specs, items, repeats: int, *, prototype: bool) -> list[Row]:
+    from rules.compiler import ruleset_compile
+    from rules.services import ruleset_publish
+
+    compiled = ruleset_compile(specs)
+    contenders = [
+        evaluator_contender("adapter Evaluator.evaluate_many, 1 evaluation a call",
+                            "Evaluator(specs=pack).evaluate_many([(event, history)]) for each evaluation (no db)",
+                            specs, batch=None),
+        published_contender("adapter facts_evaluate, 1 evaluation a call (published)",
+                            "rules.services.facts_evaluate(fact=event, history=history), one version query a call",
+                            batch=None),
+        *[published_contender(f"adapter facts_evaluate_many, batch {size} (published)",
+                              f"facts_evaluate_many(items={size} (event, history) pairs)", batch=size)
+          for size in PATTERN_BATCH_SIZES],
+        raw_pattern_contender("raw C loop, 1 evaluation a call, events as sent",
+                              "one-event ruleset: assert_fact/drain/retract_fact; pattern ruleset: assert_facts("
+                              "history + new event, time order, _g/_o/_t), drain, keep matches binding the new event, "
+                              "retract_facts; whole events", compiled, document_as_sent),
+        raw_pattern_contender("raw C loop, 1 evaluation a call, rule fields only",
+                              "same loop, each event trimmed to the fields its ruleset's rules read (as the adapter "
+                              "does)", compiled, document_trimmer(dict(compiled.single_fields)),
+                              document_trimmer(dict(compiled.pattern_fields))),
+    ]
+    if prototype:
+        contenders += [
+            prototype_contender("prototype fix, 1 evaluation a call",
+                                "bench/prototype.py: pattern steps as one-event rules in durable_rules, the time "
+                                "window joined in Python (the fix proposed in the report)", specs, batch=None),
+            prototype_contender("prototype fix, batch 50",
+                                "same, 50 evaluations a call", specs, batch=50),
+        ]
+    patterns = [s["key"] for s in specs if s["enabled"] and s["pattern"] != "single"]
+    history = len(items[0][1]) if items else 0
+    print(f"\n(b) whole pack ({len(specs)} rules; patterns: {', '.join(patterns)}), {len(items):,} evaluations "
+          f"x {history} history events; best of {repeats} passes", flush=True)
+    ruleset_publish(specs=specs, comment="bench: whole pack")
+    return [measure(c, items, repeats=repeats, chunk=100, warm=200) for c in contenders]
+
+
+# -- report -----------------------------------------------------------------------------
+def rate_text(row: Row) -> str:
+    if row.outcome.ok:
+        return fmt_rate(row.rate)
+    done, seconds = row.outcome.progress
+    kind = row.outcome.error.splitlines()[0]
+    if done:
+        return f"CRASHED ({kind}) after {done:,}; {fmt_rate(row.rate)}/s until then"
+    return f"FAILED ({kind})"
+
+
+def firings_check(rows: list[Row], reference: Row) -> list[str]:
+    warnings = []
+    if not reference.outcome.ok:
+        return [f"WARNING: the reference ({reference.contender.name}) did not finish: firings not compared."]
+    for row in rows:
+        if not row.outcome.ok or row.fired == reference.fired:
+            continue
+        missing = sorted(reference.fired - row.fired)[:4]
+        extra = sorted(row.fired - reference.fired)[:4]
+        warnings.append(f"WARNING: {row.contender.name}: {len(row.fired):,} firings, reference "
+                        f"{len(reference.fired):,}; missing e.g. {missing}; extra e.g. {extra}")
+    return warnings
+
+
+def section_table(rows: list[Row], title: str, reference: Row) -> str:
+    lines = []
+    for row in rows:
+        ratio = row.rate / reference.rate if row.rate and reference.rate else None
+        lines.append([row.contender.name, rate_text(row), len(row.fired) if row.outcome.ok else "–",
+                      fmt_ratio(ratio), row.contender.how])
+    return table(["engine / call", "evaluations/s", "firings", f"vs {reference.contender.name}", "what produced it"],
+                 lines, title=title)
+
+
+def find(rows: list[Row], name: str) -> Row:
+    return next(r for r in rows if r.contender.name == name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--facts", type=int, default=20_000)
+    parser.add_argument("--evaluations", type=int, default=3_000)
+    parser.add_argument("--history", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-prototype", action="store_true", help="leave out the prototype of the proposed fix")
+    args = parser.parse_args(argv)
+
+    rss_start = rss_mb()
+    db = django_setup("engine")
+    from rules.services import ruleset_check
+
+    specs = ruleset_check(pack_specs())
+    singles = [s for s in specs if s["enabled"] and s["pattern"] == "single"]
+    print(f"bench.engine: {machine_line()}; load average {os.getloadavg()[0]:.2f}; durable-rules "
+          f"{package_version('durable-rules')}, zen-engine {package_version('zen-engine')}, business-rules "
+          f"{package_version('business-rules')}")
+    print(f"temporary database {db}; rule pack: {len(specs)} rules ({len(singles)} one-event); seed {SEED}")
+    facts = single_facts(args.facts)
+    items = history_items(args.evaluations, history=args.history)
+    gc.collect()
+    rss_ready = rss_mb()
+
+    rows_a = section_a(singles, facts, args.repeats)
+    rows_b = section_b(specs, items, args.repeats, prototype=not args.no_prototype)
+    gc.collect()
+    rss_end = rss_mb()
+
+    ref_a = find(rows_a, "adapter Evaluator.evaluate_many, batch 250")
+    raw_a = find(rows_a, "raw C loop, 1 event a call, event as sent")
+    ref_b = find(rows_b, "raw C loop, 1 evaluation a call, rule fields only")
+    fire_ref_b = next((r for r in rows_b if r.outcome.ok and r.contender.group in ("adapter", "raw")), None)
+    fire_ref_b = fire_ref_b or next((r for r in rows_b if r.outcome.ok), ref_b)
+    warnings = firings_check(rows_a, ref_a) + firings_check(rows_b, fire_ref_b)
+
+    print(section_table(rows_a, f"(a) one-event rules: {len(singles)} rules, {args.facts:,} events, seed {SEED}", raw_a))
+    print(f"Firings are distinct (event, rule) pairs. The raw loop's durable_rules messages: an $or rule "
+          f"fires once per true branch; the adapter and this table count one firing per rule.")
+    print(section_table(rows_b, f"(b) whole pack, {args.evaluations:,} evaluations x {args.history} history events, "
+                                f"seed {SEED + 1}", ref_b))
+    print(f"Firings in (b) compared against: {fire_ref_b.contender.name}.")
+
+    adapters_a = [r for r in rows_a if r.contender.group == "adapter" and r.outcome.ok]
+    best_a = max(adapters_a, key=lambda r: r.rate) if adapters_a else None
+    zen_a = find(rows_a, "zen-engine ZenEngine.evaluate, 1 event a call")
+    zen_best = max((r for r in rows_a if r.contender.group == "zen" and r.outcome.ok), key=lambda r: r.rate, default=None)
+    adapter_b = find(rows_b, "adapter Evaluator.evaluate_many, 1 evaluation a call")
+    adapter_b_pub = find(rows_b, "adapter facts_evaluate, 1 evaluation a call (published)")
+
+    def ratio(a: Row | None, b: Row | None) -> float | None:
+        return a.rate / b.rate if a and b and a.rate and b.rate else None
+
+    goal_a = bool(best_a and zen_best and best_a.rate >= zen_best.rate)
+    overhead_b = ratio(ref_b, adapter_b)
+    goal_b = bool(adapter_b.outcome.ok and ref_b.outcome.ok and overhead_b is not None and overhead_b <= 1.5)
+    stable_b = adapter_b.outcome.ok and adapter_b_pub.outcome.ok
+    goals = [
+        ["(a) adapter (best batched) >= zen-engine (best call)",
+         f"{fmt_rate(best_a.rate if best_a else None)} vs {fmt_rate(zen_best.rate if zen_best else None)}/s",
+         fmt_ratio(ratio(best_a, zen_best)), "MET" if goal_a else "MISSED",
+         f"{best_a.contender.name if best_a else '–'} vs {zen_best.contender.name if zen_best else '–'}"],
+        ["(b) adapter time <= 1.5 x raw loop time",
+         f"{rate_text(adapter_b)} vs {rate_text(ref_b)}/s", fmt_ratio(overhead_b),
+         "MET" if goal_b else ("NOT MEASURABLE (crash)" if not (adapter_b.outcome.ok and ref_b.outcome.ok) else "MISSED"),
+         "raw loop (rule fields only) / Evaluator, 1 evaluation a call"],
+        ["(b) the whole pack runs without crashing", "", "", "YES" if stable_b else "NO",
+         "see the report: durable_rules frees a fired multi-fact frame but keeps the facts' links to it"],
+    ]
+    print(table(["goal", "figures", "ratio", "result", "measured on"], goals, title="Goals"))
+    rss_rows = [["parent: process start", f"{rss_start:.1f}"],
+                ["parent: Django set-up, rules and events in memory", f"{rss_ready:.1f}"],
+                ["parent: end", f"{rss_end:.1f}"]]
+    rss_rows += [[f"child after: {r.contender.name}", f"{r.outcome.rss_mb:.1f}" if r.outcome.rss_mb else "–"]
+                 for r in rows_a + rows_b]
+    print(table(["when", "RSS (MB)"], rss_rows, title="Memory (resident set size; each contender runs in a forked child)"))
+    for warning in warnings:
+        print(warning)
+    if not warnings:
+        print("\nFirings: every contender that finished gave the same (event, rule) firings as the reference, "
+              "in (a) and in (b).")
+
+    def pick(row: Row | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        return {"name": row.contender.name, "how": row.contender.how, "rate": row.rate, "ok": row.outcome.ok,
+                "text": rate_text(row), "firings": len(row.fired)}
+
+    summary = {
+        "machine": machine_line(), "facts": args.facts, "evaluations": args.evaluations, "history": args.history,
+        "seed": SEED, "rules": len(specs), "single_rules": len(singles),
+        "a": {r.contender.name: pick(r) for r in rows_a},
+        "b": {r.contender.name: pick(r) for r in rows_b},
+        "best_adapter_a": pick(best_a), "best_zen_a": pick(zen_best),
+        "goals": {"a": goal_a, "b": goal_b, "b_stable": stable_b, "b_ratio": overhead_b},
+        "rss_mb": {"start": rss_start, "ready": rss_ready, "end": rss_end},
+        "warnings": warnings,
+    }
+    save_result("engine", summary)
+    print("\n" + summary_markdown(summary))
+    return 0
+
+
+def summary_markdown(s: dict) -> str:
+    a, b = s["a"], s["b"]
+
+    def line(workload: str, label: str, entry: dict | None, note: str = "") -> list[str]:
+        if entry is None:
+            return [workload, label, "–", note]
+        return [workload, label, entry["text"], note or entry["how"]]
+
+    rows = [
+        line(f"(a) {s['single_rules']} one-event rules, {s['facts']:,} events", "our adapter, batched",
+             s["best_adapter_a"], s["best_adapter_a"]["name"] if s["best_adapter_a"] else ""),
+        line("", "our adapter, one event a call", a.get("adapter facts_evaluate, 1 event a call (published)"),
+             "facts_evaluate on the published version"),
+        line("", "raw durable_rules C loop", a.get("raw C loop, 1 event a call, event as sent"),
+             "assert_fact / drain (json.loads) / retract_fact"),
+        line("", "raw durable_rules C loop, batched", a.get("raw C loop, batch 250, rule fields only"),
+             "assert_facts of 250 / drain / retract_facts"),
+        line("", "zen-engine 2 (GoRules)", a.get("zen-engine ZenEngine.evaluate, 1 event a call"),
+             "ZenEngine.evaluate, decision table (collect)"),
+        line("", "business-rules (venmo)", a.get("business-rules run_all, 1 event a call"), "run_all per event"),
+        line(f"(b) whole pack, {s['history']} history events each", "our adapter",
+             b.get("adapter Evaluator.evaluate_many, 1 evaluation a call"), "Evaluator, one evaluation a call"),
+        line("", "our adapter, published version", b.get("adapter facts_evaluate, 1 evaluation a call (published)"),
+             "facts_evaluate (includes the live-version query)"),
+        line("", "raw durable_rules C loop", b.get("raw C loop, 1 evaluation a call, rule fields only"),
+             "assert_facts(history + new) / drain / retract_facts"),
+    ]
+    proto = b.get("prototype fix, 1 evaluation a call")
+    if proto:
+        rows.append(line("", "proposed fix (prototype)", proto, "pattern steps in the engine, window join in Python"))
+    return f"#### Engine, evaluations per second ({s['machine']})\n\n" + table(
+        ["workload", "engine", "evaluations/s", "how"], rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
