@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from rules import admin_views
 from rules.audit import STATUS_LABELS, diff_html, rule_statuses, version_diff
@@ -83,7 +84,7 @@ class RuleAdmin(admin.ModelAdmin):
 
     @admin.display(description="last change", ordering="updated_at")
     def last_change(self, rule: Rule) -> str:
-        when = timezone.localtime(rule.updated_at).strftime("%Y-%m-%d %H:%M")
+        when = timezone.localtime(rule.updated_at).strftime("%b %d, %H:%M")
         return f"{when} by {rule.updated_by}" if rule.updated_by else when
 
     @admin.action(description="Enable the selected rules (in the draft)", permissions=["change"])
@@ -173,7 +174,7 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="")
     def live_marker(self, version: RulesetVersion) -> str:
-        return format_html('<span class="rule-status rule-status-live">live</span>') if version.number == getattr(self, "_live", None) else ""
+        return mark_safe('<span class="rule-status rule-status-live">live</span>') if version.number == getattr(self, "_live", None) else ""
 
     @admin.display(description="changes against the version before")
     def changes_summary(self, version: RulesetVersion) -> str:

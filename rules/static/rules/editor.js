@@ -146,6 +146,8 @@
     $(row, ".col-value").classList.toggle("hidden-cell", !needsValue);
     $(row, ".col-parameter").classList.toggle("hidden-cell", !needsValue);
     replaceValue(row, field ? field.kind : "text", field, operator);
+    // A condition compares with a value or with a parameter: hide the value once a parameter is picked.
+    $(row, ".col-value .value-slot").hidden = Boolean(named(row, "parameter").value);
   }
 
   function refreshParameterChoices() {
@@ -208,7 +210,7 @@
         const name = e.target.name || "";
         if (name.endsWith("-step")) refreshCondition(row);
         else if (name.endsWith("-field")) { refreshOperator(row); refreshValue(row); }
-        else if (name.endsWith("-operator")) refreshValue(row);
+        else if (name.endsWith("-operator") || name.endsWith("-parameter")) refreshValue(row);
       });
     } else if (row.classList.contains("param-row")) {
       row.addEventListener("change", (e) => {
