@@ -82,6 +82,10 @@ class Advice(models.Model):
     gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="advice")
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="advice")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="advice")
+    trigger = models.ForeignKey(
+        Event, on_delete=models.SET_NULL, related_name="triggered_advice", null=True, blank=True,
+        help_text="The late event whose arrival re-judged this advice's event, when that is another event.",
+    )
     rule_key = models.CharField(max_length=100)
     rule_name = models.CharField(max_length=200)
     rule_version = models.PositiveIntegerField(default=0)

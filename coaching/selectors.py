@@ -52,17 +52,22 @@ def event_list(
     return events
 
 
-def advice_list_for_gym(*, gym: Gym, since: datetime | None = None) -> QuerySet[Advice]:
-    advice = Advice.objects.filter(gym=gym).select_related("member", "event")
-    if since:
-        advice = advice.filter(created_at__gte=since)
-    return advice
+def advice_list_for_gym(
+    *, gym: Gym, since: datetime | None = None, severity: str | None = None, category: str | None = None
+) -> QuerySet[Advice]:
+    return _advice_filtered(Advice.objects.filter(gym=gym), since=since, severity=severity, category=category)
 
 
 def advice_list_for_member(
     *, member: Member, since: datetime | None = None, severity: str | None = None, category: str | None = None
 ) -> QuerySet[Advice]:
-    advice = Advice.objects.filter(member=member).select_related("member", "event")
+    return _advice_filtered(Advice.objects.filter(member=member), since=since, severity=severity, category=category)
+
+
+def _advice_filtered(
+    advice: QuerySet[Advice], *, since: datetime | None, severity: str | None, category: str | None
+) -> QuerySet[Advice]:
+    advice = advice.select_related("member", "event")
     if since:
         advice = advice.filter(created_at__gte=since)
     if severity:

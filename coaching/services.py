@@ -12,7 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Collection, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -73,12 +73,16 @@ class IngestResult(NamedTuple):
     advice: list[Advice]
 
 
-def event_ingest(*, gym: Gym, payload: Any) -> IngestResult:
+def event_ingest(*, gym: Gym, payload: Any, evaluate: bool = True) -> IngestResult:
     """Store one event for ``gym`` and evaluate it.
 
     The event is committed before evaluation, so a failing evaluation never loses it: it
     stays ``evaluated=False`` with the error, for ``events_reevaluate`` to pick up.
-    Raises ``EventInvalid`` (nothing stored) when the payload breaks the catalog.
+    A late event (one with later events of the member already stored) also re-judges those
+    later events, since their figures now include it (see ``event_evaluate_in_time``).
+    With ``evaluate=False`` the caller evaluates (a batch does, oldest first) and the
+    result's advice is empty. Raises ``EventInvalid`` (nothing stored) when the payload
+    breaks the catalog.
     """
     clean, errors = event_validate(payload)
     if errors or clean is None:
@@ -94,11 +98,13 @@ def event_ingest(*, gym: Gym, payload: Any) -> IngestResult:
             if existing is None:
                 raise
         else:
-            return IngestResult(201, event, event_evaluate(event=event))
+            if not evaluate:
+                return IngestResult(201, event, [])
+            return IngestResult(201, event, event_evaluate_in_time(event=event))
 
     if existing.content_hash != content_hash:
-        return IngestResult(409, existing, [])
-    if not existing.evaluated:  # a repeat is a good moment to retry a failed evaluation
+        return IngestResult(409, existing, advice_for_event(event=existing))
+    if not existing.evaluated and evaluate:  # a repeat is a good moment to retry a failed evaluation
         return IngestResult(200, existing, event_evaluate(event=existing))
     return IngestResult(200, existing, advice_for_event(event=existing))
 
@@ -146,27 +152,76 @@ class BatchItem:
 
 
 def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
-    """Ingest each event on its own: a bad or failing item never stops the good ones."""
-    items: list[BatchItem] = []
+    """Ingest each event on its own: a bad or failing item never stops the good ones.
+
+    All new events are stored first and then evaluated oldest first, so the outcome is the
+    same as if they had arrived one by one in time order, whatever the array's order.
+    """
+    results: list[IngestResult | Errors] = []
     for payload in payloads:
         try:
-            result = event_ingest(gym=gym, payload=payload)
+            results.append(event_ingest(gym=gym, payload=payload, evaluate=False))
         except EventInvalid as invalid:
-            items.append(BatchItem(status=400, errors=invalid.errors))
+            results.append(invalid.errors)
+
+    pending = {r.event.pk: r.event for r in results
+               if isinstance(r, IngestResult) and (r.status == 201 or (r.status == 200 and not r.event.evaluated))}
+    new = {r.event.pk for r in results if isinstance(r, IngestResult) and r.status == 201}
+    for event in sorted(pending.values(), key=lambda e: (e.occurred_at, e.pk)):
+        event_evaluate(event=event)
+    earliest_new: dict[int, Event] = {}
+    for event in sorted((pending[pk] for pk in new), key=lambda e: (e.occurred_at, e.pk)):
+        earliest_new.setdefault(event.member_id, event)
+    for event in earliest_new.values():
+        _later_events_rejudge(event=event, skip=set(pending))
+
+    items: list[BatchItem] = []
+    for result in results:
+        if not isinstance(result, IngestResult):
+            items.append(BatchItem(status=400, errors=result))
             continue
         errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
-        items.append(BatchItem(status=result.status, event=result.event, advice=result.advice, errors=errors))
+        items.append(BatchItem(status=result.status, event=result.event, advice=advice_for_event(event=result.event),
+                               errors=errors))
     return items
 
 
 # -- evaluation --------------------------------------------------------------------------
-def event_evaluate(*, event: Event) -> list[Advice]:
+# A late event changes the figures of the member's later events (weekly distance, streaks,
+# days in a row...), so those are judged again: rules work on occurred_at, never on arrival
+# order. Bounded so that a history sent newest first stays affordable; 30 days is the widest
+# window of the derived figures.
+LATE_EVENT_HORIZON = timedelta(days=30)
+LATE_EVENT_MAX = 200
+
+
+def event_evaluate_in_time(*, event: Event) -> list[Advice]:
+    """Evaluate a newly stored ``event`` and re-judge the member's events after it.
+
+    Returns the advice the event's arrival produced: its own and any that the later
+    events gained (those carry ``trigger=event``).
+    """
+    event_evaluate(event=event)
+    _later_events_rejudge(event=event)
+    return advice_for_event(event=event)
+
+
+def _later_events_rejudge(*, event: Event, skip: Collection[int] = ()) -> None:
+    later = (Event.objects.filter(member_id=event.member_id, occurred_at__gt=event.occurred_at,
+                                  occurred_at__lte=event.occurred_at + LATE_EVENT_HORIZON)
+             .exclude(pk__in={*skip, event.pk}).select_related("member").order_by("occurred_at", "pk"))
+    for other in later[:LATE_EVENT_MAX]:
+        event_evaluate(event=other, trigger=event)
+
+
+def event_evaluate(*, event: Event, trigger: Event | None = None) -> list[Advice]:
     """Run the live rules on ``event``; returns all advice the event has.
 
-    Never raises for an engine failure: the error is recorded on the event instead.
+    ``trigger`` is the late event that caused this re-evaluation, if any; new advice
+    records it. Never raises for an engine failure: the error is recorded on the event instead.
     """
     try:
-        _event_evaluate(event)
+        _event_evaluate(event, trigger=trigger)
     except Exception as exc:  # the event is safe in the database; record why and move on
         logger.exception("Evaluation of event %s failed", event.pk)
         event.evaluated = False
@@ -175,7 +230,7 @@ def event_evaluate(*, event: Event) -> list[Advice]:
     return advice_for_event(event=event)
 
 
-def _event_evaluate(event: Event) -> list[Advice]:
+def _event_evaluate(event: Event, *, trigger: Event | None = None) -> list[Advice]:
     from rules.services import facts_evaluate, ruleset_live
 
     created: list[Advice] = []
@@ -189,9 +244,10 @@ def _event_evaluate(event: Event) -> list[Advice]:
 
         by_fact_id = {str(e.pk): e for e in history_events}
         by_fact_id[str(event.pk)] = event
-        for match in evaluation.matches:
+        # Least urgent first: lists are newest first, so one event's advice then reads most urgent first.
+        for match in sorted(evaluation.matches, key=lambda m: (-_severity_rank(m.severity), m.rule_key)):
             matched = [by_fact_id[fid] for fid in match.fact_ids if fid in by_fact_id] or [event]
-            advice = _advice_store(event=event, match=match, matched=matched)
+            advice = _advice_store(event=event, match=match, matched=matched, trigger=trigger)
             if advice is not None:
                 created.append(advice)
 
@@ -220,20 +276,32 @@ def _history_events(event: Event, live: Any) -> list[Event]:
     )
 
 
-def _advice_store(*, event: Event, match: Any, matched: list[Event]) -> Advice | None:
-    """Store one match as advice unless it exists for this event or the rule is cooling down."""
+def _advice_store(*, event: Event, match: Any, matched: list[Event], trigger: Event | None = None) -> Advice | None:
+    """Store one match as advice unless it exists for this event or the rule is cooling down.
+
+    A pattern's match is found again from each of its events (a late first step, a
+    re-evaluation), so one already advised on the same events is not stored twice.
+    """
     if Advice.objects.filter(event=event, rule_key=match.rule_key).exists():
         return None
     occurred_at = max(e.occurred_at for e in matched)
+    matched_ids = [e.external_id for e in matched]
+    if len(matched) > 1 and any(
+        set(ids) == set(matched_ids)
+        for ids in Advice.objects.filter(member_id=event.member_id, rule_key=match.rule_key,
+                                         occurred_at=occurred_at).values_list("matched_events", flat=True)
+    ):
+        return None
     if match.cooldown_days and advice_in_cooldown(
         member=event.member, rule_key=match.rule_key, at=occurred_at, days=match.cooldown_days
     ):
         return None
     return Advice.objects.create(
         gym_id=event.gym_id, member_id=event.member_id, event=event,
+        trigger=trigger if trigger is not None and trigger.pk != event.pk else None,
         rule_key=match.rule_key, rule_name=match.rule_name, rule_version=match.version,
         category=match.category, severity=match.severity, message=match.message,
-        matched_events=[e.external_id for e in matched], source_label=match.source_label,
+        matched_events=matched_ids, source_label=match.source_label,
         card=advice_card(rule_name=match.rule_name, severity=match.severity, message=match.message,
                          source_label=match.source_label),
         occurred_at=occurred_at,
@@ -278,8 +346,8 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def advice_for_event(*, event: Event) -> list[Advice]:
-    """The event's advice, most urgent first."""
-    advice = list(Advice.objects.filter(event=event).select_related("member", "event"))
+    """The advice the event produced, most urgent first: its own, and any its late arrival gave later events."""
+    advice = list(Advice.objects.filter(Q(event=event) | Q(trigger=event)).select_related("member", "event"))
     return sorted(advice, key=lambda a: (_severity_rank(a.severity), a.rule_key))
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
@@ -13,6 +14,9 @@ from .catalog import FACT_TYPES
 
 MAX_ID_LENGTH = 100
 MAX_FUTURE = timedelta(days=1)
+# Dates before this are typing mistakes, and far-past datetimes overflow the window arithmetic.
+EARLIEST = date(1970, 1, 1)
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 NOT_AN_OBJECT = "Send an event as a JSON object."
 REQUIRED = "This field is required."
@@ -23,6 +27,7 @@ TYPE_INVALID = "Must be one of: {choices}."
 DATETIME_INVALID = "Must be an ISO 8601 date and time with a UTC offset, for example 2026-11-20T07:30:00+01:00."
 DATETIME_NO_OFFSET = "Add a UTC offset (for example +01:00 or Z): a time without one is ambiguous."
 DATETIME_FUTURE = "Must not be more than 1 day in the future."
+DATETIME_TOO_EARLY = f"Must not be before {EARLIEST.isoformat()}."
 DATA_NOT_AN_OBJECT = "Must be a JSON object with the fields of the event type."
 NUMBER_INVALID = "Must be a number."
 INTEGER_INVALID = "Must be a whole number."
@@ -31,6 +36,7 @@ TEXT_INVALID = "Must be a string."
 CHOICE_INVALID = "Must be one of: {choices}."
 DATE_INVALID = "Must be a date as YYYY-MM-DD."
 DATE_FUTURE = "Must not be in the future."
+DATE_TOO_EARLY = f"Must not be before {EARLIEST.isoformat()}."
 BELOW_MINIMUM = "Must be at least {minimum}."
 ABOVE_MAXIMUM = "Must be at most {maximum}."
 
@@ -65,7 +71,7 @@ def event_validate(payload: Any, *, now: datetime | None = None) -> tuple[CleanE
     event_type = payload.get("type")
     if "type" not in payload:
         errors["type"] = [REQUIRED]
-    elif event_type not in FACT_TYPES:
+    elif not isinstance(event_type, str) or event_type not in FACT_TYPES:
         errors["type"] = [TYPE_INVALID.format(choices=", ".join(FACT_TYPES))]
         event_type = None
 
@@ -109,6 +115,9 @@ def _occurred_at(payload: Mapping[str, Any], now: datetime, errors: Errors) -> d
         return None
     if parsed > now + MAX_FUTURE:
         errors["occurred_at"] = [DATETIME_FUTURE]
+        return None
+    if parsed.date() < EARLIEST:
+        errors["occurred_at"] = [DATETIME_TOO_EARLY]
         return None
     return parsed
 
@@ -176,7 +185,8 @@ def _field(spec: FieldSpec, value: Any, occurred_at: datetime, now: datetime) ->
 
 
 def _date_field(value: Any, occurred_at: datetime, now: datetime) -> tuple[Any, str | None]:
-    if not isinstance(value, str) or len(value) != 10:
+    # Strictly YYYY-MM-DD: date.fromisoformat also takes week dates and, on 3.11, "20260101xx".
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
         return None, DATE_INVALID
     try:
         parsed = date.fromisoformat(value)
@@ -187,6 +197,8 @@ def _date_field(value: Any, occurred_at: datetime, now: datetime) -> tuple[Any, 
     latest = min(occurred_at.astimezone(tz).date(), now.astimezone(tz).date())
     if parsed > latest:
         return None, DATE_FUTURE
+    if parsed < EARLIEST:
+        return None, DATE_TOO_EARLY
     return value, None
 
 

@@ -116,9 +116,17 @@ class MemberSerializer(serializers.Serializer):
 
 @extend_schema_field(OpenApiTypes.DATETIME)
 class DateOrDateTimeField(serializers.Field):
-    """A moment given as a date (midnight UTC) or an ISO 8601 date and time (UTC if no offset)."""
+    """A moment given as an ISO 8601 date and time (UTC if no offset) or a date (in UTC).
+
+    A date alone means the start of that day, or with ``end_of_day`` its end, so that
+    ``since=2026-11-20&until=2026-11-20`` is the whole of that day.
+    """
 
     default_error_messages = {"invalid": DATETIME_FILTER_INVALID}
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs: Any) -> None:
+        self.end_of_day = end_of_day
+        super().__init__(**kwargs)
 
     def to_internal_value(self, value: Any) -> datetime:
         if not isinstance(value, str):
@@ -128,7 +136,7 @@ class DateOrDateTimeField(serializers.Field):
             if "T" in text.upper():
                 parsed = datetime.fromisoformat(text)
             else:
-                parsed = datetime.combine(date.fromisoformat(text), time.min)
+                parsed = datetime.combine(date.fromisoformat(text), time.max if self.end_of_day else time.min)
         except ValueError:
             self.fail("invalid")
         if timezone.is_naive(parsed):
@@ -143,7 +151,8 @@ class EventFilterSerializer(serializers.Serializer):
     member = serializers.CharField(required=False, max_length=100)
     type = serializers.ChoiceField(required=False, choices=list(FACT_TYPES))
     since = DateOrDateTimeField(required=False)
-    until = DateOrDateTimeField(required=False)
+    until = DateOrDateTimeField(required=False, end_of_day=True,
+                                help_text="Inclusive; a date alone means the end of that day (UTC).")
 
 
 class AdviceFilterSerializer(serializers.Serializer):

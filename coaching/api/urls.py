@@ -4,9 +4,11 @@ from . import views
 
 app_name = "api"
 
+# Member ids are the gym's own and may contain "/", so they match as paths; the advice
+# route comes first so ".../<member>/advice/" is never read as a member named "x/advice".
 urlpatterns = [
     path("events/", views.EventListCreateView.as_view(), name="events"),
     path("advice/", views.AdviceFeedView.as_view(), name="advice"),
-    path("members/<str:member>/", views.MemberView.as_view(), name="member"),
-    path("members/<str:member>/advice/", views.MemberAdviceView.as_view(), name="member-advice"),
+    path("members/<path:member>/advice/", views.MemberAdviceView.as_view(), name="member-advice"),
+    path("members/<path:member>/", views.MemberView.as_view(), name="member"),
 ]

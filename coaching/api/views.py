@@ -4,11 +4,15 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
@@ -32,6 +36,8 @@ MAX_BATCH = 500
 BATCH_TOO_LARGE = f"Send at most {MAX_BATCH} events in one request."
 BODY_NOT_EVENTS = "Send one event as a JSON object, or a JSON array of events."
 MEMBER_NOT_FOUND = "No such member."
+URL_NOT_FOUND = "No such API endpoint. See /api/docs/ for the endpoints."
+URL_MOVED = "API URLs end with a slash: use {location}"
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -165,29 +171,65 @@ class MemberAdviceView(GymAPIView):
 
 
 class AdviceFeedView(GymAPIView):
-    @extend_schema(summary="All advice for the gym's members, newest first",
-                   parameters=[OpenApiParameter("since", OpenApiTypes.DATETIME, description="ISO 8601 date or date and time")],
+    @extend_schema(summary="All advice for the gym's members, newest first", parameters=[AdviceFilterSerializer],
                    responses={200: AdviceSerializer(many=True)})
     def get(self, request: Request) -> Response:
         filters = self.query(AdviceFilterSerializer)
-        advice = selectors.advice_list_for_gym(gym=request.auth, since=filters.get("since"))
+        advice = selectors.advice_list_for_gym(gym=request.auth, **filters)
         return self.paginated(advice, AdviceSerializer, AdvicePagination())
 
 
-def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness for operators: the database answers and which rule set version is live."""
-    body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception:
-        body.update(status="error", database="error")
-        return JsonResponse(body, status=503)
-    try:
-        from rules.services import ruleset_live
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "error"])
+    database = serializers.ChoiceField(choices=["ok", "error"])
+    ruleset_version = serializers.IntegerField(allow_null=True)
 
-        body["ruleset_version"] = ruleset_live().version
-    except Exception:
-        body.update(status="error")
-        return JsonResponse(body, status=503)
-    return JsonResponse(body)
+
+class HealthView(APIView):
+    """Liveness for operators: the database answers and which rule set version is live."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[type] = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(summary="Health: the database answers, and the live rule set version", auth=[],
+                   responses={200: HealthSerializer, 503: HealthSerializer})
+    def get(self, request: Request) -> Response:
+        body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception:
+            body.update(status="error", database="error")
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        try:
+            from rules.services import ruleset_live
+
+            body["ruleset_version"] = ruleset_live().version
+        except Exception:
+            body.update(status="error")
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(body)
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest) -> HttpResponse:
+    """JSON for any unknown URL under /api/, redirecting a URL that only lacks its trailing slash.
+
+    Django's APPEND_SLASH cannot redirect a POST (it raises in debug); 308 keeps the method
+    and body, so a client that follows redirects still reaches the view.
+    """
+    path = request.path_info
+    if not path.endswith("/"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            location = request.get_full_path(force_append_slash=True)
+            response = JsonResponse({"detail": URL_MOVED.format(location=location)},
+                                    status=301 if request.method in ("GET", "HEAD") else 308)
+            response["Location"] = location
+            return response
+    return JsonResponse({"detail": URL_NOT_FOUND}, status=404)

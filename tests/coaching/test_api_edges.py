@@ -1,0 +1,136 @@
+"""Where API.md is silent: what a DRF client expects at the edges (found by an outside audit)."""
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import quote
+
+import pytest
+from django.test import Client
+
+from coaching import validation
+from coaching.api.views import URL_NOT_FOUND
+from coaching.models import Event
+
+from .conftest import ADVICE_URL, EVENTS_URL, day, event, pain, run
+
+pytestmark = pytest.mark.django_db
+
+
+# -- URLs and methods ----------------------------------------------------------------------
+@pytest.mark.parametrize("url", ["/api/", "/api/v1/", "/api/v1/nothing/", "/api/v1/events/1/", "/api/v2/events/"])
+def test_unknown_api_url_answers_404_in_json(client, url):
+    response = client.get(url)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": URL_NOT_FOUND}
+
+
+def test_post_without_trailing_slash_is_redirected_keeping_the_method(client):
+    response = client.post(EVENTS_URL.rstrip("/"), run(), format="json")
+    assert response.status_code == 308
+    assert response["Location"] == EVENTS_URL
+    assert not Event.objects.exists()
+
+
+def test_get_without_trailing_slash_is_redirected(client):
+    response = client.get(EVENTS_URL.rstrip("/") + "?type=run")
+    assert response.status_code == 301
+    assert response["Location"] == EVENTS_URL + "?type=run"
+
+
+@pytest.mark.parametrize("method, url", [
+    ("put", EVENTS_URL), ("delete", EVENTS_URL), ("post", ADVICE_URL),
+    ("patch", "/api/v1/members/m-1/"), ("post", "/api/v1/members/m-1/advice/"),
+])
+def test_wrong_method_answers_405_json_with_allow(client, method, url):
+    response = getattr(client, method)(url, {}, format="json")
+    assert response.status_code == 405
+    assert "detail" in response.json()
+    assert response["Allow"]
+
+
+def test_healthz_answers_405_to_post_and_200_with_or_without_slash(db, pack):
+    assert Client().post("/healthz").status_code == 405
+    assert Client().get("/healthz/").json()["status"] == "ok"
+
+
+def test_member_id_with_a_slash_is_reachable(client, pack):
+    client.send(run(member="team/42"), expect=201)
+    url = f"/api/v1/members/{quote('team/42', safe='')}/"
+    assert client.get(url).json()["member"] == "team/42"
+    assert client.get(url + "advice/").status_code == 200
+    assert client.delete(url).status_code == 204
+    assert client.get(url).status_code == 404
+
+
+# -- event validation edges ----------------------------------------------------------------
+@pytest.mark.parametrize("value", [["run"], {"a": 1}, 5, True])
+def test_type_that_is_not_a_string_answers_400(client, value):
+    response = client.send({**run(), "type": value}, expect=400)
+    assert list(response.json()["errors"]) == ["type"]
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "1969-12-31T23:00:00Z"])
+def test_occurred_at_in_the_distant_past_answers_400(client, value):
+    response = client.send({**run(), "occurred_at": value}, expect=400)
+    assert response.json() == {"errors": {"occurred_at": [validation.DATETIME_TOO_EARLY]}}
+
+
+@pytest.mark.parametrize("value", ["20260101xx", "2026-W01-1", "2026-1-01", " 2026-01-01"])
+def test_onset_date_must_be_exactly_yyyy_mm_dd(client, value):
+    response = client.send(pain(onset_date=value), expect=400)
+    assert response.json() == {"errors": {"data.onset_date": [validation.DATE_INVALID]}}
+
+
+def test_onset_date_before_1970_answers_400(client):
+    response = client.send(pain(onset_date="1900-01-01"), expect=400)
+    assert response.json() == {"errors": {"data.onset_date": [validation.DATE_TOO_EARLY]}}
+
+
+def test_conflicting_repeat_shows_the_stored_event_with_its_advice(client, pack):
+    payload = run(pain_during=7)
+    first = client.send(payload, expect=201).json()
+    conflict = client.send({**payload, "data": {**payload["data"], "pain_during": 8}}, expect=409).json()
+    assert conflict["event"] == first
+    batch = client.send([{**payload, "data": {**payload["data"], "pain_during": 8}}], expect=200).json()
+    assert batch[0]["status"] == 409 and batch[0]["event"] == first
+
+
+# -- listing filters -----------------------------------------------------------------------
+def test_until_given_as_a_date_includes_that_whole_day(client):
+    noon = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+    client.history(run(at=noon, external_id="on-the-day"), run(at=noon + dt.timedelta(days=1), external_id="next"))
+    body = client.get(EVENTS_URL, {"since": "2026-03-10", "until": "2026-03-10"}).json()
+    assert [e["external_id"] for e in body["results"]] == ["on-the-day"]
+
+
+def test_until_given_as_a_datetime_is_inclusive(client):
+    noon = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+    client.history(run(at=noon, external_id="at-noon"))
+    body = client.get(EVENTS_URL, {"until": "2026-03-10T13:00:00+01:00"}).json()
+    assert [e["external_id"] for e in body["results"]] == ["at-noon"]
+
+
+def test_gym_feed_filters_by_severity_and_category(client, pack, member):
+    client.history(run(at=day(0), pain_during=7, warmup_min=0))
+    stop = client.get(ADVICE_URL, {"severity": "stop"}).json()["results"]
+    assert [a["rule"]["key"] for a in stop] == ["pain-stop"]
+    warmup = client.get(ADVICE_URL, {"category": "warmup"}).json()["results"]
+    assert [a["rule"]["key"] for a in warmup] == ["warm-up"]
+    assert client.get(ADVICE_URL, {"severity": "urgent"}).status_code == 400
+
+
+def test_advice_lists_show_one_events_advice_most_urgent_first(client, pack):
+    client.history(run(at=day(0), pain_during=7, warmup_min=0, surface="hills"))
+    severities = [a["severity"] for a in client.get(ADVICE_URL).json()["results"]]
+    assert severities == ["refer", "stop", "caution", "info"]
+
+
+def test_event_fields_accept_the_contract_example(client, pack):
+    example = event("run", {"distance_km": 6.2, "duration_min": 38, "surface": "hills", "warmup_min": 0,
+                            "pain_before": 2, "pain_during": 6, "pain_after": 5},
+                    at=day(0).astimezone(dt.timezone(dt.timedelta(hours=1))),
+                    external_id="garmin-88231", member="m-1042")
+    keys = [a["rule"]["key"] for a in client.send(example, expect=201).json()["advice"]]
+    assert keys[:2] == ["medical-clearance", "pain-stop"]
+    assert {"flat-surface", "pain-rising", "start-short", "warm-up"} <= set(keys)
