@@ -48,6 +48,8 @@ def figures_as_of(*, member: Member, at: datetime, event: Event | None = None) -
     figures.update(profile_as_of(history.filter(type=PROFILE)))
     if this_run is not None:
         figures.update(_run_figures(this_run, runs=runs, longest_30d=figures["longest_run_30d_km"]))
+    elif event is None:
+        figures["run_number"] = runs.count()  # as of now: the number of the latest run, 0 before the first
     return figures
 
 

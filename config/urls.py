@@ -7,7 +7,7 @@ from coaching.api.views import HealthView, api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    re_path(r"^healthz/?$", HealthView.as_view(), name="healthz"),
+    path("healthz", HealthView.as_view(), name="healthz"),
     path("api/v1/", include("coaching.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from ..catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
 from ..models import Advice, Event
 from ..services import advice_for_event, _severity_rank
+from .schema import EVENT_DATA_SCHEMA
 
 DATETIME_FILTER_INVALID = "Must be an ISO 8601 date (2026-11-20) or date and time (2026-11-20T07:30:00+01:00)."
 
@@ -53,6 +54,11 @@ class AdviceSerializer(serializers.ModelSerializer):
                   "source", "card", "created_at"]
 
 
+@extend_schema_field(EVENT_DATA_SCHEMA)
+class EventDataField(serializers.DictField):
+    """The event's ``data``, documented per event type from the catalog."""
+
+
 class EventSerializer(serializers.ModelSerializer):
     """A stored event with the advice it produced.
 
@@ -62,7 +68,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     member = serializers.CharField(source="member.external_id")
     occurred_at = serializers.SerializerMethodField()
-    data = serializers.DictField()
+    data = EventDataField()
     advice = serializers.SerializerMethodField()
 
     class Meta:
@@ -87,11 +93,12 @@ class EventSerializer(serializers.ModelSerializer):
 class EventInSerializer(serializers.Serializer):
     """The event a gym sends (documentation; the catalog check is ``coaching.validation``)."""
 
-    external_id = serializers.CharField(max_length=100)
-    member = serializers.CharField(max_length=100)
+    external_id = serializers.CharField(min_length=1, max_length=100, help_text="The gym's own id of the event, unique per gym.")
+    member = serializers.CharField(min_length=1, max_length=100,
+                                   help_text="The gym's own id of the member; an unknown id creates the member.")
     type = serializers.ChoiceField(choices=list(FACT_TYPES))
-    occurred_at = serializers.DateTimeField(help_text="ISO 8601 with offset, at most 1 day in the future.")
-    data = serializers.DictField(help_text="The fields of the event type (API.md section 5).")
+    occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset, at most 1 day in the future.")
+    data = EventDataField()
 
 
 class BatchItemSerializer(serializers.Serializer):

@@ -7,8 +7,7 @@ from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
@@ -21,9 +20,11 @@ from .. import selectors, services
 from ..models import Member
 from .authentication import GymKeyAuthentication, IsGym
 from .parsers import LimitedJSONParser, body_limit, too_large
+from .schema import GYM_RESPONSES, NOT_FOUND, DetailSerializer
 from .serializers import (
     AdviceFilterSerializer,
     AdviceSerializer,
+    BatchItemSerializer,
     ErrorsSerializer,
     EventFilterSerializer,
     EventInSerializer,
@@ -81,7 +82,8 @@ class GymAPIView(APIView):
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
 
-    def paginated(self, queryset: Any, serializer_class: type, paginator: CursorPagination) -> Response:
+    def paginated(self, queryset: Any, serializer_class: type) -> Response:
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, self.request, view=self)
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
@@ -98,14 +100,33 @@ class AdvicePagination(CursorPagination):
     max_page_size = 500
 
 
+EVENT_OR_BATCH = PolymorphicProxySerializer(
+    component_name="EventOrBatch", serializers=[EventInSerializer, EventInSerializer(many=True, max_length=MAX_BATCH)],
+    resource_type_field_name=None, many=False,
+)
+EVENT_OR_BATCH_RESULT = PolymorphicProxySerializer(
+    component_name="EventOrBatchResult", serializers=[EventSerializer, BatchItemSerializer(many=True)],
+    resource_type_field_name=None, many=False,
+)
+
+
 class EventListCreateView(GymAPIView):
+    pagination_class = EventPagination
+
     @extend_schema(
         summary="Send one event or an array of up to 500",
-        request=EventInSerializer,
+        description=("One event answers 201 (new), 200 (identical repeat, same body), 409 (same external_id, other "
+                     "content) or 400. An array answers 200 with one {status, event} or {status: 400, errors} per "
+                     "item, in order; over 500 items answers 400."),
+        request=EVENT_OR_BATCH,
         responses={
             201: EventSerializer,
-            200: OpenApiResponse(EventSerializer, "An identical repeat; for an array, a list of BatchItem."),
-            400: ErrorsSerializer, 409: ErrorsSerializer, 413: OpenApiResponse(description="Body over 1 MiB"),
+            200: OpenApiResponse(EVENT_OR_BATCH_RESULT, "An identical repeat (the first answer's body); for an "
+                                                        "array, one result per item."),
+            400: ErrorsSerializer, 409: ErrorsSerializer,
+            413: OpenApiResponse(DetailSerializer, "Body over 1 MiB"),
+            415: OpenApiResponse(DetailSerializer, "Body not sent as application/json"),
+            **GYM_RESPONSES,
         },
     )
     def post(self, request: Request) -> Response:
@@ -131,12 +152,12 @@ class EventListCreateView(GymAPIView):
     @extend_schema(
         summary="The gym's events, newest first",
         parameters=[EventFilterSerializer],
-        responses={200: EventSerializer(many=True)},
+        responses={200: EventSerializer(many=True), 400: ErrorsSerializer, **GYM_RESPONSES},
     )
     def get(self, request: Request) -> Response:
         filters = self.query(EventFilterSerializer)
         events = selectors.event_list(gym=request.auth, **filters).prefetch_related("advice__member", "advice__event")
-        return self.paginated(events, EventSerializer, EventPagination())
+        return self.paginated(events, EventSerializer)
 
 
 def _batch_item(item: services.BatchItem) -> dict[str, Any]:
@@ -150,38 +171,44 @@ def _batch_item(item: services.BatchItem) -> dict[str, Any]:
 
 
 class MemberView(GymAPIView):
-    @extend_schema(summary="A member's profile and current figures", responses={200: MemberSerializer})
+    @extend_schema(summary="A member's profile and current figures",
+                   responses={200: MemberSerializer, 404: NOT_FOUND, **GYM_RESPONSES})
     def get(self, request: Request, member: str) -> Response:
         summary = selectors.member_summary(member=self.member_or_404(member))
         return Response(MemberSerializer(summary).data)
 
-    @extend_schema(summary="Erase a member with all their events and advice", responses={204: None})
+    @extend_schema(summary="Erase a member with all their events and advice",
+                   responses={204: None, 404: NOT_FOUND, **GYM_RESPONSES})
     def delete(self, request: Request, member: str) -> Response:
         services.member_erase(member=self.member_or_404(member))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MemberAdviceView(GymAPIView):
+    pagination_class = AdvicePagination
+
     @extend_schema(summary="A member's advice, newest first", parameters=[AdviceFilterSerializer],
-                   responses={200: AdviceSerializer(many=True)})
+                   responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, 404: NOT_FOUND, **GYM_RESPONSES})
     def get(self, request: Request, member: str) -> Response:
         found = self.member_or_404(member)
         filters = self.query(AdviceFilterSerializer)
-        return self.paginated(selectors.advice_list_for_member(member=found, **filters), AdviceSerializer, AdvicePagination())
+        return self.paginated(selectors.advice_list_for_member(member=found, **filters), AdviceSerializer)
 
 
 class AdviceFeedView(GymAPIView):
+    pagination_class = AdvicePagination
+
     @extend_schema(summary="All advice for the gym's members, newest first", parameters=[AdviceFilterSerializer],
-                   responses={200: AdviceSerializer(many=True)})
+                   responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, **GYM_RESPONSES})
     def get(self, request: Request) -> Response:
         filters = self.query(AdviceFilterSerializer)
         advice = selectors.advice_list_for_gym(gym=request.auth, **filters)
-        return self.paginated(advice, AdviceSerializer, AdvicePagination())
+        return self.paginated(advice, AdviceSerializer)
 
 
 class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ok", "error"])
-    database = serializers.ChoiceField(choices=["ok", "error"])
+    status = serializers.CharField(help_text='"ok", or "error" when something below is not ok')
+    database = serializers.CharField(help_text='"ok", or "error" when the database does not answer')
     ruleset_version = serializers.IntegerField(allow_null=True)
 
 

@@ -49,9 +49,10 @@ def test_wrong_method_answers_405_json_with_allow(client, method, url):
     assert response["Allow"]
 
 
-def test_healthz_answers_405_to_post_and_200_with_or_without_slash(db, pack):
-    assert Client().post("/healthz").status_code == 405
-    assert Client().get("/healthz/").json()["status"] == "ok"
+def test_healthz_answers_405_json_to_post(db, pack):
+    response = Client().post("/healthz")
+    assert response.status_code == 405
+    assert "detail" in response.json()
 
 
 def test_member_id_with_a_slash_is_reachable(client, pack):
@@ -134,3 +135,46 @@ def test_event_fields_accept_the_contract_example(client, pack):
     keys = [a["rule"]["key"] for a in client.send(example, expect=201).json()["advice"]]
     assert keys[:2] == ["medical-clearance", "pain-stop"]
     assert {"flat-surface", "pain-rising", "start-short", "warm-up"} <= set(keys)
+
+
+# -- the OpenAPI document --------------------------------------------------------------------
+@pytest.fixture
+def schema(db):
+    return Client().get("/api/schema/", {"format": "json"}).json()
+
+
+def test_schema_is_a_valid_openapi_3_document(schema):
+    from drf_spectacular.validation import validate_schema
+
+    validate_schema(schema)  # raises on an invalid document
+    assert schema["openapi"].startswith("3.")
+
+
+def test_schema_documents_a_batch_body_and_its_answers(schema):
+    post = schema["paths"]["/api/v1/events/"]["post"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}} in schema["components"]["schemas"][body]["oneOf"]
+    assert {"200", "201", "400", "401", "409", "413", "429"} <= set(post["responses"])
+
+
+def test_schema_documents_paginated_lists_and_health(schema):
+    for path in ("/api/v1/events/", "/api/v1/advice/", "/api/v1/members/{member}/advice/"):
+        get = schema["paths"][path]["get"]
+        ref = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert {"next", "previous", "results"} <= set(schema["components"]["schemas"][ref]["properties"])
+        assert "cursor" in {p["name"] for p in get["parameters"]}
+    assert "security" not in schema["paths"]["/healthz"]["get"]
+
+
+def test_schema_documents_the_fields_of_each_event_type(schema):
+    data = schema["components"]["schemas"]["EventIn"]["properties"]["data"]
+    run_data = next(s for s in data["anyOf"] if "distance_km" in s["properties"])
+    assert run_data["required"] == ["distance_km", "duration_min"]
+    assert run_data["properties"]["pain_during"] == {
+        "type": "integer", "minimum": 0, "maximum": 10, "description": "Pain during the run (/10): 0 = no pain, 10 = worst imaginable"}
+    assert run_data["additionalProperties"] is False
+
+
+def test_member_figures_include_the_run_number_as_of_now(client, member):
+    client.history(run(at=day(0)), run(at=day(1)))
+    assert client.get("/api/v1/members/m-1/").json()["figures"]["run_number"] == 2

@@ -12,7 +12,7 @@ from django.test import Client
 from coaching.models import Advice, Event, Gym
 from coaching.services import CLINICIANS_GROUP, clinician_ensure
 
-from .conftest import EVENTS_URL, GymClient, pain, run
+from .conftest import EVENTS_URL, GymClient, day, pain, run
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +130,34 @@ def test_admin_lists_load_for_a_clinician(client, pack):
     advice = Advice.objects.first()
     assert browser.get(f"/admin/coaching/advice/{advice.pk}/change/").status_code == 200
     assert browser.get("/admin/coaching/gym/").status_code == 403
+
+
+def test_reevaluate_after_a_rule_fix_adds_the_new_advice_once(client, pack):
+    from rules.models import Rule
+    from rules.selectors import rule_spec
+    from rules.services import rule_save, ruleset_publish
+
+    client.history(run(at=day(0), pain_during=4), run(at=day(2)))
+    assert not Advice.objects.filter(rule_key="pain-stop").exists()
+    spec = rule_spec(Rule.objects.get(key="pain-stop"))
+    spec["parameters"] = [{**p, "value": 4} for p in spec["parameters"]]
+    rule_save(spec=spec)
+    ruleset_publish(comment="pain-stop from 4")
+    out, _ = _call("reevaluate", "--member", "m-1")
+    assert "Re-evaluated 2 events: 1 new advice" in out
+    _call("reevaluate")
+    assert Advice.objects.filter(rule_key="pain-stop").count() == 1
+
+
+def test_reevaluate_pending_leaves_evaluated_events_alone(client, pack):
+    client.history(run(pain_during=7))
+    out, _ = _call("reevaluate", "--pending")
+    assert "Re-evaluated 0 events" in out
+
+
+def test_creategym_refuses_a_blank_name():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        _call("creategym", "  ")
+    assert not Gym.objects.exists()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from coaching.models import Gym
 from coaching.services import gym_create, gym_key_rotate
@@ -17,6 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--rotate", action="store_true", help="Issue a new key and revoke the old one.")
 
     def handle(self, *args: Any, name: str, rotate: bool, **options: Any) -> None:
+        name = name.strip()
+        if not name:
+            raise CommandError("Give the gym a name, for example: creategym \"Riverside Runners\".")
         gym = Gym.objects.filter(name=name).first()
         if gym is None:
             gym, key = gym_create(name=name)

@@ -11,15 +11,19 @@ from coaching.services import events_for_reevaluation, events_reevaluate
 
 
 class Command(BaseCommand):
-    help = ("Re-run rule evaluation over stored events (after an outage or a rule fix) without creating "
-            "duplicate advice. By default only events whose evaluation has not succeeded; --all for every event.")
+    help = ("Re-run rule evaluation over stored events, oldest first (after an outage or a rule fix), without "
+            "creating duplicate advice: advice already given for an event and rule is kept as it is. "
+            "--pending limits it to events whose evaluation has not succeeded yet.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--member", help="Only this member (the gym's member id).")
         parser.add_argument("--gym", help="Only this gym (name); also narrows --member.")
         parser.add_argument("--since", help="Only events that occurred on or after this date (YYYY-MM-DD) or ISO time.")
+        parser.add_argument("--pending", action="store_false", dest="include_evaluated",
+                            help="Only events whose evaluation failed or never ran (after an outage).")
         parser.add_argument("--all", action="store_true", dest="include_evaluated",
-                            help="Also re-run events that were already evaluated (for example after a rule fix).")
+                            help="Every selected event, evaluated or not (the default; kept for older scripts).")
+        parser.set_defaults(include_evaluated=True)
 
     def handle(self, *args: Any, member: str | None, gym: str | None, since: str | None,
                include_evaluated: bool, **options: Any) -> None:
