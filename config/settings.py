@@ -92,8 +92,12 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the API write while the admin reads; a busy timeout rides out short locks.
+    # IMMEDIATE transactions take the write lock when they begin: a deferred one that reads
+    # and then writes fails at once with "database is locked" under concurrent requests
+    # (SQLite cannot wait on a lock upgrade), instead of waiting its turn.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 20, "transaction_mode": "IMMEDIATE",
+         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,9 +1,10 @@
 """The gym API: thin views over coaching services and selectors (API.md sections 2-4, 6)."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
 
-from django.db import connection
+from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -33,16 +34,24 @@ from .serializers import (
 )
 from .throttling import GymRateThrottle
 
+logger = logging.getLogger(__name__)
+
 MAX_BATCH = 500
 BATCH_TOO_LARGE = f"Send at most {MAX_BATCH} events in one request."
 BODY_NOT_EVENTS = "Send one event as a JSON object, or a JSON array of events."
 MEMBER_NOT_FOUND = "No such member."
+DATABASE_BUSY = "The database is busy with other requests; send the same request again in a moment."
 URL_NOT_FOUND = "No such API endpoint. See /api/docs/ for the endpoints."
 URL_MOVED = "API URLs end with a slash: use {location}"
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s reshaped to the contract's ``{"errors": {path: [message]}}``."""
+    if isinstance(exc, OperationalError) and "locked" in str(exc):
+        # SQLite under a burst of concurrent writes: a retry will succeed, and events are idempotent.
+        logger.warning("Database busy: %s", exc)
+        return Response({"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                        headers={"Retry-After": "1"})
     response = exception_handler(exc, context)
     if response is not None and response.status_code == 400:
         if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):

@@ -178,3 +178,24 @@ def test_schema_documents_the_fields_of_each_event_type(schema):
 def test_member_figures_include_the_run_number_as_of_now(client, member):
     client.history(run(at=day(0)), run(at=day(1)))
     assert client.get("/api/v1/members/m-1/").json()["figures"]["run_number"] == 2
+
+
+def test_busy_database_answers_503_with_retry_after(client, monkeypatch):
+    from django.db import OperationalError
+
+    from coaching import services
+
+    def locked(**kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(services, "event_ingest", locked)
+    response = client.send(run(), expect=503)
+    assert response["Retry-After"] == "1"
+    assert "detail" in response.json()
+
+
+def test_sqlite_transactions_take_the_write_lock_when_they_begin(settings):
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("SQLite only")
+    assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
