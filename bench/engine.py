@@ -510,11 +510,13 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{package_version('business-rules')}")
     print(f"temporary database {db}; rule pack: {len(specs)} rules ({len(singles)} one-event); seed {SEED}")
     facts = single_facts(args.facts)
-    items = history_items(args.evaluations, history=args.history)
     gc.collect()
     rss_ready = rss_mb()
-
     rows_a = section_a(singles, facts, args.repeats)
+    del facts
+    items = history_items(args.evaluations, history=args.history)
+    gc.collect()
+    rss_ready_b = rss_mb()
     rows_b = section_b(specs, items, args.repeats, prototype=not args.no_prototype)
     gc.collect()
     rss_end = rss_mb()
@@ -563,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     print(table(["goal", "figures", "ratio", "result", "measured on"], goals, title="Goals"))
     rss_rows = [["parent: process start", f"{rss_start:.1f}"],
-                ["parent: Django set-up, rules and events in memory", f"{rss_ready:.1f}"],
+                ["parent: Django set-up, rules and (a)'s events in memory", f"{rss_ready:.1f}"],
+                ["parent: (b)'s evaluations in memory", f"{rss_ready_b:.1f}"],
                 ["parent: end", f"{rss_end:.1f}"]]
     rss_rows += [[f"child after: {r.contender.name}", f"{r.outcome.rss_mb:.1f}" if r.outcome.rss_mb else "–"]
                  for r in rows_a + rows_b]
