@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
@@ -23,6 +24,7 @@ REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
 UNKNOWN_FIELD = "Unknown field."
 ID_INVALID = f"Must be a string of 1 to {MAX_ID_LENGTH} characters."
+ID_CONTROL_CHARACTER = "Must not contain control characters (such as NUL, tab or newline)."
 TYPE_INVALID = "Must be one of: {choices}."
 DATETIME_INVALID = "Must be an ISO 8601 date and time with a UTC offset, for example 2026-11-20T07:30:00+01:00."
 DATETIME_NO_OFFSET = "Add a UTC offset (for example +01:00 or Z): a time without one is ambiguous."
@@ -97,6 +99,9 @@ def _identifier(payload: Mapping[str, Any], name: str, errors: Errors) -> str | 
     value = payload[name]
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
         errors[name] = [ID_INVALID]
+        return None
+    if any(unicodedata.category(char) == "Cc" for char in value):  # PostgreSQL cannot even store a NUL
+        errors[name] = [ID_CONTROL_CHARACTER]
         return None
     return value
 

@@ -11,6 +11,7 @@ from rest_framework.parsers import JSONParser
 
 BODY_TOO_LARGE = "The request body is larger than {limit} bytes. Send fewer events per request."
 JSON_INVALID = "The body is not valid JSON: {error}"
+JSON_TOO_DEEP = "The body is nested too deeply to be an event or a list of events."
 
 
 class PayloadTooLarge(APIException):
@@ -38,6 +39,8 @@ class LimitedJSONParser(JSONParser):
             return json.loads(raw.decode(encoding), parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(JSON_INVALID.format(error=exc)) from None
+        except RecursionError:
+            raise ParseError(JSON_TOO_DEEP) from None
 
 
 def _reject_constant(name: str) -> Any:

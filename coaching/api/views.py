@@ -81,7 +81,8 @@ class GymAPIView(APIView):
             raise too_large()
 
     def member_or_404(self, external_id: str) -> Member:
-        member = selectors.member_get(gym=self.request.auth, external_id=external_id)
+        # No stored id has a NUL (ingest refuses them), and PostgreSQL would fail on the query.
+        member = None if "\x00" in external_id else selectors.member_get(gym=self.request.auth, external_id=external_id)
         if member is None:
             raise exceptions.NotFound(MEMBER_NOT_FOUND)
         return member

@@ -199,3 +199,22 @@ def test_sqlite_transactions_take_the_write_lock_when_they_begin(settings):
     if database["ENGINE"] != "django.db.backends.sqlite3":
         pytest.skip("SQLite only")
     assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000])
+def test_deeply_nested_json_answers_400_not_500(client, body):
+    from coaching.api.parsers import JSON_TOO_DEEP
+
+    response = client.post(EVENTS_URL, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"non_field_errors": [JSON_TOO_DEEP]}}
+
+
+@pytest.mark.parametrize("field", ["external_id", "member"])
+def test_ids_with_control_characters_answer_400(client, field):
+    response = client.send({**run(), field: "abc\u0000def"}, expect=400)
+    assert response.json() == {"errors": {field: [validation.ID_CONTROL_CHARACTER]}}
+
+
+def test_member_url_with_a_nul_answers_404(client):
+    assert client.get("/api/v1/members/a%00b/").status_code == 404
