@@ -2,10 +2,17 @@
 
 Two rulesets come out of one rule version. Rules about one event go into the "single"
 ruleset, which only ever sees the new fact: history cannot change their answer, so it is
-never asserted there. Patterns across events go into the "pattern" ruleset, which sees the
-new fact with the member's history inside the widest window. Every fact carries engine
-fields: ``_g`` (the evaluation it belongs to, so batched evaluations never join each
-other's facts), ``_o`` (its place in time order, ties broken by id) and ``_t`` (seconds).
+never asserted there. Each step of a pattern across events becomes a one-fact rule named
+``<key>#<step>`` in the "steps" ruleset, which sees the new fact with the member's history
+inside the widest window; the adapter then chains the facts that satisfied each step in
+time order within the pattern's window (``chains``).
+
+Why the engine does not join the facts itself: durable_rules 2.0.28 corrupts memory when
+facts that completed a multi-fact action are retracted (the completed action's frame is
+freed while the facts still point at it; ``retract_facts`` then writes past the frame).
+A process doing that dies with SIGSEGV after a few hundred evaluations (reproduced by
+``python -m bench.crash_repro``). Conditions, where all the clinical thresholds are, stay
+in the engine; only the ordering and the time window are applied by the adapter.
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ class CompiledRuleset:
     """What the engine adapter needs to evaluate one rule version."""
 
     single_json: str
-    pattern_json: str
+    pattern_json: str  # one-fact rules "<key>#<step>", one per step of every pattern
     rules: Mapping[str, RuleMeta]
     # Fields each fact type must carry into the engine (facts are trimmed to these).
     single_fields: Mapping[str, tuple[str, ...]]
@@ -48,6 +55,9 @@ class CompiledRuleset:
     date_fields: frozenset[str]
     history_window: dt.timedelta
     history_types: frozenset[str] = field(default_factory=frozenset)
+    # pattern key -> (the step each position of the chain must satisfy, window in seconds);
+    # a sequence of 3 steps is (1, 2, 3), "3 of these" is (1, 1, 1).
+    chains: Mapping[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
 
     @property
     def rule_order(self) -> tuple[str, ...]:
@@ -99,25 +109,28 @@ def _step_terms(spec: Mapping[str, Any], step: int, fact_type: str, parameters: 
     return terms
 
 
-def _compile_rule(spec: Mapping[str, Any]) -> dict:
+STEP_SEPARATOR = "#"
+
+
+def _compile_single(spec: Mapping[str, Any]) -> dict:
     parameters = {p["name"]: p["value"] for p in spec["parameters"]}
-    if spec["pattern"] == SINGLE:
-        return {"all": [{"m": {"$and": _step_terms(spec, 1, spec["steps"][0]["fact_type"], parameters)}}]}
-    if spec["pattern"] == COUNT:
-        steps = [(1, spec["steps"][0]["fact_type"])] * spec["count"]
-    else:
-        steps = [(index, step["fact_type"]) for index, step in enumerate(spec["steps"], start=1)]
-    window_seconds = float(spec["window_hours"]) * 3600
-    chain = []
-    for position, (step, fact_type) in enumerate(steps):
-        terms = _step_terms(spec, step, fact_type, parameters)
-        if position:
-            previous = f"s{position - 1}"
-            terms += [{"_g": {"s0": "_g"}}, {"$gt": {"_o": {previous: "_o"}}}]
-            if position == len(steps) - 1:
-                terms.append({"$lte": {"_t": {"$add": {"$l": {"s0": "_t"}, "$r": window_seconds}}}})
-        chain.append({f"s{position}": {"$and": terms}})
-    return {"all": chain}
+    return {"all": [{"m": {"$and": _step_terms(spec, 1, spec["steps"][0]["fact_type"], parameters)}}]}
+
+
+def _compile_steps(spec: Mapping[str, Any]) -> dict[str, dict]:
+    """Each step of a pattern as a one-fact rule ``<key>#<step>``."""
+    parameters = {p["name"]: p["value"] for p in spec["parameters"]}
+    return {
+        f"{spec['key']}{STEP_SEPARATOR}{number}": {
+            "all": [{"m": {"$and": _step_terms(spec, number, step["fact_type"], parameters)}}]
+        }
+        for number, step in enumerate(spec["steps"], start=1)
+    }
+
+
+def _chain(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], float]:
+    steps = (1,) * spec["count"] if spec["pattern"] == COUNT else tuple(range(1, len(spec["steps"]) + 1))
+    return steps, float(spec["window_hours"]) * 3600
 
 
 def _fields_used(specs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
@@ -144,8 +157,8 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
     }
     window = max((float(s["window_hours"]) for s in patterns), default=0.0)
     return CompiledRuleset(
-        single_json=json.dumps({s["key"]: _compile_rule(s) for s in singles}, sort_keys=True),
-        pattern_json=json.dumps({s["key"]: _compile_rule(s) for s in patterns}, sort_keys=True),
+        single_json=json.dumps({s["key"]: _compile_single(s) for s in singles}, sort_keys=True),
+        pattern_json=json.dumps({k: v for s in patterns for k, v in _compile_steps(s).items()}, sort_keys=True),
         rules={
             s["key"]: RuleMeta(
                 key=s["key"], name=s["name"], category=s["category"], severity=s["severity"],
@@ -160,4 +173,5 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
         date_fields=frozenset(date_fields),
         history_window=dt.timedelta(hours=window),
         history_types=frozenset(step["fact_type"] for s in patterns for step in s["steps"]),
+        chains={s["key"]: _chain(s) for s in patterns},
     )

@@ -16,9 +16,10 @@ from typing import Any, Mapping, Sequence
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from rules.compiler import CompiledRuleset, RuleMeta, ruleset_compile
+from rules.compiler import STEP_SEPARATOR, CompiledRuleset, RuleMeta, ruleset_compile
 from rules.conf import rules_settings
-from rules.internal.engine import DurableRuleset, EngineClosedError, pattern_binding, single_binding
+from rules.internal.chains import best_chain
+from rules.internal.engine import DurableRuleset, EngineClosedError, single_binding
 from rules.internal.facts import SCRATCH_SID, projector
 from rules.internal.render import render_message
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetVersion, RuleStep
@@ -219,7 +220,9 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
         rule, engine_id = single_binding(message)
         found[int(engine_id)][rule] = ()
 
-    # Patterns: the new fact with the history inside the widest window, in time order.
+    # Patterns: every step's conditions are checked by the engine on the new fact and the
+    # history inside the widest window; the chains in time order are put together here
+    # (see rules.compiler for why durable_rules does not join them itself).
     ordered: list[list[Fact]] = [[] for _ in items]
     if not engine.pattern.empty:
         documents = []
@@ -242,20 +245,20 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
                 if item is fact:
                     new_positions[index] = position
                 documents.append(projectors[item.type](
-                    {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type,
-                     "_g": index, "_o": position, "_t": item.occurred_at.timestamp()},
-                    item.data,
-                ))
+                    {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type}, item.data))
+        # (evaluation, pattern key) -> step number -> positions of the facts that satisfy it
+        hits: dict[tuple[int, str], dict[int, set[int]]] = {}
         for message in engine.pattern.run(documents):
-            rule, engine_ids = pattern_binding(message)
-            index = int(engine_ids[0].split(".")[0])
-            positions = tuple(int(engine_id.split(".")[1]) for engine_id in engine_ids)
-            if new_positions[index] not in positions:
-                continue  # a pattern the history completed by itself: not this fact's news
-            # Of several combinations, keep the one with the most recent facts.
-            best = found[index].get(rule)
-            if best is None or sorted(positions, reverse=True) > sorted(best, reverse=True):
-                found[index][rule] = positions
+            name, engine_id = single_binding(message)
+            key, step = name.rsplit(STEP_SEPARATOR, 1)
+            index, position = engine_id.split(".")
+            hits.setdefault((int(index), key), {}).setdefault(int(step), set()).add(int(position))
+        for (index, key), by_step in hits.items():
+            steps, window_seconds = compiled.chains[key]
+            times = [f.occurred_at.timestamp() for f in ordered[index]]
+            positions = best_chain(steps, by_step, times, window_seconds, new_positions[index])
+            if positions:
+                found[index][key] = positions
 
     rules, version, order = compiled.rules, engine.version, engine.order
     evaluations = []

@@ -7,12 +7,15 @@ Host or ``durable.lang``: it calls the C core directly, keeps one scratch state 
 ruleset, asserts the facts of one evaluation (or one batch of evaluations), drains every
 action, and retracts exactly what it asserted. The database stays the only source of
 truth, so any worker can evaluate any member and nothing lives in the engine between calls.
+
+Every rule this adapter loads binds one fact: durable_rules corrupts memory when facts
+that completed a multi-fact action are retracted (see rules.compiler), so patterns are
+chained by the adapter from per-step one-fact rules.
 """
 from __future__ import annotations
 
 import itertools
 import json
-import re
 import threading
 from typing import Any, Sequence
 
@@ -86,11 +89,10 @@ class DurableRuleset:
 
 
 # durable_rules echoes each bound fact's JSON text exactly as it was asserted, and every
-# document starts with its "id" (see internal.facts.project), so the rule name and the
+# document starts with its "id" (see services._evaluate), so the rule name and the
 # bound ids can be read straight off the message: parsing the whole JSON took about half
 # of the evaluation time.
 _SINGLE_PREFIX = len('":{"m":{"id":"')
-_BOUND = re.compile(r'"s(\d+)":\{"id":"([^"]+)"')
 
 
 def single_binding(message: str) -> tuple[str, str]:
@@ -98,10 +100,3 @@ def single_binding(message: str) -> tuple[str, str]:
     end = message.index('"', 2)
     start = end + _SINGLE_PREFIX
     return message[2:end], message[start:message.index('"', start)]
-
-
-def pattern_binding(message: str) -> tuple[str, list[str]]:
-    """(rule name, engine ids of the bound facts in step order) of a pattern's action message."""
-    rule = message[2:message.index('"', 2)]
-    bound = sorted((int(alias), engine_id) for alias, engine_id in _BOUND.findall(message))
-    return rule, [engine_id for _, engine_id in bound]

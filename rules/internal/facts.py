@@ -42,25 +42,3 @@ def projector(fields: Iterable[str], date_fields: frozenset[str]):  # noqa: ANN2
         return document
 
     return _project
-
-
-def project(
-    *,
-    engine_id: str,
-    fact_type: str,
-    data: Mapping[str, Any],
-    fields: Iterable[str],
-    date_fields: frozenset[str],
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The fact as the engine needs it: only the fields some rule reads, plus engine fields."""
-    document: dict[str, Any] = {"id": engine_id, "sid": SCRATCH_SID, "type": fact_type}
-    for name in fields:
-        value = data.get(name)
-        if value is not None:
-            value = engine_value(value, name in date_fields)
-            if value is not None:
-                document[name] = value
-    if extra:
-        document.update(extra)
-    return document

@@ -1,0 +1,42 @@
+"""Chaining the facts that satisfied a pattern's steps, in time order, within its window."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+
+def best_chain(
+    chain: tuple[int, ...],
+    by_step: Mapping[int, set[int]],
+    times: Sequence[float],
+    window_seconds: float,
+    new: int,
+) -> tuple[int, ...] | None:
+    """Positions p1 < … < pk (facts sorted by time) where p_j satisfies step ``chain[j]``, the
+    last within ``window_seconds`` of the first, and one of them is ``new``.
+
+    Of several such chains, the one with the most recent facts (compared from the last
+    position back). The search runs from the newest facts back, so the first chain found is
+    that one; it stops early as soon as a chain can no longer fit the window or take ``new``.
+    """
+    if new < 0 or not any(new in by_step.get(step, ()) for step in chain):
+        return None
+    candidates = {step: sorted(by_step.get(step, ()), reverse=True) for step in set(chain)}
+    size = len(chain)
+    picked = [0] * size
+
+    def search(j: int, below: int, has_new: bool) -> bool:
+        if j < 0:
+            return has_new and times[picked[-1]] - times[picked[0]] <= window_seconds
+        for position in candidates[chain[j]]:
+            if position >= below:
+                continue
+            if j < size - 1 and times[picked[-1]] - times[position] > window_seconds:
+                break  # older facts are only further away
+            if not has_new and position < new:
+                break  # from here on every position is older than the new fact
+            picked[j] = position
+            if search(j - 1, position, has_new or position == new):
+                return True
+        return False
+
+    return tuple(picked) if search(size - 1, len(times), False) else None
