@@ -29,9 +29,12 @@ setup: venv
 	$(PY) manage.py installpack
 	$(PY) manage.py collectstatic --noinput -v 0
 
+# gunicorn, one process with threads: a production server (no dev-server warnings, no
+# keep-alive stalls), and one process keeps a background simulation's progress in one place.
 run: setup
 	$(PY) manage.py demo --port $(PORT)
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 1 --threads 8 \
+		--access-logfile - --error-logfile - --graceful-timeout 5
 
 test: venv
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
