@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from rules.models import RulesetVersion
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
-from rules.spec import OPERATORS, PARAMETER_KINDS, PATTERNS, KIND_LABELS
+from rules.spec import KIND_LABELS, OPERATORS, PARAMETER_KINDS, PATTERNS, value_text
 
 PARAMETER_KIND_LABELS = {NUMBER: "Number", INTEGER: "Whole number", BOOLEAN: "Yes / no", TEXT: "Text", DATE: "Date"}
 
@@ -138,12 +138,12 @@ class RuleEditor:
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
             self.conditions = ConditionFormSet(
                 prefix="conditions", form_kwargs={"parameter_names": parameter_names},
-                initial=[{**c, "value": _text(c.get("value")), "parameter": c.get("parameter") or ""}
+                initial=[{**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
                          for c in spec.get("conditions") or []] or [{"step": 1, "group": 1}],
             )
             self.parameters = ParameterFormSet(
                 prefix="parameters",
-                initial=[{**p, "value": _text(p.get("value"))} for p in spec.get("parameters") or []],
+                initial=[{**p, "value": value_text(p.get("value"))} for p in spec.get("parameters") or []],
             )
         self._step_forms: list[forms.Form] = []
         self._condition_forms: list[forms.Form] = []
@@ -248,16 +248,6 @@ def _int(value: Any, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
 
 
 # -- publish, roll back, import ------------------------------------------------------------

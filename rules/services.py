@@ -25,7 +25,7 @@ from rules.internal.render import render_message
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetVersion, RuleStep
 from rules.registry import registry
 from rules.selectors import rule_spec, ruleset_draft_specs, version_live_number
-from rules.spec import RuleValidationError, spec_normalize, spec_validate
+from rules.spec import RuleValidationError, spec_normalize, spec_validate, value_text
 
 MSG_CONFLICT = (
     "Someone else saved this rule while you were editing it (your copy: revision {mine}, saved: "
@@ -290,18 +290,6 @@ def engine_reset() -> None:
 # --------------------------------------------------------------------------------------
 # Authoring
 # --------------------------------------------------------------------------------------
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 @transaction.atomic
 def rule_save(
     *,
@@ -344,12 +332,12 @@ def rule_save(
     )
     RuleCondition.objects.bulk_create(
         RuleCondition(rule=rule, position=index, step=c["step"], group=c["group"], field=c["field"],
-                      operator=c["operator"], negate=c["negate"], value=_text(c["value"]),
+                      operator=c["operator"], negate=c["negate"], value=value_text(c["value"]),
                       parameter=c["parameter"] or "")
         for index, c in enumerate(normalized["conditions"])
     )
     RuleParameter.objects.bulk_create(
-        RuleParameter(rule=rule, name=p["name"], label=p["label"], kind=p["kind"], value=_text(p["value"]),
+        RuleParameter(rule=rule, name=p["name"], label=p["label"], kind=p["kind"], value=value_text(p["value"]),
                       unit=p["unit"])
         for p in normalized["parameters"]
     )

@@ -147,6 +147,19 @@ def coerce_value(raw: Any, kind: str) -> Any:
     return raw.strip()
 
 
+def value_text(value: Any) -> str:
+    """A value as a clinician types it into a form field (and as the draft rows store it)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def coerce_list(raw: Any) -> list[str]:
     if isinstance(raw, str):
         items = [part.strip() for part in raw.split(",")]

@@ -3,25 +3,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+from rules.spec import value_text
 
 
 def editor_post(spec: Mapping[str, Any], *, revision: int | None = None, **extra: str) -> dict[str, str]:
     data: dict[str, str] = {}
     for name in ("key", "name", "description", "category", "severity", "pattern", "count", "window_hours",
                  "message", "source_label", "cooldown_days"):
-        data[name] = _text(spec.get(name))
+        data[name] = value_text(spec.get(name))
     if spec.get("enabled", True):
         data["enabled"] = "on"
-    data["revision"] = _text(revision)
+    data["revision"] = value_text(revision)
     groups = {"steps": spec.get("steps") or [], "conditions": spec.get("conditions") or [],
               "parameters": spec.get("parameters") or []}
     for prefix, rows in groups.items():
@@ -35,6 +27,6 @@ def editor_post(spec: Mapping[str, Any], *, revision: int | None = None, **extra
                     if value:
                         data[f"{prefix}-{index}-negate"] = "on"
                     continue
-                data[f"{prefix}-{index}-{name}"] = _text(value)
+                data[f"{prefix}-{index}-{name}"] = value_text(value)
     data.update(extra)
     return data
