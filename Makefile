@@ -11,7 +11,7 @@ PIP := $(VENV)/bin/pip
 PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
 
-.PHONY: run test test-postgres bench venv setup clean
+.PHONY: run test test-postgres lint bench venv setup clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON)" ] || ! "$(PYTHON)" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
@@ -39,6 +39,10 @@ run: setup
 test: venv
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The product suite again on PostgreSQL (DATABASE_URL must point at a server; .ci/run starts one).
 test-postgres: venv

@@ -1,4 +1,5 @@
 """Admin for operators (gyms) and clinicians (members, events, advice: read-only)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -62,8 +63,20 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["external_id", "member__external_id"]
     list_select_related = ["member", "gym"]
     date_hierarchy = "occurred_at"
-    readonly_fields = ["gym", "member", "external_id", "type", "occurred_at", "utc_offset_minutes", "data", "figures",
-                       "content_hash", "evaluated", "evaluation_error", "received_at"]
+    readonly_fields = [
+        "gym",
+        "member",
+        "external_id",
+        "type",
+        "occurred_at",
+        "utc_offset_minutes",
+        "data",
+        "figures",
+        "content_hash",
+        "evaluated",
+        "evaluation_error",
+        "received_at",
+    ]
     actions = ["reevaluate"]
 
     @admin.action(description="Re-run evaluation (no duplicate advice)")
@@ -82,5 +95,19 @@ class AdviceAdmin(ReadOnlyMixin, admin.ModelAdmin):
     search_fields = ["rule_key", "member__external_id", "event__external_id", "message"]
     list_select_related = ["member", "event", "gym"]
     date_hierarchy = "created_at"
-    readonly_fields = ["gym", "member", "event", "rule_key", "rule_name", "rule_version", "category", "severity",
-                       "message", "matched_events", "source_label", "card", "occurred_at", "created_at"]
+    readonly_fields = [
+        "gym",
+        "member",
+        "event",
+        "rule_key",
+        "rule_name",
+        "rule_version",
+        "category",
+        "severity",
+        "message",
+        "matched_events",
+        "source_label",
+        "card",
+        "occurred_at",
+        "created_at",
+    ]

@@ -4,6 +4,7 @@ This is API.md section 5 as data. ``CoachingConfig.ready()`` hands it to the rul
 engine's registry; event validation reads the same specs, so what the API accepts and
 what clinicians can write rules about never drift apart.
 """
+
 from __future__ import annotations
 
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, Registry
@@ -21,8 +22,16 @@ ACTIVITIES = ("yoga", "swimming", "cycling", "walking", "massage", "strength", "
 
 
 def _pain(name: str, label: str, *, required: bool = False) -> FieldSpec:
-    return FieldSpec(name, label, INTEGER, unit="/10", minimum=0, maximum=10, required=required,
-                     help_text="0 = no pain, 10 = worst imaginable")
+    return FieldSpec(
+        name,
+        label,
+        INTEGER,
+        unit="/10",
+        minimum=0,
+        maximum=10,
+        required=required,
+        help_text="0 = no pain, 10 = worst imaginable",
+    )
 
 
 PROFILE_FIELDS: tuple[FieldSpec, ...] = (
@@ -33,79 +42,146 @@ PROFILE_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 FACT_TYPES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
-    RUN: ("Run", (
-        FieldSpec("distance_km", "Distance", NUMBER, unit="km", minimum=0, maximum=300, required=True),
-        FieldSpec("duration_min", "Duration", NUMBER, unit="min", minimum=0, maximum=1440, required=True),
-        FieldSpec("surface", "Surface", TEXT, choices=SURFACES),
-        FieldSpec("elevation_gain_m", "Elevation gain", NUMBER, unit="m", minimum=0, maximum=10000),
-        FieldSpec("warmup_min", "Warm-up", NUMBER, unit="min", minimum=0, maximum=180,
-                  help_text="minutes of walking or light jogging first"),
-        _pain("pain_before", "Pain before the run"),
-        _pain("pain_during", "Pain during the run"),
-        _pain("pain_after", "Pain after the run"),
-        FieldSpec("shoes_km", "Distance on the shoes", NUMBER, unit="km", minimum=0, maximum=10000),
-        FieldSpec("running_shoes", "Wore running shoes", BOOLEAN),
-        FieldSpec("hydrated", "Drank before the run", BOOLEAN),
-        FieldSpec("fuelled", "Ate before the run", BOOLEAN),
-        FieldSpec("with_group", "Ran with a group or partner", BOOLEAN),
-        FieldSpec("posture", "Posture", TEXT, choices=POSTURES),
-        FieldSpec("rpe", "Perceived effort", INTEGER, unit="/10", minimum=1, maximum=10),
-    )),
-    PAIN_REPORT: ("Pain report", (
-        _pain("pain", "Pain", required=True),
-        FieldSpec("location", "Where it hurts", TEXT, choices=PAIN_LOCATIONS),
-        FieldSpec("radiates_to_leg", "Pain radiates to the leg", BOOLEAN),
-        FieldSpec("numbness", "Numbness", BOOLEAN),
-        FieldSpec("leg_weakness", "Leg weakness", BOOLEAN),
-        FieldSpec("bladder_or_bowel_change", "Bladder or bowel change", BOOLEAN),
-        FieldSpec("fever", "Fever", BOOLEAN),
-        FieldSpec("night_pain", "Pain at night", BOOLEAN),
-        FieldSpec("onset_date", "Pain began on", DATE, help_text="not in the future"),
-    )),
+    RUN: (
+        "Run",
+        (
+            FieldSpec("distance_km", "Distance", NUMBER, unit="km", minimum=0, maximum=300, required=True),
+            FieldSpec("duration_min", "Duration", NUMBER, unit="min", minimum=0, maximum=1440, required=True),
+            FieldSpec("surface", "Surface", TEXT, choices=SURFACES),
+            FieldSpec("elevation_gain_m", "Elevation gain", NUMBER, unit="m", minimum=0, maximum=10000),
+            FieldSpec(
+                "warmup_min",
+                "Warm-up",
+                NUMBER,
+                unit="min",
+                minimum=0,
+                maximum=180,
+                help_text="minutes of walking or light jogging first",
+            ),
+            _pain("pain_before", "Pain before the run"),
+            _pain("pain_during", "Pain during the run"),
+            _pain("pain_after", "Pain after the run"),
+            FieldSpec("shoes_km", "Distance on the shoes", NUMBER, unit="km", minimum=0, maximum=10000),
+            FieldSpec("running_shoes", "Wore running shoes", BOOLEAN),
+            FieldSpec("hydrated", "Drank before the run", BOOLEAN),
+            FieldSpec("fuelled", "Ate before the run", BOOLEAN),
+            FieldSpec("with_group", "Ran with a group or partner", BOOLEAN),
+            FieldSpec("posture", "Posture", TEXT, choices=POSTURES),
+            FieldSpec("rpe", "Perceived effort", INTEGER, unit="/10", minimum=1, maximum=10),
+        ),
+    ),
+    PAIN_REPORT: (
+        "Pain report",
+        (
+            _pain("pain", "Pain", required=True),
+            FieldSpec("location", "Where it hurts", TEXT, choices=PAIN_LOCATIONS),
+            FieldSpec("radiates_to_leg", "Pain radiates to the leg", BOOLEAN),
+            FieldSpec("numbness", "Numbness", BOOLEAN),
+            FieldSpec("leg_weakness", "Leg weakness", BOOLEAN),
+            FieldSpec("bladder_or_bowel_change", "Bladder or bowel change", BOOLEAN),
+            FieldSpec("fever", "Fever", BOOLEAN),
+            FieldSpec("night_pain", "Pain at night", BOOLEAN),
+            FieldSpec("onset_date", "Pain began on", DATE, help_text="not in the future"),
+        ),
+    ),
     PROFILE: ("Profile", PROFILE_FIELDS),
-    CROSS_TRAINING: ("Cross-training", (
-        FieldSpec("activity", "Activity", TEXT, choices=ACTIVITIES, required=True),
-        FieldSpec("duration_min", "Duration", NUMBER, unit="min", minimum=0, maximum=1440),
-    )),
+    CROSS_TRAINING: (
+        "Cross-training",
+        (
+            FieldSpec("activity", "Activity", TEXT, choices=ACTIVITIES, required=True),
+            FieldSpec("duration_min", "Duration", NUMBER, unit="min", minimum=0, maximum=1440),
+        ),
+    ),
 }
 
 # Derived figures (see coaching/figures.py for how each is computed). Training and pain
 # figures make sense on every fact; the run-only ones describe the run being judged.
 TRAINING_FIGURES: tuple[FieldSpec, ...] = (
-    FieldSpec("weekly_distance_km", "Distance this week", NUMBER, unit="km",
-              help_text="runs on this day and the 6 days before"),
-    FieldSpec("previous_week_distance_km", "Distance the week before", NUMBER, unit="km",
-              help_text="runs 7 to 13 days before"),
-    FieldSpec("weekly_distance_increase_pct", "Weekly distance increase", NUMBER, unit="%",
-              help_text="this week's distance over the week before's; absent when the week before is 0"),
-    FieldSpec("runs_last_7_days", "Runs in the last 7 days", INTEGER, unit="runs",
-              help_text="this day and the 6 days before"),
-    FieldSpec("consecutive_run_days", "Days in a row with a run", INTEGER, unit="days",
-              help_text="counting this day"),
-    FieldSpec("hours_since_last_run", "Hours since the previous run", NUMBER, unit="h",
-              help_text="absent when there is no earlier run"),
-    FieldSpec("longest_run_30d_km", "Longest run of the previous 30 days", NUMBER, unit="km",
-              help_text="this run excluded; 0 when there is none"),
-    FieldSpec("pain_free_run_streak", "Pain-free runs in a row", INTEGER, unit="runs",
-              help_text="runs in a row (this one included) with pain during and after at most 2"),
-    FieldSpec("runs_without_group_streak", "Runs in a row alone", INTEGER, unit="runs",
-              help_text="runs in a row (this one included) not run with a group or partner"),
+    FieldSpec(
+        "weekly_distance_km",
+        "Distance this week",
+        NUMBER,
+        unit="km",
+        help_text="runs on this day and the 6 days before",
+    ),
+    FieldSpec(
+        "previous_week_distance_km", "Distance the week before", NUMBER, unit="km", help_text="runs 7 to 13 days before"
+    ),
+    FieldSpec(
+        "weekly_distance_increase_pct",
+        "Weekly distance increase",
+        NUMBER,
+        unit="%",
+        help_text="this week's distance over the week before's; absent when the week before is 0",
+    ),
+    FieldSpec(
+        "runs_last_7_days", "Runs in the last 7 days", INTEGER, unit="runs", help_text="this day and the 6 days before"
+    ),
+    FieldSpec("consecutive_run_days", "Days in a row with a run", INTEGER, unit="days", help_text="counting this day"),
+    FieldSpec(
+        "hours_since_last_run",
+        "Hours since the previous run",
+        NUMBER,
+        unit="h",
+        help_text="absent when there is no earlier run",
+    ),
+    FieldSpec(
+        "longest_run_30d_km",
+        "Longest run of the previous 30 days",
+        NUMBER,
+        unit="km",
+        help_text="this run excluded; 0 when there is none",
+    ),
+    FieldSpec(
+        "pain_free_run_streak",
+        "Pain-free runs in a row",
+        INTEGER,
+        unit="runs",
+        help_text="runs in a row (this one included) with pain during and after at most 2",
+    ),
+    FieldSpec(
+        "runs_without_group_streak",
+        "Runs in a row alone",
+        INTEGER,
+        unit="runs",
+        help_text="runs in a row (this one included) not run with a group or partner",
+    ),
 )
 PAIN_FIGURES: tuple[FieldSpec, ...] = (
     FieldSpec("pain_reports_last_14_days", "Pain reports in the last 14 days", INTEGER, unit="reports"),
-    FieldSpec("pain_episode_weeks", "Weeks of the current pain episode", INTEGER, unit="weeks",
-              help_text="since the current run of pain reports began; a gap of 14 days or more ends it"),
+    FieldSpec(
+        "pain_episode_weeks",
+        "Weeks of the current pain episode",
+        INTEGER,
+        unit="weeks",
+        help_text="since the current run of pain reports began; a gap of 14 days or more ends it",
+    ),
 )
 RUN_FIGURES: tuple[FieldSpec, ...] = (
     FieldSpec("run_number", "Run number", INTEGER, help_text="1 for the member's first run"),
-    FieldSpec("long_run_increase_pct", "Longer than the longest run of 30 days by", NUMBER, unit="%",
-              help_text="absent when there was no run in the previous 30 days"),
-    FieldSpec("pain_rise", "Pain rise over the run", INTEGER, unit="/10",
-              help_text="pain after minus pain before; absent if either is missing"),
+    FieldSpec(
+        "long_run_increase_pct",
+        "Longer than the longest run of 30 days by",
+        NUMBER,
+        unit="%",
+        help_text="absent when there was no run in the previous 30 days",
+    ),
+    FieldSpec(
+        "pain_rise",
+        "Pain rise over the run",
+        INTEGER,
+        unit="/10",
+        help_text="pain after minus pain before; absent if either is missing",
+    ),
 )
 PROFILE_FIGURES: tuple[FieldSpec, ...] = tuple(
-    FieldSpec(f.name, f"Profile: {f.label[0].lower()}{f.label[1:]}", f.kind, choices=f.choices,
-              help_text="from the latest profile events at that time" + ("; false when unknown" if f.kind == BOOLEAN else ""))
+    FieldSpec(
+        f.name,
+        f"Profile: {f.label[0].lower()}{f.label[1:]}",
+        f.kind,
+        choices=f.choices,
+        help_text="from the latest profile events at that time" + ("; false when unknown" if f.kind == BOOLEAN else ""),
+    )
     for f in PROFILE_FIELDS
 )
 

@@ -3,15 +3,18 @@
 Registered with ``rules.registry.registry.register_fact_source`` in ``CoachingConfig.ready``;
 the rules app only ever sees plain ``Fact`` objects, never these models.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict, deque
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count
 from django.db.models.functions import TruncDate
+
 from rules.registry import FactSource
 from rules.services import Fact
 
@@ -26,8 +29,13 @@ def event_fact(event: Event, figures: dict[str, Any] | None = None) -> Fact:
     """An event as the engine sees it: its fields over its derived figures."""
     if figures is None:
         figures = event.figures or figures_as_of(member=event.member, at=event.occurred_at, event=event)
-    return Fact(id=str(event.pk), type=event.type, occurred_at=event.occurred_at,
-                data={**figures, **(event.data or {})}, group=str(event.member_id))
+    return Fact(
+        id=str(event.pk),
+        type=event.type,
+        occurred_at=event.occurred_at,
+        data={**figures, **(event.data or {})},
+        group=str(event.member_id),
+    )
 
 
 class CoachingFactSource(FactSource):
@@ -37,45 +45,66 @@ class CoachingFactSource(FactSource):
             members = members.filter(external_id__icontains=search)
         return [(str(m.pk), f"{m.gym.name}: {m.external_id}") for m in members[:limit]]
 
-    def enrich(self, *, fact_type: str, data: dict, occurred_at: dt.datetime,
-               subject: str | None) -> tuple[Fact, list[Fact]]:
+    def enrich(
+        self, *, fact_type: str, data: dict, occurred_at: dt.datetime, subject: str | None
+    ) -> tuple[Fact, list[Fact]]:
         member = Member.objects.filter(pk=subject).first() if subject else None
         figures = self._figures_for_unsaved(fact_type=fact_type, data=data, occurred_at=occurred_at, member=member)
-        fact = Fact(id="try", type=fact_type, occurred_at=occurred_at, data={**figures, **data},
-                    group=str(member.pk) if member else "try")
+        fact = Fact(
+            id="try",
+            type=fact_type,
+            occurred_at=occurred_at,
+            data={**figures, **data},
+            group=str(member.pk) if member else "try",
+        )
         history: list[Fact] = []
         if member is not None:
-            events = (member.events.select_related("member")
-                      .filter(occurred_at__gte=occurred_at - TRY_HISTORY_SPAN,
-                              occurred_at__lte=occurred_at + TRY_HISTORY_SPAN)
-                      .order_by("occurred_at", "pk")[:TRY_HISTORY_MAX])
+            events = (
+                member.events.select_related("member")
+                .filter(
+                    occurred_at__gte=occurred_at - TRY_HISTORY_SPAN, occurred_at__lte=occurred_at + TRY_HISTORY_SPAN
+                )
+                .order_by("occurred_at", "pk")[:TRY_HISTORY_MAX]
+            )
             history = [event_fact(e) for e in events]
         return fact, history
 
     @staticmethod
-    def _figures_for_unsaved(*, fact_type: str, data: dict, occurred_at: dt.datetime,
-                             member: Member | None) -> dict[str, Any]:
+    def _figures_for_unsaved(
+        *, fact_type: str, data: dict, occurred_at: dt.datetime, member: Member | None
+    ) -> dict[str, Any]:
         # The figures are defined over stored events, so the tried event is stored for a
         # moment inside a transaction that is always rolled back: the same code computes
         # them for a real event and for a tried one, and nothing is left behind.
         offset = occurred_at.utcoffset() or dt.timedelta(0)
         with transaction.atomic():
             if member is None:
-                gym = Gym.objects.create(name=f"try-{id(data)}-{dt.datetime.now().timestamp()}",
-                                         key_hash=f"try-{id(data)}-{dt.datetime.now().timestamp()}"[:64])
+                gym = Gym.objects.create(
+                    name=f"try-{id(data)}-{dt.datetime.now().timestamp()}",
+                    key_hash=f"try-{id(data)}-{dt.datetime.now().timestamp()}"[:64],
+                )
                 member = Member.objects.create(gym=gym, external_id="try")
-            event = Event.objects.create(gym_id=member.gym_id, member=member, external_id=f"try-{id(data)}",
-                                         type=fact_type, occurred_at=occurred_at, data=data,
-                                         utc_offset_minutes=int(offset.total_seconds() // 60), content_hash="try")
+            event = Event.objects.create(
+                gym_id=member.gym_id,
+                member=member,
+                external_id=f"try-{id(data)}",
+                type=fact_type,
+                occurred_at=occurred_at,
+                data=data,
+                utc_offset_minutes=int(offset.total_seconds() // 60),
+                content_hash="try",
+            )
             figures = figures_as_of(member=member, at=occurred_at, event=event)
             transaction.set_rollback(True)
         return figures
 
-    def stored_facts(self, *, since: dt.datetime, window: dt.timedelta | None = None,
-                     types: Any = None) -> Iterator[tuple[Fact, list[Fact], str]]:
+    def stored_facts(
+        self, *, since: dt.datetime, window: dt.timedelta | None = None, types: Any = None
+    ) -> Iterator[tuple[Fact, list[Fact], str]]:
         start = since - window if window else since
-        events = (Event.objects.filter(occurred_at__gte=start).select_related("member", "gym")
-                  .order_by("occurred_at", "pk"))
+        events = (
+            Event.objects.filter(occurred_at__gte=start).select_related("member", "gym").order_by("occurred_at", "pk")
+        )
         earlier: dict[int, deque[Fact]] = defaultdict(deque)
         for event in events.iterator(chunk_size=1000):
             fact = event_fact(event)
@@ -92,8 +121,12 @@ class CoachingFactSource(FactSource):
 
     def advice_counts(self, *, since: dt.datetime) -> dict[str, dict]:
         counts: dict[str, dict] = defaultdict(dict)
-        rows = (Advice.objects.filter(created_at__gte=since).annotate(day=TruncDate("created_at"))
-                .values("rule_key", "day").annotate(n=Count("id")))
+        rows = (
+            Advice.objects.filter(created_at__gte=since)
+            .annotate(day=TruncDate("created_at"))
+            .values("rule_key", "day")
+            .annotate(n=Count("id"))
+        )
         for row in rows:
             counts[row["rule_key"]][row["day"]] = row["n"]
         return dict(counts)

@@ -5,11 +5,14 @@ order), so a late event is judged against the history that existed at its time, 
 earlier events keep the figures they had. Calendar-day figures use the offset the judged
 event was sent with, so "this day" is the member's day, not UTC's.
 """
+
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -37,7 +40,7 @@ def figures_as_of(*, member: Member, at: datetime, event: Event | None = None) -
     else:
         upto = Q(occurred_at__lte=at)
         latest = member.events.filter(upto).order_by("-occurred_at", "-pk").only("utc_offset_minutes").first()
-        tz = latest.sent_timezone if latest else dt_timezone.utc
+        tz = latest.sent_timezone if latest else UTC
     history = member.events.filter(upto)
     runs = history.filter(type=RUN).order_by("-occurred_at", "-pk")
     this_run = event if event is not None and event.type == RUN else None
@@ -76,7 +79,9 @@ def profile_as_of(profile_events: QuerySet[Event]) -> dict[str, Any]:
     return profile
 
 
-def _training_figures(runs: QuerySet[Event], *, at: datetime, tz: dt_timezone, this_run: Event | None) -> dict[str, Any]:
+def _training_figures(
+    runs: QuerySet[Event], *, at: datetime, tz: dt_timezone, this_run: Event | None
+) -> dict[str, Any]:
     today = at.astimezone(tz).date()
     fortnight_start = datetime.combine(today - timedelta(days=13), time.min, tzinfo=tz)
     since = min(fortnight_start, at - LONGEST_RUN_WINDOW)

@@ -1,7 +1,9 @@
 """Gyms, their members, the events they send and the advice the rules produced."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.db import models
 
@@ -26,7 +28,9 @@ class Gym(models.Model):
 class Member(models.Model):
     gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="members")
     external_id = models.CharField(max_length=100, help_text="The gym's own id of the member.")
-    profile = models.JSONField(default=dict, blank=True, help_text="Merged from the member's profile events, latest last.")
+    profile = models.JSONField(
+        default=dict, blank=True, help_text="Merged from the member's profile events, latest last."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -48,7 +52,9 @@ class Event(models.Model):
     occurred_at = models.DateTimeField()
     utc_offset_minutes = models.SmallIntegerField(default=0, help_text="The offset occurred_at was sent with.")
     data = models.JSONField(default=dict, blank=True)
-    figures = models.JSONField(default=dict, blank=True, help_text="Derived figures as of occurred_at, at the last evaluation.")
+    figures = models.JSONField(
+        default=dict, blank=True, help_text="Derived figures as of occurred_at, at the last evaluation."
+    )
     content_hash = models.CharField(max_length=64, help_text="Tells an identical repeat from a conflicting one.")
     evaluated = models.BooleanField(default=False)
     evaluation_error = models.TextField(blank=True, default="")
@@ -83,7 +89,11 @@ class Advice(models.Model):
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="advice")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="advice")
     trigger = models.ForeignKey(
-        Event, on_delete=models.SET_NULL, related_name="triggered_advice", null=True, blank=True,
+        Event,
+        on_delete=models.SET_NULL,
+        related_name="triggered_advice",
+        null=True,
+        blank=True,
         help_text="The late event whose arrival re-judged this advice's event, when that is another event.",
     )
     rule_key = models.CharField(max_length=100)
@@ -95,7 +105,9 @@ class Advice(models.Model):
     matched_events = models.JSONField(default=list, help_text="The gym's ids of the matched events, in pattern order.")
     source_label = models.CharField(max_length=300, blank=True, default="")
     card = models.JSONField(default=dict, help_text="The advice as an HL7 CDS Hooks card.")
-    occurred_at = models.DateTimeField(help_text="When the matched situation happened (its newest event); cooldowns count from here.")
+    occurred_at = models.DateTimeField(
+        help_text="When the matched situation happened (its newest event); cooldowns count from here."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

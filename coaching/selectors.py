@@ -1,4 +1,5 @@
 """Reads of the coaching domain, always scoped to one gym."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -37,8 +38,12 @@ def member_summary(*, member: Member, at: datetime | None = None) -> dict[str, A
 
 
 def event_list(
-    *, gym: Gym, member: str | None = None, type: str | None = None,
-    since: datetime | None = None, until: datetime | None = None,
+    *,
+    gym: Gym,
+    member: str | None = None,
+    type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> QuerySet[Event]:
     events = Event.objects.filter(gym=gym).select_related("member")
     if member:

@@ -3,6 +3,7 @@
 The rules engine is reached only through ``rules.services`` (imported where used, so
 the domain's non-evaluation parts never depend on the engine being importable).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,10 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Collection, NamedTuple
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -23,7 +25,7 @@ from .catalog import PROFILE, SEVERITY_CODES
 from .facts import event_fact
 from .figures import figures_as_of, profile_merged
 from .models import Advice, Event, Gym, Member
-from .validation import Errors, CleanEvent, event_validate
+from .validation import CleanEvent, Errors, event_validate
 
 logger = logging.getLogger(__name__)
 
@@ -111,10 +113,13 @@ def event_ingest(*, gym: Gym, payload: Any, evaluate: bool = True) -> IngestResu
 
 def event_content_hash(clean: CleanEvent) -> str:
     """Same member, type, instant and data means the same event, whatever the offset or 6 vs 6.0."""
-    data = {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in clean.data.items()}
+    data = {
+        k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in clean.data.items()
+    }
     canonical = json.dumps(
         {"member": clean.member, "type": clean.type, "occurred_at": clean.occurred_at.timestamp(), "data": data},
-        sort_keys=True, separators=(",", ":"),
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -128,9 +133,14 @@ def _event_store(*, gym: Gym, clean: CleanEvent, content_hash: str) -> Event:
         member, _created = Member.objects.get_or_create(gym=gym, external_id=clean.member)
         offset = clean.occurred_at.utcoffset() or timedelta(0)
         event = Event.objects.create(
-            gym=gym, member=member, external_id=clean.external_id, type=clean.type,
-            occurred_at=clean.occurred_at, utc_offset_minutes=int(offset.total_seconds() // 60),
-            data=clean.data, content_hash=content_hash,
+            gym=gym,
+            member=member,
+            external_id=clean.external_id,
+            type=clean.type,
+            occurred_at=clean.occurred_at,
+            utc_offset_minutes=int(offset.total_seconds() // 60),
+            data=clean.data,
+            content_hash=content_hash,
         )
         if clean.type == PROFILE:
             member_profile_refresh(member=member)
@@ -164,8 +174,11 @@ def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
         except EventInvalid as invalid:
             results.append(invalid.errors)
 
-    pending = {r.event.pk: r.event for r in results
-               if isinstance(r, IngestResult) and (r.status == 201 or (r.status == 200 and not r.event.evaluated))}
+    pending = {
+        r.event.pk: r.event
+        for r in results
+        if isinstance(r, IngestResult) and (r.status == 201 or (r.status == 200 and not r.event.evaluated))
+    }
     new = {r.event.pk for r in results if isinstance(r, IngestResult) and r.status == 201}
     for event in sorted(pending.values(), key=lambda e: (e.occurred_at, e.pk)):
         event_evaluate(event=event)
@@ -181,8 +194,11 @@ def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
             items.append(BatchItem(status=400, errors=result))
             continue
         errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
-        items.append(BatchItem(status=result.status, event=result.event, advice=advice_for_event(event=result.event),
-                               errors=errors))
+        items.append(
+            BatchItem(
+                status=result.status, event=result.event, advice=advice_for_event(event=result.event), errors=errors
+            )
+        )
     return items
 
 
@@ -207,9 +223,16 @@ def event_evaluate_in_time(*, event: Event) -> list[Advice]:
 
 
 def _later_events_rejudge(*, event: Event, skip: Collection[int] = ()) -> None:
-    later = (Event.objects.filter(member_id=event.member_id, occurred_at__gt=event.occurred_at,
-                                  occurred_at__lte=event.occurred_at + LATE_EVENT_HORIZON)
-             .exclude(pk__in={*skip, event.pk}).select_related("member").order_by("occurred_at", "pk"))
+    later = (
+        Event.objects.filter(
+            member_id=event.member_id,
+            occurred_at__gt=event.occurred_at,
+            occurred_at__lte=event.occurred_at + LATE_EVENT_HORIZON,
+        )
+        .exclude(pk__in={*skip, event.pk})
+        .select_related("member")
+        .order_by("occurred_at", "pk")
+    )
     for other in later[:LATE_EVENT_MAX]:
         event_evaluate(event=other, trigger=event)
 
@@ -270,9 +293,14 @@ def _history_events(event: Event, live: Any) -> list[Event]:
         return []
     return list(
         Event.objects.filter(
-            member_id=event.member_id, type__in=types,
-            occurred_at__gte=event.occurred_at - window, occurred_at__lte=event.occurred_at + window,
-        ).exclude(pk=event.pk).select_related("member").order_by("occurred_at", "pk")
+            member_id=event.member_id,
+            type__in=types,
+            occurred_at__gte=event.occurred_at - window,
+            occurred_at__lte=event.occurred_at + window,
+        )
+        .exclude(pk=event.pk)
+        .select_related("member")
+        .order_by("occurred_at", "pk")
     )
 
 
@@ -288,8 +316,9 @@ def _advice_store(*, event: Event, match: Any, matched: list[Event], trigger: Ev
     matched_ids = [e.external_id for e in matched]
     if len(matched) > 1 and any(
         set(ids) == set(matched_ids)
-        for ids in Advice.objects.filter(member_id=event.member_id, rule_key=match.rule_key,
-                                         occurred_at=occurred_at).values_list("matched_events", flat=True)
+        for ids in Advice.objects.filter(
+            member_id=event.member_id, rule_key=match.rule_key, occurred_at=occurred_at
+        ).values_list("matched_events", flat=True)
     ):
         return None
     if match.cooldown_days and advice_in_cooldown(
@@ -297,13 +326,21 @@ def _advice_store(*, event: Event, match: Any, matched: list[Event], trigger: Ev
     ):
         return None
     return Advice.objects.create(
-        gym_id=event.gym_id, member_id=event.member_id, event=event,
+        gym_id=event.gym_id,
+        member_id=event.member_id,
+        event=event,
         trigger=trigger if trigger is not None and trigger.pk != event.pk else None,
-        rule_key=match.rule_key, rule_name=match.rule_name, rule_version=match.version,
-        category=match.category, severity=match.severity, message=match.message,
-        matched_events=matched_ids, source_label=match.source_label,
-        card=advice_card(rule_name=match.rule_name, severity=match.severity, message=match.message,
-                         source_label=match.source_label),
+        rule_key=match.rule_key,
+        rule_name=match.rule_name,
+        rule_version=match.version,
+        category=match.category,
+        severity=match.severity,
+        message=match.message,
+        matched_events=matched_ids,
+        source_label=match.source_label,
+        card=advice_card(
+            rule_name=match.rule_name, severity=match.severity, message=match.message, source_label=match.source_label
+        ),
         occurred_at=occurred_at,
     )
 
@@ -363,7 +400,11 @@ class ReevaluationResult:
 
 
 def events_for_reevaluation(
-    *, member: Member | None = None, gym: Gym | None = None, since: datetime | None = None, include_evaluated: bool = False
+    *,
+    member: Member | None = None,
+    gym: Gym | None = None,
+    since: datetime | None = None,
+    include_evaluated: bool = False,
 ):
     """Events to re-run, oldest first so cooldowns play out in time order."""
     events = Event.objects.select_related("member", "gym")
@@ -379,8 +420,12 @@ def events_for_reevaluation(
 
 
 def events_reevaluate(
-    *, member: Member | None = None, gym: Gym | None = None, since: datetime | None = None,
-    include_evaluated: bool = False, progress: Callable[[Event], None] | None = None,
+    *,
+    member: Member | None = None,
+    gym: Gym | None = None,
+    since: datetime | None = None,
+    include_evaluated: bool = False,
+    progress: Callable[[Event], None] | None = None,
 ) -> ReevaluationResult:
     """Re-run evaluation of not yet evaluated events (all events with ``include_evaluated``).
 
@@ -414,8 +459,11 @@ def clinicians_group_ensure() -> Group:
     """The Clinicians group: read the coaching records, manage everything in the rules app."""
     group, _created = Group.objects.get_or_create(name=CLINICIANS_GROUP)
     permissions = Permission.objects.filter(
-        Q(content_type__app_label="coaching", content_type__model__in=["event", "advice", "member"],
-          codename__startswith="view_")
+        Q(
+            content_type__app_label="coaching",
+            content_type__model__in=["event", "advice", "member"],
+            codename__startswith="view_",
+        )
         | Q(content_type__app_label="rules")
     )
     group.permissions.add(*permissions)

@@ -1,14 +1,17 @@
 """Checking an incoming event against the catalog, naming every bad field by its path."""
+
 from __future__ import annotations
 
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Mapping
+from typing import Any
 
 from django.utils import timezone
+
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec
 
 from .catalog import FACT_TYPES
@@ -137,7 +140,9 @@ def _parse_datetime(value: Any) -> datetime | None:
         return None
 
 
-def _data(event_type: str, data: Mapping[str, Any], occurred_at: datetime, now: datetime, errors: Errors) -> dict[str, Any]:
+def _data(
+    event_type: str, data: Mapping[str, Any], occurred_at: datetime, now: datetime, errors: Errors
+) -> dict[str, Any]:
     _label, specs = FACT_TYPES[event_type]
     by_name = {spec.name: spec for spec in specs}
     clean: dict[str, Any] = {}

@@ -3,6 +3,7 @@
 Everything that differs between machines comes from the environment, with safe
 development defaults. With DJANGO_DEBUG off, a missing DJANGO_SECRET_KEY stops the start.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,11 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set. Set it to a long random string when DJANGO_DEBUG is off."
         )
-    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"
+    SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (debug only)
 
-ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+ALLOWED_HOSTS = [
+    h.strip() for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h.strip()
+]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 # Behind HTTPS (DJANGO_HTTPS=true): secure cookies, HSTS and redirects to https.
@@ -97,8 +100,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # and then writes fails at once with "database is locked" under concurrent requests
     # (SQLite cannot wait on a lock upgrade), instead of waiting its turn.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE",
-         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,4 +1,5 @@
 """URLs: the admin for clinicians and operators, the gym API, health and API docs."""
+
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

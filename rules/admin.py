@@ -4,6 +4,7 @@ The admin classes only wire pages to services: rule edits go through ``rule_save
 the revision the editor loaded, so a concurrent save is refused), deletions through
 ``rule_delete``, and the custom pages live in ``rules.admin_views``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -66,7 +67,8 @@ class RuleAdmin(admin.ModelAdmin):
         self._request_state.statuses = rule_statuses()
         state = admin_views.draft_state()
         extra = {
-            "live": state.live, "draft_diff": state.diff,
+            "live": state.live,
+            "draft_diff": state.diff,
             "can_publish": request.user.has_perm(admin_views.PERM_PUBLISH),
             "can_change": request.user.has_perm(admin_views.PERM_CHANGE),
             **(extra_context or {}),
@@ -101,15 +103,19 @@ class RuleAdmin(admin.ModelAdmin):
             if rule.enabled != enabled:
                 rule_set_enabled(rule=rule, enabled=enabled, user=request.user)
                 changed += 1
-        messages.success(request, f"{changed} rule(s) {'enabled' if enabled else 'disabled'} in the draft. "
-                                  "Publish the draft to make it live.")
+        messages.success(
+            request,
+            f"{changed} rule(s) {'enabled' if enabled else 'disabled'} in the draft. "
+            "Publish the draft to make it live.",
+        )
 
     # -- editor, deletion --------------------------------------------------------------------
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
         return admin_views.rule_editor(self, request, None)
 
-    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "",
-                    extra_context: dict | None = None) -> HttpResponse:
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
         rule = self.get_object(request, object_id)
         if rule is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
@@ -130,6 +136,7 @@ class RuleAdmin(admin.ModelAdmin):
         def wrap(view: Any) -> Any:
             def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
                 return view(self, request, *args, **kwargs)
+
             return self.admin_site.admin_view(wrapper)
 
         custom = [
@@ -137,7 +144,9 @@ class RuleAdmin(admin.ModelAdmin):
             path("try/", wrap(admin_views.rule_try), name="rules_rule_try"),
             path("<int:rule_id>/try/", wrap(admin_views.rule_try), name="rules_rule_try_one"),
             path("simulate/", wrap(admin_views.ruleset_simulate), name="rules_rule_simulate"),
-            path("simulate/status/<str:job_id>/", wrap(admin_views.simulation_status), name="rules_rule_simulate_status"),
+            path(
+                "simulate/status/<str:job_id>/", wrap(admin_views.simulation_status), name="rules_rule_simulate_status"
+            ),
             path("publish/", wrap(admin_views.ruleset_publish_view), name="rules_rule_publish"),
             path("rollback/", wrap(admin_views.ruleset_rollback_view), name="rules_rule_rollback"),
             path("export/", wrap(admin_views.pack_export_view), name="rules_rule_export"),
@@ -162,7 +171,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(RulesetVersion)
 class RulesetVersionAdmin(ReadOnlyAdmin):
-    list_display = ("number", "live_marker", "created_at", "created_by", "comment", "rolled_back_from", "changes_summary")
+    list_display = (
+        "number",
+        "live_marker",
+        "created_at",
+        "created_by",
+        "comment",
+        "rolled_back_from",
+        "changes_summary",
+    )
     list_select_related = ("created_by",)
     search_fields = ("comment",)
     fields = ("number", "created_at", "created_by", "comment", "rolled_back_from", "changes", "rule_sentences")
@@ -174,7 +191,11 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="")
     def live_marker(self, version: RulesetVersion) -> str:
-        return mark_safe('<span class="rule-status rule-status-live">live</span>') if version.number == getattr(self, "_live", None) else ""
+        return (
+            mark_safe('<span class="rule-status rule-status-live">live</span>')
+            if version.number == getattr(self, "_live", None)
+            else ""
+        )
 
     @admin.display(description="changes against the version before")
     def changes_summary(self, version: RulesetVersion) -> str:
@@ -186,8 +207,12 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
 
     @admin.display(description="rules in this version")
     def rule_sentences(self, version: RulesetVersion) -> str:
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", "<li><b>{}</b>: {}</li>", ((spec["key"], spec_describe(spec)) for spec in version.snapshot)))
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "", "<li><b>{}</b>: {}</li>", ((spec["key"], spec_describe(spec)) for spec in version.snapshot)
+            ),
+        )
 
 
 @admin.register(RuleChange)
@@ -220,4 +245,3 @@ class RuleChangeAdmin(ReadOnlyAdmin):
     @admin.display(description="after")
     def sentence_after(self, change: RuleChange) -> str:
         return spec_describe(change.after) if change.after else "—"
-

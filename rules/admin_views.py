@@ -4,6 +4,7 @@ roll back, import/export and statistics.
 Each view checks the rules models' permissions, calls one service or selector, and renders.
 ``RuleAdmin.get_urls`` wires them in (see rules/admin.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -11,8 +12,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import (Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect,
-                         JsonResponse)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -21,7 +21,7 @@ from django.utils import timezone
 from rules import simulation
 from rules.audit import diff_html, draft_state, rule_statistics
 from rules.describe import spec_describe
-from rules.forms import (ImportForm, PublishForm, RollbackForm, RuleEditor, SimulateForm, TryForm, catalog_json)
+from rules.forms import ImportForm, PublishForm, RollbackForm, RuleEditor, SimulateForm, TryForm, catalog_json
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_parse, ruleset_diff, spec_diff
 from rules.registry import registry
@@ -52,7 +52,7 @@ def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -
     state = draft_state()
     return {
         **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,  # noqa: SLF001
+        "opts": model_admin.model._meta,
         "title": title,
         "live": state.live,
         "draft_diff": state.diff,
@@ -81,8 +81,12 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
         spec = editor.spec()
         if forms_valid:
             try:
-                saved = rule_save(spec=spec, user=request.user, rule=rule or Rule(),
-                                  expected_revision=editor.expected_revision if rule else None)
+                saved = rule_save(
+                    spec=spec,
+                    user=request.user,
+                    rule=rule or Rule(),
+                    expected_revision=editor.expected_revision if rule else None,
+                )
             except RuleValidationError as exc:
                 editor.add_spec_errors(exc.errors)
             except RuleConflictError as exc:
@@ -99,13 +103,25 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
         editor = RuleEditor(spec=spec, revision=rule.revision if rule else None)
     changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
     title = f"Rule “{rule.key}”" if rule else "New rule"
-    return _render(request, "editor.html", _context(
-        model_admin, request, title, rule=rule, editor=editor, sentence=spec_describe(spec),
-        catalog=catalog_json(), describe_url=reverse("admin:rules_rule_describe"),
-        changes=[(c, spec_diff(c.before, c.after)) for c in changes],
-        has_errors=editor.has_errors, original=rule, add=rule is None,
-        editable=request.user.has_perm(PERM_CHANGE if rule else PERM_ADD),
-    ))
+    return _render(
+        request,
+        "editor.html",
+        _context(
+            model_admin,
+            request,
+            title,
+            rule=rule,
+            editor=editor,
+            sentence=spec_describe(spec),
+            catalog=catalog_json(),
+            describe_url=reverse("admin:rules_rule_describe"),
+            changes=[(c, spec_diff(c.before, c.after)) for c in changes],
+            has_errors=editor.has_errors,
+            original=rule,
+            add=rule is None,
+            editable=request.user.has_perm(PERM_CHANGE if rule else PERM_ADD),
+        ),
+    )
 
 
 def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
@@ -125,38 +141,63 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
     rule = get_object_or_404(rules_with_children(), pk=rule_id) if rule_id else None
     source = registry.fact_source()
     if source is None:
-        return _render(request, "unavailable.html", _context(model_admin, request, "Try it",
-                                                               reason=simulation.MSG_NO_FACT_SOURCE))
-    default_type = rule.steps.all()[len(rule.steps.all()) - 1].fact_type if rule and rule.steps.all() else \
-        (registry.fact_types()[0].name if registry.fact_types() else "")
-    fact_type = (request.POST.get("fact_type") or request.GET.get("type") or default_type)
+        return _render(
+            request, "unavailable.html", _context(model_admin, request, "Try it", reason=simulation.MSG_NO_FACT_SOURCE)
+        )
+    default_type = (
+        rule.steps.all()[len(rule.steps.all()) - 1].fact_type
+        if rule and rule.steps.all()
+        else (registry.fact_types()[0].name if registry.fact_types() else "")
+    )
+    fact_type = request.POST.get("fact_type") or request.GET.get("type") or default_type
     if registry.fact_type(fact_type) is None:
         fact_type = default_type
     subjects = source.subjects(search=request.GET.get("q", ""), limit=200)
     result = None
     bound = request.method == "POST" and request.POST.get("fact_type") == request.POST.get("_shown_type")
-    form = TryForm(request.POST if bound else None, fact_type=fact_type, subjects=subjects,
-                   rule_key=rule.key if rule else None, initial={"fact_type": fact_type, "scope": "rule"})
+    form = TryForm(
+        request.POST if bound else None,
+        fact_type=fact_type,
+        subjects=subjects,
+        rule_key=rule.key if rule else None,
+        initial={"fact_type": fact_type, "scope": "rule"},
+    )
     if bound and form.is_valid():
         specs = None
         if rule and form.cleaned_data.get("scope", "rule") == "rule":
             specs = [{**rule_spec(rule), "enabled": True}]
         result = simulation.rule_try(
-            fact_type=fact_type, data=form.event_data(), occurred_at=form.cleaned_data["occurred_at"],
-            subject=form.cleaned_data.get("subject") or None, specs=specs)
+            fact_type=fact_type,
+            data=form.event_data(),
+            occurred_at=form.cleaned_data["occurred_at"],
+            subject=form.cleaned_data.get("subject") or None,
+            specs=specs,
+        )
     fact_fields = registry.fact_type(fact_type).fields if registry.fact_type(fact_type) else {}
     title = f"Try “{rule.key}”" if rule else "Try the draft"
-    return _render(request, "try.html", _context(
-        model_admin, request, title, rule=rule, form=form, result=result, fact_type=fact_type,
-        fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
-        draft_rows=[(m, result.bound.get(m.rule_key, [])) for m in result.draft] if result else [],
-        severity_labels={s.code: s.label for s in registry.severities()},
-    ))
+    return _render(
+        request,
+        "try.html",
+        _context(
+            model_admin,
+            request,
+            title,
+            rule=rule,
+            form=form,
+            result=result,
+            fact_type=fact_type,
+            fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
+            draft_rows=[(m, result.bound.get(m.rule_key, [])) for m in result.draft] if result else [],
+            severity_labels={s.code: s.label for s in registry.severities()},
+        ),
+    )
 
 
 def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, str, bool]]:
     rows = []
-    for name, value in sorted(data.items(), key=lambda item: (fields.get(item[0]) is None or fields[item[0]].derived, item[0])):
+    for name, value in sorted(
+        data.items(), key=lambda item: (fields.get(item[0]) is None or fields[item[0]].derived, item[0])
+    ):
         spec = fields.get(name)
         label = spec.label if spec else name
         unit = spec.unit if spec else ""
@@ -170,8 +211,11 @@ def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """The draft against the live version over the stored events of the last N days."""
     _require(request, PERM_VIEW)
     if registry.fact_source() is None:
-        return _render(request, "unavailable.html", _context(model_admin, request, "Simulate",
-                                                               reason=simulation.MSG_NO_FACT_SOURCE))
+        return _render(
+            request,
+            "unavailable.html",
+            _context(model_admin, request, "Simulate", reason=simulation.MSG_NO_FACT_SOURCE),
+        )
     result = job = None
     form = SimulateForm(request.POST or None, initial={"days": 30})
     if request.method == "POST" and form.is_valid():
@@ -185,10 +229,19 @@ def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
         if job is None:
             raise Http404("This simulation is no longer available; run it again.")
         result = job.result
-    return _render(request, "simulate.html", _context(
-        model_admin, request, "Simulate the draft", form=form, result=result, job=job,
-        status_url=reverse("admin:rules_rule_simulate_status", args=[job.id]) if job else "",
-    ))
+    return _render(
+        request,
+        "simulate.html",
+        _context(
+            model_admin,
+            request,
+            "Simulate the draft",
+            form=form,
+            result=result,
+            job=job,
+            status_url=reverse("admin:rules_rule_simulate_status", args=[job.id]) if job else "",
+        ),
+    )
 
 
 def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> JsonResponse:
@@ -216,8 +269,11 @@ def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse
             else:
                 messages.success(request, MSG_PUBLISHED.format(number=version.number))
                 return HttpResponseRedirect(_changelist_url())
-    return _render(request, "publish.html", _context(
-        model_admin, request, "Publish the draft", form=form, diff_table=diff_html(state.diff)))
+    return _render(
+        request,
+        "publish.html",
+        _context(model_admin, request, "Publish the draft", form=form, diff_table=diff_html(state.diff)),
+    )
 
 
 def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
@@ -228,15 +284,26 @@ def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpRespons
     if data is not None and form.is_valid():
         number = form.cleaned_data["version"]
         if request.method == "POST" and "_confirm" in request.POST:
-            version = ruleset_rollback(version=number, user=request.user, comment=form.cleaned_data.get("comment") or "")
+            version = ruleset_rollback(
+                version=number, user=request.user, comment=form.cleaned_data.get("comment") or ""
+            )
             messages.success(request, MSG_ROLLED_BACK.format(old=number, number=version.number))
             return HttpResponseRedirect(_changelist_url())
         live = version_live()
         chosen = RulesetVersion.objects.get(number=number)
         preview = diff_html(ruleset_diff(live.snapshot if live else [], chosen.snapshot))
-    return _render(request, "rollback.html", _context(
-        model_admin, request, "Roll back to an earlier version", form=form, preview=preview,
-        versions=RulesetVersion.objects.select_related("created_by")[:20]))
+    return _render(
+        request,
+        "rollback.html",
+        _context(
+            model_admin,
+            request,
+            "Roll back to an earlier version",
+            form=form,
+            preview=preview,
+            versions=RulesetVersion.objects.select_related("created_by")[:20],
+        ),
+    )
 
 
 # -- rule packs -------------------------------------------------------------------------------
@@ -258,7 +325,9 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data.get("pack")
-        pack_text = upload.read().decode("utf-8", errors="replace") if upload else form.cleaned_data.get("pack_text", "")
+        pack_text = (
+            upload.read().decode("utf-8", errors="replace") if upload else form.cleaned_data.get("pack_text", "")
+        )
         if not pack_text:
             form.add_error("pack", "Choose a rule pack file.")
         else:
@@ -274,9 +343,19 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
                     messages.success(request, MSG_IMPORTED.format(summary=diff.summary()))
                     return HttpResponseRedirect(_changelist_url())
                 preview = (diff, diff_html(diff))
-    return _render(request, "import.html", _context(
-        model_admin, request, "Import a rule pack", form=form, preview=preview, pack_text=pack_text,
-        pack_errors=sorted(errors.items())))
+    return _render(
+        request,
+        "import.html",
+        _context(
+            model_admin,
+            request,
+            "Import a rule pack",
+            form=form,
+            preview=preview,
+            pack_text=pack_text,
+            pack_errors=sorted(errors.items()),
+        ),
+    )
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -284,7 +363,18 @@ def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     _require(request, PERM_VIEW)
     stats = rule_statistics(days=30)
     today = timezone.localdate()
-    return _render(request, "statistics.html", _context(
-        model_admin, request, "Advice per rule", stats=stats, first_day=today - dt.timedelta(days=29), today=today,
-        total_7=sum(s.last_7 for s in stats), total_30=sum(s.last_30 for s in stats),
-        has_source=registry.fact_source() is not None))
+    return _render(
+        request,
+        "statistics.html",
+        _context(
+            model_admin,
+            request,
+            "Advice per rule",
+            stats=stats,
+            first_day=today - dt.timedelta(days=29),
+            today=today,
+            total_7=sum(s.last_7 for s in stats),
+            total_30=sum(s.last_30 for s in stats),
+            has_source=registry.fact_source() is not None,
+        ),
+    )

@@ -1,4 +1,5 @@
 """Reads for the clinician's admin pages: live-versus-draft status, version history, statistics."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.safestring import SafeString
 
 from rules.models import RulesetVersion
 from rules.packs import RulesetDiff, ruleset_diff
@@ -22,7 +23,7 @@ STATUS_LABELS = {LIVE: "live", CHANGED: "draft: changed", NEW: "draft: not yet p
 def _normalized(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         return spec_normalize(spec)
-    except Exception:  # noqa: BLE001  (a broken draft row simply differs from the live one)
+    except Exception:
         return spec
 
 
@@ -63,23 +64,36 @@ def version_diff(version: RulesetVersion) -> RulesetDiff:
 def diff_html(diff: RulesetDiff) -> SafeString:
     """A diff as a small HTML table for admin pages."""
     if diff.empty:
-        return mark_safe("<p>No differences.</p>")
+        return format_html("<p>{}</p>", "No differences.")
     rows = []
     for rule in diff.rules:
         if rule.action != "changed":
-            rows.append(format_html('<tr class="diff-{}"><td><b>{}</b></td><td>{}</td><td colspan="3">{}</td></tr>',
-                                    rule.action, rule.key, rule.name, f"rule {rule.action}"))
+            rows.append(
+                format_html(
+                    '<tr class="diff-{}"><td><b>{}</b></td><td>{}</td><td colspan="3">{}</td></tr>',
+                    rule.action,
+                    rule.key,
+                    rule.name,
+                    f"rule {rule.action}",
+                )
+            )
             continue
         for index, (what, before, after) in enumerate(rule.changes):
-            rows.append(format_html(
-                '<tr class="diff-changed"><td>{}</td><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
-                '<td class="diff-after">{}</td></tr>',
-                format_html("<b>{}</b>", rule.key) if index == 0 else "", rule.name if index == 0 else "",
-                what, before, after))
+            rows.append(
+                format_html(
+                    '<tr class="diff-changed"><td>{}</td><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
+                    '<td class="diff-after">{}</td></tr>',
+                    format_html("<b>{}</b>", rule.key) if index == 0 else "",
+                    rule.name if index == 0 else "",
+                    what,
+                    before,
+                    after,
+                )
+            )
     return format_html(
         '<table class="rules-diff"><thead><tr><th>Rule</th><th>Name</th><th>What</th><th>Before</th>'
         "<th>After</th></tr></thead><tbody>{}</tbody></table>",
-        mark_safe("".join(rows)),
+        format_html_join("", "{}", ((row,) for row in rows)),
     )
 
 
@@ -112,10 +126,16 @@ def rule_statistics(*, days: int = 30, now: dt.datetime | None = None) -> list[R
         per_day = counts.get(key, {})
         daily = [(first + dt.timedelta(days=i), int(per_day.get(first + dt.timedelta(days=i), 0))) for i in range(days)]
         name, severity = rules.get(key, ("(deleted rule)", ""))
-        stats.append(RuleStatistics(
-            key=key, name=name, severity=severity,
-            last_7=sum(n for day, n in daily if day >= week_start), last_30=sum(n for _, n in daily), daily=daily,
-        ))
+        stats.append(
+            RuleStatistics(
+                key=key,
+                name=name,
+                severity=severity,
+                last_7=sum(n for day, n in daily if day >= week_start),
+                last_30=sum(n for _, n in daily),
+                daily=daily,
+            )
+        )
     return stats
 
 
@@ -124,14 +144,27 @@ def bar_chart_svg(daily: list[tuple[dt.date, int]], *, width: int = 240, height:
     top = max((n for _, n in daily), default=0) or 1
     bar = width / max(len(daily), 1)
     bars = format_html_join(
-        "", '<rect x="{}" y="{}" width="{}" height="{}" class="{}"><title>{}: {}</title></rect>',
+        "",
+        '<rect x="{}" y="{}" width="{}" height="{}" class="{}"><title>{}: {}</title></rect>',
         (
-            (f"{i * bar:.1f}", f"{height - max(n / top * (height - 2), 1 if n else 0.5):.1f}", f"{max(bar - 1, 1):.1f}",
-             f"{max(n / top * (height - 2), 1 if n else 0.5):.1f}", "bar" if n else "bar-empty", day.isoformat(), n)
+            (
+                f"{i * bar:.1f}",
+                f"{height - max(n / top * (height - 2), 1 if n else 0.5):.1f}",
+                f"{max(bar - 1, 1):.1f}",
+                f"{max(n / top * (height - 2), 1 if n else 0.5):.1f}",
+                "bar" if n else "bar-empty",
+                day.isoformat(),
+                n,
+            )
             for i, (day, n) in enumerate(daily)
         ),
     )
     return format_html(
-        '<svg class="rules-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="advice per day">{}</svg>',
-        width, height, width, height, bars,
+        '<svg class="rules-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="advice per day">{}</svg>',
+        width,
+        height,
+        width,
+        height,
+        bars,
     )

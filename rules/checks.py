@@ -1,14 +1,15 @@
 """System checks for a misconfigured rules engine."""
+
 from __future__ import annotations
 
 from django.core import checks
 
-from rules.registry import registry
 from rules.internal.facts import RESERVED_FIELD_NAMES
+from rules.registry import registry
 
 
 @checks.register()
-def check_registry(app_configs, **kwargs):  # noqa: ANN001, ANN003
+def check_registry(app_configs, **kwargs):
     errors = []
     if not registry.fact_types():
         errors.append(
@@ -24,7 +25,8 @@ def check_registry(app_configs, **kwargs):  # noqa: ANN001, ANN003
                 errors.append(
                     checks.Error(
                         f"Field {fact_type.name}.{name} uses a name the engine reserves.",
-                        hint=f"Rename it; reserved: {', '.join(sorted(RESERVED_FIELD_NAMES))} and names starting with '_'.",
+                        hint=f"Rename it; reserved: {', '.join(sorted(RESERVED_FIELD_NAMES))} "
+                        "and names starting with '_'.",
                         id="rules.E001",
                     )
                 )

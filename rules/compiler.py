@@ -14,12 +14,14 @@ A process doing that dies with SIGSEGV after a few hundred evaluations (reproduc
 ``python -m bench.crash_repro``). Conditions, where all the clinical thresholds are, stay
 in the engine; only the ordering and the time window are applied by the adapter.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rules.internal.render import placeholders
 from rules.registry import DATE, registry
@@ -150,10 +152,7 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
     singles = [s for s in enabled if s["pattern"] == SINGLE]
     patterns = [s for s in enabled if s["pattern"] != SINGLE]
     date_fields = {
-        name
-        for fact_type in registry.fact_types()
-        for name, spec in fact_type.fields.items()
-        if spec.kind == DATE
+        name for fact_type in registry.fact_types() for name, spec in fact_type.fields.items() if spec.kind == DATE
     }
     window = max((float(s["window_hours"]) for s in patterns), default=0.0)
     return CompiledRuleset(
@@ -161,9 +160,15 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
         pattern_json=json.dumps({k: v for s in patterns for k, v in _compile_steps(s).items()}, sort_keys=True),
         rules={
             s["key"]: RuleMeta(
-                key=s["key"], name=s["name"], category=s["category"], severity=s["severity"],
-                message=s["message"], source_label=s["source_label"], cooldown_days=s["cooldown_days"],
-                pattern=s["pattern"], parameters={p["name"]: p["value"] for p in s["parameters"]},
+                key=s["key"],
+                name=s["name"],
+                category=s["category"],
+                severity=s["severity"],
+                message=s["message"],
+                source_label=s["source_label"],
+                cooldown_days=s["cooldown_days"],
+                pattern=s["pattern"],
+                parameters={p["name"]: p["value"] for p in s["parameters"]},
                 placeholders=placeholders(s["message"]),
             )
             for s in enabled

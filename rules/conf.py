@@ -10,6 +10,7 @@ Defaults (override any key in the project's settings)::
         "MAX_PATTERN_STEPS": 6,
     }
 """
+
 from __future__ import annotations
 
 from typing import Any

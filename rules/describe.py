@@ -3,9 +3,11 @@
 ``spec_describe`` works on any spec, even an unsaved, half-filled one from the editor:
 unknown event types, fields or parameters are shown as typed instead of failing.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rules.internal.render import display_value
 from rules.registry import BOOLEAN, TEXT, FieldSpec, registry
@@ -19,8 +21,18 @@ _NUMERIC_PHRASES = {
     "eq": "{label} of exactly {value}",
     "ne": "{label} other than {value}",
 }
-_NEGATED = {"gte": "lt", "gt": "lte", "lte": "gt", "lt": "gte", "eq": "ne", "ne": "eq",
-            "in": "not_in", "not_in": "in", "exists": "missing", "missing": "exists"}
+_NEGATED = {
+    "gte": "lt",
+    "gt": "lte",
+    "lte": "gt",
+    "lt": "gte",
+    "eq": "ne",
+    "ne": "eq",
+    "in": "not_in",
+    "not_in": "in",
+    "exists": "missing",
+    "missing": "exists",
+}
 
 
 def _article(label: str) -> str:
@@ -113,10 +125,13 @@ def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[
     parts = []
     for group in sorted(groups):
         alternatives = groups[group]
-        parts.append(" or ".join(alternatives) if len(alternatives) < 3 else
-                     ", ".join(alternatives[:-1]) + " or " + alternatives[-1])
+        parts.append(
+            " or ".join(alternatives)
+            if len(alternatives) < 3
+            else ", ".join(alternatives[:-1]) + " or " + alternatives[-1]
+        )
     if len(parts) > 1 and any(len(groups[g]) > 1 for g in groups):
-        parts = [f"({p})" if len(groups[g]) > 1 else p for g, p in zip(sorted(groups), parts)]
+        parts = [f"({p})" if len(groups[g]) > 1 else p for g, p in zip(sorted(groups), parts, strict=True)]
     condition_text = " and ".join(parts)
     return noun, condition_text
 
@@ -134,7 +149,9 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
             noun, conditions = _step_phrase(spec, number, parameters)
             phrase = _article(noun) + (f" with {conditions}" if conditions else "")
             phrases.append(phrase)
-        when = "When " + phrases[0] + ", then " + ", then ".join(phrases[1:]) if len(phrases) > 1 else "When " + phrases[0]
+        when = (
+            "When " + phrases[0] + ", then " + ", then ".join(phrases[1:]) if len(phrases) > 1 else "When " + phrases[0]
+        )
         when += f", all within {describe_window(spec.get('window_hours'))}"
     elif pattern == COUNT:
         noun, conditions = _step_phrase(spec, 1, parameters)

@@ -4,10 +4,12 @@ The editor's forms only collect what a clinician typed; ``RuleEditor`` turns the
 rule spec (see rules.spec), and puts the spec's validation messages back on the widgets
 they belong to. The catalog (event types, fields, units, choices) drives every widget.
 """
+
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from django import forms
 from django.forms import formset_factory
@@ -22,18 +24,33 @@ PARAMETER_KIND_LABELS = {NUMBER: "Number", INTEGER: "Whole number", BOOLEAN: "Ye
 
 def catalog_json() -> dict[str, Any]:
     """The catalog and operators for the editor's script (rendered with ``json_script``)."""
-    return ({
+    return {
         "fact_types": [
-            {"name": ft.name, "label": ft.label, "fields": [
-                {"name": f.name, "label": f.label, "kind": f.kind, "unit": f.unit, "choices": list(f.choices),
-                 "min": f.minimum, "max": f.maximum, "derived": f.derived, "help": f.help_text}
-                for f in ft.fields.values()
-            ]}
+            {
+                "name": ft.name,
+                "label": ft.label,
+                "fields": [
+                    {
+                        "name": f.name,
+                        "label": f.label,
+                        "kind": f.kind,
+                        "unit": f.unit,
+                        "choices": list(f.choices),
+                        "min": f.minimum,
+                        "max": f.maximum,
+                        "derived": f.derived,
+                        "help": f.help_text,
+                    }
+                    for f in ft.fields.values()
+                ],
+            }
             for ft in registry.fact_types()
         ],
-        "operators": [{"code": code, "label": label, "kinds": list(kinds), "needs_value": needs}
-                      for code, (label, kinds, needs) in OPERATORS.items()],
-    })
+        "operators": [
+            {"code": code, "label": label, "kinds": list(kinds), "needs_value": needs}
+            for code, (label, kinds, needs) in OPERATORS.items()
+        ],
+    }
 
 
 def _field_choices() -> list:
@@ -52,26 +69,39 @@ class RuleForm(forms.Form):
     severity = forms.ChoiceField()
     enabled = forms.BooleanField(required=False, initial=True)
     pattern = forms.ChoiceField(choices=list(PATTERNS.items()), initial="single")
-    count = forms.IntegerField(required=False, min_value=2, label="How many events",
-                               widget=forms.NumberInput(attrs={"style": "width:5em"}))
-    window_hours = forms.FloatField(required=False, min_value=0, label="Within (hours)",
-                                    help_text="24 = one day, 168 = one week.",
-                                    widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any"}))
+    count = forms.IntegerField(
+        required=False, min_value=2, label="How many events", widget=forms.NumberInput(attrs={"style": "width:5em"})
+    )
+    window_hours = forms.FloatField(
+        required=False,
+        min_value=0,
+        label="Within (hours)",
+        help_text="24 = one day, 168 = one week.",
+        widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any"}),
+    )
     message = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         help_text="What the member reads. Use {field_name} for a value of the matched event and "
-                  "{parameter_name} for a parameter.")
-    source_label = forms.CharField(max_length=300, required=False, label="Source",
-                                   widget=forms.TextInput(attrs={"size": 80}))
-    cooldown_days = forms.IntegerField(min_value=0, initial=0, label="Cooldown (days)",
-                                       help_text="No new advice from this rule for the same member within this many days (0: no limit).",
-                                       widget=forms.NumberInput(attrs={"style": "width:5em"}))
+        "{parameter_name} for a parameter.",
+    )
+    source_label = forms.CharField(
+        max_length=300, required=False, label="Source", widget=forms.TextInput(attrs={"size": 80})
+    )
+    cooldown_days = forms.IntegerField(
+        min_value=0,
+        initial=0,
+        label="Cooldown (days)",
+        help_text="No new advice from this rule for the same member within this many days (0: no limit).",
+        widget=forms.NumberInput(attrs={"style": "width:5em"}),
+    )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
-        self.fields["severity"].choices = [("", "—")] + [(s.code, f"{s.code} — {s.label}") for s in registry.severities()]
+        self.fields["severity"].choices = [("", "—")] + [
+            (s.code, f"{s.code} — {s.label}") for s in registry.severities()
+        ]
 
 
 class StepForm(forms.Form):
@@ -79,12 +109,21 @@ class StepForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["fact_type"].choices = [("", "— event type —")] + [(ft.name, ft.label) for ft in registry.fact_types()]
+        self.fields["fact_type"].choices = [("", "— event type —")] + [
+            (ft.name, ft.label) for ft in registry.fact_types()
+        ]
 
 
 class ConditionForm(forms.Form):
-    step = forms.IntegerField(min_value=1, initial=1, label="Event", widget=forms.NumberInput(attrs={"style": "width:3.5em"}))
-    group = forms.IntegerField(min_value=1, initial=1, help_text="Same group: any of them", widget=forms.NumberInput(attrs={"style": "width:3.5em"}))
+    step = forms.IntegerField(
+        min_value=1, initial=1, label="Event", widget=forms.NumberInput(attrs={"style": "width:3.5em"})
+    )
+    group = forms.IntegerField(
+        min_value=1,
+        initial=1,
+        help_text="Same group: any of them",
+        widget=forms.NumberInput(attrs={"style": "width:3.5em"}),
+    )
     negate = forms.BooleanField(required=False, label="not")
     field = forms.CharField(widget=forms.Select)
     operator = forms.ChoiceField(choices=[("", "—")] + [(code, label) for code, (label, _, _) in OPERATORS.items()])
@@ -98,9 +137,12 @@ class ConditionForm(forms.Form):
 
 
 class ParameterForm(forms.Form):
-    name = forms.RegexField(regex=r"^[a-z_][a-z0-9_]*$", max_length=60,
-                            widget=forms.TextInput(attrs={"size": 14}),
-                            error_messages={"invalid": "Use lower-case letters, digits and underscores, starting with a letter."})
+    name = forms.RegexField(
+        regex=r"^[a-z_][a-z0-9_]*$",
+        max_length=60,
+        widget=forms.TextInput(attrs={"size": 14}),
+        error_messages={"invalid": "Use lower-case letters, digits and underscores, starting with a letter."},
+    )
     label = forms.CharField(required=False, max_length=200, widget=forms.TextInput(attrs={"size": 24}))
     kind = forms.ChoiceField(choices=[(k, PARAMETER_KIND_LABELS[k]) for k in PARAMETER_KINDS], initial=NUMBER)
     value = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 8}))
@@ -111,22 +153,43 @@ StepFormSet = formset_factory(StepForm, extra=0, can_delete=True, min_num=0)
 ConditionFormSet = formset_factory(ConditionForm, extra=0, can_delete=True)
 ParameterFormSet = formset_factory(ParameterForm, extra=0, can_delete=True)
 
-_TOP_LEVEL = ("key", "name", "description", "category", "severity", "enabled", "pattern", "count", "window_hours",
-              "message", "source_label", "cooldown_days")
+_TOP_LEVEL = (
+    "key",
+    "name",
+    "description",
+    "category",
+    "severity",
+    "enabled",
+    "pattern",
+    "count",
+    "window_hours",
+    "message",
+    "source_label",
+    "cooldown_days",
+)
 
 
 class RuleEditor:
     """The editor's forms for one rule, bound to POST data or filled from a spec."""
 
-    def __init__(self, *, data: Mapping[str, Any] | None = None, spec: Mapping[str, Any] | None = None,
-                 revision: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        data: Mapping[str, Any] | None = None,
+        spec: Mapping[str, Any] | None = None,
+        revision: int | None = None,
+    ) -> None:
         spec = spec or {}
         parameter_names = [p["name"] for p in spec.get("parameters") or [] if p.get("name")]
         if data is not None:
-            parameter_names = sorted({v for k, v in data.items() if k.startswith("parameters-") and k.endswith("-name") and v})
+            parameter_names = sorted(
+                {v for k, v in data.items() if k.startswith("parameters-") and k.endswith("-name") and v}
+            )
             self.rule = RuleForm(data)
             self.steps = StepFormSet(data, prefix="steps")
-            self.conditions = ConditionFormSet(data, prefix="conditions", form_kwargs={"parameter_names": parameter_names})
+            self.conditions = ConditionFormSet(
+                data, prefix="conditions", form_kwargs={"parameter_names": parameter_names}
+            )
             self.parameters = ParameterFormSet(data, prefix="parameters")
         else:
             initial = {name: spec.get(name) for name in _TOP_LEVEL if spec.get(name) is not None}
@@ -137,9 +200,13 @@ class RuleEditor:
             self.rule = RuleForm(initial=initial)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
             self.conditions = ConditionFormSet(
-                prefix="conditions", form_kwargs={"parameter_names": parameter_names},
-                initial=[{**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
-                         for c in spec.get("conditions") or []] or [{"step": 1, "group": 1}],
+                prefix="conditions",
+                form_kwargs={"parameter_names": parameter_names},
+                initial=[
+                    {**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
+                    for c in spec.get("conditions") or []
+                ]
+                or [{"step": 1, "group": 1}],
             )
             self.parameters = ParameterFormSet(
                 prefix="parameters",
@@ -158,7 +225,11 @@ class RuleEditor:
 
     @property
     def expected_revision(self) -> int | None:
-        return self.rule.cleaned_data.get("revision") if self.rule.is_bound and hasattr(self.rule, "cleaned_data") else None
+        return (
+            self.rule.cleaned_data.get("revision")
+            if self.rule.is_bound and hasattr(self.rule, "cleaned_data")
+            else None
+        )
 
     def spec(self) -> dict[str, Any]:
         """The spec as typed so far; call after ``is_valid()`` (works on partly invalid input too)."""
@@ -178,14 +249,25 @@ class RuleEditor:
         self._parameter_forms = _live_forms(self.parameters)
         spec["steps"] = [{"fact_type": _value(f, "fact_type")} for f in self._step_forms]
         spec["conditions"] = [
-            {"step": _int(_value(f, "step"), 1), "group": _int(_value(f, "group"), 1), "field": _value(f, "field"),
-             "operator": _value(f, "operator"), "value": _value(f, "value") or None,
-             "parameter": _value(f, "parameter") or None, "negate": bool(_value(f, "negate"))}
+            {
+                "step": _int(_value(f, "step"), 1),
+                "group": _int(_value(f, "group"), 1),
+                "field": _value(f, "field"),
+                "operator": _value(f, "operator"),
+                "value": _value(f, "value") or None,
+                "parameter": _value(f, "parameter") or None,
+                "negate": bool(_value(f, "negate")),
+            }
             for f in self._condition_forms
         ]
         spec["parameters"] = [
-            {"name": _value(f, "name"), "label": _value(f, "label") or "", "kind": _value(f, "kind"),
-             "value": _value(f, "value"), "unit": _value(f, "unit") or ""}
+            {
+                "name": _value(f, "name"),
+                "label": _value(f, "label") or "",
+                "kind": _value(f, "kind"),
+                "value": _value(f, "value"),
+                "unit": _value(f, "unit") or "",
+            }
             for f in self._parameter_forms
         ]
         if spec.get("pattern") == "single":
@@ -195,8 +277,11 @@ class RuleEditor:
 
     def add_spec_errors(self, errors: Mapping[str, list[str]]) -> None:
         """Put spec validation messages (by field path) on the widgets they belong to."""
-        lists = {"steps": (self.steps, self._step_forms), "conditions": (self.conditions, self._condition_forms),
-                 "parameters": (self.parameters, self._parameter_forms)}
+        lists = {
+            "steps": (self.steps, self._step_forms),
+            "conditions": (self.conditions, self._condition_forms),
+            "parameters": (self.parameters, self._parameter_forms),
+        }
         for path, messages in errors.items():
             head, _, rest = path.partition(".")
             if head in lists:
@@ -206,7 +291,7 @@ class RuleEditor:
                     form = live[int(index)]
                     form.add_error(field if field in form.fields else None, list(messages))
                 else:
-                    formset._non_form_errors = formset.non_form_errors() + list(messages)  # noqa: SLF001
+                    formset._non_form_errors = formset.non_form_errors() + list(messages)
             elif head in self.rule.fields:
                 self.rule.add_error(head, list(messages))
             else:
@@ -228,7 +313,11 @@ def _live_forms(formset: Any) -> list:
         if cleaned.get("DELETE") or (form.is_bound and form.data.get(form.add_prefix("DELETE")) in ("on", "true")):
             continue
         if form.is_bound and not form.has_changed() and not form.initial:
-            if not any(form.data.get(form.add_prefix(n)) for n in form.fields if n not in ("DELETE", "step", "group", "kind", "negate")):
+            if not any(
+                form.data.get(form.add_prefix(n))
+                for n in form.fields
+                if n not in ("DELETE", "step", "group", "kind", "negate")
+            ):
                 continue
         forms_.append(form)
     return forms_
@@ -252,8 +341,10 @@ def _int(value: Any, default: int) -> int:
 
 # -- publish, roll back, import ------------------------------------------------------------
 class PublishForm(forms.Form):
-    comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
-                              help_text="What changed and why; shown in the version history.")
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        help_text="What changed and why; shown in the version history.",
+    )
 
 
 class RollbackForm(forms.Form):
@@ -285,22 +376,39 @@ def _try_field(spec: FieldSpec) -> forms.Field:
     described = spec.describe_range()
     help_text = spec.help_text or (("One of " if spec.choices else "Range ") + described if described else "")
     if spec.kind == BOOLEAN:
-        return forms.TypedChoiceField(label=label, required=False, coerce=lambda v: v == "true", empty_value=None,
-                                      choices=[("", "not recorded"), ("true", "yes"), ("false", "no")], help_text=help_text)
+        return forms.TypedChoiceField(
+            label=label,
+            required=False,
+            coerce=lambda v: v == "true",
+            empty_value=None,
+            choices=[("", "not recorded"), ("true", "yes"), ("false", "no")],
+            help_text=help_text,
+        )
     if spec.kind == TEXT and spec.choices:
-        return forms.ChoiceField(label=label, required=False, choices=[("", "not recorded")] + [(c, c) for c in spec.choices],
-                                 help_text=help_text)
+        return forms.ChoiceField(
+            label=label,
+            required=False,
+            choices=[("", "not recorded")] + [(c, c) for c in spec.choices],
+            help_text=help_text,
+        )
     if spec.kind == TEXT:
         return forms.CharField(label=label, required=False, help_text=help_text)
     if spec.kind == DATE:
-        return forms.DateField(label=label, required=False, help_text=help_text,
-                               widget=forms.DateInput(attrs={"type": "date"}))
+        return forms.DateField(
+            label=label, required=False, help_text=help_text, widget=forms.DateInput(attrs={"type": "date"})
+        )
     field_class = forms.IntegerField if spec.kind == INTEGER else forms.FloatField
     attrs = {"style": "width:7em"}
     if spec.kind == NUMBER:
         attrs["step"] = "any"
-    return field_class(label=label, required=False, min_value=spec.minimum, max_value=spec.maximum,
-                       help_text=help_text, widget=forms.NumberInput(attrs=attrs))
+    return field_class(
+        label=label,
+        required=False,
+        min_value=spec.minimum,
+        max_value=spec.maximum,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs=attrs),
+    )
 
 
 class TryForm(forms.Form):
@@ -311,8 +419,9 @@ class TryForm(forms.Form):
     subject = forms.ChoiceField(label="History of", required=False)
     scope = forms.ChoiceField(choices=[("draft", "The whole draft"), ("rule", "Only this rule")], required=False)
 
-    def __init__(self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_key: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_key: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["fact_type"].choices = [(ft.name, ft.label) for ft in registry.fact_types()]
         self.fields["occurred_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
@@ -341,12 +450,20 @@ class TryForm(forms.Form):
                 continue
             if isinstance(value, dt.date):
                 value = value.isoformat()
-            data[name[len("data_"):]] = value
+            data[name[len("data_") :]] = value
         return data
 
     def data_bound_fields(self) -> list:
         return [self[name] for name in self.data_fields]
 
 
-__all__ = ["RuleEditor", "PublishForm", "RollbackForm", "ImportForm", "SimulateForm", "TryForm", "catalog_json",
-           "KIND_LABELS"]
+__all__ = [
+    "KIND_LABELS",
+    "ImportForm",
+    "PublishForm",
+    "RollbackForm",
+    "RuleEditor",
+    "SimulateForm",
+    "TryForm",
+    "catalog_json",
+]

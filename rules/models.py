@@ -4,13 +4,14 @@ The ``Rule`` rows (with their steps, conditions and parameters) are the draft th
 clinicians edit. Publishing freezes the whole draft into a ``RulesetVersion``; evaluation
 always uses the latest version, never the draft.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from rules.spec import COUNT, OPERATORS, PATTERNS, PARAMETER_KINDS, SINGLE
+from rules.spec import COUNT, OPERATORS, PARAMETER_KINDS, PATTERNS, SINGLE
 
 OPERATOR_CHOICES = [(code, label) for code, (label, _, _) in OPERATORS.items()]
 KIND_CHOICES = [(kind, kind) for kind in PARAMETER_KINDS]
@@ -32,7 +33,9 @@ class Rule(models.Model):
     )
     enabled = models.BooleanField(default=True)
     pattern = models.CharField(max_length=20, choices=list(PATTERNS.items()), default=SINGLE)
-    count = models.PositiveIntegerField(null=True, blank=True, help_text="How many matching events (several-events pattern).")
+    count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many matching events (several-events pattern)."
+    )
     window_hours = models.FloatField(null=True, blank=True, help_text="Time window of the pattern, in hours.")
     revision = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -78,7 +81,9 @@ class RuleCondition(models.Model):
     field = models.CharField(max_length=80)
     operator = models.CharField(max_length=10, choices=OPERATOR_CHOICES)
     negate = models.BooleanField("not", default=False)
-    value = models.CharField(max_length=300, blank=True, help_text="A value, or a comma-separated list for “is one of”.")
+    value = models.CharField(
+        max_length=300, blank=True, help_text="A value, or a comma-separated list for “is one of”."
+    )
     parameter = models.CharField(max_length=60, blank=True, help_text="Name of one of this rule's parameters.")
 
     class Meta:
@@ -125,7 +130,7 @@ class RulesetVersion(models.Model):
     def __str__(self) -> str:
         return f"Version {self.number}"
 
-    def save(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def save(self, *args, **kwargs) -> None:
         if self.pk is not None:
             raise ValidationError("A published version never changes; publish a new one instead.")
         super().save(*args, **kwargs)

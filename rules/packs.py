@@ -4,11 +4,13 @@ A pack is ``{"format": "rules-pack", "format_version": 1, "ruleset_version": N,
 "exported_at": "...", "rules": [spec, ...]}``. Exporting the live version and importing the
 file gives the same ruleset back: the specs are stored normalized in both places.
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from django.utils import timezone
 
@@ -21,8 +23,12 @@ PACK_FORMAT = "rules-pack"
 PACK_FORMAT_VERSION = 1
 
 MSG_PACK_NOT_JSON = "This file is not a rule pack: it is not valid JSON."
-MSG_PACK_FORMAT = "This file is not a rule pack (expected a JSON object with “format”: “rules-pack” and a list of rules)."
-MSG_PACK_VERSION = "This rule pack was written by a newer version of the product (format {found}); it reads format {supported}."
+MSG_PACK_FORMAT = (
+    "This file is not a rule pack (expected a JSON object with “format”: “rules-pack” and a list of rules)."
+)
+MSG_PACK_VERSION = (
+    "This rule pack was written by a newer version of the product (format {found}); it reads format {supported}."
+)
 MSG_PACK_EMPTY = "This rule pack has no rules."
 
 
@@ -117,14 +123,24 @@ def _show(value: Any) -> str:
 def _condition_text(condition: Mapping[str, Any]) -> str:
     target = f"[{condition['parameter']}]" if condition.get("parameter") else _show(condition.get("value"))
     negate = "not " if condition.get("negate") else ""
-    return (f"event {condition.get('step', 1)}, group {condition.get('group', 1)}: {negate}"
-            f"{condition.get('field')} {condition.get('operator')} {target}")
+    return (
+        f"event {condition.get('step', 1)}, group {condition.get('group', 1)}: {negate}"
+        f"{condition.get('field')} {condition.get('operator')} {target}"
+    )
 
 
 _LABELS = {
-    "name": "Name", "description": "Description", "category": "Category", "severity": "Severity",
-    "message": "Message", "source_label": "Source", "cooldown_days": "Cooldown (days)", "enabled": "Enabled",
-    "pattern": "Pattern", "count": "How many events", "window_hours": "Within (hours)",
+    "name": "Name",
+    "description": "Description",
+    "category": "Category",
+    "severity": "Severity",
+    "message": "Message",
+    "source_label": "Source",
+    "cooldown_days": "Cooldown (days)",
+    "enabled": "Enabled",
+    "pattern": "Pattern",
+    "count": "How many events",
+    "window_hours": "Within (hours)",
 }
 
 
@@ -159,8 +175,9 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
         removed = [c for c in old_conditions if c not in new_conditions]
         added = [c for c in new_conditions if c not in old_conditions]
         changes.append(("Conditions", "; ".join(removed) or "(order)", "; ".join(added) or "(order)"))
-    return RuleDiff(key=spec.get("key", "?"), name=spec.get("name", ""), action="changed" if changes else "same",
-                    changes=changes)
+    return RuleDiff(
+        key=spec.get("key", "?"), name=spec.get("name", ""), action="changed" if changes else "same", changes=changes
+    )
 
 
 def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,7 +185,7 @@ def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
 
     try:
         return spec_normalize(spec)
-    except Exception:  # noqa: BLE001  (an invalid draft spec is compared as it is)
+    except Exception:
         return dict(spec)
 
 

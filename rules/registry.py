@@ -6,10 +6,12 @@ The rules app knows nothing about any domain. A domain app fills this registry i
 fact. Validation, the compiler, the admin widgets and the plain-language sentences all
 read the catalog from here.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
-from typing import Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 NUMBER = "number"
 INTEGER = "integer"
@@ -84,7 +86,7 @@ class FactSource:
     objects, so the rules app never touches the domain's models.
     """
 
-    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None):  # noqa: ANN001, ANN201
+    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None):
         """The fact as the engine would see it: ``data`` plus derived figures, as of
         ``occurred_at`` for subject ``subject`` (None: no history). Returns (Fact, history)."""
         raise NotImplementedError
@@ -93,7 +95,7 @@ class FactSource:
         """(subject id, label) pairs a clinician may pick, e.g. members."""
         raise NotImplementedError
 
-    def stored_facts(self, *, since, window=None, types=None):  # noqa: ANN001, ANN201
+    def stored_facts(self, *, since, window=None, types=None):
         """Iterate (Fact, history, subject label) for every stored fact since ``since``, oldest first.
 
         ``history`` holds the subject's earlier facts of ``types`` (all types if None) that
@@ -101,10 +103,9 @@ class FactSource:
         """
         raise NotImplementedError
 
-    def advice_counts(self, *, since) -> dict[str, dict]:  # noqa: ANN001
+    def advice_counts(self, *, since) -> dict[str, dict]:
         """Advice produced per rule and day since ``since``: {rule_key: {date: count}}."""
         return {}
-
 
 
 class Registry:
@@ -140,7 +141,7 @@ class Registry:
         for code, label in choices:
             self._severities[code] = Choice(code, label)
 
-    def register_fact_source(self, source: "FactSource") -> None:
+    def register_fact_source(self, source: FactSource) -> None:
         self._fact_source = source
 
     def clear(self) -> None:
@@ -156,7 +157,7 @@ class Registry:
     def fact_types(self) -> list[FactType]:
         return list(self._fact_types.values())
 
-    def fact_source(self) -> "FactSource | None":
+    def fact_source(self) -> FactSource | None:
         return self._fact_source
 
     def categories(self) -> list[Choice]:
@@ -175,4 +176,3 @@ class Registry:
 
 
 registry = Registry()
-

@@ -1,4 +1,5 @@
 """Reads of the rules app: rule specs, the draft and the published versions."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -17,16 +18,30 @@ def rule_spec(rule: Rule) -> dict[str, Any]:
         value: Any = condition.value or None
         if value is not None and condition.operator in LIST_OPERATORS:
             value = [part.strip() for part in value.split(",") if part.strip()]
-        conditions.append({
-            "step": condition.step, "group": condition.group, "field": condition.field,
-            "operator": condition.operator, "value": value, "parameter": condition.parameter or None,
-            "negate": condition.negate,
-        })
+        conditions.append(
+            {
+                "step": condition.step,
+                "group": condition.group,
+                "field": condition.field,
+                "operator": condition.operator,
+                "value": value,
+                "parameter": condition.parameter or None,
+                "negate": condition.negate,
+            }
+        )
     return {
-        "key": rule.key, "name": rule.name, "description": rule.description, "category": rule.category,
-        "severity": rule.severity, "message": rule.message, "source_label": rule.source_label,
-        "cooldown_days": rule.cooldown_days, "enabled": rule.enabled, "pattern": rule.pattern,
-        "count": rule.count, "window_hours": rule.window_hours,
+        "key": rule.key,
+        "name": rule.name,
+        "description": rule.description,
+        "category": rule.category,
+        "severity": rule.severity,
+        "message": rule.message,
+        "source_label": rule.source_label,
+        "cooldown_days": rule.cooldown_days,
+        "enabled": rule.enabled,
+        "pattern": rule.pattern,
+        "count": rule.count,
+        "window_hours": rule.window_hours,
         "steps": [{"fact_type": step.fact_type} for step in rule.steps.all()],
         "conditions": conditions,
         "parameters": [

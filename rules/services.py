@@ -5,13 +5,15 @@ the member's relevant history, and gets back every rule that fired. Evaluation a
 uses the latest published version; each worker process notices a new version through a
 version stamp in the database and compiles it on its next evaluation, with no restart.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -58,7 +60,7 @@ class Match:
     from the compiled version, and the message is rendered the first time it is read.
     """
 
-    __slots__ = ("meta", "version", "fact_ids", "_sources", "_message")
+    __slots__ = ("_message", "_sources", "fact_ids", "meta", "version")
 
     def __init__(self, meta: RuleMeta, version: int, fact_ids: tuple[str, ...], sources: tuple) -> None:
         self.meta, self.version, self.fact_ids, self._sources, self._message = meta, version, fact_ids, sources, None
@@ -198,7 +200,7 @@ class Evaluator:
     def close(self) -> None:
         self._engine.close()
 
-    def __enter__(self) -> "Evaluator":
+    def __enter__(self) -> Evaluator:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -234,7 +236,8 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
             if fact.type not in history_types:
                 continue
             relevant = [
-                h for h in history
+                h
+                for h in history
                 if h.type in history_types and h.id != fact.id and abs(h.occurred_at - fact.occurred_at) <= window
             ]
             if not relevant:
@@ -244,8 +247,11 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
             for position, item in enumerate(facts):
                 if item is fact:
                     new_positions[index] = position
-                documents.append(projectors[item.type](
-                    {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type}, item.data))
+                documents.append(
+                    projectors[item.type](
+                        {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type}, item.data
+                    )
+                )
         # (evaluation, pattern key) -> step number -> positions of the facts that satisfy it
         hits: dict[tuple[int, str], dict[int, set[int]]] = {}
         for message in engine.pattern.run(documents):
@@ -317,8 +323,20 @@ def rule_save(
         raise RuleValidationError(errors)
     normalized = spec_normalize(spec)
     before = rule_spec(rule) if rule.pk else None
-    for name in ("key", "name", "description", "category", "severity", "message", "source_label",
-                 "cooldown_days", "enabled", "pattern", "count", "window_hours"):
+    for name in (
+        "key",
+        "name",
+        "description",
+        "category",
+        "severity",
+        "message",
+        "source_label",
+        "cooldown_days",
+        "enabled",
+        "pattern",
+        "count",
+        "window_hours",
+    ):
         setattr(rule, name, normalized[name])
     rule.updated_by = user if getattr(user, "pk", None) else None
     rule.revision = (rule.revision or 0) + 1 if before is not None else 1
@@ -331,28 +349,47 @@ def rule_save(
         for index, step in enumerate(normalized["steps"], start=1)
     )
     RuleCondition.objects.bulk_create(
-        RuleCondition(rule=rule, position=index, step=c["step"], group=c["group"], field=c["field"],
-                      operator=c["operator"], negate=c["negate"], value=value_text(c["value"]),
-                      parameter=c["parameter"] or "")
+        RuleCondition(
+            rule=rule,
+            position=index,
+            step=c["step"],
+            group=c["group"],
+            field=c["field"],
+            operator=c["operator"],
+            negate=c["negate"],
+            value=value_text(c["value"]),
+            parameter=c["parameter"] or "",
+        )
         for index, c in enumerate(normalized["conditions"])
     )
     RuleParameter.objects.bulk_create(
-        RuleParameter(rule=rule, name=p["name"], label=p["label"], kind=p["kind"], value=value_text(p["value"]),
-                      unit=p["unit"])
+        RuleParameter(
+            rule=rule, name=p["name"], label=p["label"], kind=p["kind"], value=value_text(p["value"]), unit=p["unit"]
+        )
         for p in normalized["parameters"]
     )
     after = rule_spec(Rule.objects.prefetch_related("steps", "conditions", "parameters").get(pk=rule.pk))
     if before != after:
-        RuleChange.objects.create(rule_key=rule.key, action="changed" if before else "created",
-                                  before=before, after=after, changed_by=rule.updated_by)
+        RuleChange.objects.create(
+            rule_key=rule.key,
+            action="changed" if before else "created",
+            before=before,
+            after=after,
+            changed_by=rule.updated_by,
+        )
     return rule
 
 
 @transaction.atomic
 def rule_delete(*, rule: Rule, user: Any = None) -> None:
     before = rule_spec(rule)
-    RuleChange.objects.create(rule_key=rule.key, action="deleted", before=before, after=None,
-                              changed_by=user if getattr(user, "pk", None) else None)
+    RuleChange.objects.create(
+        rule_key=rule.key,
+        action="deleted",
+        before=before,
+        after=None,
+        changed_by=user if getattr(user, "pk", None) else None,
+    )
     rule.delete()
 
 
@@ -399,7 +436,10 @@ def ruleset_publish(
             with transaction.atomic():
                 number = (RulesetVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
                 return RulesetVersion.objects.create(
-                    number=number, snapshot=snapshot, comment=comment, rolled_back_from=rolled_back_from,
+                    number=number,
+                    snapshot=snapshot,
+                    comment=comment,
+                    rolled_back_from=rolled_back_from,
                     created_by=user if getattr(user, "pk", None) else None,
                 )
         except IntegrityError:  # two publishes raced for the same number: take the next one
@@ -412,8 +452,9 @@ def ruleset_rollback(*, version: int, user: Any = None, comment: str = "") -> Ru
     """Publish an earlier version again as a new version, and make the draft equal to it."""
     old = RulesetVersion.objects.get(number=version)
     draft_replace(specs=old.snapshot, user=user)
-    return ruleset_publish(user=user, specs=old.snapshot, rolled_back_from=version,
-                           comment=comment or f"Rolled back to version {version}.")
+    return ruleset_publish(
+        user=user, specs=old.snapshot, rolled_back_from=version, comment=comment or f"Rolled back to version {version}."
+    )
 
 
 @transaction.atomic

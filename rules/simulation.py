@@ -6,14 +6,16 @@ and the live version and counts, per rule, the advice that would appear, disappe
 change. Facts are read from the database first; the engine work that follows touches no
 database, so a long simulation can run in a background thread (``simulation_start``).
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from django.utils import timezone
 
@@ -33,7 +35,7 @@ class SimulationUnavailable(Exception):
     pass
 
 
-def _source():  # noqa: ANN202
+def _source():
     source = registry.fact_source()
     if source is None:
         raise SimulationUnavailable(MSG_NO_FACT_SOURCE)
@@ -56,11 +58,18 @@ class TryResult:
     bound: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
-def rule_try(*, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetime, subject: str | None,
-             specs: Sequence[Mapping[str, Any]] | None = None) -> TryResult:
+def rule_try(
+    *,
+    fact_type: str,
+    data: Mapping[str, Any],
+    occurred_at: dt.datetime,
+    subject: str | None,
+    specs: Sequence[Mapping[str, Any]] | None = None,
+) -> TryResult:
     """Which rules of ``specs`` (default: the whole draft) and of the live version fire for this event."""
-    fact, history = _source().enrich(fact_type=fact_type, data=dict(data), occurred_at=occurred_at,
-                                     subject=subject or None)
+    fact, history = _source().enrich(
+        fact_type=fact_type, data=dict(data), occurred_at=occurred_at, subject=subject or None
+    )
     version, live = live_specs()
     draft_specs = list(ruleset_draft_specs() if specs is None else specs)
     with Evaluator(specs=draft_specs) as draft_evaluator:
@@ -72,8 +81,9 @@ def rule_try(*, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetim
         live_matches = [m for m in live_matches if m.rule_key in keys]
     by_key = {spec["key"]: spec for spec in draft_specs}
     bound = {m.rule_key: match_bound_values(m, by_key.get(m.rule_key), [fact, *history]) for m in draft_matches}
-    return TryResult(fact=fact, history=list(history), draft=draft_matches, live=live_matches, live_version=version,
-                     bound=bound)
+    return TryResult(
+        fact=fact, history=list(history), draft=draft_matches, live=live_matches, live_version=version, bound=bound
+    )
 
 
 def match_bound_values(match: Match, spec: Mapping[str, Any] | None, facts: Sequence[Fact]) -> list[tuple[str, str]]:
@@ -88,7 +98,9 @@ def match_bound_values(match: Match, spec: Mapping[str, Any] | None, facts: Sequ
     for condition in spec.get("conditions") or []:
         step = int(condition.get("step") or 1)
         # A count pattern matches several facts of its one step: show the newest.
-        fact = matched[step - 1] if spec.get("pattern") == "sequence" and step <= len(matched) else (matched or [None])[-1]
+        fact = (
+            matched[step - 1] if spec.get("pattern") == "sequence" and step <= len(matched) else (matched or [None])[-1]
+        )
         if fact is None or (condition["field"], fact.id) in seen:
             continue
         seen.add((condition["field"], fact.id))
@@ -96,11 +108,19 @@ def match_bound_values(match: Match, spec: Mapping[str, Any] | None, facts: Sequ
         field_spec = fact_type.field(condition["field"]) if fact_type else None
         label = field_spec.label if field_spec else condition["field"]
         value = fact.data.get(condition["field"])
-        shown = "not recorded" if value is None else display_value(value) + (f" {field_spec.unit}" if field_spec and field_spec.unit else "")
+        shown = (
+            "not recorded"
+            if value is None
+            else display_value(value) + (f" {field_spec.unit}" if field_spec and field_spec.unit else "")
+        )
         values.append((label, shown))
     for parameter in spec.get("parameters") or []:
-        values.append((f"parameter {parameter.get('label') or parameter['name']}",
-                       f"{display_value(match.parameters.get(parameter['name']))} {parameter.get('unit') or ''}".strip()))
+        values.append(
+            (
+                f"parameter {parameter.get('label') or parameter['name']}",
+                f"{display_value(match.parameters.get(parameter['name']))} {parameter.get('unit') or ''}".strip(),
+            )
+        )
     return values
 
 
@@ -150,16 +170,19 @@ class SimulationResult:
 
     @property
     def totals(self) -> dict[str, int]:
-        return {name: sum(getattr(r, name) for r in self.rules)
-                for name in ("live", "draft", "appear", "disappear", "change")}
+        return {
+            name: sum(getattr(r, name) for r in self.rules)
+            for name in ("live", "draft", "appear", "disappear", "change")
+        }
 
     @property
     def changed_rules(self) -> list[RuleImpact]:
         return [r for r in self.rules if r.changed]
 
 
-def simulation_prepare(*, days: int = 30, now: dt.datetime | None = None,
-                       draft_specs: Sequence[Mapping[str, Any]] | None = None) -> SimulationInput:
+def simulation_prepare(
+    *, days: int = 30, now: dt.datetime | None = None, draft_specs: Sequence[Mapping[str, Any]] | None = None
+) -> SimulationInput:
     """Read everything a simulation needs from the database (the draft, the live version, the facts)."""
     source = _source()
     since = (now or timezone.now()) - dt.timedelta(days=days)
@@ -169,20 +192,28 @@ def simulation_prepare(*, days: int = 30, now: dt.datetime | None = None,
         window = max(a.history_window, b.history_window)
         types = a.history_types | b.history_types
     facts = list(source.stored_facts(since=since, window=window if types else None, types=types))
-    return SimulationInput(since=since, days=days, live_version=version, live_specs=live, draft_specs=draft, facts=facts)
+    return SimulationInput(
+        since=since, days=days, live_version=version, live_specs=live, draft_specs=draft, facts=facts
+    )
 
 
-def _advised(evaluations: Sequence[Evaluation], facts: Sequence[tuple[Fact, list[Fact], str]],
-             last: dict[tuple[str, str], dt.datetime]) -> list[dict[str, Match]]:
+def _advised(
+    evaluations: Sequence[Evaluation],
+    facts: Sequence[tuple[Fact, list[Fact], str]],
+    last: dict[tuple[str, str], dt.datetime],
+) -> list[dict[str, Match]]:
     """Matches that would become advice, per fact: a rule cooling down for the subject gives none."""
     advised = []
-    for evaluation, (fact, _, _) in zip(evaluations, facts):
+    for evaluation, (fact, _, _) in zip(evaluations, facts, strict=True):
         kept = {}
         for match in evaluation.matches:
             slot = (fact.group, match.rule_key)
             previous = last.get(slot)
-            if match.cooldown_days and previous is not None and \
-                    fact.occurred_at - previous < dt.timedelta(days=match.cooldown_days):
+            if (
+                match.cooldown_days
+                and previous is not None
+                and fact.occurred_at - previous < dt.timedelta(days=match.cooldown_days)
+            ):
                 continue
             last[slot] = fact.occurred_at
             kept[match.rule_key] = match
@@ -199,16 +230,27 @@ def _pattern_step_specs(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, An
         for number, step in enumerate(spec.get("steps") or [], start=1):
             conditions = [{**c, "step": 1} for c in spec.get("conditions") or [] if int(c.get("step") or 1) == number]
             used = {c.get("parameter") for c in conditions if c.get("parameter")}
-            steps.append({
-                **spec, "key": f"s{index}-{number}", "pattern": "single", "count": None, "window_hours": None,
-                "cooldown_days": 0, "enabled": True, "message": "-", "steps": [step], "conditions": conditions,
-                "parameters": [p for p in spec.get("parameters") or [] if p.get("name") in used],
-            })
+            steps.append(
+                {
+                    **spec,
+                    "key": f"s{index}-{number}",
+                    "pattern": "single",
+                    "count": None,
+                    "window_hours": None,
+                    "cooldown_days": 0,
+                    "enabled": True,
+                    "message": "-",
+                    "steps": [step],
+                    "conditions": conditions,
+                    "parameters": [p for p in spec.get("parameters") or [] if p.get("name") in used],
+                }
+            )
     return steps
 
 
-def _pattern_candidates(facts: Sequence[tuple[Fact, list[Fact], str]], specs: Sequence[Mapping[str, Any]],
-                        batch_size: int) -> set[str] | None:
+def _pattern_candidates(
+    facts: Sequence[tuple[Fact, list[Fact], str]], specs: Sequence[Mapping[str, Any]], batch_size: int
+) -> set[str] | None:
     """Ids of the facts that meet some step of some pattern rule (None: no pattern rules).
 
     Only these can take part in a pattern match, so the others are left out of every
@@ -221,25 +263,35 @@ def _pattern_candidates(facts: Sequence[tuple[Fact, list[Fact], str]], specs: Se
     candidates: set[str] = set()
     with Evaluator(specs=step_specs) as steps:
         for start in range(0, len(facts), batch_size):
-            batch = facts[start:start + batch_size]
-            for (fact, _, _), evaluation in zip(batch, steps.evaluate_many([(f, ()) for f, _, _ in batch])):
+            batch = facts[start : start + batch_size]
+            evaluations = steps.evaluate_many([(f, ()) for f, _, _ in batch])
+            for (fact, _, _), evaluation in zip(batch, evaluations, strict=True):
                 if evaluation.matches:
                     candidates.add(fact.id)
     return candidates
 
 
-def _trimmed(batch: Sequence[tuple[Fact, list[Fact], str]], candidates: set[str] | None) -> list[tuple[Fact, list[Fact]]]:
+def _trimmed(
+    batch: Sequence[tuple[Fact, list[Fact], str]], candidates: set[str] | None
+) -> list[tuple[Fact, list[Fact]]]:
     if candidates is None:
         return [(fact, []) for fact, _, _ in batch]
-    return [(fact, [h for h in history if h.id in candidates] if fact.id in candidates else [])
-            for fact, history, _ in batch]
+    return [
+        (fact, [h for h in history if h.id in candidates] if fact.id in candidates else [])
+        for fact, history, _ in batch
+    ]
 
 
 class _Replay:
     """One evaluator over a subset of rules, with its own cooldown clock and pattern candidates."""
 
-    def __init__(self, specs: Sequence[Mapping[str, Any]], facts: Sequence[tuple[Fact, list[Fact], str]],
-                 version: int, batch_size: int) -> None:
+    def __init__(
+        self,
+        specs: Sequence[Mapping[str, Any]],
+        facts: Sequence[tuple[Fact, list[Fact], str]],
+        version: int,
+        batch_size: int,
+    ) -> None:
         self.evaluator = Evaluator(specs=specs, version=version) if specs else None
         self.candidates = _pattern_candidates(facts, specs, batch_size) if specs else None
         self.last: dict[tuple[str, str], dt.datetime] = {}
@@ -254,8 +306,9 @@ class _Replay:
             self.evaluator.close()
 
 
-def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None] | None = None,
-                   batch_size: int = BATCH_SIZE) -> SimulationResult:
+def simulation_run(
+    data: SimulationInput, *, progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH_SIZE
+) -> SimulationResult:
     """Replay the facts through the draft and the live version (no database access).
 
     A rule that is the same in both gives the same advice in both (cooldowns are per
@@ -265,9 +318,10 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
     draft = {s["key"]: s for s in ruleset_check(data.draft_specs)} if data.draft_specs else {}
     live = {s["key"]: s for s in data.live_specs}
     shared = [s for key, s in draft.items() if live.get(key) == s]
-    impacts = {key: RuleImpact(key=key, name=(draft.get(key) or live[key])["name"], in_draft=key in draft,
-                               in_live=key in live)
-               for key in sorted(draft.keys() | live.keys())}
+    impacts = {
+        key: RuleImpact(key=key, name=(draft.get(key) or live[key])["name"], in_draft=key in draft, in_live=key in live)
+        for key in sorted(draft.keys() | live.keys())
+    }
     replays = [
         _Replay(shared, data.facts, data.live_version, batch_size),
         _Replay([s for key, s in draft.items() if live.get(key) != s], data.facts, 0, batch_size),
@@ -276,9 +330,9 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
     total = len(data.facts)
     try:
         for start in range(0, total, batch_size):
-            batch = data.facts[start:start + batch_size]
+            batch = data.facts[start : start + batch_size]
             both, draft_only, live_only = (replay.advised(batch) for replay in replays)
-            for (_, _, label), same, mine, theirs in zip(batch, both, draft_only, live_only):
+            for (_, _, label), same, mine, theirs in zip(batch, both, draft_only, live_only, strict=True):
                 for key in same:
                     impacts[key].draft += 1
                     impacts[key].live += 1
@@ -301,13 +355,19 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
         for replay in replays:
             replay.close()
     return SimulationResult(
-        since=data.since, days=data.days, events=total, subjects=len({f.group for f, _, _ in data.facts}),
-        seconds=time.monotonic() - started, live_version=data.live_version, rules=list(impacts.values()),
+        since=data.since,
+        days=data.days,
+        events=total,
+        subjects=len({f.group for f, _, _ in data.facts}),
+        seconds=time.monotonic() - started,
+        live_version=data.live_version,
+        rules=list(impacts.values()),
     )
 
 
-def ruleset_simulate(*, days: int = 30, now: dt.datetime | None = None,
-                     draft_specs: Sequence[Mapping[str, Any]] | None = None) -> SimulationResult:
+def ruleset_simulate(
+    *, days: int = 30, now: dt.datetime | None = None, draft_specs: Sequence[Mapping[str, Any]] | None = None
+) -> SimulationResult:
     """The draft against the live version over the stored facts of the last ``days`` days."""
     started = time.monotonic()
     result = simulation_run(simulation_prepare(days=days, now=now, draft_specs=draft_specs))

@@ -21,12 +21,14 @@ first; a "count" matches ``count`` facts of its one step within ``window_hours``
 Validation is pure (no database): ``spec_validate`` returns every problem keyed by the
 path of the offending field, with messages written for a clinician.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import re
 import string
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 
@@ -50,8 +52,18 @@ OPERATORS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "exists": ("is recorded", (NUMBER, INTEGER, BOOLEAN, TEXT, DATE), False),
     "missing": ("is not recorded", (NUMBER, INTEGER, BOOLEAN, TEXT, DATE), False),
 }
-NEGATIONS = {"eq": "ne", "ne": "eq", "lt": "gte", "gte": "lt", "lte": "gt", "gt": "lte",
-             "in": "not_in", "not_in": "in", "exists": "missing", "missing": "exists"}
+NEGATIONS = {
+    "eq": "ne",
+    "ne": "eq",
+    "lt": "gte",
+    "gte": "lt",
+    "lte": "gt",
+    "gt": "lte",
+    "in": "not_in",
+    "not_in": "in",
+    "exists": "missing",
+    "missing": "exists",
+}
 LIST_OPERATORS = {"in", "not_in"}
 PARAMETER_KINDS = (NUMBER, INTEGER, BOOLEAN, TEXT, DATE)
 KEY_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -98,7 +110,13 @@ MSG_COOLDOWN = "Cooldown must be a whole number of days, 0 or more."
 MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
 MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
 
-KIND_LABELS = {NUMBER: "a number", INTEGER: "a whole number", BOOLEAN: "yes or no", TEXT: "a choice of text", DATE: "a date"}
+KIND_LABELS = {
+    NUMBER: "a number",
+    INTEGER: "a whole number",
+    BOOLEAN: "yes or no",
+    TEXT: "a choice of text",
+    DATE: "a date",
+}
 
 Errors = dict[str, list[str]]
 
@@ -178,7 +196,9 @@ def _check_against_field(value: Any, field: FieldSpec) -> str | None:
     if field.choices and field.kind == TEXT and value not in field.choices:
         return MSG_NOT_A_CHOICE.format(value=value, field=field.label, choices=", ".join(field.choices))
     if field.is_numeric:
-        if (field.minimum is not None and value < field.minimum) or (field.maximum is not None and value > field.maximum):
+        if (field.minimum is not None and value < field.minimum) or (
+            field.maximum is not None and value > field.maximum
+        ):
             return MSG_OUT_OF_RANGE.format(value=value, field=field.label, range=field.describe_range())
     return None
 
@@ -252,8 +272,10 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     fact_type_names = [ft.name for ft in registry.fact_types()]
     for index, step in enumerate(steps):
         if not registry.fact_type(step.get("fact_type") or ""):
-            add(f"steps.{index}.fact_type",
-                MSG_UNKNOWN_FACT_TYPE.format(value=step.get("fact_type") or "", choices=", ".join(fact_type_names)))
+            add(
+                f"steps.{index}.fact_type",
+                MSG_UNKNOWN_FACT_TYPE.format(value=step.get("fact_type") or "", choices=", ".join(fact_type_names)),
+            )
 
     # -- parameters ---------------------------------------------------------------------
     parameters: dict[str, Any] = {}
@@ -297,7 +319,10 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
             continue  # reported on the step
         field = fact_type.field(str(condition.get("field") or ""))
         if field is None:
-            add(f"{path}.field", MSG_UNKNOWN_FIELD.format(value=condition.get("field") or "", label=fact_type.label.lower()))
+            add(
+                f"{path}.field",
+                MSG_UNKNOWN_FIELD.format(value=condition.get("field") or "", label=fact_type.label.lower()),
+            )
             continue
         operator = condition.get("operator")
         if operator not in OPERATORS:
@@ -305,9 +330,15 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
             continue
         label, kinds, needs_value = OPERATORS[operator]
         if field.kind not in kinds:
-            add(f"{path}.operator", MSG_OPERATOR_KIND.format(
-                operator=label, field=field.label, kind=KIND_LABELS[field.kind],
-                choices=", ".join(OPERATORS[o][0] for o in operators_for_kind(field.kind))))
+            add(
+                f"{path}.operator",
+                MSG_OPERATOR_KIND.format(
+                    operator=label,
+                    field=field.label,
+                    kind=KIND_LABELS[field.kind],
+                    choices=", ".join(OPERATORS[o][0] for o in operators_for_kind(field.kind)),
+                ),
+            )
             continue
         value, parameter = condition.get("value"), condition.get("parameter")
         has_value = value not in (None, "", [])
@@ -329,18 +360,28 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
                 continue
             expected = TEXT if operator in LIST_OPERATORS else field.kind
             compatible = parameter_kinds[parameter] == expected or (
-                {parameter_kinds[parameter], expected} == {NUMBER, INTEGER} and field.kind == NUMBER)
+                {parameter_kinds[parameter], expected} == {NUMBER, INTEGER} and field.kind == NUMBER
+            )
             if not compatible:
-                add(f"{path}.parameter", MSG_PARAMETER_KIND.format(
-                    name=parameter, kind=KIND_LABELS[parameter_kinds[parameter]], field=field.label,
-                    field_kind=KIND_LABELS[field.kind]))
+                add(
+                    f"{path}.parameter",
+                    MSG_PARAMETER_KIND.format(
+                        name=parameter,
+                        kind=KIND_LABELS[parameter_kinds[parameter]],
+                        field=field.label,
+                        field_kind=KIND_LABELS[field.kind],
+                    ),
+                )
                 continue
             values = coerce_list(parameters[parameter]) if operator in LIST_OPERATORS else [parameters[parameter]]
             target = f"parameters.{_parameter_index(spec, parameter)}.value"
         else:
             try:
-                values = ([coerce_value(v, TEXT) for v in coerce_list(value)] if operator in LIST_OPERATORS
-                          else [coerce_value(value, field.kind)])
+                values = (
+                    [coerce_value(v, TEXT) for v in coerce_list(value)]
+                    if operator in LIST_OPERATORS
+                    else [coerce_value(value, field.kind)]
+                )
             except ValueError as exc:
                 add(f"{path}.value", str(exc))
                 continue
@@ -378,8 +419,13 @@ def _parameter_index(spec: Mapping[str, Any], name: str) -> int:
 def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A canonical copy of a valid spec: stable key order and coerced values (same rule, same data)."""
     parameters = [
-        {"name": p["name"], "label": p.get("label") or p["name"].replace("_", " "), "kind": p["kind"],
-         "value": coerce_value(p["value"], p["kind"]), "unit": p.get("unit") or ""}
+        {
+            "name": p["name"],
+            "label": p.get("label") or p["name"].replace("_", " "),
+            "kind": p["kind"],
+            "value": coerce_value(p["value"], p["kind"]),
+            "unit": p.get("unit") or "",
+        }
         for p in spec.get("parameters") or []
     ]
     conditions = []
@@ -391,10 +437,17 @@ def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             field = field_for(spec, step, c["field"])
             value = coerce_list(value) if c["operator"] in LIST_OPERATORS else coerce_value(value, field.kind)
-        conditions.append({
-            "step": step, "group": int(c.get("group") or 1), "field": c["field"], "operator": c["operator"],
-            "value": value, "parameter": c.get("parameter") or None, "negate": bool(c.get("negate")),
-        })
+        conditions.append(
+            {
+                "step": step,
+                "group": int(c.get("group") or 1),
+                "field": c["field"],
+                "operator": c["operator"],
+                "value": value,
+                "parameter": c.get("parameter") or None,
+                "negate": bool(c.get("negate")),
+            }
+        )
     pattern = spec.get("pattern") or SINGLE
     window = spec.get("window_hours")
     return {
@@ -410,7 +463,8 @@ def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
         "pattern": pattern,
         "count": int(spec["count"]) if pattern == COUNT else None,
         "window_hours": (int(float(window)) if float(window).is_integer() else float(window))
-        if pattern != SINGLE else None,
+        if pattern != SINGLE
+        else None,
         "steps": [{"fact_type": s["fact_type"]} for s in spec.get("steps") or []],
         "conditions": conditions,
         "parameters": parameters,

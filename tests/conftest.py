@@ -1,5 +1,4 @@
 """Keeps the two suites apart: tests/rules runs under tests.rules.settings (no coaching)."""
-import os
 
 from django.conf import settings
 

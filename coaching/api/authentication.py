@@ -1,4 +1,5 @@
 """Gym API keys: ``Authorization: Bearer <key>`` identifies the gym (tenant) of a request."""
+
 from __future__ import annotations
 
 from typing import Any

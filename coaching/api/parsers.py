@@ -1,4 +1,5 @@
 """A JSON parser that refuses bodies over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` with 413."""
+
 from __future__ import annotations
 
 import json

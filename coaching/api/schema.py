@@ -1,4 +1,5 @@
 """OpenAPI pieces built from the event catalog, so /api/docs/ shows API.md section 5 as it is enforced."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,8 +11,13 @@ from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec
 
 from ..catalog import FACT_TYPES
 
-_KIND_SCHEMA = {NUMBER: {"type": "number"}, INTEGER: {"type": "integer"}, BOOLEAN: {"type": "boolean"},
-                TEXT: {"type": "string"}, DATE: {"type": "string", "format": "date"}}
+_KIND_SCHEMA = {
+    NUMBER: {"type": "number"},
+    INTEGER: {"type": "integer"},
+    BOOLEAN: {"type": "boolean"},
+    TEXT: {"type": "string"},
+    DATE: {"type": "string", "format": "date"},
+}
 
 
 def _field_schema(spec: FieldSpec) -> dict[str, Any]:
@@ -22,7 +28,9 @@ def _field_schema(spec: FieldSpec) -> dict[str, Any]:
         schema["minimum"] = spec.minimum
     if spec.maximum is not None:
         schema["maximum"] = spec.maximum
-    description = spec.label + (f" ({spec.unit})" if spec.unit else "") + (f": {spec.help_text}" if spec.help_text else "")
+    description = (
+        spec.label + (f" ({spec.unit})" if spec.unit else "") + (f": {spec.help_text}" if spec.help_text else "")
+    )
     schema["description"] = description
     return schema
 

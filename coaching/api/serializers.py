@@ -1,7 +1,8 @@
 """Request and response shapes of the gym API (API.md sections 3 and 4)."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone as dt_timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.utils import timezone
@@ -11,7 +12,7 @@ from rest_framework import serializers
 
 from ..catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
 from ..models import Advice, Event
-from ..services import advice_for_event, _severity_rank
+from ..services import _severity_rank, advice_for_event
 from .schema import EVENT_DATA_SCHEMA
 
 DATETIME_FILTER_INVALID = "Must be an ISO 8601 date (2026-11-20) or date and time (2026-11-20T07:30:00+01:00)."
@@ -50,8 +51,19 @@ class AdviceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Advice
-        fields = ["id", "member", "event", "rule", "category", "severity", "message", "matched_events",
-                  "source", "card", "created_at"]
+        fields = [
+            "id",
+            "member",
+            "event",
+            "rule",
+            "category",
+            "severity",
+            "message",
+            "matched_events",
+            "source",
+            "card",
+            "created_at",
+        ]
 
 
 @extend_schema_field(EVENT_DATA_SCHEMA)
@@ -93,9 +105,12 @@ class EventSerializer(serializers.ModelSerializer):
 class EventInSerializer(serializers.Serializer):
     """The event a gym sends (documentation; the catalog check is ``coaching.validation``)."""
 
-    external_id = serializers.CharField(min_length=1, max_length=100, help_text="The gym's own id of the event, unique per gym.")
-    member = serializers.CharField(min_length=1, max_length=100,
-                                   help_text="The gym's own id of the member; an unknown id creates the member.")
+    external_id = serializers.CharField(
+        min_length=1, max_length=100, help_text="The gym's own id of the event, unique per gym."
+    )
+    member = serializers.CharField(
+        min_length=1, max_length=100, help_text="The gym's own id of the member; an unknown id creates the member."
+    )
     type = serializers.ChoiceField(choices=list(FACT_TYPES))
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset, at most 1 day in the future.")
     data = EventDataField()
@@ -147,7 +162,7 @@ class DateOrDateTimeField(serializers.Field):
         except ValueError:
             self.fail("invalid")
         if timezone.is_naive(parsed):
-            parsed = timezone.make_aware(parsed, dt_timezone.utc)
+            parsed = timezone.make_aware(parsed, UTC)
         return parsed
 
     def to_representation(self, value: datetime) -> str:
@@ -158,8 +173,9 @@ class EventFilterSerializer(serializers.Serializer):
     member = serializers.CharField(required=False, max_length=100)
     type = serializers.ChoiceField(required=False, choices=list(FACT_TYPES))
     since = DateOrDateTimeField(required=False)
-    until = DateOrDateTimeField(required=False, end_of_day=True,
-                                help_text="Inclusive; a date alone means the end of that day (UTC).")
+    until = DateOrDateTimeField(
+        required=False, end_of_day=True, help_text="Inclusive; a date alone means the end of that day (UTC)."
+    )
 
 
 class AdviceFilterSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
 """Request limits per gym (rate from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['gym']``)."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,8 +1,10 @@
 """The gym API: thin views over coaching services and selectors (API.md sections 2-4, 6)."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -50,8 +52,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, OperationalError) and "locked" in str(exc):
         # SQLite under a burst of concurrent writes: a retry will succeed, and events are idempotent.
         logger.warning("Database busy: %s", exc)
-        return Response({"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE,
-                        headers={"Retry-After": "1"})
+        return Response(
+            {"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
+        )
     response = exception_handler(exc, context)
     if response is not None and response.status_code == 400:
         if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
@@ -111,12 +114,16 @@ class AdvicePagination(CursorPagination):
 
 
 EVENT_OR_BATCH = PolymorphicProxySerializer(
-    component_name="EventOrBatch", serializers=[EventInSerializer, EventInSerializer(many=True, max_length=MAX_BATCH)],
-    resource_type_field_name=None, many=False,
+    component_name="EventOrBatch",
+    serializers=[EventInSerializer, EventInSerializer(many=True, max_length=MAX_BATCH)],
+    resource_type_field_name=None,
+    many=False,
 )
 EVENT_OR_BATCH_RESULT = PolymorphicProxySerializer(
-    component_name="EventOrBatchResult", serializers=[EventSerializer, BatchItemSerializer(many=True)],
-    resource_type_field_name=None, many=False,
+    component_name="EventOrBatchResult",
+    serializers=[EventSerializer, BatchItemSerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
 )
 
 
@@ -125,15 +132,20 @@ class EventListCreateView(GymAPIView):
 
     @extend_schema(
         summary="Send one event or an array of up to 500",
-        description=("One event answers 201 (new), 200 (identical repeat, same body), 409 (same external_id, other "
-                     "content) or 400. An array answers 200 with one {status, event} or {status: 400, errors} per "
-                     "item, in order; over 500 items answers 400."),
+        description=(
+            "One event answers 201 (new), 200 (identical repeat, same body), 409 (same external_id, other "
+            "content) or 400. An array answers 200 with one {status, event} or {status: 400, errors} per "
+            "item, in order; over 500 items answers 400."
+        ),
         request=EVENT_OR_BATCH,
         responses={
             201: EventSerializer,
-            200: OpenApiResponse(EVENT_OR_BATCH_RESULT, "An identical repeat (the first answer's body); for an "
-                                                        "array, one result per item."),
-            400: ErrorsSerializer, 409: ErrorsSerializer,
+            200: OpenApiResponse(
+                EVENT_OR_BATCH_RESULT,
+                "An identical repeat (the first answer's body); for an array, one result per item.",
+            ),
+            400: ErrorsSerializer,
+            409: ErrorsSerializer,
             413: OpenApiResponse(DetailSerializer, "Body over 1 MiB"),
             415: OpenApiResponse(DetailSerializer, "Body not sent as application/json"),
             **GYM_RESPONSES,
@@ -155,8 +167,10 @@ class EventListCreateView(GymAPIView):
             return Response({"errors": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
         event_body = EventSerializer(result.event, context={"advice": result.advice}).data
         if result.status == 409:
-            return Response({"errors": {"external_id": [services.CONFLICT_MESSAGE]}, "event": event_body},
-                            status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"errors": {"external_id": [services.CONFLICT_MESSAGE]}, "event": event_body},
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(event_body, status=result.status)
 
     @extend_schema(
@@ -179,16 +193,19 @@ def _batch_item(item: services.BatchItem) -> dict[str, Any]:
     return body
 
 
-
 class MemberView(GymAPIView):
-    @extend_schema(summary="A member's profile and current figures",
-                   responses={200: MemberSerializer, 404: NOT_FOUND, **GYM_RESPONSES})
+    @extend_schema(
+        summary="A member's profile and current figures",
+        responses={200: MemberSerializer, 404: NOT_FOUND, **GYM_RESPONSES},
+    )
     def get(self, request: Request, member: str) -> Response:
         summary = selectors.member_summary(member=self.member_or_404(member))
         return Response(MemberSerializer(summary).data)
 
-    @extend_schema(summary="Erase a member with all their events and advice",
-                   responses={204: None, 404: NOT_FOUND, **GYM_RESPONSES})
+    @extend_schema(
+        summary="Erase a member with all their events and advice",
+        responses={204: None, 404: NOT_FOUND, **GYM_RESPONSES},
+    )
     def delete(self, request: Request, member: str) -> Response:
         services.member_erase(member=self.member_or_404(member))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -197,8 +214,11 @@ class MemberView(GymAPIView):
 class MemberAdviceView(GymAPIView):
     pagination_class = AdvicePagination
 
-    @extend_schema(summary="A member's advice, newest first", parameters=[AdviceFilterSerializer],
-                   responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, 404: NOT_FOUND, **GYM_RESPONSES})
+    @extend_schema(
+        summary="A member's advice, newest first",
+        parameters=[AdviceFilterSerializer],
+        responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, 404: NOT_FOUND, **GYM_RESPONSES},
+    )
     def get(self, request: Request, member: str) -> Response:
         found = self.member_or_404(member)
         filters = self.query(AdviceFilterSerializer)
@@ -208,8 +228,11 @@ class MemberAdviceView(GymAPIView):
 class AdviceFeedView(GymAPIView):
     pagination_class = AdvicePagination
 
-    @extend_schema(summary="All advice for the gym's members, newest first", parameters=[AdviceFilterSerializer],
-                   responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, **GYM_RESPONSES})
+    @extend_schema(
+        summary="All advice for the gym's members, newest first",
+        parameters=[AdviceFilterSerializer],
+        responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, **GYM_RESPONSES},
+    )
     def get(self, request: Request) -> Response:
         filters = self.query(AdviceFilterSerializer)
         advice = selectors.advice_list_for_gym(gym=request.auth, **filters)
@@ -230,8 +253,11 @@ class HealthView(APIView):
     throttle_classes: list[type] = []
     renderer_classes = [JSONRenderer]
 
-    @extend_schema(summary="Health: the database answers, and the live rule set version", auth=[],
-                   responses={200: HealthSerializer, 503: HealthSerializer})
+    @extend_schema(
+        summary="Health: the database answers, and the live rule set version",
+        auth=[],
+        responses={200: HealthSerializer, 503: HealthSerializer},
+    )
     def get(self, request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
         try:
@@ -265,8 +291,10 @@ def api_not_found(request: HttpRequest) -> HttpResponse:
             match = None
         if match is not None and match.func is not api_not_found:
             location = request.get_full_path(force_append_slash=True)
-            response = JsonResponse({"detail": URL_MOVED.format(location=location)},
-                                    status=301 if request.method in ("GET", "HEAD") else 308)
+            response = JsonResponse(
+                {"detail": URL_MOVED.format(location=location)},
+                status=301 if request.method in ("GET", "HEAD") else 308,
+            )
             response["Location"] = location
             return response
     return JsonResponse({"detail": URL_NOT_FOUND}, status=404)

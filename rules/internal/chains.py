@@ -1,7 +1,8 @@
 """Chaining the facts that satisfied a pattern's steps, in time order, within its window."""
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 
 def best_chain(

@@ -12,12 +12,14 @@ Every rule this adapter loads binds one fact: durable_rules corrupts memory when
 that completed a multi-fact action are retracted (see rules.compiler), so patterns are
 chained by the adapter from per-step one-fact rules.
 """
+
 from __future__ import annotations
 
 import itertools
 import json
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import durable_rules_engine as dre
 
@@ -99,4 +101,4 @@ def single_binding(message: str) -> tuple[str, str]:
     """(rule name, engine id) of an action message of a one-fact rule."""
     end = message.index('"', 2)
     start = end + _SINGLE_PREFIX
-    return message[2:end], message[start:message.index('"', start)]
+    return message[2:end], message[start : message.index('"', start)]

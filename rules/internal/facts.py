@@ -1,8 +1,10 @@
 """Turning domain facts into the small JSON documents durable_rules sees."""
+
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 # Names the engine puts on every fact; a domain field may not use them.
 RESERVED_FIELD_NAMES = frozenset({"id", "sid", "type"})
@@ -25,7 +27,7 @@ def engine_value(value: Any, is_date: bool) -> Any:
     return value
 
 
-def projector(fields: Iterable[str], date_fields: frozenset[str]):  # noqa: ANN201
+def projector(fields: Iterable[str], date_fields: frozenset[str]):
     """A fast function data -> engine fields, for one fact type's list of fields."""
     plain = tuple(name for name in fields if name not in date_fields)
     dates = tuple(name for name in fields if name in date_fields)

@@ -1,8 +1,10 @@
 """Filling a rule's message template with the values of the facts it matched."""
+
 from __future__ import annotations
 
 import string
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def display_value(value: Any) -> str:

@@ -1,4 +1,5 @@
 """Builders for the coaching suite: gyms with keys, API clients, and event payloads."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,7 +17,7 @@ EVENTS_URL = "/api/v1/events/"
 ADVICE_URL = "/api/v1/advice/"
 
 # A fixed morning well in the past, so a series of days after it never reaches the future.
-T0 = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=120)).replace(hour=7, minute=30, second=0, microsecond=0)
+T0 = (dt.datetime.now(dt.UTC) - dt.timedelta(days=120)).replace(hour=7, minute=30, second=0, microsecond=0)
 
 _ids = itertools.count(1)
 
@@ -30,16 +31,32 @@ def day(n: float, hour: int = 0) -> dt.datetime:
     return T0 + dt.timedelta(days=n, hours=hour)
 
 
-def event(type: str, data: dict[str, Any], *, at: dt.datetime = T0, member: str = "m-1",
-          external_id: str | None = None) -> dict[str, Any]:
-    return {"external_id": external_id or f"e-{next(_ids)}", "member": member, "type": type,
-            "occurred_at": iso(at), "data": data}
+def event(
+    type: str, data: dict[str, Any], *, at: dt.datetime = T0, member: str = "m-1", external_id: str | None = None
+) -> dict[str, Any]:
+    return {
+        "external_id": external_id or f"e-{next(_ids)}",
+        "member": member,
+        "type": type,
+        "occurred_at": iso(at),
+        "data": data,
+    }
 
 
 QUIET_RUN: dict[str, Any] = {
-    "distance_km": 3, "duration_min": 20, "surface": "road", "warmup_min": 10, "pain_before": 0,
-    "pain_during": 0, "pain_after": 0, "running_shoes": True, "shoes_km": 100, "hydrated": True,
-    "fuelled": True, "with_group": True, "posture": "good",
+    "distance_km": 3,
+    "duration_min": 20,
+    "surface": "road",
+    "warmup_min": 10,
+    "pain_before": 0,
+    "pain_during": 0,
+    "pain_after": 0,
+    "running_shoes": True,
+    "shoes_km": 100,
+    "hydrated": True,
+    "fuelled": True,
+    "with_group": True,
+    "posture": "good",
 }
 
 

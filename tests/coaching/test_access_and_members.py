@@ -1,4 +1,5 @@
 """Authentication, tenancy, members, advice feeds, health and API docs (API.md 2, 4, 6)."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,10 +16,17 @@ MEMBER_URL = "/api/v1/members/{}/"
 MEMBER_ADVICE_URL = "/api/v1/members/{}/advice/"
 
 
-@pytest.mark.parametrize("method,url", [
-    ("get", EVENTS_URL), ("post", EVENTS_URL), ("get", ADVICE_URL),
-    ("get", MEMBER_URL.format("m-1")), ("delete", MEMBER_URL.format("m-1")), ("get", MEMBER_ADVICE_URL.format("m-1")),
-])
+@pytest.mark.parametrize(
+    "method,url",
+    [
+        ("get", EVENTS_URL),
+        ("post", EVENTS_URL),
+        ("get", ADVICE_URL),
+        ("get", MEMBER_URL.format("m-1")),
+        ("delete", MEMBER_URL.format("m-1")),
+        ("get", MEMBER_ADVICE_URL.format("m-1")),
+    ],
+)
 def test_no_key_answers_401_with_www_authenticate(db, method, url):
     from rest_framework.test import APIClient
 
@@ -70,7 +78,8 @@ def test_another_gyms_advice_never_shows_in_the_feed(client, other_client, pack)
 def test_member_shows_profile_and_current_figures(client, pack):
     client.history(
         profile(at=day(-1), experience="returning", cleared_by_physician=True),
-        run(at=day(0), distance_km=4), run(at=day(1), distance_km=5),
+        run(at=day(0), distance_km=4),
+        run(at=day(1), distance_km=5),
     )
     body = client.get(MEMBER_URL.format("m-1")).json()
     assert body["member"] == "m-1"
@@ -119,8 +128,19 @@ def test_member_advice_newest_first_with_filters(client, pack):
 def test_advice_has_the_contract_shape(client, pack):
     body = client.send(run(external_id="garmin-1", member="m-1042", pain_during=6, pain_after=5), expect=201).json()
     advice = next(a for a in body["advice"] if a["rule"]["key"] == "pain-stop")
-    assert set(advice) == {"id", "member", "event", "rule", "category", "severity", "message", "matched_events",
-                           "source", "card", "created_at"}
+    assert set(advice) == {
+        "id",
+        "member",
+        "event",
+        "rule",
+        "category",
+        "severity",
+        "message",
+        "matched_events",
+        "source",
+        "card",
+        "created_at",
+    }
     assert advice["member"] == "m-1042"
     assert advice["event"] == "garmin-1"
     assert set(advice["rule"]) == {"key", "name", "version"} and advice["rule"]["version"] >= 1
@@ -164,6 +184,10 @@ def test_schema_and_docs_need_no_key(db):
     schema = Client().get("/api/schema/", {"format": "json"})
     assert schema.status_code == 200
     paths = schema.json()["paths"]
-    assert {"/api/v1/events/", "/api/v1/advice/", "/api/v1/members/{member}/",
-            "/api/v1/members/{member}/advice/"} <= set(paths)
+    assert {
+        "/api/v1/events/",
+        "/api/v1/advice/",
+        "/api/v1/members/{member}/",
+        "/api/v1/members/{member}/advice/",
+    } <= set(paths)
     assert Client().get("/api/docs/").status_code == 200

@@ -1,4 +1,5 @@
 """Where API.md is silent: what a DRF client expects at the edges (found by an outside audit)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,10 +39,16 @@ def test_get_without_trailing_slash_is_redirected(client):
     assert response["Location"] == EVENTS_URL + "?type=run"
 
 
-@pytest.mark.parametrize("method, url", [
-    ("put", EVENTS_URL), ("delete", EVENTS_URL), ("post", ADVICE_URL),
-    ("patch", "/api/v1/members/m-1/"), ("post", "/api/v1/members/m-1/advice/"),
-])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("put", EVENTS_URL),
+        ("delete", EVENTS_URL),
+        ("post", ADVICE_URL),
+        ("patch", "/api/v1/members/m-1/"),
+        ("post", "/api/v1/members/m-1/advice/"),
+    ],
+)
 def test_wrong_method_answers_405_json_with_allow(client, method, url):
     response = getattr(client, method)(url, {}, format="json")
     assert response.status_code == 405
@@ -99,14 +106,14 @@ def test_conflicting_repeat_shows_the_stored_event_with_its_advice(client, pack)
 
 # -- listing filters -----------------------------------------------------------------------
 def test_until_given_as_a_date_includes_that_whole_day(client):
-    noon = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+    noon = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
     client.history(run(at=noon, external_id="on-the-day"), run(at=noon + dt.timedelta(days=1), external_id="next"))
     body = client.get(EVENTS_URL, {"since": "2026-03-10", "until": "2026-03-10"}).json()
     assert [e["external_id"] for e in body["results"]] == ["on-the-day"]
 
 
 def test_until_given_as_a_datetime_is_inclusive(client):
-    noon = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+    noon = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
     client.history(run(at=noon, external_id="at-noon"))
     body = client.get(EVENTS_URL, {"until": "2026-03-10T13:00:00+01:00"}).json()
     assert [e["external_id"] for e in body["results"]] == ["at-noon"]
@@ -128,10 +135,21 @@ def test_advice_lists_show_one_events_advice_most_urgent_first(client, pack):
 
 
 def test_event_fields_accept_the_contract_example(client, pack):
-    example = event("run", {"distance_km": 6.2, "duration_min": 38, "surface": "hills", "warmup_min": 0,
-                            "pain_before": 2, "pain_during": 6, "pain_after": 5},
-                    at=day(0).astimezone(dt.timezone(dt.timedelta(hours=1))),
-                    external_id="garmin-88231", member="m-1042")
+    example = event(
+        "run",
+        {
+            "distance_km": 6.2,
+            "duration_min": 38,
+            "surface": "hills",
+            "warmup_min": 0,
+            "pain_before": 2,
+            "pain_during": 6,
+            "pain_after": 5,
+        },
+        at=day(0).astimezone(dt.timezone(dt.timedelta(hours=1))),
+        external_id="garmin-88231",
+        member="m-1042",
+    )
     keys = [a["rule"]["key"] for a in client.send(example, expect=201).json()["advice"]]
     assert keys[:2] == ["medical-clearance", "pain-stop"]
     assert {"flat-surface", "pain-rising", "start-short", "warm-up"} <= set(keys)
@@ -153,7 +171,9 @@ def test_schema_is_a_valid_openapi_3_document(schema):
 def test_schema_documents_a_batch_body_and_its_answers(schema):
     post = schema["paths"]["/api/v1/events/"]["post"]
     body = post["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-    assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}} in schema["components"]["schemas"][body]["oneOf"]
+    assert {"type": "array", "items": {"$ref": "#/components/schemas/EventIn"}} in schema["components"]["schemas"][
+        body
+    ]["oneOf"]
     assert {"200", "201", "400", "401", "409", "413", "429"} <= set(post["responses"])
 
 
@@ -171,7 +191,11 @@ def test_schema_documents_the_fields_of_each_event_type(schema):
     run_data = next(s for s in data["anyOf"] if "distance_km" in s["properties"])
     assert run_data["required"] == ["distance_km", "duration_min"]
     assert run_data["properties"]["pain_during"] == {
-        "type": "integer", "minimum": 0, "maximum": 10, "description": "Pain during the run (/10): 0 = no pain, 10 = worst imaginable"}
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 10,
+        "description": "Pain during the run (/10): 0 = no pain, 10 = worst imaginable",
+    }
     assert run_data["additionalProperties"] is False
 
 

@@ -1,4 +1,5 @@
 """API.md 3: "every rule works on occurred_at, never on arrival order", for figure rules too."""
+
 from __future__ import annotations
 
 import random
@@ -52,7 +53,8 @@ def test_runs_sent_newest_first_give_the_same_advice_as_in_time_order(client, ot
 
 def test_a_batch_is_judged_in_time_order_whatever_the_array_order(client, other_client):
     events = [profile(at=day(-1), cleared_by_physician=True, external_id="p")] + [
-        run(at=day(n), external_id=f"r{n}") for n in range(5)]
+        run(at=day(n), external_id=f"r{n}") for n in range(5)
+    ]
     shuffled = events[:]
     random.Random(4).shuffle(shuffled)
     client.send(events, expect=200)
@@ -63,8 +65,9 @@ def test_a_batch_is_judged_in_time_order_whatever_the_array_order(client, other_
 
 
 def test_batch_items_show_the_advice_of_their_own_event(client, member):
-    body = client.send([run(at=day(1), pain_during=7), run(at=day(0)), run(at=day(1), pain_during=7)],
-                       expect=200).json()
+    body = client.send(
+        [run(at=day(1), pain_during=7), run(at=day(0)), run(at=day(1), pain_during=7)], expect=200
+    ).json()
     assert [item["status"] for item in body] == [201, 201, 201]
     assert [a["rule"]["key"] for a in body[0]["event"]["advice"]] == ["pain-stop"]
     assert body[1]["event"]["advice"] == []

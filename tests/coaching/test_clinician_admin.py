@@ -1,5 +1,6 @@
 """The clinician workflow in the admin with the running domain: author, simulate, publish,
 roll back, share packs, and nothing about gyms or keys."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -94,8 +95,10 @@ def test_rule_list_shows_the_live_version_and_what_the_draft_changes(clinician):
 def test_the_sentence_reads_like_the_rule(clinician):
     rule = pain_stop()
     sentence = clinician.post(reverse("admin:rules_rule_describe"), threshold_post(7, rule.revision)).json()["sentence"]
-    assert sentence.startswith("When a run has pain during the run of 7 or more (out of 10) or pain after the run "
-                               "of 7 or more (out of 10): stop running for now — “")
+    assert sentence.startswith(
+        "When a run has pain during the run of 7 or more (out of 10) or pain after the run "
+        "of 7 or more (out of 10): stop running for now — “"
+    )
 
 
 # -- packs ----------------------------------------------------------------------------------------
@@ -109,15 +112,17 @@ def test_export_import_round_trip_gives_the_identical_ruleset(clinician):
     assert "1 changed" in preview and "Pain threshold" in preview
     assert clinician.post(reverse("admin:rules_rule_import"), {"pack_text": text, "_apply": "1"}).status_code == 302
     assert [spec_normalize(s) for s in ruleset_draft_specs()] == json.loads(text)["rules"]
-    assert clinician.post(reverse("admin:rules_rule_publish"), {"comment": "imported"}).status_code == 200  # nothing new
+    assert (
+        clinician.post(reverse("admin:rules_rule_publish"), {"comment": "imported"}).status_code == 200
+    )  # nothing new
     assert RulesetVersion.objects.count() == 1
 
 
 # -- simulation -------------------------------------------------------------------------------------
 def test_simulation_counts_on_a_known_history(clinician, client):
     client.history(
-        run(at=timezone.now() - dt.timedelta(days=3), pain_during=6),   # fires pain-stop at 5, not at 7
-        run(at=timezone.now() - dt.timedelta(days=2), pain_during=8),   # fires at both
+        run(at=timezone.now() - dt.timedelta(days=3), pain_during=6),  # fires pain-stop at 5, not at 7
+        run(at=timezone.now() - dt.timedelta(days=2), pain_during=8),  # fires at both
         run(at=timezone.now() - dt.timedelta(days=1), pain_after=6, member="m-2"),  # at 5 only
         run(at=timezone.now() - dt.timedelta(days=40), pain_during=9),  # outside the 30 days
     )
@@ -147,21 +152,51 @@ def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
             at = now - dt.timedelta(hours=rng.uniform(1, 29 * 24))
             if rng.random() < 0.75:
                 kind = "run"
-                data = {"distance_km": rng.uniform(2, 12), "duration_min": rng.randint(15, 80),
-                        "surface": rng.choice(["road", "hills", "trail"]), "warmup_min": rng.randint(0, 10),
-                        "pain_before": rng.randint(0, 3), "pain_during": rng.randint(0, 8), "pain_after": rng.randint(0, 8)}
-                figures = {"weekly_distance_km": rng.uniform(0, 40), "previous_week_distance_km": rng.uniform(0, 40),
-                           "run_number": j + 1, "consecutive_run_days": rng.randint(1, 4),
-                           "longest_run_30d_km": rng.uniform(0, 12), "pain_free_run_streak": rng.randint(0, 6),
-                           "runs_without_group_streak": rng.randint(0, 6), "pain_episode_weeks": rng.randint(0, 14),
-                           "pain_reports_last_14_days": rng.randint(0, 4), "cleared_by_physician": False,
-                           "back_injury": False, "chronic_back_pain": False}
+                data = {
+                    "distance_km": rng.uniform(2, 12),
+                    "duration_min": rng.randint(15, 80),
+                    "surface": rng.choice(["road", "hills", "trail"]),
+                    "warmup_min": rng.randint(0, 10),
+                    "pain_before": rng.randint(0, 3),
+                    "pain_during": rng.randint(0, 8),
+                    "pain_after": rng.randint(0, 8),
+                }
+                figures = {
+                    "weekly_distance_km": rng.uniform(0, 40),
+                    "previous_week_distance_km": rng.uniform(0, 40),
+                    "run_number": j + 1,
+                    "consecutive_run_days": rng.randint(1, 4),
+                    "longest_run_30d_km": rng.uniform(0, 12),
+                    "pain_free_run_streak": rng.randint(0, 6),
+                    "runs_without_group_streak": rng.randint(0, 6),
+                    "pain_episode_weeks": rng.randint(0, 14),
+                    "pain_reports_last_14_days": rng.randint(0, 4),
+                    "cleared_by_physician": False,
+                    "back_injury": False,
+                    "chronic_back_pain": False,
+                }
             else:
                 kind, data = "pain_report", {"pain": rng.randint(0, 8)}
-                figures = {"pain_episode_weeks": rng.randint(0, 14), "pain_reports_last_14_days": rng.randint(0, 4),
-                           "cleared_by_physician": False, "back_injury": False, "chronic_back_pain": False}
-            rows.append(Event(gym=gym, member=member, external_id=f"e-{member.pk}-{j}", type=kind, occurred_at=at,
-                              data=data, figures=figures, content_hash="x", evaluated=True))
+                figures = {
+                    "pain_episode_weeks": rng.randint(0, 14),
+                    "pain_reports_last_14_days": rng.randint(0, 4),
+                    "cleared_by_physician": False,
+                    "back_injury": False,
+                    "chronic_back_pain": False,
+                }
+            rows.append(
+                Event(
+                    gym=gym,
+                    member=member,
+                    external_id=f"e-{member.pk}-{j}",
+                    type=kind,
+                    occurred_at=at,
+                    data=data,
+                    figures=figures,
+                    content_hash="x",
+                    evaluated=True,
+                )
+            )
     Event.objects.bulk_create(rows, batch_size=2000)
     rule = pain_stop()
     clinician.post(f"{RULES}{rule.pk}/change/", threshold_post(7, rule.revision))
@@ -178,10 +213,18 @@ def test_try_it_with_a_real_members_history(clinician, client):
     client.history(run(at=timezone.now() - dt.timedelta(days=2)), run(at=timezone.now() - dt.timedelta(days=1)))
     member = Member.objects.get(external_id="m-1")
     url = reverse("admin:rules_rule_try")
-    page = clinician.post(url, {
-        "fact_type": "run", "_shown_type": "run", "occurred_at": timezone.localtime().strftime("%Y-%m-%d %H:%M"),
-        "subject": str(member.pk), "data_distance_km": "4", "data_duration_min": "30", "data_pain_during": "6",
-    }).content.decode()
+    page = clinician.post(
+        url,
+        {
+            "fact_type": "run",
+            "_shown_type": "run",
+            "occurred_at": timezone.localtime().strftime("%Y-%m-%d %H:%M"),
+            "subject": str(member.pk),
+            "data_distance_km": "4",
+            "data_duration_min": "30",
+            "data_pain_during": "6",
+        },
+    ).content.decode()
     assert "pain-stop" in page and "rest-days" in page
     assert "Pain during the run = <b>6 /10</b>" in page
     assert "Days in a row with a run" in page and Event.objects.count() == 2
@@ -190,18 +233,31 @@ def test_try_it_with_a_real_members_history(clinician, client):
 def test_statistics_count_advice_per_rule(clinician, client):
     client.fired(run(at=timezone.now() - dt.timedelta(hours=2), pain_during=8))
     page = clinician.get(reverse("admin:rules_rule_statistics")).content.decode()
-    assert '<tr data-rule="pain-stop"><td><b>pain-stop</b> Stop when it hurts</td><td>stop</td><td class="num">1</td>' in page
+    assert (
+        '<tr data-rule="pain-stop"><td><b>pain-stop</b> Stop when it hurts</td><td>stop</td><td class="num">1</td>'
+        in page
+    )
     assert "<svg" in page
 
 
 # -- permissions ---------------------------------------------------------------------------------
 def test_clinicians_can_do_the_whole_workflow_but_nothing_about_gyms_or_keys(clinician, client):
-    for url in (RULES, f"{RULES}add/", reverse("admin:rules_rule_publish"), reverse("admin:rules_rule_rollback"),
-                reverse("admin:rules_rule_simulate"), reverse("admin:rules_rule_try"),
-                reverse("admin:rules_rule_statistics"), reverse("admin:rules_rule_export"),
-                reverse("admin:rules_rule_import"), reverse("admin:rules_rulesetversion_changelist"),
-                reverse("admin:rules_rulechange_changelist"), "/admin/coaching/event/", "/admin/coaching/advice/",
-                "/admin/coaching/member/"):
+    for url in (
+        RULES,
+        f"{RULES}add/",
+        reverse("admin:rules_rule_publish"),
+        reverse("admin:rules_rule_rollback"),
+        reverse("admin:rules_rule_simulate"),
+        reverse("admin:rules_rule_try"),
+        reverse("admin:rules_rule_statistics"),
+        reverse("admin:rules_rule_export"),
+        reverse("admin:rules_rule_import"),
+        reverse("admin:rules_rulesetversion_changelist"),
+        reverse("admin:rules_rulechange_changelist"),
+        "/admin/coaching/event/",
+        "/admin/coaching/advice/",
+        "/admin/coaching/member/",
+    ):
         assert clinician.get(url).status_code == 200, url
     gym = client.gym
     for url in ("/admin/coaching/gym/", f"/admin/coaching/gym/{gym.pk}/change/", "/admin/coaching/gym/add/"):

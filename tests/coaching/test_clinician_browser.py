@@ -4,6 +4,7 @@ Drives Debian's Chromium through Playwright against pytest-django's live server,
 saves the screenshots the README links (docs/screenshots/). Skipped when Chromium is not
 installed locally; under CI=true a missing Chromium fails the test instead.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,8 +23,16 @@ from coaching.services import clinician_ensure, gym_create, rulepack_install
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 PASSWORD = "a-long-clinician-password"
 _ids = itertools.count(1)
@@ -43,13 +52,19 @@ class Api:
         self.base, self.key = base, key
 
     def post_run(self, *, member: str = "m-1", hours_ago: float = 1, **data: object) -> list[str]:
-        payload = {"external_id": f"browser-{next(_ids)}", "member": member, "type": "run",
-                   "occurred_at": (timezone.now() - dt.timedelta(hours=hours_ago)).isoformat(),
-                   "data": {"distance_km": 3, "duration_min": 20, "warmup_min": 10, "surface": "road", **data}}
-        request = urllib.request.Request(f"{self.base}/api/v1/events/", data=json.dumps(payload).encode(),
-                                         headers={"Authorization": f"Bearer {self.key}",
-                                                  "Content-Type": "application/json"})
-        with urllib.request.urlopen(request) as response:  # noqa: S310 (the test's own live server)
+        payload = {
+            "external_id": f"browser-{next(_ids)}",
+            "member": member,
+            "type": "run",
+            "occurred_at": (timezone.now() - dt.timedelta(hours=hours_ago)).isoformat(),
+            "data": {"distance_km": 3, "duration_min": 20, "warmup_min": 10, "surface": "road", **data},
+        }
+        request = urllib.request.Request(
+            f"{self.base}/api/v1/events/",
+            data=json.dumps(payload).encode(),
+            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as response:
             assert response.status == 201
             return [advice["rule"]["key"] for advice in json.load(response)["advice"]]
 

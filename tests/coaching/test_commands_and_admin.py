@@ -1,4 +1,5 @@
 """Operator commands (API.md section 1) and the admin for operators and clinicians."""
+
 from __future__ import annotations
 
 import io
@@ -58,8 +59,7 @@ def test_createclinician_makes_a_staff_user_in_the_clinicians_group():
 
 def test_clinicians_read_coaching_records_and_manage_rules_but_not_gyms():
     clinician_ensure(username="dr-lee", password="pw-123456")
-    perms = set(Group.objects.get(name=CLINICIANS_GROUP).permissions.values_list(
-        "content_type__app_label", "codename"))
+    perms = set(Group.objects.get(name=CLINICIANS_GROUP).permissions.values_list("content_type__app_label", "codename"))
     assert {("coaching", "view_event"), ("coaching", "view_advice"), ("coaching", "view_member")} <= perms
     assert not {p for p in perms if p[0] == "coaching" and not p[1].startswith("view_")}
     assert not {p for p in perms if p[1].endswith("_gym")}

@@ -1,4 +1,5 @@
 """Evaluation as of each event's own time, late events, failures and re-evaluation."""
+
 from __future__ import annotations
 
 import pytest
@@ -57,19 +58,33 @@ def test_profile_counts_as_of_the_events_time(client):
 
 def test_derived_figures_of_a_run(client, member):
     client.history(
-        run(at=day(0), distance_km=4), run(at=day(8), distance_km=5, with_group=False),
-        pain(at=day(9), pain=3), run(at=day(9, hour=3), distance_km=2, pain_during=3),
+        run(at=day(0), distance_km=4),
+        run(at=day(8), distance_km=5, with_group=False),
+        pain(at=day(9), pain=3),
+        run(at=day(9, hour=3), distance_km=2, pain_during=3),
     )
-    client.send(run(at=day(10), distance_km=6, pain_before=1, pain_after=2, with_group=False,
-                    external_id="now"), expect=201)
+    client.send(
+        run(at=day(10), distance_km=6, pain_before=1, pain_after=2, with_group=False, external_id="now"), expect=201
+    )
     figures = Event.objects.get(external_id="now").figures
     assert figures == {
-        "weekly_distance_km": 13, "previous_week_distance_km": 4, "weekly_distance_increase_pct": 225,
-        "runs_last_7_days": 3, "consecutive_run_days": 3, "hours_since_last_run": 21,
-        "longest_run_30d_km": 5, "pain_free_run_streak": 1, "runs_without_group_streak": 1,
-        "pain_reports_last_14_days": 1, "pain_episode_weeks": 0, "run_number": 4,
-        "long_run_increase_pct": 20, "pain_rise": 1,
-        "cleared_by_physician": True, "back_injury": False, "chronic_back_pain": False,
+        "weekly_distance_km": 13,
+        "previous_week_distance_km": 4,
+        "weekly_distance_increase_pct": 225,
+        "runs_last_7_days": 3,
+        "consecutive_run_days": 3,
+        "hours_since_last_run": 21,
+        "longest_run_30d_km": 5,
+        "pain_free_run_streak": 1,
+        "runs_without_group_streak": 1,
+        "pain_reports_last_14_days": 1,
+        "pain_episode_weeks": 0,
+        "run_number": 4,
+        "long_run_increase_pct": 20,
+        "pain_rise": 1,
+        "cleared_by_physician": True,
+        "back_injury": False,
+        "chronic_back_pain": False,
     }
 
 
@@ -123,8 +138,9 @@ def test_failure_in_a_batch_does_not_stop_the_others(client, member, monkeypatch
 def test_reevaluate_all_after_a_rule_fix_adds_only_new_advice(client, member):
     client.history(run(at=day(0), pain_during=6), run(at=day(2), pain_during=6))
     assert Advice.objects.filter(rule_key="pain-stop").count() == 2
-    call_command("reevaluate", "--all", "--member", "m-1", "--since", day(1).date().isoformat(),
-                 stdout=_null(), stderr=_null())
+    call_command(
+        "reevaluate", "--all", "--member", "m-1", "--since", day(1).date().isoformat(), stdout=_null(), stderr=_null()
+    )
     assert Advice.objects.filter(rule_key="pain-stop").count() == 2
 
 

@@ -1,4 +1,5 @@
 """The coaching domain seen from the rules admin: try it, simulation and statistics."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,16 +24,18 @@ def _pack(pack):
 def test_try_an_event_with_a_real_members_history(client, member):
     client.history(run(at=day(0)), run(at=day(1)))
     subject = str(Member.objects.get(external_id=member).pk)
-    result = simulation.rule_try(fact_type="run", data={"distance_km": 3, "duration_min": 20},
-                                 occurred_at=day(2), subject=subject)
+    result = simulation.rule_try(
+        fact_type="run", data={"distance_km": 3, "duration_min": 20}, occurred_at=day(2), subject=subject
+    )
     assert result.fact.data["consecutive_run_days"] == 3
     assert "rest-days" in [m.rule_key for m in result.live]
     assert Member.objects.count() == 1 and Member.objects.get().events.count() == 3  # nothing left behind
 
 
 def test_try_an_event_without_a_member(client):
-    result = simulation.rule_try(fact_type="pain_report", data={"pain": 2, "fever": True},
-                                 occurred_at=timezone.now(), subject=None)
+    result = simulation.rule_try(
+        fact_type="pain_report", data={"pain": 2, "fever": True}, occurred_at=timezone.now(), subject=None
+    )
     assert "red-flags" in [m.rule_key for m in result.live]
     assert result.fact.data["pain_reports_last_14_days"] == 1
     assert Member.objects.count() == 0
@@ -41,7 +44,9 @@ def test_try_an_event_without_a_member(client):
 def test_stored_facts_come_oldest_first_with_earlier_history(client, member):
     client.history(run(at=day(0), surface="hills"), pain(at=day(1), pain=5), run(member="m-2", at=day(1)))
     source = registry.fact_source()
-    facts = list(source.stored_facts(since=day(0, hour=-1), window=dt.timedelta(hours=48), types={"run", "pain_report"}))
+    facts = list(
+        source.stored_facts(since=day(0, hour=-1), window=dt.timedelta(hours=48), types={"run", "pain_report"})
+    )
     assert [f.type for f, _, _ in facts] == ["run", "pain_report", "run"]
     _, history, label = facts[1]
     assert [h.type for h in history] == ["run"] and "m-1" in label
@@ -55,8 +60,7 @@ def test_advice_counts_per_rule_and_day(client, member):
 
 
 def test_subjects_are_members(client, member):
-    assert registry.fact_source().subjects(search="m-") == [
-        (str(Member.objects.get().pk), f"{client.gym.name}: m-1")]
+    assert registry.fact_source().subjects(search="m-") == [(str(Member.objects.get().pk), f"{client.gym.name}: m-1")]
 
 
 def test_simulation_replays_stored_events(client, member):

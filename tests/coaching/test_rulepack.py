@@ -3,6 +3,7 @@
 Each rule gets a history that fires it and a nearby one that must not. Members are
 cleared by a physician (the ``member`` fixture) unless a test is about clearance.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -23,10 +24,28 @@ def _pack(pack):
 
 def test_pack_has_the_22_rules_of_rules_md():
     assert [r["key"] for r in RULE_PACK] == [
-        "medical-clearance", "back-injury", "warm-up", "start-short", "gradual-increase", "long-run-spike",
-        "pain-stop", "pain-rising", "running-shoes", "flat-surface", "posture", "hydration", "run-with-others",
-        "limit-duration", "rest-days", "hill-then-pain", "persistent-pain", "chronic-low-impact", "acute-rest",
-        "red-flags", "good-progress", "low-impact-credit",
+        "medical-clearance",
+        "back-injury",
+        "warm-up",
+        "start-short",
+        "gradual-increase",
+        "long-run-spike",
+        "pain-stop",
+        "pain-rising",
+        "running-shoes",
+        "flat-surface",
+        "posture",
+        "hydration",
+        "run-with-others",
+        "limit-duration",
+        "rest-days",
+        "hill-then-pain",
+        "persistent-pain",
+        "chronic-low-impact",
+        "acute-rest",
+        "red-flags",
+        "good-progress",
+        "low-impact-credit",
     ]
 
 
@@ -203,8 +222,11 @@ def test_run_with_others_fires_on_the_5th_run_alone(client, member):
 
 
 def test_run_with_others_does_not_fire_on_the_4th_run_alone(client, member):
-    client.history(run(at=day(0), with_group=False), run(at=day(2), with_group=True),
-                   *[run(at=day(4 + 2 * i), with_group=False) for i in range(3)])
+    client.history(
+        run(at=day(0), with_group=False),
+        run(at=day(2), with_group=True),
+        *[run(at=day(4 + 2 * i), with_group=False) for i in range(3)],
+    )
     assert "run-with-others" not in client.fired(run(at=day(10), with_group=False))
 
 
@@ -373,8 +395,20 @@ def test_messages_show_the_values_and_parameters(client, member):
 def test_no_message_leaves_a_placeholder_unfilled(client):
     client.history(run(at=day(0), distance_km=10, surface="hills"), profile(at=day(0, hour=1), back_injury=True))
     payloads = [
-        run(at=day(7), distance_km=11.6, duration_min=70, warmup_min=1, pain_before=0, pain_during=6, pain_after=6,
-            running_shoes=False, surface="hills", posture="slouched", hydrated=False, with_group=False),
+        run(
+            at=day(7),
+            distance_km=11.6,
+            duration_min=70,
+            warmup_min=1,
+            pain_before=0,
+            pain_during=6,
+            pain_after=6,
+            running_shoes=False,
+            surface="hills",
+            posture="slouched",
+            hydrated=False,
+            with_group=False,
+        ),
         pain(at=day(8), pain=6, numbness=True),
         cross(at=day(8, hour=2), activity="yoga"),
     ]

@@ -1,4 +1,5 @@
 """The WSGI entry point: chunked request bodies (no Content-Length) are read, and still capped at 1 MiB."""
+
 import io
 import json
 from wsgiref.util import setup_testing_defaults
@@ -10,11 +11,16 @@ from tests.coaching.conftest import run
 def post_chunked(key: str, body: bytes) -> tuple[str, dict]:
     environ: dict = {}
     setup_testing_defaults(environ)
-    environ.update({
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/api/v1/events/", "CONTENT_TYPE": "application/json",
-        "HTTP_TRANSFER_ENCODING": "chunked", "HTTP_AUTHORIZATION": f"Bearer {key}",
-        "wsgi.input": io.BytesIO(body),
-    })
+    environ.update(
+        {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/api/v1/events/",
+            "CONTENT_TYPE": "application/json",
+            "HTTP_TRANSFER_ENCODING": "chunked",
+            "HTTP_AUTHORIZATION": f"Bearer {key}",
+            "wsgi.input": io.BytesIO(body),
+        }
+    )
     environ.pop("CONTENT_LENGTH", None)
     answer: dict = {}
 

@@ -1,4 +1,5 @@
 """Builders for the rules suite: specs of the test domain (see testdomain/apps.py)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,27 +10,52 @@ import pytest
 from rules import services
 from rules.services import Fact
 
-T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.UTC)
 
 
 def make_spec(key: str = "hot", conditions: list[dict] | None = None, **overrides: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "key": key, "name": key.replace("-", " ").title(), "description": "", "category": "safety",
-        "severity": "urgent", "message": "Temperature {temperature}", "source_label": "Manual",
-        "cooldown_days": 0, "enabled": True, "pattern": "single", "count": None, "window_hours": None,
+        "key": key,
+        "name": key.replace("-", " ").title(),
+        "description": "",
+        "category": "safety",
+        "severity": "urgent",
+        "message": "Temperature {temperature}",
+        "source_label": "Manual",
+        "cooldown_days": 0,
+        "enabled": True,
+        "pattern": "single",
+        "count": None,
+        "window_hours": None,
         "steps": [{"fact_type": "reading"}],
-        "conditions": conditions if conditions is not None else [
-            {"step": 1, "group": 1, "field": "temperature", "operator": "gt", "value": 30}],
+        "conditions": conditions
+        if conditions is not None
+        else [{"step": 1, "group": 1, "field": "temperature", "operator": "gt", "value": 30}],
         "parameters": [],
     }
     spec.update(overrides)
     return spec
 
 
-def cond(field: str, operator: str, value: Any = None, *, step: int = 1, group: int = 1,
-         parameter: str | None = None, negate: bool = False) -> dict[str, Any]:
-    return {"step": step, "group": group, "field": field, "operator": operator, "value": value,
-            "parameter": parameter, "negate": negate}
+def cond(
+    field: str,
+    operator: str,
+    value: Any = None,
+    *,
+    step: int = 1,
+    group: int = 1,
+    parameter: str | None = None,
+    negate: bool = False,
+) -> dict[str, Any]:
+    return {
+        "step": step,
+        "group": group,
+        "field": field,
+        "operator": operator,
+        "value": value,
+        "parameter": parameter,
+        "negate": negate,
+    }
 
 
 _ids = iter(range(1, 10**9))

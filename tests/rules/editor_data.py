@@ -1,21 +1,37 @@
 """Turn a rule spec into the POST data the admin's rule editor sends (shared by both suites)."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from rules.spec import value_text
 
 
 def editor_post(spec: Mapping[str, Any], *, revision: int | None = None, **extra: str) -> dict[str, str]:
     data: dict[str, str] = {}
-    for name in ("key", "name", "description", "category", "severity", "pattern", "count", "window_hours",
-                 "message", "source_label", "cooldown_days"):
+    for name in (
+        "key",
+        "name",
+        "description",
+        "category",
+        "severity",
+        "pattern",
+        "count",
+        "window_hours",
+        "message",
+        "source_label",
+        "cooldown_days",
+    ):
         data[name] = value_text(spec.get(name))
     if spec.get("enabled", True):
         data["enabled"] = "on"
     data["revision"] = value_text(revision)
-    groups = {"steps": spec.get("steps") or [], "conditions": spec.get("conditions") or [],
-              "parameters": spec.get("parameters") or []}
+    groups = {
+        "steps": spec.get("steps") or [],
+        "conditions": spec.get("conditions") or [],
+        "parameters": spec.get("parameters") or [],
+    }
     for prefix, rows in groups.items():
         data[f"{prefix}-TOTAL_FORMS"] = str(len(rows))
         data[f"{prefix}-INITIAL_FORMS"] = str(len(rows))

@@ -1,4 +1,5 @@
 """The clinician's admin pages, against the rules app's own test domain (no coaching)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,9 +39,12 @@ def change_url(rule: Rule) -> str:
 
 
 def threshold_spec(value: float = 30, key: str = "hot") -> dict:
-    return make_spec(key, conditions=[cond("temperature", "gt", parameter="limit")],
-                     parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": value, "unit": "°C"}],
-                     message="Temperature {temperature} over {limit}")
+    return make_spec(
+        key,
+        conditions=[cond("temperature", "gt", parameter="limit")],
+        parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": value, "unit": "°C"}],
+        message="Temperature {temperature} over {limit}",
+    )
 
 
 class MemorySource(FactSource):
@@ -53,20 +57,28 @@ class MemorySource(FactSource):
     def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:
         return [(g, f"Group {g}") for g in sorted({f.group for f in self.facts})][:limit]
 
-    def enrich(self, *, fact_type, data, occurred_at, subject):  # noqa: ANN001, ANN201
+    def enrich(self, *, fact_type, data, occurred_at, subject):
         history = [f for f in self.facts if subject and f.group == subject and f.occurred_at < occurred_at]
-        return Fact(id="try", type=fact_type, occurred_at=occurred_at, data={**data, "readings_today": len(history) + 1},
-                    group=subject or ""), history
+        return Fact(
+            id="try",
+            type=fact_type,
+            occurred_at=occurred_at,
+            data={**data, "readings_today": len(history) + 1},
+            group=subject or "",
+        ), history
 
-    def stored_facts(self, *, since, window=None, types=None):  # noqa: ANN001, ANN201
+    def stored_facts(self, *, since, window=None, types=None):
         for fact in self.facts:
             if fact.occurred_at < since:
                 continue
-            history = [h for h in self.facts if window and h.group == fact.group
-                       and fact.occurred_at - window <= h.occurred_at < fact.occurred_at]
+            history = [
+                h
+                for h in self.facts
+                if window and h.group == fact.group and fact.occurred_at - window <= h.occurred_at < fact.occurred_at
+            ]
             yield fact, history, f"Group {fact.group}"
 
-    def advice_counts(self, *, since):  # noqa: ANN001, ANN201
+    def advice_counts(self, *, since):
         return self.counts
 
 
@@ -74,10 +86,12 @@ class MemorySource(FactSource):
 def source():
     previous = registry.fact_source()
     now = timezone.now()
-    facts = [Fact(id=str(i), type="reading", occurred_at=now - dt.timedelta(days=d), data={"temperature": t},
-                  group=g)
-             for i, (d, t, g) in enumerate([(40, 50, "a"), (5, 31, "a"), (4, 33, "b"), (3, 36, "a"), (2, 40, "c"),
-                                            (1, 20, "b")])]
+    facts = [
+        Fact(id=str(i), type="reading", occurred_at=now - dt.timedelta(days=d), data={"temperature": t}, group=g)
+        for i, (d, t, g) in enumerate(
+            [(40, 50, "a"), (5, 31, "a"), (4, 33, "b"), (3, 36, "a"), (2, 40, "c"), (1, 20, "b")]
+        )
+    ]
     today = timezone.localdate()
     counts = {"hot": {today: 3, today - dt.timedelta(days=10): 2}}
     fake = MemorySource(facts, counts)
@@ -249,7 +263,7 @@ def test_import_rejects_a_broken_pack_and_changes_nothing(admin_client, live_hot
     assert Rule.objects.get(key="hot").severity == "urgent"
 
 
-def _upload(text: str):  # noqa: ANN202
+def _upload(text: str):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("pack.json", text.encode(), content_type="application/json")
@@ -260,19 +274,37 @@ def test_try_it_shows_which_rules_fire_with_values_and_message(admin_client, liv
     rule = Rule.objects.get(key="hot")
     url = reverse("admin:rules_rule_try_one", args=[rule.pk])
     assert "Temperature (°C)" in admin_client.get(url).content.decode()
-    page = admin_client.post(url, {"fact_type": "reading", "_shown_type": "reading", "scope": "rule",
-                                   "occurred_at": "2026-01-10 08:00", "data_temperature": "33", "subject": "a"}).content.decode()
+    page = admin_client.post(
+        url,
+        {
+            "fact_type": "reading",
+            "_shown_type": "reading",
+            "scope": "rule",
+            "occurred_at": "2026-01-10 08:00",
+            "data_temperature": "33",
+            "subject": "a",
+        },
+    ).content.decode()
     assert "Temperature 33 over 30" in page
     assert "Temperature = <b>33 °C</b>" in page and "parameter Limit = <b>30 °C</b>" in page
-    page = admin_client.post(url, {"fact_type": "reading", "_shown_type": "reading", "scope": "rule",
-                                   "occurred_at": "2026-01-10 08:00", "data_temperature": "12"}).content.decode()
+    page = admin_client.post(
+        url,
+        {
+            "fact_type": "reading",
+            "_shown_type": "reading",
+            "scope": "rule",
+            "occurred_at": "2026-01-10 08:00",
+            "data_temperature": "12",
+        },
+    ).content.decode()
     assert "No rule fires." in page
 
 
 def test_simulation_counts_advice_that_would_appear_disappear_or_change(admin_user, live_hot, source):
     services.rule_save(spec=threshold_spec(35), user=admin_user)  # stricter: 31 and 33 no longer fire
-    services.rule_save(spec=make_spec("mild", conditions=[cond("temperature", "lt", 25)], message="Mild"),
-                       user=admin_user)
+    services.rule_save(
+        spec=make_spec("mild", conditions=[cond("temperature", "lt", 25)], message="Mild"), user=admin_user
+    )
     result = simulation.ruleset_simulate(days=30)
     assert result.events == 5 and result.subjects == 3
     hot = {r.key: r for r in result.rules}["hot"]
@@ -336,31 +368,52 @@ def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user)
     now = timezone.now()
     specs = [
         threshold_spec(30),
-        make_spec("then-visit", pattern="sequence", window_hours=24, message="Visit after heat",
-                  steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
-                  conditions=[cond("temperature", "gt", 35), cond("minutes", "gte", 10, step=2)]),
-        make_spec("three-hot", pattern="count", count=3, window_hours=48, message="{count} hot readings",
-                  cooldown_days=1, conditions=[cond("temperature", "gt", 32)]),
+        make_spec(
+            "then-visit",
+            pattern="sequence",
+            window_hours=24,
+            message="Visit after heat",
+            steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
+            conditions=[cond("temperature", "gt", 35), cond("minutes", "gte", 10, step=2)],
+        ),
+        make_spec(
+            "three-hot",
+            pattern="count",
+            count=3,
+            window_hours=48,
+            message="{count} hot readings",
+            cooldown_days=1,
+            conditions=[cond("temperature", "gt", 32)],
+        ),
     ]
     draft = [threshold_spec(34), {**specs[1], "window_hours": 12}, specs[2]]
     facts = []
     for i in range(300):
         kind = "visit" if i % 4 == 3 else "reading"
         data = {"minutes": (i * 7) % 30} if kind == "visit" else {"temperature": 25 + (i * 13) % 20}
-        facts.append(Fact(id=str(i), type=kind, occurred_at=now - dt.timedelta(hours=300 - i * 0.9), data=data,
-                          group=f"g{i % 3}"))
+        facts.append(
+            Fact(
+                id=str(i), type=kind, occurred_at=now - dt.timedelta(hours=300 - i * 0.9), data=data, group=f"g{i % 3}"
+            )
+        )
     source = MemorySource(facts)
     window = dt.timedelta(hours=48)
     rows = list(source.stored_facts(since=now - dt.timedelta(days=30), window=window))
-    data = simulation.SimulationInput(since=now - dt.timedelta(days=30), days=30, live_version=1,
-                                      live_specs=services.ruleset_check(specs), draft_specs=draft, facts=rows)
+    data = simulation.SimulationInput(
+        since=now - dt.timedelta(days=30),
+        days=30,
+        live_version=1,
+        live_specs=services.ruleset_check(specs),
+        draft_specs=draft,
+        facts=rows,
+    )
     result = {r.key: (r.live, r.draft, r.appear, r.disappear, r.change) for r in simulation.simulation_run(data).rules}
 
-    def plain(rule_specs):  # noqa: ANN001, ANN202
+    def plain(rule_specs):
         last: dict = {}
         with services.Evaluator(specs=rule_specs) as evaluator:
             evaluations = evaluator.evaluate_many([(f, h) for f, h, _ in rows])
-        return simulation._advised(evaluations, rows, last)  # noqa: SLF001
+        return simulation._advised(evaluations, rows, last)
 
     live, mine = plain(specs), plain(draft)
     for key in ("hot", "then-visit", "three-hot"):

@@ -1,4 +1,5 @@
 """Chaining pattern steps in time order within a window (the part durable_rules cannot do safely)."""
+
 import json
 
 from rules.compiler import ruleset_compile
@@ -12,8 +13,14 @@ HOUR = 3600.0
 def test_every_compiled_rule_binds_exactly_one_fact():
     """durable_rules crashes when facts of a completed multi-fact action are retracted: never load one."""
     specs = [
-        make_spec("seq", pattern="sequence", window_hours=48, steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
-                  conditions=[cond("alarm", "eq", True), cond("minutes", "gte", 30, step=2)], message="x"),
+        make_spec(
+            "seq",
+            pattern="sequence",
+            window_hours=48,
+            steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
+            conditions=[cond("alarm", "eq", True), cond("minutes", "gte", 30, step=2)],
+            message="x",
+        ),
         make_spec("cnt", pattern="count", count=3, window_hours=24, conditions=[cond("level", "gt", 5)], message="x"),
         make_spec("one", message="x"),
     ]

@@ -1,4 +1,5 @@
 """The engine recovers by itself: an error inside durable_rules never poisons later evaluations."""
+
 import pytest
 
 from rules.internal import engine as engine_module

@@ -1,4 +1,5 @@
 """Every operator on every field kind it fits: one fact that matches and one that does not."""
+
 import pytest
 
 from rules.compiler import ruleset_compile
@@ -69,9 +70,14 @@ COMPARISON_CASES = [case for case in CASES if case[1] not in ("exists", "missing
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("field", "operator", "value", "matching", "other"), COMPARISON_CASES,
-                         ids=[f"{f}-{o}-{v}" for f, o, v, *_ in COMPARISON_CASES])
-def test_negated_comparison_matches_the_opposite_when_the_field_is_recorded(publish, field, operator, value, matching, other):
+@pytest.mark.parametrize(
+    ("field", "operator", "value", "matching", "other"),
+    COMPARISON_CASES,
+    ids=[f"{f}-{o}-{v}" for f, o, v, *_ in COMPARISON_CASES],
+)
+def test_negated_comparison_matches_the_opposite_when_the_field_is_recorded(
+    publish, field, operator, value, matching, other
+):
     publish(make_spec(conditions=[cond(field, operator, value, negate=True)], message="ok"))
     assert fired(reading(**matching)) == []
     assert fired(reading(**other)) == ["hot"]
@@ -109,11 +115,16 @@ def test_a_parameter_supplies_the_value_and_changing_it_changes_the_outcome(publ
 @pytest.mark.django_db
 def test_groups_combine_all_of_any(publish):
     # level <= 3 AND (temperature > 30 OR alarm is true)
-    publish(make_spec(conditions=[
-        cond("level", "lte", 3, group=1),
-        cond("temperature", "gt", 30, group=2),
-        cond("alarm", "eq", True, group=2),
-    ], message="ok"))
+    publish(
+        make_spec(
+            conditions=[
+                cond("level", "lte", 3, group=1),
+                cond("temperature", "gt", 30, group=2),
+                cond("alarm", "eq", True, group=2),
+            ],
+            message="ok",
+        )
+    )
     assert fired(reading(level=2, temperature=35)) == ["hot"]
     assert fired(reading(level=2, alarm=True)) == ["hot"]
     assert fired(reading(level=2, temperature=35, alarm=True)) == ["hot"]  # once, not once per branch
@@ -133,11 +144,13 @@ def test_every_rule_that_applies_fires_not_only_the_first(publish):
 
 @pytest.mark.django_db
 def test_message_is_rendered_with_the_matched_values_and_parameters(publish):
-    publish(make_spec(
-        conditions=[cond("temperature", "gte", parameter="limit")],
-        parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": "30", "unit": "°C"}],
-        message="It was {temperature} °C in the {room}, limit {limit}.",
-    ))
+    publish(
+        make_spec(
+            conditions=[cond("temperature", "gte", parameter="limit")],
+            parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": "30", "unit": "°C"}],
+            message="It was {temperature} °C in the {room}, limit {limit}.",
+        )
+    )
     from rules.services import facts_evaluate
 
     match = facts_evaluate(fact=reading(temperature=31.5, room="hall")).matches[0]

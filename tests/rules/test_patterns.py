@@ -1,4 +1,5 @@
 """Patterns across several facts of one subject, on the facts' own timestamps."""
+
 import datetime as dt
 import itertools
 
@@ -16,7 +17,9 @@ pytestmark = pytest.mark.django_db
 def alarm_then_long_visit(window_hours=48):
     """An alarm reading, then a visit of 30+ minutes within the window."""
     return make_spec(
-        "alarm-then-visit", pattern="sequence", window_hours=window_hours,
+        "alarm-then-visit",
+        pattern="sequence",
+        window_hours=window_hours,
         steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
         conditions=[cond("alarm", "eq", True, step=1), cond("minutes", "gte", parameter="minutes", step=2)],
         parameters=[{"name": "minutes", "label": "Visit length", "kind": "number", "value": 30, "unit": "min"}],
@@ -26,8 +29,12 @@ def alarm_then_long_visit(window_hours=48):
 
 def three_hot_in_a_week():
     return make_spec(
-        "hot-streak", pattern="count", count=3, window_hours=7 * 24,
-        conditions=[cond("temperature", "gte", 30)], message="{count} hot readings in a week",
+        "hot-streak",
+        pattern="count",
+        count=3,
+        window_hours=7 * 24,
+        conditions=[cond("temperature", "gte", 30)],
+        message="{count} hot readings in a week",
     )
 
 
@@ -35,8 +42,12 @@ def daily_streak():
     """Readings on consecutive days: a derived figure (readings on consecutive days) is the domain's job,
     but the same thing as a pattern: three hot readings, each within 24 h of the previous."""
     return make_spec(
-        "three-days", pattern="count", count=3, window_hours=48,
-        conditions=[cond("temperature", "gte", 30)], message="three days running",
+        "three-days",
+        pattern="count",
+        count=3,
+        window_hours=48,
+        conditions=[cond("temperature", "gte", 30)],
+        message="three days running",
     )
 
 

@@ -1,4 +1,5 @@
 """Soak: 100,000 evaluations over 10,000 distinct subjects in one process, flat memory, no crash."""
+
 import datetime as dt
 import random
 
@@ -19,13 +20,25 @@ MAX_GROWTH_MB = 50
 def test_soak_100k_evaluations_over_10k_subjects_with_flat_memory(publish):
     publish(
         make_spec("hot", conditions=[cond("temperature", "gt", 30)]),
-        make_spec("alarm-in-hall", conditions=[cond("alarm", "eq", True), cond("room", "eq", "hall", group=2)],
-                  message="x"),
-        make_spec("hot-streak", pattern="count", count=3, window_hours=72,
-                  conditions=[cond("temperature", "gte", 30)], message="x"),
-        make_spec("alarm-then-visit", pattern="sequence", window_hours=48,
-                  steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
-                  conditions=[cond("alarm", "eq", True), cond("minutes", "gte", 30, step=2)], message="x"),
+        make_spec(
+            "alarm-in-hall", conditions=[cond("alarm", "eq", True), cond("room", "eq", "hall", group=2)], message="x"
+        ),
+        make_spec(
+            "hot-streak",
+            pattern="count",
+            count=3,
+            window_hours=72,
+            conditions=[cond("temperature", "gte", 30)],
+            message="x",
+        ),
+        make_spec(
+            "alarm-then-visit",
+            pattern="sequence",
+            window_hours=48,
+            steps=[{"fact_type": "reading"}, {"fact_type": "visit"}],
+            conditions=[cond("alarm", "eq", True), cond("minutes", "gte", 30, step=2)],
+            message="x",
+        ),
     )
     rng = random.Random(7)
     histories: dict[int, list[Fact]] = {}
@@ -37,12 +50,21 @@ def test_soak_100k_evaluations_over_10k_subjects_with_flat_memory(publish):
         history = histories.setdefault(subject, [])
         at = T0 + dt.timedelta(hours=6 * (number // SUBJECTS) + rng.random())
         if rng.random() < 0.2:
-            fact = Fact(id=f"e{number}", type="visit", occurred_at=at, data={"minutes": rng.randint(0, 90)},
-                        group=str(subject))
+            fact = Fact(
+                id=f"e{number}", type="visit", occurred_at=at, data={"minutes": rng.randint(0, 90)}, group=str(subject)
+            )
         else:
-            fact = Fact(id=f"e{number}", type="reading", occurred_at=at, group=str(subject),
-                        data={"temperature": rng.uniform(10, 40), "alarm": rng.random() < 0.3,
-                              "room": rng.choice(["hall", "attic", "kitchen"])})
+            fact = Fact(
+                id=f"e{number}",
+                type="reading",
+                occurred_at=at,
+                group=str(subject),
+                data={
+                    "temperature": rng.uniform(10, 40),
+                    "alarm": rng.random() < 0.3,
+                    "room": rng.choice(["hall", "attic", "kitchen"]),
+                },
+            )
         fired += len(facts_evaluate(fact=fact, history=history[-30:]).matches)
         history.append(fact)
         del history[:-30]

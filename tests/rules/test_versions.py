@@ -1,4 +1,5 @@
 """Published versions: immutable snapshots, the latest is live, rollback, hot reload without restart."""
+
 import json
 import os
 import subprocess
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.django_db
 
 
 def threshold_spec(limit):
-    return make_spec(conditions=[cond("temperature", "gt", parameter="limit")],
-                     parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": limit, "unit": "°C"}])
+    return make_spec(
+        conditions=[cond("temperature", "gt", parameter="limit")],
+        parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": limit, "unit": "°C"}],
+    )
 
 
 def test_compiling_is_deterministic():
@@ -111,11 +114,21 @@ def test_threads_evaluating_while_another_publishes_never_crash(publish):
 @pytest.mark.django_db(transaction=True)
 def test_a_publish_in_one_process_is_used_by_another_without_restart(publish):
     publish(threshold_spec(30))
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.rules.settings",
-           "RULES_TEST_DB": str(connection.settings_dict["NAME"])}
-    worker = subprocess.Popen([sys.executable, "-m", "tests.rules.worker"], cwd=settings.BASE_DIR, env=env,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.rules.settings",
+        "RULES_TEST_DB": str(connection.settings_dict["NAME"]),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tests.rules.worker"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+
         def ask(temperature):
             worker.stdin.write(f"{temperature}\n")
             worker.stdin.flush()

@@ -9,14 +9,21 @@ from coaching.services import CLINICIANS_GROUP, clinician_ensure
 
 
 class Command(BaseCommand):
-    help = (f"Create (or update) a staff user in the {CLINICIANS_GROUP} group, who can manage rules in the admin "
-            "and read members, events and advice.")
+    help = (
+        f"Create (or update) a staff user in the {CLINICIANS_GROUP} group, who can manage rules in the admin "
+        "and read members, events and advice."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username")
         parser.add_argument("--password", help="The password (prompted for if omitted and a terminal is attached).")
-        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
-                            help="Never prompt; without --password a new user gets no usable password.")
+        parser.add_argument(
+            "--noinput",
+            "--no-input",
+            action="store_false",
+            dest="interactive",
+            help="Never prompt; without --password a new user gets no usable password.",
+        )
 
     def handle(self, *args: Any, username: str, password: str | None, interactive: bool, **options: Any) -> None:
         if not password and interactive and self.stdin_is_tty():

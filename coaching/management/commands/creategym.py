@@ -9,8 +9,10 @@ from coaching.services import gym_create, gym_key_rotate
 
 
 class Command(BaseCommand):
-    help = ("Create a gym and print its API key as the last line (the key is shown only once). "
-            "With --rotate, issue a new key for the gym (creating it if missing); the old key stops working.")
+    help = (
+        "Create a gym and print its API key as the last line (the key is shown only once). "
+        "With --rotate, issue a new key for the gym (creating it if missing); the old key stops working."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="The gym's name.")
@@ -19,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, name: str, rotate: bool, **options: Any) -> None:
         name = name.strip()
         if not name:
-            raise CommandError("Give the gym a name, for example: creategym \"Riverside Runners\".")
+            raise CommandError('Give the gym a name, for example: creategym "Riverside Runners".')
         gym = Gym.objects.filter(name=name).first()
         if gym is None:
             gym, key = gym_create(name=name)

@@ -1,4 +1,5 @@
 """Make sure a demo gym and a demo clinician exist, and print how to use them (``make run``)."""
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,11 @@ class Command(BaseCommand):
         "git-ignored file .demo-credentials; running it again is safe and keeps all data."
     )
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("--port", default="8000")
         parser.add_argument("--credentials", default=str(Path(settings.BASE_DIR) / ".demo-credentials"))
 
-    def handle(self, *args, port: str, credentials: str, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, port: str, credentials: str, **options) -> None:
         path = Path(credentials)
         saved = json.loads(path.read_text()) if path.exists() else {}
         gym = Gym.objects.filter(name=DEMO_GYM).first()
@@ -43,17 +44,19 @@ class Command(BaseCommand):
         path.chmod(0o600)
         base = f"http://127.0.0.1:{port}"
         self.stdout.write(
-            "\n".join([
-                "",
-                f"Demo gym API key:   {saved['api_key']}",
-                f"Admin:              {base}/admin/  (login {DEMO_CLINICIAN} / {saved['password']})",
-                f"API docs:           {base}/api/docs/",
-                f"Try it:             curl -s -H 'Authorization: Bearer {saved['api_key']}' "
-                f"-H 'Content-Type: application/json' {base}/api/v1/events/ -d @- <<< "
-                "'{\"external_id\": \"demo-1\", \"member\": \"m-1\", \"type\": \"run\", "
-                "\"occurred_at\": \"2026-11-20T07:30:00+01:00\", \"data\": {\"distance_km\": 6.2, "
-                "\"duration_min\": 38, \"pain_during\": 6}}'",
-                f"(credentials kept in {path.name}, which git ignores)",
-                "",
-            ])
+            "\n".join(
+                [
+                    "",
+                    f"Demo gym API key:   {saved['api_key']}",
+                    f"Admin:              {base}/admin/  (login {DEMO_CLINICIAN} / {saved['password']})",
+                    f"API docs:           {base}/api/docs/",
+                    f"Try it:             curl -s -H 'Authorization: Bearer {saved['api_key']}' "
+                    f"-H 'Content-Type: application/json' {base}/api/v1/events/ -d @- <<< "
+                    '\'{"external_id": "demo-1", "member": "m-1", "type": "run", '
+                    '"occurred_at": "2026-11-20T07:30:00+01:00", "data": {"distance_km": 6.2, '
+                    '"duration_min": 38, "pain_during": 6}}\'',
+                    f"(credentials kept in {path.name}, which git ignores)",
+                    "",
+                ]
+            )
         )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone as dt_timezone
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,22 +11,39 @@ from coaching.services import events_for_reevaluation, events_reevaluate
 
 
 class Command(BaseCommand):
-    help = ("Re-run rule evaluation over stored events, oldest first (after an outage or a rule fix), without "
-            "creating duplicate advice: advice already given for an event and rule is kept as it is. "
-            "--pending limits it to events whose evaluation has not succeeded yet.")
+    help = (
+        "Re-run rule evaluation over stored events, oldest first (after an outage or a rule fix), without "
+        "creating duplicate advice: advice already given for an event and rule is kept as it is. "
+        "--pending limits it to events whose evaluation has not succeeded yet."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--member", help="Only this member (the gym's member id).")
         parser.add_argument("--gym", help="Only this gym (name); also narrows --member.")
         parser.add_argument("--since", help="Only events that occurred on or after this date (YYYY-MM-DD) or ISO time.")
-        parser.add_argument("--pending", action="store_false", dest="include_evaluated",
-                            help="Only events whose evaluation failed or never ran (after an outage).")
-        parser.add_argument("--all", action="store_true", dest="include_evaluated",
-                            help="Every selected event, evaluated or not (the default; kept for older scripts).")
+        parser.add_argument(
+            "--pending",
+            action="store_false",
+            dest="include_evaluated",
+            help="Only events whose evaluation failed or never ran (after an outage).",
+        )
+        parser.add_argument(
+            "--all",
+            action="store_true",
+            dest="include_evaluated",
+            help="Every selected event, evaluated or not (the default; kept for older scripts).",
+        )
         parser.set_defaults(include_evaluated=True)
 
-    def handle(self, *args: Any, member: str | None, gym: str | None, since: str | None,
-               include_evaluated: bool, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        member: str | None,
+        gym: str | None,
+        since: str | None,
+        include_evaluated: bool,
+        **options: Any,
+    ) -> None:
         gym_obj = None
         if gym:
             gym_obj = Gym.objects.filter(name=gym).first()
@@ -42,13 +59,20 @@ class Command(BaseCommand):
                 raise CommandError(f'No member "{member}".')
         since_at = _parse_since(since) if since else None
 
-        total = sum(events_for_reevaluation(member=m, gym=gym_obj, since=since_at,
-                                            include_evaluated=include_evaluated).count() for m in members)
+        total = sum(
+            events_for_reevaluation(member=m, gym=gym_obj, since=since_at, include_evaluated=include_evaluated).count()
+            for m in members
+        )
         events = failed = advice = 0
         with tqdm(total=total, unit="event", file=self.stderr._out, disable=total == 0) as bar:
             for m in members:
-                result = events_reevaluate(member=m, gym=gym_obj, since=since_at, include_evaluated=include_evaluated,
-                                           progress=lambda _event: bar.update(1))
+                result = events_reevaluate(
+                    member=m,
+                    gym=gym_obj,
+                    since=since_at,
+                    include_evaluated=include_evaluated,
+                    progress=lambda _event: bar.update(1),
+                )
                 events, failed, advice = events + result.events, failed + result.failed, advice + result.advice_created
         self.stdout.write(f"Re-evaluated {events} events: {advice} new advice, {failed} failed.")
         if failed:
@@ -57,7 +81,11 @@ class Command(BaseCommand):
 
 def _parse_since(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value) if "T" in value.upper() else datetime.combine(date.fromisoformat(value), time.min)
+        parsed = (
+            datetime.fromisoformat(value)
+            if "T" in value.upper()
+            else datetime.combine(date.fromisoformat(value), time.min)
+        )
     except ValueError:
         raise CommandError("--since must be a date (YYYY-MM-DD) or an ISO 8601 date and time.") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt_timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,4 +1,5 @@
 """A tiny made-up domain (a thermostat reading sensors) that exercises every field kind."""
+
 from django.apps import AppConfig
 
 
@@ -9,16 +10,24 @@ class TestDomainConfig(AppConfig):
     def ready(self) -> None:
         from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 
-        registry.register_fact_type("reading", "Reading", [
-            FieldSpec("temperature", "Temperature", NUMBER, unit="°C", minimum=-50, maximum=150),
-            FieldSpec("level", "Level", INTEGER, minimum=0, maximum=10),
-            FieldSpec("alarm", "Alarm", BOOLEAN),
-            FieldSpec("room", "Room", TEXT, choices=("kitchen", "hall", "attic")),
-            FieldSpec("serviced_on", "Serviced on", DATE),
-        ])
-        registry.register_fact_type("visit", "Visit", [
-            FieldSpec("minutes", "Minutes", NUMBER, unit="min", minimum=0, maximum=600),
-        ])
+        registry.register_fact_type(
+            "reading",
+            "Reading",
+            [
+                FieldSpec("temperature", "Temperature", NUMBER, unit="°C", minimum=-50, maximum=150),
+                FieldSpec("level", "Level", INTEGER, minimum=0, maximum=10),
+                FieldSpec("alarm", "Alarm", BOOLEAN),
+                FieldSpec("room", "Room", TEXT, choices=("kitchen", "hall", "attic")),
+                FieldSpec("serviced_on", "Serviced on", DATE),
+            ],
+        )
+        registry.register_fact_type(
+            "visit",
+            "Visit",
+            [
+                FieldSpec("minutes", "Minutes", NUMBER, unit="min", minimum=0, maximum=600),
+            ],
+        )
         registry.register_derived(
             [FieldSpec("readings_today", "Readings today", INTEGER, minimum=0, maximum=1000)],
             fact_types=["reading"],
