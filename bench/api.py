@@ -15,9 +15,11 @@ Only loopback traffic, bounded loops, and the server is stopped at the end, what
 happens. Prints its tables, then the summary for the README (with the engine figures of
 ``python -m bench.engine`` if that ran before: bench-results/engine.json).
 """
+
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -30,10 +32,25 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from bench.common import (ROOT, SEED, _maybe, _pick, fmt_rate, load_result, machine_line, pain_report_data,
-                          profile_data, run_data, cross_training_data, save_result, table, temp_sqlite_path)
+from bench.common import (
+    ROOT,
+    SEED,
+    _maybe,
+    _pick,
+    cross_training_data,
+    fmt_rate,
+    load_result,
+    machine_line,
+    pain_report_data,
+    profile_data,
+    run_data,
+    save_result,
+    table,
+    temp_sqlite_path,
+)
 from bench.engine import summary_markdown
 
 EVENT_MIX = (("run", 62), ("pain_report", 28), ("cross_training", 7), ("profile", 3))
@@ -65,13 +82,15 @@ def make_events(count: int, *, members: int, seed: int = SEED + 7) -> list[dict[
             data = cross_training_data(rng)
         else:
             data = profile_data(rng)
-        events.append({
-            "external_id": f"bench-{run_id}-{index}",
-            "member": f"member-{member:04d}",
-            "type": kind,
-            "occurred_at": occurred_at.isoformat(),
-            "data": data,
-        })
+        events.append(
+            {
+                "external_id": f"bench-{run_id}-{index}",
+                "member": f"member-{member:04d}",
+                "type": kind,
+                "occurred_at": occurred_at.isoformat(),
+                "data": data,
+            }
+        )
     return events
 
 
@@ -83,8 +102,9 @@ def free_port() -> int:
 
 
 def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     if done.returncode:
         raise SystemExit(f"bench.api: manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -93,10 +113,15 @@ def manage(env: dict[str, str], *args: str) -> str:
 class Server:
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.port = port
-        self.log = open(os.path.join(os.path.dirname(env["BENCH_DB"]), f"bench-runserver-{port}.log"), "w+")
+        # open for the server process's lifetime; closed in stop()
+        self.log = open(os.path.join(os.path.dirname(env["BENCH_DB"]), f"bench-runserver-{port}.log"), "w+")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self) -> None:
@@ -118,7 +143,7 @@ class Server:
             import psutil
 
             return psutil.Process(self.process.pid).memory_info().rss / 2**20
-        except Exception:  # noqa: BLE001 - informative only
+        except Exception:
             return None
 
     def output(self) -> str:
@@ -135,10 +160,8 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=10)
         self.log.close()
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(self.log.name)
-        except OSError:
-            pass
 
 
 # -- the client -------------------------------------------------------------------------
@@ -248,7 +271,7 @@ def post_singles(port: int, key: str, events: Sequence[dict], threads: int) -> t
                 elif len(tally.errors) < 5:
                     tally.errors.append(f"{status}: {data[:300]!r}")
                 tally.add(status, advice, elapsed)
-        except Exception as exc:  # noqa: BLE001 - reported
+        except Exception as exc:
             tally.errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             client.close()
@@ -268,7 +291,7 @@ def post_batches(port: int, key: str, events: Sequence[dict], size: int) -> tupl
     started = time.perf_counter()
     try:
         for start in range(0, len(events), size):
-            batch = list(events[start:start + size])
+            batch = list(events[start : start + size])
             t0 = time.perf_counter()
             status, data = client.post("/api/v1/events/", batch)
             elapsed = time.perf_counter() - t0
@@ -289,7 +312,7 @@ def quantile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))]
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 def ms(value: float | None) -> str:
@@ -311,23 +334,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     db = temp_sqlite_path("api")
     env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": args.settings,
-        "DATABASE_URL": f"sqlite:///{db}",
-        "BENCH_DB": db,
-        "DJANGO_DEBUG": "1" if args.debug else "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "API_THROTTLE_RATE": "1000000/minute",
-        "LOG_LEVEL": "ERROR",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": args.settings,
+            "DATABASE_URL": f"sqlite:///{db}",
+            "BENCH_DB": db,
+            "DJANGO_DEBUG": "1" if args.debug else "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "API_THROTTLE_RATE": "1000000/minute",
+            "LOG_LEVEL": "ERROR",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.pop("DJANGO_HTTPS", None)
     total = args.single * 2 + args.batches * args.batch_size
     events = make_events(total, members=args.members)
-    single_one = events[:args.single]
-    single_many = events[args.single:args.single * 2]
-    batched = events[args.single * 2:]
+    single_one = events[: args.single]
+    single_many = events[args.single : args.single * 2]
+    batched = events[args.single * 2 :]
 
     print(f"bench.api: {machine_line()}; load average {os.getloadavg()[0]:.2f}")
     print(f"temporary database {db}; DJANGO_DEBUG={env['DJANGO_DEBUG']}; settings {args.settings}")
@@ -341,8 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.wait_ready()
         rss_start = server.rss_mb()
         fresh_ms, kept_ms = keepalive_penalty(port)
-        print(f"server: manage.py runserver 127.0.0.1:{port} --noreload (pid {server.process.pid}); "
-              f"{total:,} events over {args.members} members", flush=True)
+        print(
+            f"server: manage.py runserver 127.0.0.1:{port} --noreload (pid {server.process.pid}); "
+            f"{total:,} events over {args.members} members",
+            flush=True,
+        )
 
         seconds_1, tally_1 = post_singles(port, key, single_one, threads=1)
         print(f"  single posts, 1 thread: {len(single_one) / seconds_1:,.0f} events/s", flush=True)
@@ -360,27 +388,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ", ".join(f"{count:,}x {status}" for status, count in sorted(tally.statuses.items()))
 
     rows = [
-        [f"single POST /api/v1/events/, 1 client thread, {len(single_one):,} events", fmt_rate(len(single_one) / seconds_1),
-         ms(quantile(tally_1.latencies, 0.5)), ms(quantile(tally_1.latencies, 0.99)), ms(max(tally_1.latencies, default=None)),
-         statuses(tally_1), f"{tally_1.advice:,}"],
-        [f"single POST, {args.threads} client threads, {len(single_many):,} events", fmt_rate(len(single_many) / seconds_n),
-         ms(quantile(tally_n.latencies, 0.5)), ms(quantile(tally_n.latencies, 0.99)), ms(max(tally_n.latencies, default=None)),
-         statuses(tally_n), f"{tally_n.advice:,}"],
-        [f"POST of {args.batch_size}-event arrays, 1 client, {args.batches} batches", fmt_rate(len(batched) / seconds_b),
-         ms(quantile(tally_b.latencies, 0.5)), ms(quantile(tally_b.latencies, 0.99)), ms(max(tally_b.latencies, default=None)),
-         statuses(tally_b), f"{tally_b.advice:,}"],
+        [
+            f"single POST /api/v1/events/, 1 client thread, {len(single_one):,} events",
+            fmt_rate(len(single_one) / seconds_1),
+            ms(quantile(tally_1.latencies, 0.5)),
+            ms(quantile(tally_1.latencies, 0.99)),
+            ms(max(tally_1.latencies, default=None)),
+            statuses(tally_1),
+            f"{tally_1.advice:,}",
+        ],
+        [
+            f"single POST, {args.threads} client threads, {len(single_many):,} events",
+            fmt_rate(len(single_many) / seconds_n),
+            ms(quantile(tally_n.latencies, 0.5)),
+            ms(quantile(tally_n.latencies, 0.99)),
+            ms(max(tally_n.latencies, default=None)),
+            statuses(tally_n),
+            f"{tally_n.advice:,}",
+        ],
+        [
+            f"POST of {args.batch_size}-event arrays, 1 client, {args.batches} batches",
+            fmt_rate(len(batched) / seconds_b),
+            ms(quantile(tally_b.latencies, 0.5)),
+            ms(quantile(tally_b.latencies, 0.99)),
+            ms(max(tally_b.latencies, default=None)),
+            statuses(tally_b),
+            f"{tally_b.advice:,}",
+        ],
     ]
-    print(table(["workload", "events/s", "p50 ms", "p99 ms", "max ms", "answers (per event)", "advice"], rows,
-                title="API: manage.py runserver --noreload, loopback, temporary SQLite (WAL)"))
-    print("Latency is per request (a batch request carries all its events); each event's answer status is "
-          "counted per event. One Python client process (http.client, a new connection per request) on the "
-          "same 2-core machine as the server.")
-    print(f"Keep-alive: GET /healthz took {fresh_ms:.1f} ms with a new connection each time and {kept_ms:.1f} ms on "
-          f"one kept-alive connection (runserver's two sends meet Nagle and delayed ACK): clients that keep "
-          f"connections alive to runserver pay ~40 ms a request.")
-    print(table(["when", "server RSS (MB)"], [["after start", f"{rss_start:.1f}" if rss_start else "–"],
-                                              ["at the end", f"{rss_end:.1f}" if rss_end else "–"]],
-                title="Server memory"))
+    print(
+        table(
+            ["workload", "events/s", "p50 ms", "p99 ms", "max ms", "answers (per event)", "advice"],
+            rows,
+            title="API: manage.py runserver --noreload, loopback, temporary SQLite (WAL)",
+        )
+    )
+    print(
+        "Latency is per request (a batch request carries all its events); each event's answer status is "
+        "counted per event. One Python client process (http.client, a new connection per request) on the "
+        "same 2-core machine as the server."
+    )
+    print(
+        f"Keep-alive: GET /healthz took {fresh_ms:.1f} ms with a new connection each time and {kept_ms:.1f} ms on "
+        f"one kept-alive connection (runserver's two sends meet Nagle and delayed ACK): clients that keep "
+        f"connections alive to runserver pay ~40 ms a request."
+    )
+    print(
+        table(
+            ["when", "server RSS (MB)"],
+            [
+                ["after start", f"{rss_start:.1f}" if rss_start else "–"],
+                ["at the end", f"{rss_end:.1f}" if rss_end else "–"],
+            ],
+            title="Server memory",
+        )
+    )
     problems = [e for t in (tally_1, tally_n, tally_b) for e in t.errors]
     unexpected = {s: c for t in (tally_1, tally_n, tally_b) for s, c in t.statuses.items() if s != 201}
     if unexpected or problems or not alive:
@@ -390,15 +452,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("server log (tail):\n" + server_output[-2000:])
 
     results = {
-        "machine": machine_line(), "members": args.members, "threads": args.threads, "batch_size": args.batch_size,
+        "machine": machine_line(),
+        "members": args.members,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
         "debug": args.debug,
-        "single_1": {"events": len(single_one), "rate": len(single_one) / seconds_1, "answers": statuses(tally_1),
-                     "p50": quantile(tally_1.latencies, 0.5), "p99": quantile(tally_1.latencies, 0.99)},
-        "single_n": {"events": len(single_many), "rate": len(single_many) / seconds_n, "answers": statuses(tally_n),
-                     "p50": quantile(tally_n.latencies, 0.5), "p99": quantile(tally_n.latencies, 0.99)},
-        "batches": {"events": len(batched), "rate": len(batched) / seconds_b, "answers": statuses(tally_b),
-                    "p50": quantile(tally_b.latencies, 0.5)},
-        "ok": not unexpected and not problems and alive, "healthz_ms": fresh_ms, "healthz_keepalive_ms": kept_ms,
+        "single_1": {
+            "events": len(single_one),
+            "rate": len(single_one) / seconds_1,
+            "answers": statuses(tally_1),
+            "p50": quantile(tally_1.latencies, 0.5),
+            "p99": quantile(tally_1.latencies, 0.99),
+        },
+        "single_n": {
+            "events": len(single_many),
+            "rate": len(single_many) / seconds_n,
+            "answers": statuses(tally_n),
+            "p50": quantile(tally_n.latencies, 0.5),
+            "p99": quantile(tally_n.latencies, 0.99),
+        },
+        "batches": {
+            "events": len(batched),
+            "rate": len(batched) / seconds_b,
+            "answers": statuses(tally_b),
+            "p50": quantile(tally_b.latencies, 0.5),
+        },
+        "ok": not unexpected and not problems and alive,
+        "healthz_ms": fresh_ms,
+        "healthz_keepalive_ms": kept_ms,
     }
     save_result("api", results)
     print("\n" + final_summary(results, load_result("engine")))
@@ -411,12 +492,27 @@ def final_summary(api: dict[str, Any], engine: dict[str, Any] | None) -> str:
         parts.append(summary_markdown(engine))
         parts.append("")
     rows = [
-        [f"single events, 1 client", fmt_rate(api["single_1"]["rate"]), ms(api["single_1"]["p50"]), ms(api["single_1"]["p99"]),
-         api["single_1"]["answers"]],
-        [f"single events, {api['threads']} clients", fmt_rate(api["single_n"]["rate"]), ms(api["single_n"]["p50"]),
-         ms(api["single_n"]["p99"]), api["single_n"]["answers"]],
-        [f"arrays of {api['batch_size']} events", fmt_rate(api["batches"]["rate"]), ms(api["batches"]["p50"]) + " (per array)",
-         "–", api["batches"]["answers"]],
+        [
+            "single events, 1 client",
+            fmt_rate(api["single_1"]["rate"]),
+            ms(api["single_1"]["p50"]),
+            ms(api["single_1"]["p99"]),
+            api["single_1"]["answers"],
+        ],
+        [
+            f"single events, {api['threads']} clients",
+            fmt_rate(api["single_n"]["rate"]),
+            ms(api["single_n"]["p50"]),
+            ms(api["single_n"]["p99"]),
+            api["single_n"]["answers"],
+        ],
+        [
+            f"arrays of {api['batch_size']} events",
+            fmt_rate(api["batches"]["rate"]),
+            ms(api["batches"]["p50"]) + " (per array)",
+            "–",
+            api["batches"]["answers"],
+        ],
     ]
     parts.append(f"#### API, POST /api/v1/events/ (runserver, SQLite, {api['members']} members, {api['machine']})\n")
     parts.append(table(["workload", "events/s", "p50 ms", "p99 ms", "answers"], rows))

@@ -4,9 +4,11 @@ event generators, timing and table printing.
 Nothing here touches the developer's database: ``django_setup`` points DATABASE_URL at a
 fresh SQLite file under the system temp directory and deletes it at exit.
 """
+
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import glob
 import importlib
@@ -17,8 +19,9 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench-results"  # git-ignored
@@ -33,10 +36,8 @@ def temp_sqlite_path(tag: str) -> str:
 
     def _cleanup() -> None:
         for name in glob.glob(path + "*"):
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(name)
-            except OSError:
-                pass
 
     atexit.register(_cleanup)
     return path
@@ -114,7 +115,7 @@ SURFACES = (("road", 40), ("track", 10), ("treadmill", 15), ("trail", 10), ("hil
 POSTURES = (("good", 60), ("slouched", 15), ("overstriding", 15), ("leaning_back", 10))
 ACTIVITIES = ("yoga", "swimming", "cycling", "walking", "massage", "strength", "other")
 LOCATIONS = ("lower_back", "upper_back", "hip", "leg", "other")
-T_END = dt.datetime(2026, 10, 1, 7, 30, tzinfo=dt.timezone.utc)
+T_END = dt.datetime(2026, 10, 1, 7, 30, tzinfo=dt.UTC)
 
 
 def _pick(rng: random.Random, weighted: Sequence[tuple[str, int]]) -> str:
@@ -170,8 +171,14 @@ def pain_report_data(rng: random.Random, *, painful: bool = False) -> dict[str, 
     data: dict[str, Any] = {"pain": _pain_level(rng, painful)}
     if _maybe(rng, 0.7):
         data["location"] = rng.choice(LOCATIONS)
-    for flag, share in (("radiates_to_leg", 0.15), ("numbness", 0.04), ("leg_weakness", 0.03),
-                        ("bladder_or_bowel_change", 0.01), ("fever", 0.02), ("night_pain", 0.05)):
+    for flag, share in (
+        ("radiates_to_leg", 0.15),
+        ("numbness", 0.04),
+        ("leg_weakness", 0.03),
+        ("bladder_or_bowel_change", 0.01),
+        ("fever", 0.02),
+        ("night_pain", 0.05),
+    ):
         if _maybe(rng, 0.5):
             data[flag] = _maybe(rng, share)
     return data
@@ -257,7 +264,9 @@ def single_facts(count: int, *, seed: int = SEED) -> list[Any]:
     return facts
 
 
-def history_items(count: int, *, history: int = 30, window_days: float = 14, seed: int = SEED + 1) -> list[tuple[Any, list[Any]]]:
+def history_items(
+    count: int, *, history: int = 30, window_days: float = 14, seed: int = SEED + 1
+) -> list[tuple[Any, list[Any]]]:
     """``count`` evaluations: a new run or pain report with ``history`` earlier runs and pain
     reports of the same member, all inside ``window_days`` before it (seeded)."""
     from rules.services import Fact
@@ -273,11 +282,23 @@ def history_items(count: int, *, history: int = 30, window_days: float = 14, see
             fact_type = "pain_report" if _maybe(rng, 0.35) else "run"
             painful = painful_member and _maybe(rng, 0.7)
             occurred_at = now - dt.timedelta(minutes=rng.randint(1, int(window_days * 24 * 60) - 1))
-            past.append(Fact(id=f"{member}.h{position}", type=fact_type, occurred_at=occurred_at,
-                             data=event_data(rng, fact_type, painful=painful), group=member))
+            past.append(
+                Fact(
+                    id=f"{member}.h{position}",
+                    type=fact_type,
+                    occurred_at=occurred_at,
+                    data=event_data(rng, fact_type, painful=painful),
+                    group=member,
+                )
+            )
         fact_type = "pain_report" if _maybe(rng, 0.4) else "run"
-        new = Fact(id=f"{member}.new", type=fact_type, occurred_at=now,
-                   data=event_data(rng, fact_type, painful=painful_member and _maybe(rng, 0.7)), group=member)
+        new = Fact(
+            id=f"{member}.new",
+            type=fact_type,
+            occurred_at=now,
+            data=event_data(rng, fact_type, painful=painful_member and _maybe(rng, 0.7)),
+            group=member,
+        )
         items.append((new, past))
     return items
 
@@ -310,7 +331,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str =
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=False)) + " |"
 
     out = []
     if title:
@@ -395,7 +416,7 @@ def run_isolated(work: Callable[[Callable[..., None]], Any], *, timeout: float =
         try:
             work(send)
             send("rss", rss_mb())
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        except BaseException as exc:
             import traceback
 
             send("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=4)}")
@@ -419,8 +440,8 @@ def run_isolated(work: Callable[[Callable[..., None]], Any], *, timeout: float =
                 (size,) = struct.unpack("!I", buffer[:4])
                 if len(buffer) < 4 + size:
                     break
-                kind, values = pickle.loads(buffer[4:4 + size])
-                buffer = buffer[4 + size:]
+                kind, values = pickle.loads(buffer[4 : 4 + size])  # noqa: S301 (our own forked child)
+                buffer = buffer[4 + size :]
                 if kind == "pass":
                     outcome.passes.append(values[0])
                 elif kind == "progress":

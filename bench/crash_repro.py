@@ -30,6 +30,7 @@ whatever memory follows (valgrind: "Conditional jump or move depends on uninitia
 value(s)" in deleteMessageFromFrame; gdb: SIGSEGV in deleteMessageFromFrame <-
 handleDeleteMessage <- retractFacts). One-fact rules are not affected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,12 +78,25 @@ def join_evaluator(specs):
         for index, (fact, history) in enumerate(items):
             if fact.type not in history_types:
                 continue
-            relevant = [h for h in history if h.type in history_types and h.id != fact.id
-                        and abs(h.occurred_at - fact.occurred_at) <= window]
+            relevant = [
+                h
+                for h in history
+                if h.type in history_types and h.id != fact.id and abs(h.occurred_at - fact.occurred_at) <= window
+            ]
             for position, item in enumerate(sorted([fact, *relevant], key=lambda f: (f.occurred_at, f.id))):
-                documents.append(projectors[item.type](
-                    {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type, "_g": index,
-                     "_o": position, "_t": item.occurred_at.timestamp()}, item.data))
+                documents.append(
+                    projectors[item.type](
+                        {
+                            "id": f"{index}.{position}",
+                            "sid": SCRATCH_SID,
+                            "type": item.type,
+                            "_g": index,
+                            "_o": position,
+                            "_t": item.occurred_at.timestamp(),
+                        },
+                        item.data,
+                    )
+                )
         if not documents:
             return 0
         payload = json.dumps(documents, separators=(",", ":"))
@@ -132,8 +146,10 @@ def minimal(loops: int) -> int:
             while message:
                 message = dre.complete_and_start_action(handle, state)
         dre.retract_facts(handle, payload)
-    print(f"minimal (upstream durable_rules bug): {loops} join/complete/retract cycles done "
-          "(run it under valgrind to see the bad reads)")
+    print(
+        f"minimal (upstream durable_rules bug): {loops} join/complete/retract cycles done "
+        "(run it under valgrind to see the bad reads)"
+    )
     return 0
 
 
@@ -142,11 +158,15 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--evaluations", type=int, default=500)
     parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--join", action="store_true",
-                        help="demonstrate the UPSTREAM durable_rules bug: the pack's patterns as durable join rules "
-                             "on the raw C core (what the product no longer does)")
-    parser.add_argument("--minimal", type=int, metavar="LOOPS",
-                        help="only the two-fact trigger of the upstream bug, for valgrind")
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="demonstrate the UPSTREAM durable_rules bug: the pack's patterns as durable join rules "
+        "on the raw C core (what the product no longer does)",
+    )
+    parser.add_argument(
+        "--minimal", type=int, metavar="LOOPS", help="only the two-fact trigger of the upstream bug, for valgrind"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.minimal:
@@ -154,10 +174,21 @@ def main(argv=None) -> int:
     if args.child:
         return child(args.evaluations, args.passes, args.join)
 
-    what = ("UPSTREAM BUG DEMO: durable_rules join rules on the raw C core (not the product)" if args.join
-            else "the product's adapter, rules.services.Evaluator")
-    command = [sys.executable, "-m", "bench.crash_repro", "--child", "--evaluations", str(args.evaluations),
-               "--passes", str(args.passes)] + (["--join"] if args.join else [])
+    what = (
+        "UPSTREAM BUG DEMO: durable_rules join rules on the raw C core (not the product)"
+        if args.join
+        else "the product's adapter, rules.services.Evaluator"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "bench.crash_repro",
+        "--child",
+        "--evaluations",
+        str(args.evaluations),
+        "--passes",
+        str(args.passes),
+    ] + (["--join"] if args.join else [])
     print(f"{what}: {args.runs} processes", flush=True)
     crashed = 0
     for seed in range(args.runs):
@@ -172,8 +203,10 @@ def main(argv=None) -> int:
                 outcome += f": {done.stderr.strip().splitlines()[-1]}"
         print(f"  PYTHONHASHSEED={seed}: {outcome}", flush=True)
     total = args.evaluations * args.passes
-    print(f"{what}: {crashed} of {args.runs} processes crashed, each running {total:,} evaluations "
-          f"(whole pack, 30 history events each)")
+    print(
+        f"{what}: {crashed} of {args.runs} processes crashed, each running {total:,} evaluations "
+        f"(whole pack, 30 history events each)"
+    )
     return 1 if crashed else 0
 
 

@@ -17,6 +17,7 @@ work only: the adapter's chaining of step hits in time order is not in its time.
 hits are chained after the timed pass by a brute-force plain-Python reference, and the
 adapter's firings (rule and the facts chained) must equal those.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,6 +80,7 @@ class Row:
 
 def one_pass(contender: Contender, items: Sequence[Any], *, chunk: int, warm: int) -> Outcome:
     """One timed pass over ``items`` in a forked child (after an untimed warm-up)."""
+
     def work(send) -> None:
         import time
 
@@ -87,7 +89,7 @@ def one_pass(contender: Contender, items: Sequence[Any], *, chunk: int, warm: in
         outputs: list[tuple[Any, int]] = []
         started = time.perf_counter()
         for start in range(0, len(items), chunk):
-            outputs.append((run(items[start:start + chunk], start), start))
+            outputs.append((run(items[start : start + chunk], start), start))
             send("progress", min(start + chunk, len(items)), time.perf_counter() - started)
         send("pass", time.perf_counter() - started)
         fired: set = set()
@@ -99,8 +101,9 @@ def one_pass(contender: Contender, items: Sequence[Any], *, chunk: int, warm: in
     return run_isolated(work)
 
 
-def measure_all(contenders: Sequence[Contender], items: Sequence[Any], *, repeats: int, chunk: int,
-                warm: int) -> list[Row]:
+def measure_all(
+    contenders: Sequence[Contender], items: Sequence[Any], *, repeats: int, chunk: int, warm: int
+) -> list[Row]:
     """``repeats`` rounds; each round runs one pass of every contender, so that a noisy moment
     on a shared machine hits one pass of everyone rather than all passes of one."""
     merged = {c.name: Outcome() for c in contenders}
@@ -123,8 +126,10 @@ def measure_all(contenders: Sequence[Contender], items: Sequence[Any], *, repeat
                 crashes[contender.name].append(outcome.error.splitlines()[0] if outcome.error else "failed")
                 if done and (not total.progress[0] or done / seconds > total.progress[0] / total.progress[1]):
                     total.progress = outcome.progress
-                print(f"    {contender.name}: FAILED ({crashes[contender.name][-1]}) after {done:,} evaluations",
-                      flush=True)
+                print(
+                    f"    {contender.name}: FAILED ({crashes[contender.name][-1]}) after {done:,} evaluations",
+                    flush=True,
+                )
     rows = []
     for contender in contenders:
         total = merged[contender.name]
@@ -140,14 +145,18 @@ def measure_all(contenders: Sequence[Contender], items: Sequence[Any], *, repeat
 
 # -- our adapter ------------------------------------------------------------------------
 def evaluations_fired(evaluations, offset: int):
-    return ((offset + index, match.rule_key) for index, evaluation in enumerate(evaluations)
-            for match in evaluation.matches)
+    return (
+        (offset + index, match.rule_key) for index, evaluation in enumerate(evaluations) for match in evaluation.matches
+    )
 
 
 def evaluations_fired_with_facts(evaluations, offset: int):
     """(b): the facts each match chained count too (checked against ``reference_chain``)."""
-    return ((offset + index, match.rule_key, match.fact_ids) for index, evaluation in enumerate(evaluations)
-            for match in evaluation.matches)
+    return (
+        (offset + index, match.rule_key, match.fact_ids)
+        for index, evaluation in enumerate(evaluations)
+        for match in evaluation.matches
+    )
 
 
 def evaluator_contender(name: str, how: str, specs, *, batch: int | None, fired=evaluations_fired) -> Contender:
@@ -156,16 +165,20 @@ def evaluator_contender(name: str, how: str, specs, *, batch: int | None, fired=
 
         evaluator = Evaluator(specs=specs)
         if batch is None:
+
             def run(chunk, offset):
                 evaluate = evaluator.evaluate_many
                 return [evaluate([item])[0] for item in chunk]
         else:
+
             def run(chunk, offset):
                 out = []
                 for start in range(0, len(chunk), batch):
-                    out.extend(evaluator.evaluate_many(chunk[start:start + batch]))
+                    out.extend(evaluator.evaluate_many(chunk[start : start + batch]))
                 return out
+
         return run, fired, evaluator.close
+
     return Contender(name, how, "adapter", make)
 
 
@@ -174,15 +187,19 @@ def published_contender(name: str, how: str, *, batch: int | None, fired=evaluat
         from rules.services import facts_evaluate, facts_evaluate_many
 
         if batch is None:
+
             def run(chunk, offset):
                 return [facts_evaluate(fact=fact, history=history) for fact, history in chunk]
         else:
+
             def run(chunk, offset):
                 out = []
                 for start in range(0, len(chunk), batch):
-                    out.extend(facts_evaluate_many(items=chunk[start:start + batch]))
+                    out.extend(facts_evaluate_many(items=chunk[start : start + batch]))
                 return out
+
         return run, fired, lambda: None
+
     return Contender(name, how, "adapter", make)
 
 
@@ -200,12 +217,14 @@ def document_trimmer(fields_by_type: dict) -> Callable[[str, Any], dict]:
             if value is not None:
                 document[name] = value
         return document
+
     return make
 
 
 def raw_single_contender(name: str, how: str, ruleset_json: str, make_document, *, batch: int | None) -> Contender:
     """Per event: assert_fact, drain every action (json.loads each message), retract_fact;
     or ``batch`` events per assert_facts in the one scratch sid."""
+
     def make():
         import durable_rules_engine as dre
 
@@ -233,8 +252,9 @@ def raw_single_contender(name: str, how: str, ruleset_json: str, make_document, 
         def run_batched(chunk, offset):
             fired = []
             for start in range(0, len(chunk), batch):
-                payload = dumps([make_document(str(start + i), fact)
-                                 for i, (fact, _) in enumerate(chunk[start:start + batch])])
+                payload = dumps(
+                    [make_document(str(start + i), fact) for i, (fact, _) in enumerate(chunk[start : start + batch])]
+                )
                 assert_facts(handle, payload)
                 started = start_action(handle)
                 if started:
@@ -248,6 +268,7 @@ def raw_single_contender(name: str, how: str, ruleset_json: str, make_document, 
 
         run = run_one if batch is None else run_batched
         return run, (lambda out, offset: out), lambda: dre.delete_ruleset(handle)
+
     return Contender(name, how, "raw", make)
 
 
@@ -262,6 +283,7 @@ def raw_pattern_contender(name: str, how: str, compiled, make_document, make_pat
     ``reference_firings`` (a brute-force plain-Python chaining, independent of the
     adapter's ``best_chain``), so that this row's firings can be checked against the
     adapter's without the chaining counting in the raw loop's time."""
+
     def make():
         import durable_rules_engine as dre
 
@@ -291,8 +313,13 @@ def raw_pattern_contender(name: str, how: str, compiled, make_document, make_pat
 
                 facts = ()
                 if fact.type in history_types:
-                    relevant = [h for h in history if h.type in history_types and h.id != fact.id
-                                and abs(h.occurred_at - fact.occurred_at) <= window]
+                    relevant = [
+                        h
+                        for h in history
+                        if h.type in history_types
+                        and h.id != fact.id
+                        and abs(h.occurred_at - fact.occurred_at) <= window
+                    ]
                     if relevant:
                         facts = sorted([fact, *relevant], key=lambda f: (f.occurred_at, f.id))
                         payload = dumps([make_pattern(str(position), item) for position, item in enumerate(facts)])
@@ -314,12 +341,15 @@ def raw_pattern_contender(name: str, how: str, compiled, make_document, make_pat
         def close():
             dre.delete_ruleset(single)
             dre.delete_ruleset(steps)
+
         return run, fired, close
+
     return Contender(name, how, "raw", make)
 
 
-def reference_chain(steps: tuple[int, ...], by_step: dict[int, set[int]], times: Sequence[float], window: float,
-                    new: int) -> tuple[int, ...] | None:
+def reference_chain(
+    steps: tuple[int, ...], by_step: dict[int, set[int]], times: Sequence[float], window: float, new: int
+) -> tuple[int, ...] | None:
     """Brute force, the plain reading of a pattern: of every choice of positions p1 < … < pk
     (facts in time order) where p_j satisfies step ``steps[j]``, one of them the new fact,
     the last within ``window`` seconds of the first, the one with the most recent facts
@@ -327,8 +357,11 @@ def reference_chain(steps: tuple[int, ...], by_step: dict[int, set[int]], times:
     if len(set(steps)) == 1:
         choices = itertools.combinations(sorted(by_step.get(steps[0], ())), len(steps))
     else:
-        choices = (c for c in itertools.product(*(sorted(by_step.get(s, ())) for s in steps))
-                   if all(a < b for a, b in itertools.pairwise(c)))
+        choices = (
+            c
+            for c in itertools.product(*(sorted(by_step.get(s, ())) for s in steps))
+            if all(a < b for a, b in itertools.pairwise(c))
+        )
     best = None
     for choice in choices:
         if new in choice and times[choice[-1]] - times[choice[0]] <= window:
@@ -367,6 +400,7 @@ def zen_contender(name: str, how: str, specs, *, layout: str, call: str, batch: 
         content = zen_content_json(specs, layout=layout)
         engine = zen.ZenEngine({"loader": lambda key: content})
         if call == "engine":
+
             def run(chunk, offset):
                 evaluate = engine.evaluate
                 return [evaluate("pack", {**fact.data, "type": fact.type}) for fact, _ in chunk]
@@ -377,18 +411,24 @@ def zen_contender(name: str, how: str, specs, *, layout: str, call: str, batch: 
                 evaluate = decision.evaluate
                 return [evaluate({**fact.data, "type": fact.type}) for fact, _ in chunk]
         else:
+
             def run(chunk, offset):
                 out = []
                 for start in range(0, len(chunk), batch):
-                    requests = [{"key": "pack", "context": {**fact.data, "type": fact.type}}
-                                for fact, _ in chunk[start:start + batch]]
+                    requests = [
+                        {"key": "pack", "context": {**fact.data, "type": fact.type}}
+                        for fact, _ in chunk[start : start + batch]
+                    ]
                     out.extend(item["data"] for item in engine.evaluate_batch(requests))
                 return out
 
         def fired(responses, offset):
-            return ((offset + index, row["rule"]) for index, response in enumerate(responses)
-                    for row in response["result"])
+            return (
+                (offset + index, row["rule"]) for index, response in enumerate(responses) for row in response["result"]
+            )
+
         return run, fired, lambda: None
+
     return Contender(name, how, "zen", make)
 
 
@@ -404,11 +444,17 @@ def business_rules_contender(name: str, how: str, specs) -> Contender:
             fired = []
             for index, (fact, _) in enumerate(chunk):
                 actions = Actions()
-                run_all(rule_list=rule_list, defined_variables=Variables({**fact.data, "type": fact.type}),
-                        defined_actions=actions, stop_on_first_trigger=False)
+                run_all(
+                    rule_list=rule_list,
+                    defined_variables=Variables({**fact.data, "type": fact.type}),
+                    defined_actions=actions,
+                    stop_on_first_trigger=False,
+                )
                 fired.extend((offset + index, rule) for rule in actions.fired)
             return fired
+
         return run, (lambda out, offset: out), lambda: None
+
     return Contender(name, how, "business-rules", make)
 
 
@@ -421,43 +467,88 @@ def section_a(singles, facts, repeats: int) -> list[Row]:
     trimmed = document_trimmer(dict(compiled.single_fields))
     items = [(fact, ()) for fact in facts]
     contenders = [
-        *[evaluator_contender(f"adapter Evaluator.evaluate_many, batch {size}",
-                              f"rules.services.Evaluator(specs=one-event rules).evaluate_many(items), "
-                              f"{size} events a call",
-                              singles, batch=size) for size in BATCH_SIZES],
-        evaluator_contender("adapter Evaluator.evaluate_many, 1 event a call",
-                            "Evaluator.evaluate_many([(event, ())]) for each event", singles, batch=None),
-        published_contender("adapter facts_evaluate_many, batch 250 (published)",
-                            "rules.services.facts_evaluate_many(items=250 events), live version published in the "
-                            "temporary db (one version query a call)", batch=250),
-        published_contender("adapter facts_evaluate, 1 event a call (published)",
-                            "rules.services.facts_evaluate(fact=event), one version query a call", batch=None),
-        raw_single_contender("raw C loop, 1 event a call, event as sent",
-                             "create_ruleset(single_json) once; per event assert_fact, start_action/"
-                             "complete_and_start_action draining with json.loads, retract_fact; the whole event",
-                             compiled.single_json, document_as_sent, batch=None),
-        raw_single_contender("raw C loop, 1 event a call, rule fields only",
-                             "same loop, the event trimmed to the fields the rules read", compiled.single_json,
-                             trimmed, batch=None),
-        raw_single_contender("raw C loop, batch 250, rule fields only",
-                             "assert_facts of 250 trimmed events in the one sid, drain, retract_facts",
-                             compiled.single_json, trimmed, batch=250),
-        zen_contender("zen-engine ZenEngine.evaluate, 1 event a call",
-                      "ZenEngine(loader).evaluate(key, event): JDM decision table, hit policy collect, "
-                      "one row per rule, each cell the rule's whole condition", singles, layout="expression",
-                      call="engine"),
-        zen_contender("zen-engine ZenEngine.evaluate, column-per-field table",
-                      "same, the table laid out with a column per field (unary tests such as '< 5')",
-                      singles, layout="columns", call="engine"),
-        zen_contender("zen-engine ZenDecision.evaluate, 1 event a call",
-                      "ZenEngine().create_decision(JDM).evaluate(event), same table", singles,
-                      layout="expression", call="decision"),
-        zen_contender("zen-engine ZenEngine.evaluate_batch, batch 250",
-                      "ZenEngine.evaluate_batch(250 requests), same table", singles, layout="expression",
-                      call="batch"),
-        business_rules_contender("business-rules run_all, 1 event a call",
-                                 "business_rules.run_all(rules, Variables(event), Actions()) for each event "
-                                 "(generated from the same specs)", singles),
+        *[
+            evaluator_contender(
+                f"adapter Evaluator.evaluate_many, batch {size}",
+                f"rules.services.Evaluator(specs=one-event rules).evaluate_many(items), {size} events a call",
+                singles,
+                batch=size,
+            )
+            for size in BATCH_SIZES
+        ],
+        evaluator_contender(
+            "adapter Evaluator.evaluate_many, 1 event a call",
+            "Evaluator.evaluate_many([(event, ())]) for each event",
+            singles,
+            batch=None,
+        ),
+        published_contender(
+            "adapter facts_evaluate_many, batch 250 (published)",
+            "rules.services.facts_evaluate_many(items=250 events), live version published in the "
+            "temporary db (one version query a call)",
+            batch=250,
+        ),
+        published_contender(
+            "adapter facts_evaluate, 1 event a call (published)",
+            "rules.services.facts_evaluate(fact=event), one version query a call",
+            batch=None,
+        ),
+        raw_single_contender(
+            "raw C loop, 1 event a call, event as sent",
+            "create_ruleset(single_json) once; per event assert_fact, start_action/"
+            "complete_and_start_action draining with json.loads, retract_fact; the whole event",
+            compiled.single_json,
+            document_as_sent,
+            batch=None,
+        ),
+        raw_single_contender(
+            "raw C loop, 1 event a call, rule fields only",
+            "same loop, the event trimmed to the fields the rules read",
+            compiled.single_json,
+            trimmed,
+            batch=None,
+        ),
+        raw_single_contender(
+            "raw C loop, batch 250, rule fields only",
+            "assert_facts of 250 trimmed events in the one sid, drain, retract_facts",
+            compiled.single_json,
+            trimmed,
+            batch=250,
+        ),
+        zen_contender(
+            "zen-engine ZenEngine.evaluate, 1 event a call",
+            "ZenEngine(loader).evaluate(key, event): JDM decision table, hit policy collect, "
+            "one row per rule, each cell the rule's whole condition",
+            singles,
+            layout="expression",
+            call="engine",
+        ),
+        zen_contender(
+            "zen-engine ZenEngine.evaluate, column-per-field table",
+            "same, the table laid out with a column per field (unary tests such as '< 5')",
+            singles,
+            layout="columns",
+            call="engine",
+        ),
+        zen_contender(
+            "zen-engine ZenDecision.evaluate, 1 event a call",
+            "ZenEngine().create_decision(JDM).evaluate(event), same table",
+            singles,
+            layout="expression",
+            call="decision",
+        ),
+        zen_contender(
+            "zen-engine ZenEngine.evaluate_batch, batch 250",
+            "ZenEngine.evaluate_batch(250 requests), same table",
+            singles,
+            layout="expression",
+            call="batch",
+        ),
+        business_rules_contender(
+            "business-rules run_all, 1 event a call",
+            "business_rules.run_all(rules, Variables(event), Actions()) for each event (generated from the same specs)",
+            singles,
+        ),
     ]
     print(f"\n(a) {len(singles)} one-event rules, {len(facts):,} events; best of {repeats} passes", flush=True)
     ruleset_publish(specs=singles, comment="bench: one-event rules")
@@ -471,30 +562,52 @@ def section_b(specs, items, repeats: int) -> list[Row]:
     compiled = ruleset_compile(specs)
     with_facts = evaluations_fired_with_facts
     contenders = [
-        evaluator_contender("adapter Evaluator.evaluate_many, 1 evaluation a call",
-                            "Evaluator(specs=pack).evaluate_many([(event, history)]) for each evaluation (no db)",
-                            specs, batch=None, fired=with_facts),
-        published_contender("adapter facts_evaluate, 1 evaluation a call (published)",
-                            "rules.services.facts_evaluate(fact=event, history=history), one version query a call",
-                            batch=None, fired=with_facts),
-        *[published_contender(f"adapter facts_evaluate_many, batch {size} (published)",
-                              f"facts_evaluate_many(items={size} (event, history) pairs)", batch=size,
-                              fired=with_facts)
-          for size in PATTERN_BATCH_SIZES],
-        raw_pattern_contender("raw C loop, 1 evaluation a call, events as sent",
-                              "the product's compiled rules: one-event ruleset assert_facts([event]), drain "
-                              "(json.loads), retract_facts; pattern-step ruleset (one-fact rules key#step) "
-                              "assert_facts(history in the window + event, time order), drain (json.loads), "
-                              "retract_facts; no chaining; whole events", compiled, document_as_sent),
-        raw_pattern_contender("raw C loop, 1 evaluation a call, rule fields only",
-                              "same loop, each event trimmed to the fields its ruleset's rules read (as the adapter "
-                              "does)", compiled, document_trimmer(dict(compiled.single_fields)),
-                              document_trimmer(dict(compiled.pattern_fields))),
+        evaluator_contender(
+            "adapter Evaluator.evaluate_many, 1 evaluation a call",
+            "Evaluator(specs=pack).evaluate_many([(event, history)]) for each evaluation (no db)",
+            specs,
+            batch=None,
+            fired=with_facts,
+        ),
+        published_contender(
+            "adapter facts_evaluate, 1 evaluation a call (published)",
+            "rules.services.facts_evaluate(fact=event, history=history), one version query a call",
+            batch=None,
+            fired=with_facts,
+        ),
+        *[
+            published_contender(
+                f"adapter facts_evaluate_many, batch {size} (published)",
+                f"facts_evaluate_many(items={size} (event, history) pairs)",
+                batch=size,
+                fired=with_facts,
+            )
+            for size in PATTERN_BATCH_SIZES
+        ],
+        raw_pattern_contender(
+            "raw C loop, 1 evaluation a call, events as sent",
+            "the product's compiled rules: one-event ruleset assert_facts([event]), drain "
+            "(json.loads), retract_facts; pattern-step ruleset (one-fact rules key#step) "
+            "assert_facts(history in the window + event, time order), drain (json.loads), "
+            "retract_facts; no chaining; whole events",
+            compiled,
+            document_as_sent,
+        ),
+        raw_pattern_contender(
+            "raw C loop, 1 evaluation a call, rule fields only",
+            "same loop, each event trimmed to the fields its ruleset's rules read (as the adapter does)",
+            compiled,
+            document_trimmer(dict(compiled.single_fields)),
+            document_trimmer(dict(compiled.pattern_fields)),
+        ),
     ]
     patterns = [s["key"] for s in specs if s["enabled"] and s["pattern"] != "single"]
     history = len(items[0][1]) if items else 0
-    print(f"\n(b) whole pack ({len(specs)} rules; patterns: {', '.join(patterns)}), {len(items):,} evaluations "
-          f"x {history} history events; best of {repeats} passes", flush=True)
+    print(
+        f"\n(b) whole pack ({len(specs)} rules; patterns: {', '.join(patterns)}), {len(items):,} evaluations "
+        f"x {history} history events; best of {repeats} passes",
+        flush=True,
+    )
     ruleset_publish(specs=specs, comment="bench: whole pack")
     return measure_all(contenders, items, repeats=repeats, chunk=100, warm=200)
 
@@ -522,8 +635,10 @@ def firings_check(rows: list[Row], reference: Row) -> list[str]:
             continue
         missing = sorted(reference.fired - row.fired)[:4]
         extra = sorted(row.fired - reference.fired)[:4]
-        warnings.append(f"WARNING: {row.contender.name}: {len(row.fired):,} firings, reference "
-                        f"{len(reference.fired):,}; missing e.g. {missing}; extra e.g. {extra}")
+        warnings.append(
+            f"WARNING: {row.contender.name}: {len(row.fired):,} firings, reference "
+            f"{len(reference.fired):,}; missing e.g. {missing}; extra e.g. {extra}"
+        )
     return warnings
 
 
@@ -531,10 +646,20 @@ def section_table(rows: list[Row], title: str, reference: Row) -> str:
     lines = []
     for row in rows:
         ratio = row.rate / reference.rate if row.rate and reference.rate else None
-        lines.append([row.contender.name, rate_text(row), len(row.fired) if row.outcome.ok else "–",
-                      fmt_ratio(ratio), row.contender.how])
-    return table(["engine / call", "evaluations/s", "firings", f"vs {reference.contender.name}", "what produced it"],
-                 lines, title=title)
+        lines.append(
+            [
+                row.contender.name,
+                rate_text(row),
+                len(row.fired) if row.outcome.ok else "–",
+                fmt_ratio(ratio),
+                row.contender.how,
+            ]
+        )
+    return table(
+        ["engine / call", "evaluations/s", "firings", f"vs {reference.contender.name}", "what produced it"],
+        lines,
+        title=title,
+    )
 
 
 def find(rows: list[Row], name: str) -> Row:
@@ -555,9 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     specs = ruleset_check(pack_specs())
     singles = [s for s in specs if s["enabled"] and s["pattern"] == "single"]
-    print(f"bench.engine: {machine_line()}; load average {os.getloadavg()[0]:.2f}; durable-rules "
-          f"{package_version('durable-rules')}, zen-engine {package_version('zen-engine')}, business-rules "
-          f"{package_version('business-rules')}")
+    print(
+        f"bench.engine: {machine_line()}; load average {os.getloadavg()[0]:.2f}; durable-rules "
+        f"{package_version('durable-rules')}, zen-engine {package_version('zen-engine')}, business-rules "
+        f"{package_version('business-rules')}"
+    )
     print(f"temporary database {db}; rule pack: {len(specs)} rules ({len(singles)} one-event); seed {SEED}")
     facts = single_facts(args.facts)
     gc.collect()
@@ -577,20 +704,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     fire_ref_b = ref_b  # the raw loop's engine hits, chained by the brute-force reference_chain
     warnings = firings_check(rows_a, ref_a) + firings_check(rows_b, fire_ref_b)
 
-    print(section_table(rows_a, f"(a) one-event rules: {len(singles)} rules, {args.facts:,} events, seed {SEED}",
-                        raw_a))
-    print("Firings are distinct (event, rule) pairs. The raw loop's durable_rules messages: an $or rule "
-          "fires once per true branch; the adapter and this table count one firing per rule.")
-    print(section_table(rows_b, f"(b) whole pack, {args.evaluations:,} evaluations x {args.history} history events, "
-                                f"seed {SEED + 1}", ref_b))
-    print(f"Firings in (b) are (evaluation, rule, fact ids chained) and are compared against: "
-          f"{fire_ref_b.contender.name}, its step hits chained after the timed pass by a brute-force "
-          f"plain-Python reference (bench.engine.reference_chain), independent of the adapter's best_chain.")
+    print(
+        section_table(rows_a, f"(a) one-event rules: {len(singles)} rules, {args.facts:,} events, seed {SEED}", raw_a)
+    )
+    print(
+        "Firings are distinct (event, rule) pairs. The raw loop's durable_rules messages: an $or rule "
+        "fires once per true branch; the adapter and this table count one firing per rule."
+    )
+    print(
+        section_table(
+            rows_b,
+            f"(b) whole pack, {args.evaluations:,} evaluations x {args.history} history events, seed {SEED + 1}",
+            ref_b,
+        )
+    )
+    print(
+        f"Firings in (b) are (evaluation, rule, fact ids chained) and are compared against: "
+        f"{fire_ref_b.contender.name}, its step hits chained after the timed pass by a brute-force "
+        f"plain-Python reference (bench.engine.reference_chain), independent of the adapter's best_chain."
+    )
 
     adapters_a = [r for r in rows_a if r.contender.group == "adapter" and r.outcome.ok]
     best_a = max(adapters_a, key=lambda r: r.rate) if adapters_a else None
-    zen_best = max((r for r in rows_a if r.contender.group == "zen" and r.outcome.ok), key=lambda r: r.rate,
-                   default=None)
+    zen_best = max(
+        (r for r in rows_a if r.contender.group == "zen" and r.outcome.ok), key=lambda r: r.rate, default=None
+    )
     adapter_b = find(rows_b, "adapter Evaluator.evaluate_many, 1 evaluation a call")
 
     def ratio(a: Row | None, b: Row | None) -> float | None:
@@ -602,52 +740,85 @@ def main(argv: Sequence[str] | None = None) -> int:
     stable_b = all(r.outcome.ok and not r.crashes for r in rows_b if r.contender.group == "adapter")
     crashed = [r for r in rows_a + rows_b if r.crashes or not r.outcome.ok]
     goals = [
-        ["(a) adapter (best batched) >= zen-engine (best call)",
-         f"{fmt_rate(best_a.rate if best_a else None)} vs {fmt_rate(zen_best.rate if zen_best else None)}/s",
-         fmt_ratio(ratio(best_a, zen_best)), "MET" if goal_a else "MISSED",
-         f"{best_a.contender.name if best_a else '–'} vs {zen_best.contender.name if zen_best else '–'}"],
-        ["(b) adapter time <= 1.5 x raw loop time",
-         f"{rate_text(adapter_b)} vs {rate_text(ref_b)}/s", fmt_ratio(overhead_b),
-         "MET" if goal_b else ("NOT MEASURABLE (crash)" if not (adapter_b.outcome.ok and ref_b.outcome.ok)
-                               else "MISSED"),
-         "raw loop (rule fields only) / Evaluator, 1 evaluation a call"],
-        ["(b) the adapter runs the whole pack without crashing", "", "", "YES" if stable_b else "NO (SIGSEGV)",
-         "every adapter pass of (b); the product no longer lets durable_rules join facts "
-         "(python -m bench.crash_repro; --join shows the upstream crash)"],
+        [
+            "(a) adapter (best batched) >= zen-engine (best call)",
+            f"{fmt_rate(best_a.rate if best_a else None)} vs {fmt_rate(zen_best.rate if zen_best else None)}/s",
+            fmt_ratio(ratio(best_a, zen_best)),
+            "MET" if goal_a else "MISSED",
+            f"{best_a.contender.name if best_a else '–'} vs {zen_best.contender.name if zen_best else '–'}",
+        ],
+        [
+            "(b) adapter time <= 1.5 x raw loop time",
+            f"{rate_text(adapter_b)} vs {rate_text(ref_b)}/s",
+            fmt_ratio(overhead_b),
+            "MET"
+            if goal_b
+            else ("NOT MEASURABLE (crash)" if not (adapter_b.outcome.ok and ref_b.outcome.ok) else "MISSED"),
+            "raw loop (rule fields only) / Evaluator, 1 evaluation a call",
+        ],
+        [
+            "(b) the adapter runs the whole pack without crashing",
+            "",
+            "",
+            "YES" if stable_b else "NO (SIGSEGV)",
+            "every adapter pass of (b); the product no longer lets durable_rules join facts "
+            "(python -m bench.crash_repro; --join shows the upstream crash)",
+        ],
     ]
     print(table(["goal", "figures", "ratio", "result", "measured on"], goals, title="Goals"))
-    rss_rows = [["parent: process start", f"{rss_start:.1f}"],
-                ["parent: Django set-up, rules and (a)'s events in memory", f"{rss_ready:.1f}"],
-                ["parent: (b)'s evaluations in memory", f"{rss_ready_b:.1f}"],
-                ["parent: end", f"{rss_end:.1f}"]]
-    rss_rows += [[f"child after: {r.contender.name}", f"{r.outcome.rss_mb:.1f}" if r.outcome.rss_mb else "–"]
-                 for r in rows_a + rows_b]
-    print(table(["when", "RSS (MB)"], rss_rows,
-                title="Memory (resident set size; each contender runs in a forked child)"))
+    rss_rows = [
+        ["parent: process start", f"{rss_start:.1f}"],
+        ["parent: Django set-up, rules and (a)'s events in memory", f"{rss_ready:.1f}"],
+        ["parent: (b)'s evaluations in memory", f"{rss_ready_b:.1f}"],
+        ["parent: end", f"{rss_end:.1f}"],
+    ]
+    rss_rows += [
+        [f"child after: {r.contender.name}", f"{r.outcome.rss_mb:.1f}" if r.outcome.rss_mb else "–"]
+        for r in rows_a + rows_b
+    ]
+    print(
+        table(["when", "RSS (MB)"], rss_rows, title="Memory (resident set size; each contender runs in a forked child)")
+    )
     for row in rows_a + rows_b:
         if row.outcome.extra.get("inconsistent"):
             warnings.append(f"WARNING: {row.contender.name} gave different firings in different passes.")
     for row in crashed:
-        warnings.append(f"WARNING: {row.contender.name} failed in {len(row.crashes)} of {args.repeats} passes: "
-                        f"{', '.join(row.crashes) or row.outcome.error}")
+        warnings.append(
+            f"WARNING: {row.contender.name} failed in {len(row.crashes)} of {args.repeats} passes: "
+            f"{', '.join(row.crashes) or row.outcome.error}"
+        )
     for warning in warnings:
         print(warning)
     if not warnings:
-        print("\nFirings: every contender that finished gave the same firings as the reference: (event, rule) "
-              "in (a); (evaluation, rule, fact ids chained) in (b).")
+        print(
+            "\nFirings: every contender that finished gave the same firings as the reference: (event, rule) "
+            "in (a); (evaluation, rule, fact ids chained) in (b)."
+        )
 
     def pick(row: Row | None) -> dict[str, Any] | None:
         if row is None:
             return None
-        return {"name": row.contender.name, "how": row.contender.how, "rate": row.rate, "ok": row.outcome.ok,
-                "text": rate_text(row), "firings": len(row.fired)}
+        return {
+            "name": row.contender.name,
+            "how": row.contender.how,
+            "rate": row.rate,
+            "ok": row.outcome.ok,
+            "text": rate_text(row),
+            "firings": len(row.fired),
+        }
 
     summary = {
-        "machine": machine_line(), "facts": args.facts, "evaluations": args.evaluations, "history": args.history,
-        "seed": SEED, "rules": len(specs), "single_rules": len(singles),
+        "machine": machine_line(),
+        "facts": args.facts,
+        "evaluations": args.evaluations,
+        "history": args.history,
+        "seed": SEED,
+        "rules": len(specs),
+        "single_rules": len(singles),
         "a": {r.contender.name: pick(r) for r in rows_a},
         "b": {r.contender.name: pick(r) for r in rows_b},
-        "best_adapter_a": pick(best_a), "best_zen_a": pick(zen_best),
+        "best_adapter_a": pick(best_a),
+        "best_zen_a": pick(zen_best),
         "goals": {"a": goal_a, "b": goal_b, "b_stable": stable_b, "b_ratio": overhead_b},
         "rss_mb": {"start": rss_start, "ready": rss_ready, "end": rss_end},
         "warnings": warnings,
@@ -666,26 +837,59 @@ def summary_markdown(s: dict) -> str:
         return [workload, label, entry["text"], note or entry["how"]]
 
     rows = [
-        line(f"(a) {s['single_rules']} one-event rules, {s['facts']:,} events", "our adapter, batched",
-             s["best_adapter_a"], s["best_adapter_a"]["name"] if s["best_adapter_a"] else ""),
-        line("", "our adapter, one event a call", a.get("adapter facts_evaluate, 1 event a call (published)"),
-             "facts_evaluate on the published version"),
-        line("", "raw durable_rules C loop", a.get("raw C loop, 1 event a call, event as sent"),
-             "assert_fact / drain (json.loads) / retract_fact"),
-        line("", "raw durable_rules C loop, batched", a.get("raw C loop, batch 250, rule fields only"),
-             "assert_facts of 250 / drain / retract_facts"),
-        line("", "zen-engine 2 (GoRules)", a.get("zen-engine ZenEngine.evaluate, 1 event a call"),
-             "ZenEngine.evaluate, decision table (collect)"),
+        line(
+            f"(a) {s['single_rules']} one-event rules, {s['facts']:,} events",
+            "our adapter, batched",
+            s["best_adapter_a"],
+            s["best_adapter_a"]["name"] if s["best_adapter_a"] else "",
+        ),
+        line(
+            "",
+            "our adapter, one event a call",
+            a.get("adapter facts_evaluate, 1 event a call (published)"),
+            "facts_evaluate on the published version",
+        ),
+        line(
+            "",
+            "raw durable_rules C loop",
+            a.get("raw C loop, 1 event a call, event as sent"),
+            "assert_fact / drain (json.loads) / retract_fact",
+        ),
+        line(
+            "",
+            "raw durable_rules C loop, batched",
+            a.get("raw C loop, batch 250, rule fields only"),
+            "assert_facts of 250 / drain / retract_facts",
+        ),
+        line(
+            "",
+            "zen-engine 2 (GoRules)",
+            a.get("zen-engine ZenEngine.evaluate, 1 event a call"),
+            "ZenEngine.evaluate, decision table (collect)",
+        ),
         line("", "business-rules (venmo)", a.get("business-rules run_all, 1 event a call"), "run_all per event"),
-        line(f"(b) whole pack, {s['history']} history events each", "our adapter",
-             b.get("adapter Evaluator.evaluate_many, 1 evaluation a call"), "Evaluator, one evaluation a call"),
-        line("", "our adapter, published version", b.get("adapter facts_evaluate, 1 evaluation a call (published)"),
-             "facts_evaluate (includes the live-version query)"),
-        line("", "raw durable_rules C loop", b.get("raw C loop, 1 evaluation a call, rule fields only"),
-             "assert_facts(new; history + new to the step rules) / drain / retract_facts, no chaining"),
+        line(
+            f"(b) whole pack, {s['history']} history events each",
+            "our adapter",
+            b.get("adapter Evaluator.evaluate_many, 1 evaluation a call"),
+            "Evaluator, one evaluation a call",
+        ),
+        line(
+            "",
+            "our adapter, published version",
+            b.get("adapter facts_evaluate, 1 evaluation a call (published)"),
+            "facts_evaluate (includes the live-version query)",
+        ),
+        line(
+            "",
+            "raw durable_rules C loop",
+            b.get("raw C loop, 1 evaluation a call, rule fields only"),
+            "assert_facts(new; history + new to the step rules) / drain / retract_facts, no chaining",
+        ),
     ]
     return f"#### Engine, evaluations per second ({s['machine']})\n\n" + table(
-        ["workload", "engine", "evaluations/s", "how"], rows)
+        ["workload", "engine", "evaluations/s", "how"], rows
+    )
 
 
 if __name__ == "__main__":

@@ -12,10 +12,12 @@ rules, parameters included, not a hand-written copy:
 Semantics follow durable_rules (checked by the benchmark's firing comparison): a condition
 on a field the event does not carry never holds, whatever its operator, except "missing".
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, registry
 from rules.spec import LIST_OPERATORS, NEGATIONS
@@ -43,7 +45,9 @@ def single_rules(specs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def uses_date_fields(specs: Sequence[Mapping[str, Any]]) -> bool:
-    return any(_kind(s["steps"][0]["fact_type"], c["field"]) == DATE for s in single_rules(specs) for c in s["conditions"])
+    return any(
+        _kind(s["steps"][0]["fact_type"], c["field"]) == DATE for s in single_rules(specs) for c in s["conditions"]
+    )
 
 
 # -- zen-engine -------------------------------------------------------------------------
@@ -100,8 +104,11 @@ def _zen_rule_expression(spec: Mapping[str, Any]) -> str:
         groups.setdefault(condition["group"], []).append(condition)
     parts = [f"type == {_zen_literal(spec['steps'][0]['fact_type'])}"]
     for group in sorted(groups):
-        parts.append("(" + " or ".join(
-            "(" + _zen_test(c["field"], _operator(c), _value(c, parameters)) + ")" for c in groups[group]) + ")")
+        parts.append(
+            "("
+            + " or ".join("(" + _zen_test(c["field"], _operator(c), _value(c, parameters)) + ")" for c in groups[group])
+            + ")"
+        )
     return " and ".join(parts)
 
 
@@ -136,8 +143,13 @@ def zen_decision_content(specs: Sequence[Mapping[str, Any]], *, layout: str = "e
                     fields.append(name)
                 cells.setdefault(name, []).append((_operator(condition), _value(condition, parameters)))
             else:
-                expressions.append("(" + " or ".join(
-                    "(" + _zen_test(c["field"], _operator(c), _value(c, parameters)) + ")" for c in alternatives) + ")")
+                expressions.append(
+                    "("
+                    + " or ".join(
+                        "(" + _zen_test(c["field"], _operator(c), _value(c, parameters)) + ")" for c in alternatives
+                    )
+                    + ")"
+                )
         row = {"_id": spec["key"], "out": _zen_literal(spec["key"]), "expr": " and ".join(expressions)}
         for name, tests in cells.items():
             row[f"in_{name}"] = _zen_cell(tests)
@@ -155,9 +167,18 @@ def _zen_graph(inputs: list[dict], rows: list[dict]) -> dict[str, Any]:
     return {
         "nodes": [
             {"id": "request", "type": "inputNode", "name": "Request", "position": position},
-            {"id": "table", "type": "decisionTableNode", "name": "rules", "position": position,
-             "content": {"hitPolicy": "collect", "inputs": inputs,
-                         "outputs": [{"id": "out", "name": "rule", "field": "rule"}], "rules": rows}},
+            {
+                "id": "table",
+                "type": "decisionTableNode",
+                "name": "rules",
+                "position": position,
+                "content": {
+                    "hitPolicy": "collect",
+                    "inputs": inputs,
+                    "outputs": [{"id": "out", "name": "rule", "field": "rule"}],
+                    "rules": rows,
+                },
+            },
             {"id": "response", "type": "outputNode", "name": "Response", "position": position},
         ],
         "edges": [
@@ -176,8 +197,13 @@ def business_rules_setup(specs: Sequence[Mapping[str, Any]]) -> tuple[list[dict]
     """(rule list, variables class taking the event dict, actions class with ``.fired``)."""
     from business_rules.actions import BaseActions, rule_action
     from business_rules.fields import FIELD_TEXT
-    from business_rules.variables import (BaseVariables, boolean_rule_variable, numeric_rule_variable,
-                                          select_rule_variable, string_rule_variable)
+    from business_rules.variables import (
+        BaseVariables,
+        boolean_rule_variable,
+        numeric_rule_variable,
+        select_rule_variable,
+        string_rule_variable,
+    )
 
     rules = single_rules(specs)
     kinds: dict[str, str] = {"type": TEXT}
@@ -187,8 +213,12 @@ def business_rules_setup(specs: Sequence[Mapping[str, Any]]) -> tuple[list[dict]
 
     namespace: dict[str, Any] = {"__init__": lambda self, data: setattr(self, "data", data)}
     for name, kind in kinds.items():
-        decorator = {NUMBER: numeric_rule_variable, INTEGER: numeric_rule_variable, DATE: numeric_rule_variable,
-                     BOOLEAN: boolean_rule_variable}.get(kind, string_rule_variable)
+        decorator = {
+            NUMBER: numeric_rule_variable,
+            INTEGER: numeric_rule_variable,
+            DATE: numeric_rule_variable,
+            BOOLEAN: boolean_rule_variable,
+        }.get(kind, string_rule_variable)
         namespace[name] = decorator(lambda self, _n=name: self.data.get(_n))
         namespace[f"{name}__present"] = boolean_rule_variable(lambda self, _n=name: self.data.get(_n) is not None)
         namespace[f"{name}__list"] = select_rule_variable()(lambda self, _n=name: [self.data.get(_n)])
@@ -219,11 +249,19 @@ def business_rules_setup(specs: Sequence[Mapping[str, Any]]) -> tuple[list[dict]
         elif operator == "ne" and kind == TEXT:
             check = {"name": f"{name}__list", "operator": "does_not_contain", "value": value}
         elif operator == "ne":
-            check = {"any": [{"name": name, "operator": "less_than", "value": value},
-                             {"name": name, "operator": "greater_than", "value": value}]}
+            check = {
+                "any": [
+                    {"name": name, "operator": "less_than", "value": value},
+                    {"name": name, "operator": "greater_than", "value": value},
+                ]
+            }
         elif operator in ("lt", "lte", "gt", "gte"):
-            op = {"lt": "less_than", "lte": "less_than_or_equal_to", "gt": "greater_than",
-                  "gte": "greater_than_or_equal_to"}[operator]
+            op = {
+                "lt": "less_than",
+                "lte": "less_than_or_equal_to",
+                "gt": "greater_than",
+                "gte": "greater_than_or_equal_to",
+            }[operator]
             check = {"name": name, "operator": op, "value": value}
         elif operator == "in":
             check = {"any": [{"name": name, "operator": "equal_to", "value": v} for v in value]}
@@ -243,6 +281,5 @@ def business_rules_setup(specs: Sequence[Mapping[str, Any]]) -> tuple[list[dict]
         for group in sorted(groups):
             alternatives = [test(c["field"], _operator(c), _value(c, parameters)) for c in groups[group]]
             terms.append(alternatives[0] if len(alternatives) == 1 else {"any": alternatives})
-        rule_list.append({"conditions": {"all": terms},
-                          "actions": [{"name": "fire", "params": {"rule": spec["key"]}}]})
+        rule_list.append({"conditions": {"all": terms}, "actions": [{"name": "fire", "params": {"rule": spec["key"]}}]})
     return rule_list, Variables, Actions
