@@ -2,7 +2,7 @@
 
     python -m bench.api [--single 1000] [--threads 4] [--batches 20] [--batch-size 500] [--members 200]
 
-Starts ``python manage.py runserver --noreload`` (what ``make run`` serves) on a free
+Starts gunicorn exactly as ``make run`` serves the product (one process, 8 threads) on a free
 127.0.0.1 port against a fresh SQLite file (migrated, ``installpack``, ``creategym bench``),
 then posts realistic run and pain-report events (unique external ids, ~200 members, each
 member's events in time order) to ``/api/v1/events/``:
@@ -110,13 +110,22 @@ def manage(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+def server_command(port: int) -> list[str]:
+    """The command ``make run`` serves with (see the Makefile's run target)."""
+    gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
+    return [gunicorn, "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8"]
+
+
+SERVER_LABEL = "gunicorn, 1 process x 8 threads, as make run"
+
+
 class Server:
     def __init__(self, env: dict[str, str], port: int) -> None:
         self.port = port
         # open for the server process's lifetime; closed in stop()
-        self.log = open(os.path.join(os.path.dirname(env["BENCH_DB"]), f"bench-runserver-{port}.log"), "w+")  # noqa: SIM115
+        self.log = open(os.path.join(os.path.dirname(env["BENCH_DB"]), f"bench-server-{port}.log"), "w+")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+            server_command(port),
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -182,9 +191,7 @@ def request(port: int, method: str, path: str, body: Any = None, key: str = "") 
 
 
 class Client:
-    """A new connection per request by default. Kept-alive connections to runserver wait
-    ~40 ms per request: its handler writes the headers and the body in two sends, and Nagle's
-    algorithm holds the second until the client's delayed ACK (measured and printed)."""
+    """One API client; a new connection per request by default (``keepalive=True`` reuses one)."""
 
     def __init__(self, port: int, key: str, *, keepalive: bool = False) -> None:
         self.port = port
@@ -367,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rss_start = server.rss_mb()
         fresh_ms, kept_ms = keepalive_penalty(port)
         print(
-            f"server: manage.py runserver 127.0.0.1:{port} --noreload (pid {server.process.pid}); "
+            f"server: {' '.join(server_command(port))} (pid {server.process.pid}); "
             f"{total:,} events over {args.members} members",
             flush=True,
         )
@@ -420,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table(
             ["workload", "events/s", "p50 ms", "p99 ms", "max ms", "answers (per event)", "advice"],
             rows,
-            title="API: manage.py runserver --noreload, loopback, temporary SQLite (WAL)",
+            title=f"API: {SERVER_LABEL}, loopback, temporary SQLite (WAL)",
         )
     )
     print(
@@ -430,8 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"Keep-alive: GET /healthz took {fresh_ms:.1f} ms with a new connection each time and {kept_ms:.1f} ms on "
-        f"one kept-alive connection (runserver's two sends meet Nagle and delayed ACK): clients that keep "
-        f"connections alive to runserver pay ~40 ms a request."
+        f"one kept-alive connection."
     )
     print(
         table(
@@ -514,7 +520,7 @@ def final_summary(api: dict[str, Any], engine: dict[str, Any] | None) -> str:
             api["batches"]["answers"],
         ],
     ]
-    parts.append(f"#### API, POST /api/v1/events/ (runserver, SQLite, {api['members']} members, {api['machine']})\n")
+    parts.append(f"#### API, POST /api/v1/events/ ({SERVER_LABEL}, SQLite, {api['members']} members, {api['machine']})\n")
     parts.append(table(["workload", "events/s", "p50 ms", "p99 ms", "answers"], rows))
     return "\n".join(parts)
 

@@ -226,6 +226,7 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
     # history inside the widest window; the chains in time order are put together here
     # (see rules.compiler for why durable_rules does not join them itself).
     ordered: list[list[Fact]] = [[] for _ in items]
+    times: list[list[float]] = [[] for _ in items]
     if not engine.pattern.empty:
         documents = []
         window = compiled.history_window
@@ -244,6 +245,7 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
                 continue
             facts = sorted([fact, *relevant], key=lambda f: (f.occurred_at, f.id))
             ordered[index] = facts
+            times[index] = [f.occurred_at.timestamp() for f in facts]
             for position, item in enumerate(facts):
                 if item is fact:
                     new_positions[index] = position
@@ -261,8 +263,7 @@ def _evaluate(engine: _Engine, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> 
             hits.setdefault((int(index), key), {}).setdefault(int(step), set()).add(int(position))
         for (index, key), by_step in hits.items():
             steps, window_seconds = compiled.chains[key]
-            times = [f.occurred_at.timestamp() for f in ordered[index]]
-            positions = best_chain(steps, by_step, times, window_seconds, new_positions[index])
+            positions = best_chain(steps, by_step, times[index], window_seconds, new_positions[index])
             if positions:
                 found[index][key] = positions
 
