@@ -520,7 +520,8 @@ def final_summary(api: dict[str, Any], engine: dict[str, Any] | None) -> str:
             api["batches"]["answers"],
         ],
     ]
-    parts.append(f"#### API, POST /api/v1/events/ ({SERVER_LABEL}, SQLite, {api['members']} members, {api['machine']})\n")
+    where = f"{SERVER_LABEL}, SQLite, {api['members']} members, {api['machine']}"
+    parts.append(f"#### API, POST /api/v1/events/ ({where})\n")
     parts.append(table(["workload", "events/s", "p50 ms", "p99 ms", "answers"], rows))
     return "\n".join(parts)
 
