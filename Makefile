@@ -37,6 +37,7 @@ run: setup
 		--access-logfile - --error-logfile - --graceful-timeout 5
 
 test: venv
+	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider
 

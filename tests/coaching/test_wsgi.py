@@ -4,8 +4,22 @@ import io
 import json
 from wsgiref.util import setup_testing_defaults
 
+import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+
 from config.wsgi import application
 from tests.coaching.conftest import run
+
+
+@pytest.fixture(autouse=True)
+def keep_the_test_connection():
+    """As Django's test client does: a request must not close the test's database connection."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def post_chunked(key: str, body: bytes) -> tuple[str, dict]:
