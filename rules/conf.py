@@ -6,7 +6,7 @@ Defaults (override any key in the project's settings)::
         # Seconds a worker trusts its compiled ruleset before asking the database for the
         # live version again. 0 asks before every evaluation (a publish is seen at once).
         "VERSION_CHECK_SECONDS": 0,
-        # Severity codes that count as urgent in the admin statistics.
+        # The most events one pattern may chain (longer chains are refused at save).
         "MAX_PATTERN_STEPS": 6,
     }
 """
