@@ -44,7 +44,11 @@ class RuleConflictError(Exception):
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Fact:
-    """A fact the domain sends for evaluation: an event with its fields and derived figures."""
+    """A fact the domain sends for evaluation: an event with its fields and derived figures.
+
+    ``group`` names the subject (a member) for the domain's own bookkeeping: patterns only
+    ever chain the new fact with the history passed alongside it in the same evaluation.
+    """
 
     id: str
     type: str
