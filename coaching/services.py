@@ -82,8 +82,8 @@ def event_ingest(*, gym: Gym, payload: Any, evaluate: bool = True) -> IngestResu
     stays ``evaluated=False`` with the error, for ``events_reevaluate`` to pick up.
     A late event (one with later events of the member already stored) also re-judges those
     later events, since their figures now include it (see ``event_evaluate_in_time``).
-    With ``evaluate=False`` the caller evaluates (a batch does, oldest first) and the
-    result's advice is empty. Raises ``EventInvalid`` (nothing stored) when the payload
+    With ``evaluate=False`` the caller evaluates (a batch does, oldest first) and reads
+    the advice; the result's advice is empty. Raises ``EventInvalid`` (nothing stored) when the payload
     breaks the catalog.
     """
     clean, errors = event_validate(payload)
@@ -104,11 +104,12 @@ def event_ingest(*, gym: Gym, payload: Any, evaluate: bool = True) -> IngestResu
                 return IngestResult(201, event, [])
             return IngestResult(201, event, event_evaluate_in_time(event=event))
 
-    if existing.content_hash != content_hash:
-        return IngestResult(409, existing, advice_for_event(event=existing))
-    if not existing.evaluated and evaluate:  # a repeat is a good moment to retry a failed evaluation
-        return IngestResult(200, existing, event_evaluate(event=existing))
-    return IngestResult(200, existing, advice_for_event(event=existing))
+    status = 409 if existing.content_hash != content_hash else 200
+    if not evaluate:
+        return IngestResult(status, existing, [])
+    if status == 200 and not existing.evaluated:  # a repeat is a good moment to retry a failed evaluation
+        event_evaluate(event=existing)
+    return IngestResult(status, existing, advice_for_event(event=existing))
 
 
 def event_content_hash(clean: CleanEvent) -> str:
@@ -188,17 +189,14 @@ def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
     for event in earliest_new.values():
         _later_events_rejudge(event=event, skip=set(pending))
 
+    advice = advice_for_events(events=[r.event for r in results if isinstance(r, IngestResult)])
     items: list[BatchItem] = []
     for result in results:
         if not isinstance(result, IngestResult):
             items.append(BatchItem(status=400, errors=result))
             continue
         errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
-        items.append(
-            BatchItem(
-                status=result.status, event=result.event, advice=advice_for_event(event=result.event), errors=errors
-            )
-        )
+        items.append(BatchItem(status=result.status, event=result.event, advice=advice[result.event.pk], errors=errors))
     return items
 
 
@@ -238,19 +236,20 @@ def _later_events_rejudge(*, event: Event, skip: Collection[int] = ()) -> None:
 
 
 def event_evaluate(*, event: Event, trigger: Event | None = None) -> list[Advice]:
-    """Run the live rules on ``event``; returns all advice the event has.
+    """Run the live rules on ``event``; returns the advice this evaluation created.
 
     ``trigger`` is the late event that caused this re-evaluation, if any; new advice
-    records it. Never raises for an engine failure: the error is recorded on the event instead.
+    records it. Never raises for an engine failure: the error is recorded on the event
+    instead (and nothing is returned). All of the event's advice is ``advice_for_event``.
     """
     try:
-        _event_evaluate(event, trigger=trigger)
+        return _event_evaluate(event, trigger=trigger)
     except Exception as exc:  # the event is safe in the database; record why and move on
         logger.exception("Evaluation of event %s failed", event.pk)
         event.evaluated = False
         event.evaluation_error = f"{type(exc).__name__}: {exc}"[:10000]
         Event.objects.filter(pk=event.pk).update(evaluated=False, evaluation_error=event.evaluation_error)
-    return advice_for_event(event=event)
+        return []
 
 
 def _event_evaluate(event: Event, *, trigger: Event | None = None) -> list[Advice]:
@@ -384,8 +383,19 @@ def _shorten(text: str, limit: int) -> str:
 
 def advice_for_event(*, event: Event) -> list[Advice]:
     """The advice the event produced, most urgent first: its own, and any its late arrival gave later events."""
-    advice = list(Advice.objects.filter(Q(event=event) | Q(trigger=event)).select_related("member", "event"))
-    return sorted(advice, key=lambda a: (_severity_rank(a.severity), a.rule_key))
+    return advice_for_events(events=[event])[event.pk]
+
+
+def advice_for_events(*, events: Collection[Event]) -> dict[int, list[Advice]]:
+    """``advice_for_event`` for each of ``events`` (by primary key), in one query."""
+    pks = {event.pk for event in events}
+    by_event: dict[int, list[Advice]] = {pk: [] for pk in pks}
+    for advice in Advice.objects.filter(Q(event__in=pks) | Q(trigger__in=pks)).select_related("member", "event"):
+        for pk in {advice.event_id, advice.trigger_id} & pks:
+            by_event[pk].append(advice)
+    for advice in by_event.values():
+        advice.sort(key=lambda a: (_severity_rank(a.severity), a.rule_key))
+    return by_event
 
 
 def _severity_rank(severity: str) -> int:
@@ -432,16 +442,14 @@ def events_reevaluate(
     Safe to repeat: advice is unique per event and rule, so nothing is produced twice.
     """
     result = ReevaluationResult()
-    advice_before = Advice.objects.count()
     events = events_for_reevaluation(member=member, gym=gym, since=since, include_evaluated=include_evaluated)
     for event in events.iterator(chunk_size=200):
-        event_evaluate(event=event)
+        result.advice_created += len(event_evaluate(event=event))
         result.events += 1
         if not event.evaluated:
             result.failed += 1
         if progress is not None:
             progress(event)
-    result.advice_created = Advice.objects.count() - advice_before
     return result
 
 
