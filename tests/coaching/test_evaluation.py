@@ -26,6 +26,15 @@ def test_late_event_completes_a_pattern_that_starts_with_it(client, member):
     assert advice["event"] == "late-hill-run"
 
 
+def test_late_event_in_a_batch_answers_with_the_advice_it_gave_a_later_event(client, member):
+    client.history(pain(at=day(1), pain=5, external_id="sore"))
+    body = client.send([run(at=day(0), surface="hills", external_id="late-hill-run")], expect=200).json()
+    advice = next(a for a in body[0]["event"]["advice"] if a["rule"]["key"] == "hill-then-pain")
+    assert advice["matched_events"] == ["late-hill-run", "sore"]
+    repeat = client.send([run(at=day(0), surface="hills", external_id="late-hill-run")], expect=200).json()
+    assert repeat[0]["event"]["advice"] == body[0]["event"]["advice"]
+
+
 def test_late_event_is_judged_as_of_its_own_time(client, member):
     client.history(run(at=day(10)), run(at=day(11)), run(at=day(12)))
     body = client.send(run(at=day(3), external_id="late"), expect=201).json()
