@@ -16,13 +16,12 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from rules import admin_views
-from rules.audit import STATUS_LABELS, diff_html, rule_statuses, version_diff
+from rules.audit import STATUS_LABELS, diff_html, rule_statuses, version_diff, versions_with_previous
 from rules.describe import spec_describe
 from rules.models import Rule, RuleChange, RulesetVersion
-from rules.packs import spec_diff
+from rules.packs import RulesetDiff, spec_diff
 from rules.registry import registry
 from rules.selectors import rules_with_children
 from rules.services import rule_delete, rule_set_enabled
@@ -185,15 +184,14 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
     fields = ("number", "created_at", "created_by", "comment", "rolled_back_from", "changes", "rule_sentences")
     readonly_fields = fields
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        self._live = RulesetVersion.objects.order_by("-number").values_list("number", flat=True).first()
-        return super().changelist_view(request, extra_context=extra_context)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RulesetVersion]:
+        return versions_with_previous(super().get_queryset(request))
 
     @admin.display(description="")
     def live_marker(self, version: RulesetVersion) -> str:
         return (
-            mark_safe('<span class="rule-status rule-status-live">live</span>')
-            if version.number == getattr(self, "_live", None)
+            format_html('<span class="rule-status rule-status-live">{}</span>', "live")
+            if version.number == version.live_number
             else ""
         )
 
@@ -233,8 +231,6 @@ class RuleChangeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="changes")
     def diff(self, change: RuleChange) -> str:
-        from rules.packs import RulesetDiff
-
         diff = spec_diff(change.before, change.after)
         return diff_html(RulesetDiff(rules=[diff] if diff.action != "same" else []))
 

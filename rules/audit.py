@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
+from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from rules.models import RulesetVersion
-from rules.packs import RulesetDiff, ruleset_diff
+from rules.packs import RulesetDiff, ruleset_diff, spec_comparable
 from rules.registry import registry
 from rules.selectors import rule_spec, rules_with_children, version_live
-from rules.spec import spec_normalize
 
 LIVE, CHANGED, NEW = "live", "changed", "new"
 STATUS_LABELS = {LIVE: "live", CHANGED: "draft: changed", NEW: "draft: not yet published"}
-
-
-def _normalized(spec: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return spec_normalize(spec)
-    except Exception:
-        return spec
 
 
 def rule_statuses() -> dict[str, str]:
@@ -37,7 +29,7 @@ def rule_statuses() -> dict[str, str]:
         if published is None:
             statuses[rule.key] = NEW
         else:
-            statuses[rule.key] = LIVE if _normalized(rule_spec(rule)) == published else CHANGED
+            statuses[rule.key] = LIVE if spec_comparable(rule_spec(rule)) == published else CHANGED
     return statuses
 
 
@@ -55,10 +47,30 @@ def draft_state() -> DraftState:
     return DraftState(live=live, diff=ruleset_diff(live.snapshot if live else [], ruleset_draft_specs()))
 
 
+def versions_with_previous(versions: QuerySet[RulesetVersion]) -> QuerySet[RulesetVersion]:
+    """``versions`` with ``previous_snapshot`` (the version before's rules, or None) and
+    ``live_number`` annotated, so a list of versions and their diffs costs one query."""
+    newest_first = RulesetVersion.objects.order_by("-number")
+    return versions.annotate(
+        previous_snapshot=Subquery(
+            newest_first.filter(number__lt=OuterRef("number")).values("snapshot")[:1], output_field=JSONField()
+        ),
+        live_number=Subquery(newest_first.values("number")[:1]),
+    )
+
+
 def version_diff(version: RulesetVersion) -> RulesetDiff:
     """What ``version`` changed against the version before it."""
-    previous = RulesetVersion.objects.filter(number__lt=version.number).order_by("-number").first()
-    return ruleset_diff(previous.snapshot if previous else [], version.snapshot)
+    if hasattr(version, "previous_snapshot"):
+        previous = version.previous_snapshot
+    else:
+        previous = (
+            RulesetVersion.objects.filter(number__lt=version.number)
+            .order_by("-number")
+            .values_list("snapshot", flat=True)
+            .first()
+        )
+    return ruleset_diff(previous or [], version.snapshot)
 
 
 def diff_html(diff: RulesetDiff) -> SafeString:

@@ -14,10 +14,9 @@ from typing import Any
 
 from django.utils import timezone
 
-from rules.registry import registry
 from rules.selectors import version_live
 from rules.services import draft_replace, ruleset_check
-from rules.spec import RuleValidationError
+from rules.spec import RuleValidationError, spec_normalize
 
 PACK_FORMAT = "rules-pack"
 PACK_FORMAT_VERSION = 1
@@ -180,9 +179,8 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
     )
 
 
-def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
-    from rules.spec import spec_normalize
-
+def spec_comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` normalized for comparison; as it is when it does not validate (an old snapshot)."""
     try:
         return spec_normalize(spec)
     except Exception:
@@ -191,8 +189,8 @@ def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def ruleset_diff(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> RulesetDiff:
     """Rules added, removed and changed from ``before`` to ``after`` (both lists of specs)."""
-    old = {s["key"]: _comparable(s) for s in before}
-    new = {s["key"]: _comparable(s) for s in after}
+    old = {s["key"]: spec_comparable(s) for s in before}
+    new = {s["key"]: spec_comparable(s) for s in after}
     diffs = []
     for key in sorted(old.keys() | new.keys()):
         if old.get(key) == new.get(key):
@@ -201,7 +199,3 @@ def ruleset_diff(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[st
         if diff.action != "same":
             diffs.append(diff)
     return RulesetDiff(rules=diffs)
-
-
-def category_label(code: str) -> str:
-    return registry.category_label(code)

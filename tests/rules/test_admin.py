@@ -8,6 +8,8 @@ import time
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -234,6 +236,19 @@ def test_version_page_shows_a_readable_diff(admin_client, live_hot, admin_user):
     assert "1 changed" in listing and "1 added" in listing
     changes = admin_client.get(reverse("admin:rules_rulechange_changelist")).content.decode()
     assert "Parameter “Limit”: 30 °C → 35 °C" in changes
+
+
+def test_version_list_marks_the_live_version_in_a_fixed_number_of_queries(admin_client, live_hot, admin_user):
+    url = reverse("admin:rules_rulesetversion_changelist")
+    with CaptureQueriesContext(connection) as one_version:
+        admin_client.get(url)
+    for limit in (31, 32, 33):
+        services.rule_save(spec=threshold_spec(limit), user=admin_user)
+        services.ruleset_publish(user=admin_user, comment=f"limit {limit}")
+    with CaptureQueriesContext(connection) as four_versions:
+        listing = admin_client.get(url).content.decode()
+    assert len(four_versions) == len(one_version)
+    assert listing.count("rule-status-live") == 1 and listing.count("1 changed") == 3
 
 
 # -- packs --------------------------------------------------------------------------------------
