@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from rules import admin_views
-from rules.audit import STATUS_LABELS, diff_html, rule_statuses, version_diff, versions_with_previous
+from rules.audit import STATUS_LABELS, diff_html, version_diff, versions_with_previous
 from rules.describe import spec_describe
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import RulesetDiff, spec_diff
@@ -63,8 +63,8 @@ class RuleAdmin(admin.ModelAdmin):
 
     # -- list ------------------------------------------------------------------------------
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
-        self._request_state.statuses = rule_statuses()
         state = admin_views.draft_state()
+        self._request_state.statuses = state.statuses
         extra = {
             "live": state.live,
             "draft_diff": state.diff,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from django.db.models import JSONField, OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -13,38 +15,39 @@ from django.utils.safestring import SafeString
 from rules.models import RulesetVersion
 from rules.packs import RulesetDiff, ruleset_diff, spec_comparable
 from rules.registry import registry
-from rules.selectors import rule_spec, rules_with_children, version_live
+from rules.selectors import rules_with_children, ruleset_draft_specs, version_live
 
 LIVE, CHANGED, NEW = "live", "changed", "new"
 STATUS_LABELS = {LIVE: "live", CHANGED: "draft: changed", NEW: "draft: not yet published"}
 
 
-def rule_statuses() -> dict[str, str]:
-    """Each draft rule's key -> live (same as the live version), changed, or new."""
-    live = version_live()
-    live_specs = {s["key"]: s for s in (live.snapshot if live else [])}
-    statuses = {}
-    for rule in rules_with_children():
-        published = live_specs.get(rule.key)
-        if published is None:
-            statuses[rule.key] = NEW
-        else:
-            statuses[rule.key] = LIVE if spec_comparable(rule_spec(rule)) == published else CHANGED
-    return statuses
-
-
 @dataclass
 class DraftState:
+    """The live version, the draft's rules and what the draft changes against the live version."""
+
     live: RulesetVersion | None
     diff: RulesetDiff
+    draft_specs: list[dict[str, Any]]
+
+    @cached_property
+    def statuses(self) -> dict[str, str]:
+        """Each draft rule's key -> live (same as the live version), changed, or new."""
+        published = {s["key"]: s for s in (self.live.snapshot if self.live else [])}
+        statuses = {}
+        for spec in self.draft_specs:
+            live_spec = published.get(spec["key"])
+            if live_spec is None:
+                statuses[spec["key"]] = NEW
+            else:
+                statuses[spec["key"]] = LIVE if spec_comparable(spec) == live_spec else CHANGED
+        return statuses
 
 
 def draft_state() -> DraftState:
     """The live version and what the draft changes against it."""
-    from rules.selectors import ruleset_draft_specs
-
     live = version_live()
-    return DraftState(live=live, diff=ruleset_diff(live.snapshot if live else [], ruleset_draft_specs()))
+    draft = ruleset_draft_specs()
+    return DraftState(live=live, diff=ruleset_diff(live.snapshot if live else [], draft), draft_specs=draft)
 
 
 def versions_with_previous(versions: QuerySet[RulesetVersion]) -> QuerySet[RulesetVersion]:
