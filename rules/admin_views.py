@@ -144,14 +144,13 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
         return _render(
             request, "unavailable.html", _context(model_admin, request, "Try it", reason=simulation.MSG_NO_FACT_SOURCE)
         )
-    default_type = (
-        rule.steps.all()[len(rule.steps.all()) - 1].fact_type
-        if rule and rule.steps.all()
-        else (registry.fact_types()[0].name if registry.fact_types() else "")
-    )
+    steps = list(rule.steps.all()) if rule else []
+    fact_types = registry.fact_types()
+    default_type = steps[-1].fact_type if steps else (fact_types[0].name if fact_types else "")
     fact_type = request.POST.get("fact_type") or request.GET.get("type") or default_type
-    if registry.fact_type(fact_type) is None:
-        fact_type = default_type
+    chosen = registry.fact_type(fact_type)
+    if chosen is None:
+        fact_type, chosen = default_type, registry.fact_type(default_type)
     subjects = source.subjects(search=request.GET.get("q", ""), limit=200)
     result = None
     bound = request.method == "POST" and request.POST.get("fact_type") == request.POST.get("_shown_type")
@@ -173,7 +172,7 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             subject=form.cleaned_data.get("subject") or None,
             specs=specs,
         )
-    fact_fields = registry.fact_type(fact_type).fields if registry.fact_type(fact_type) else {}
+    fact_fields = chosen.fields if chosen else {}
     title = f"Try “{rule.key}”" if rule else "Try the draft"
     return _render(
         request,
