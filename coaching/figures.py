@@ -8,6 +8,7 @@ event was sent with, so "this day" is the member's day, not UTC's.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -25,6 +26,7 @@ PAIN_FREE_MAX = 2
 EPISODE_GAP = timedelta(days=14)
 LONGEST_RUN_WINDOW = timedelta(days=30)
 PAIN_REPORT_WINDOW = timedelta(days=14)
+STREAK_CHUNK = 100
 
 
 def figures_as_of(*, member: Member, at: datetime, event: Event | None = None) -> dict[str, Any]:
@@ -115,11 +117,12 @@ def _training_figures(
     if last_run_at is not None:
         figures["hours_since_last_run"] = round((at - last_run_at).total_seconds() / 3600, 2)
 
+    # Both walk the runs newest first and usually stop after a few: one query, read in small chunks.
+    for_days, for_streaks = itertools.tee(runs.values_list("occurred_at", "data").iterator(chunk_size=STREAK_CHUNK))
     figures["consecutive_run_days"] = _consecutive_days(
-        (occurred_at.astimezone(tz).date() for occurred_at in runs.values_list("occurred_at", flat=True).iterator()),
-        today=today,
+        (occurred_at.astimezone(tz).date() for occurred_at, _data in for_days), today=today
     )
-    figures.update(_streaks(runs.values_list("data", flat=True).iterator()))
+    figures.update(_streaks(data for _occurred_at, data in for_streaks))
     return figures
 
 
