@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from . import services
 from .models import Advice, Event, Gym, Member
 
+REEVALUATED = "Re-evaluated {events} events; {failed} failed."
 KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and will not be shown again)."
 
 
@@ -81,11 +82,11 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.action(description="Re-run evaluation (no duplicate advice)")
     def reevaluate(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
-        failed = 0
-        for event in queryset.select_related("member").order_by("occurred_at", "pk"):
+        events = list(queryset.select_related("member").order_by("occurred_at", "pk"))
+        for event in events:
             services.event_evaluate(event=event)
-            failed += 0 if event.evaluated else 1
-        messages.info(request, f"Re-evaluated {queryset.count()} events; {failed} failed.")
+        failed = sum(1 for event in events if not event.evaluated)
+        messages.info(request, REEVALUATED.format(events=len(events), failed=failed))
 
 
 @admin.register(Advice)
