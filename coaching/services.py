@@ -443,13 +443,18 @@ def events_reevaluate(
     """
     result = ReevaluationResult()
     events = events_for_reevaluation(member=member, gym=gym, since=since, include_evaluated=include_evaluated)
-    for event in events.iterator(chunk_size=200):
-        result.advice_created += len(event_evaluate(event=event))
-        result.events += 1
-        if not event.evaluated:
-            result.failed += 1
-        if progress is not None:
-            progress(event)
+    # The ids first: evaluating writes to the very rows a lazy cursor would still be reading.
+    ids = list(events.values_list("pk", flat=True))
+    for start in range(0, len(ids), 200):
+        chunk_ids = ids[start : start + 200]
+        chunk = events.in_bulk(chunk_ids)  # an event evaluated meanwhile (a late one's re-judging) drops out
+        for event in (chunk[pk] for pk in chunk_ids if pk in chunk):
+            result.advice_created += len(event_evaluate(event=event))
+            result.events += 1
+            if not event.evaluated:
+                result.failed += 1
+            if progress is not None:
+                progress(event)
     return result
 
 
