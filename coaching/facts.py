@@ -7,6 +7,7 @@ the rules app only ever sees plain ``Fact`` objects, never these models.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from typing import Any
@@ -79,15 +80,13 @@ class CoachingFactSource(FactSource):
         offset = occurred_at.utcoffset() or dt.timedelta(0)
         with transaction.atomic():
             if member is None:
-                gym = Gym.objects.create(
-                    name=f"try-{id(data)}-{dt.datetime.now().timestamp()}",
-                    key_hash=f"try-{id(data)}-{dt.datetime.now().timestamp()}"[:64],
-                )
+                scratch = f"try-{uuid.uuid4().hex}"
+                gym = Gym.objects.create(name=scratch, key_hash=scratch)
                 member = Member.objects.create(gym=gym, external_id="try")
             event = Event.objects.create(
                 gym_id=member.gym_id,
                 member=member,
-                external_id=f"try-{id(data)}",
+                external_id=f"try-{uuid.uuid4().hex}",
                 type=fact_type,
                 occurred_at=occurred_at,
                 data=data,
