@@ -261,7 +261,10 @@ def _event_evaluate(event: Event, *, trigger: Event | None = None) -> list[Advic
         figures = figures_as_of(member=member, at=event.occurred_at, event=event)
         fact = event_fact(event, figures)
         history_events = _history_events(event, ruleset_live())
-        history = [event_fact(other) for other in history_events]
+        # History uses the figures stored when each event was judged. One not judged yet (the
+        # rest of a batch, a failed one) goes in with its own fields only: it completes any
+        # pattern it takes part in on its own turn, so its figures are not computed here.
+        history = [event_fact(other, other.figures or {}) for other in history_events]
         evaluation = facts_evaluate(fact=fact, history=history)
 
         by_fact_id = {str(e.pk): e for e in history_events}
