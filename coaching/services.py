@@ -269,8 +269,11 @@ def _event_evaluate(event: Event, *, trigger: Event | None = None) -> list[Advic
 
         by_fact_id = {str(e.pk): e for e in history_events}
         by_fact_id[str(event.pk)] = event
+        advised = set(Advice.objects.filter(event=event).values_list("rule_key", flat=True))
         # Least urgent first: lists are newest first, so one event's advice then reads most urgent first.
         for match in sorted(evaluation.matches, key=lambda m: (-_severity_rank(m.severity), m.rule_key)):
+            if match.rule_key in advised:
+                continue  # advice is unique per event and rule: a re-evaluation adds nothing twice
             matched = [by_fact_id[fid] for fid in match.fact_ids if fid in by_fact_id] or [event]
             advice = _advice_store(event=event, match=match, matched=matched, trigger=trigger)
             if advice is not None:
@@ -307,13 +310,11 @@ def _history_events(event: Event, live: Any) -> list[Event]:
 
 
 def _advice_store(*, event: Event, match: Any, matched: list[Event], trigger: Event | None = None) -> Advice | None:
-    """Store one match as advice unless it exists for this event or the rule is cooling down.
+    """Store one match as advice unless the rule is cooling down for the member.
 
     A pattern's match is found again from each of its events (a late first step, a
     re-evaluation), so one already advised on the same events is not stored twice.
     """
-    if Advice.objects.filter(event=event, rule_key=match.rule_key).exists():
-        return None
     occurred_at = max(e.occurred_at for e in matched)
     matched_ids = [e.external_id for e in matched]
     if len(matched) > 1 and any(
