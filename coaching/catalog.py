@@ -219,3 +219,4 @@ def catalog_register(registry: Registry) -> None:
     registry.register_derived(RUN_FIGURES, fact_types=[RUN])
     registry.register_categories(CATEGORIES)
     registry.register_severities(SEVERITIES)
+    registry.register_subject("member", "members")

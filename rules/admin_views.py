@@ -58,6 +58,8 @@ def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -
         "draft_diff": state.diff,
         "can_publish": request.user.has_perm(PERM_PUBLISH),
         "can_change": request.user.has_perm(PERM_CHANGE),
+        "subject": registry.subject()[0],
+        "subjects": registry.subject()[1],
         **extra,
     }
 

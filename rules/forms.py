@@ -14,6 +14,8 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 
 from rules.models import RulesetVersion
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
@@ -22,9 +24,14 @@ from rules.spec import KIND_LABELS, OPERATORS, PARAMETER_KINDS, PATTERNS, value_
 PARAMETER_KIND_LABELS = {NUMBER: "Number", INTEGER: "Whole number", BOOLEAN: "Yes / no", TEXT: "Text", DATE: "Date"}
 
 
+# Form classes are built at import, before a domain has registered its subject's name.
+_subject = lazy(lambda: registry.subject()[0], str)
+
+
 def catalog_json() -> dict[str, Any]:
     """The catalog and operators for the editor's script (rendered with ``json_script``)."""
     return {
+        "derived_label": f"Figures from the {registry.subject()[0]}'s history",
         "fact_types": [
             {
                 "name": ft.name,
@@ -81,8 +88,11 @@ class RuleForm(forms.Form):
     )
     message = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        help_text="What the member reads. Use {field_name} for a value of the matched event and "
-        "{parameter_name} for a parameter.",
+        help_text=format_lazy(
+            "What the {} reads. Use {{field_name}} for a value of the matched event and "
+            "{{parameter_name}} for a parameter.",
+            _subject(),
+        ),
     )
     source_label = forms.CharField(
         max_length=300, required=False, label="Source", widget=forms.TextInput(attrs={"size": 80})
@@ -91,7 +101,9 @@ class RuleForm(forms.Form):
         min_value=0,
         initial=0,
         label="Cooldown (days)",
-        help_text="No new advice from this rule for the same member within this many days (0: no limit).",
+        help_text=format_lazy(
+            "No new advice from this rule for the same {} within this many days (0: no limit).", _subject()
+        ),
         widget=forms.NumberInput(attrs={"style": "width:5em"}),
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)

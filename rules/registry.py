@@ -116,6 +116,7 @@ class Registry:
         self._categories: dict[str, Choice] = {}
         self._severities: dict[str, Choice] = {}
         self._fact_source: FactSource | None = None
+        self._subject = ("subject", "subjects")
 
     # -- declaration -------------------------------------------------------------------
     def register_fact_type(self, name: str, label: str, fields: Iterable[FieldSpec]) -> FactType:
@@ -141,11 +142,20 @@ class Registry:
         for code, label in choices:
             self._severities[code] = Choice(code, label)
 
+    def register_subject(self, singular: str, plural: str) -> None:
+        """What the facts are about, in the admin's words (e.g. "member", "members")."""
+        self._subject = (singular, plural)
+
+    def subject(self) -> tuple[str, str]:
+        """(singular, plural) of what the facts are about; ("subject", "subjects") by default."""
+        return self._subject
+
     def register_fact_source(self, source: FactSource) -> None:
         self._fact_source = source
 
     def clear(self) -> None:
         self._fact_source = None
+        self._subject = ("subject", "subjects")
         self._fact_types.clear()
         self._categories.clear()
         self._severities.clear()

@@ -156,6 +156,13 @@ def test_editor_shows_the_catalog_and_the_sentence(admin_client, live_hot):
     assert "When a reading has temperature over 30 °C: urgent" in page
 
 
+def test_the_admin_speaks_of_what_the_domain_registered_not_of_members(admin_client, live_hot):
+    page = admin_client.get(change_url(Rule.objects.get(key="hot"))).content.decode()
+    assert "What the thermostat reads" in page
+    assert "Figures from the thermostat's history" in page
+    assert "member" not in page.lower()
+
+
 def test_editor_puts_spec_errors_on_the_right_widget_and_saves_nothing(admin_client):
     spec = make_spec(conditions=[cond("temperature", "in", "1, 2")])
     page = admin_client.post(ADD, editor_post(spec)).content.decode()

@@ -115,7 +115,7 @@
     select.replaceChildren(el("option", { value: "" }, "— field —"));
     if (!ft) return;
     const own = el("optgroup", { label: `${ft.label} fields` });
-    const derived = el("optgroup", { label: "Figures from the member's history" });
+    const derived = el("optgroup", { label: catalog.derived_label });
     ft.fields.forEach((f) => {
       const option = el("option", { value: f.name }, f.label + (f.unit ? ` (${unitText(f.unit)})` : ""));
       (f.derived ? derived : own).appendChild(option);

@@ -34,3 +34,4 @@ class TestDomainConfig(AppConfig):
         )
         registry.register_categories([("safety", "Safety"), ("comfort", "Comfort")])
         registry.register_severities([("urgent", "Urgent"), ("note", "Note")])
+        registry.register_subject("thermostat", "thermostats")
