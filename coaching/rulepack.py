@@ -10,31 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rules.spec import condition
+
 TIPS = "Tips For Running With Lower Back Pain"
 INTRO = "Is Running Good For Lower Back Pain"
 BENEFITS = "Benefits Of Running For Lower Back Pain"
 FAQ = "Frequently Asked Questions"
-
-
-def _when(
-    field: str,
-    operator: str,
-    *,
-    parameter: str | None = None,
-    value: Any = None,
-    step: int = 1,
-    group: int = 1,
-    negate: bool = False,
-) -> dict[str, Any]:
-    return {
-        "step": step,
-        "group": group,
-        "field": field,
-        "operator": operator,
-        "parameter": parameter,
-        "value": value,
-        "negate": negate,
-    }
 
 
 def _param(name: str, label: str, value: float, *, kind: str = "integer", unit: str = "") -> dict[str, Any]:
@@ -92,8 +73,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{INTRO}: consult a doctor before starting",
         steps=["run"],
         conditions=[
-            _when("run_number", "lte", parameter="first_runs", group=1),
-            _when("cleared_by_physician", "eq", value=True, group=2, negate=True),
+            condition("run_number", "lte", parameter="first_runs", group=1),
+            condition("cleared_by_physician", "eq", value=True, group=2, negate=True),
         ],
         parameters=[_param("first_runs", "Up to run number", 1)],
     ),
@@ -110,8 +91,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{INTRO}: injured lower back",
         steps=["run"],
         conditions=[
-            _when("back_injury", "eq", value=True, group=1),
-            _when("cleared_by_physician", "eq", value=True, group=2, negate=True),
+            condition("back_injury", "eq", value=True, group=1),
+            condition("cleared_by_physician", "eq", value=True, group=2, negate=True),
         ],
     ),
     _rule(
@@ -126,7 +107,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: warm up with light jogging and walking",
         steps=["run"],
-        conditions=[_when("warmup_min", "lt", parameter="min_warmup")],
+        conditions=[condition("warmup_min", "lt", parameter="min_warmup")],
         parameters=[_param("min_warmup", "Minimum warm-up", 5, kind="number", unit="min")],
     ),
     _rule(
@@ -143,9 +124,9 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{TIPS}: don't start with long distances",
         steps=["run"],
         conditions=[
-            _when("run_number", "lte", parameter="first_runs", group=1),
-            _when("distance_km", "gt", parameter="max_km", group=2),
-            _when("duration_min", "gt", parameter="max_min", group=2),
+            condition("run_number", "lte", parameter="first_runs", group=1),
+            condition("distance_km", "gt", parameter="max_km", group=2),
+            condition("duration_min", "gt", parameter="max_min", group=2),
         ],
         parameters=[
             _param("first_runs", "Counts during the first runs", 6, unit="runs"),
@@ -167,8 +148,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{TIPS}: increase distance gradually",
         steps=["run"],
         conditions=[
-            _when("weekly_distance_increase_pct", "gt", parameter="max_increase_pct", group=1),
-            _when("previous_week_distance_km", "gt", parameter="min_previous_km", group=2),
+            condition("weekly_distance_increase_pct", "gt", parameter="max_increase_pct", group=1),
+            condition("previous_week_distance_km", "gt", parameter="min_previous_km", group=2),
         ],
         parameters=[
             _param("max_increase_pct", "Largest weekly increase", 10, kind="number", unit="%"),
@@ -191,8 +172,8 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         steps=["run"],
         conditions=[
-            _when("long_run_increase_pct", "gt", parameter="max_increase_pct", group=1),
-            _when("longest_run_30d_km", "gt", parameter="min_longest_km", group=2),
+            condition("long_run_increase_pct", "gt", parameter="max_increase_pct", group=1),
+            condition("longest_run_30d_km", "gt", parameter="min_longest_km", group=2),
         ],
         parameters=[
             _param("max_increase_pct", "Largest step over the longest run", 10, kind="number", unit="%"),
@@ -212,8 +193,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{TIPS}: listen to your body's cues",
         steps=["run"],
         conditions=[
-            _when("pain_during", "gte", parameter="threshold"),
-            _when("pain_after", "gte", parameter="threshold"),
+            condition("pain_during", "gte", parameter="threshold"),
+            condition("pain_after", "gte", parameter="threshold"),
         ],
         parameters=[_param("threshold", "Pain threshold", 5, unit="/10")],
     ),
@@ -229,7 +210,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: listen to your body's cues",
         steps=["run"],
-        conditions=[_when("pain_rise", "gte", parameter="min_rise")],
+        conditions=[condition("pain_rise", "gte", parameter="min_rise")],
         parameters=[_param("min_rise", "Rise in pain", 2, unit="points")],
     ),
     _rule(
@@ -244,7 +225,10 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: wear proper shoes",
         steps=["run"],
-        conditions=[_when("running_shoes", "eq", value=False), _when("shoes_km", "gte", parameter="max_shoes_km")],
+        conditions=[
+            condition("running_shoes", "eq", value=False),
+            condition("shoes_km", "gte", parameter="max_shoes_km"),
+        ],
         parameters=[_param("max_shoes_km", "Replace shoes after", 700, kind="number", unit="km")],
     ),
     _rule(
@@ -260,8 +244,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{TIPS}: stick to flat surfaces",
         steps=["run"],
         conditions=[
-            _when("surface", "eq", value="hills"),
-            _when("elevation_gain_m", "gte", parameter="max_elevation_m"),
+            condition("surface", "eq", value="hills"),
+            condition("elevation_gain_m", "gte", parameter="max_elevation_m"),
         ],
         parameters=[_param("max_elevation_m", "Climbing counted as hilly", 150, kind="number", unit="m")],
     ),
@@ -277,7 +261,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: maintain good posture",
         steps=["run"],
-        conditions=[_when("posture", "ne", value="good")],
+        conditions=[condition("posture", "ne", value="good")],
     ),
     _rule(
         "hydration",
@@ -292,9 +276,9 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{TIPS}: stay hydrated and fuel up",
         steps=["run"],
         conditions=[
-            _when("duration_min", "gt", parameter="min_duration", group=1),
-            _when("hydrated", "eq", value=False, group=2),
-            _when("fuelled", "eq", value=False, group=2),
+            condition("duration_min", "gt", parameter="min_duration", group=1),
+            condition("hydrated", "eq", value=False, group=2),
+            condition("fuelled", "eq", value=False, group=2),
         ],
         parameters=[_param("min_duration", "Runs longer than", 45, kind="number", unit="min")],
     ),
@@ -310,7 +294,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: find a supportive running group",
         steps=["run"],
-        conditions=[_when("runs_without_group_streak", "gte", parameter="min_streak")],
+        conditions=[condition("runs_without_group_streak", "gte", parameter="min_streak")],
         parameters=[_param("min_streak", "Runs alone in a row", 5, unit="runs")],
         cooldown_days=30,
     ),
@@ -326,7 +310,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: run for a limited time",
         steps=["run"],
-        conditions=[_when("duration_min", "gt", parameter="max_min")],
+        conditions=[condition("duration_min", "gt", parameter="max_min")],
         parameters=[_param("max_min", "Longest run", 60, kind="number", unit="min")],
     ),
     _rule(
@@ -341,7 +325,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{TIPS}: rest between running sessions",
         steps=["run"],
-        conditions=[_when("consecutive_run_days", "gte", parameter="max_days")],
+        conditions=[condition("consecutive_run_days", "gte", parameter="max_days")],
         parameters=[_param("max_days", "Days in a row", 3, unit="days")],
     ),
     _rule(
@@ -358,7 +342,10 @@ RULE_PACK: list[dict[str, Any]] = [
         pattern="sequence",
         window_hours=48,
         steps=["run", "pain_report"],
-        conditions=[_when("surface", "eq", value="hills", step=1), _when("pain", "gte", parameter="threshold", step=2)],
+        conditions=[
+            condition("surface", "eq", value="hills", step=1),
+            condition("pain", "gte", parameter="threshold", step=2),
+        ],
         parameters=[_param("threshold", "Pain threshold", 4, unit="/10")],
     ),
     _rule(
@@ -377,7 +364,7 @@ RULE_PACK: list[dict[str, Any]] = [
         count=3,
         window_hours=336,
         steps=["pain_report"],
-        conditions=[_when("pain", "gte", parameter="threshold")],
+        conditions=[condition("pain", "gte", parameter="threshold")],
         parameters=[_param("threshold", "Pain threshold", 4, unit="/10")],
     ),
     _rule(
@@ -394,8 +381,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{FAQ}: can running worsen lower back pain?",
         steps=["pain_report"],
         conditions=[
-            _when("pain_episode_weeks", "gte", parameter="chronic_weeks"),
-            _when("chronic_back_pain", "eq", value=True),
+            condition("pain_episode_weeks", "gte", parameter="chronic_weeks"),
+            condition("chronic_back_pain", "eq", value=True),
         ],
         parameters=[_param("chronic_weeks", "Weeks of pain counted as chronic", 12, unit="weeks")],
         cooldown_days=30,
@@ -413,8 +400,8 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label=f"{FAQ}: types of lower back pain",
         steps=["pain_report"],
         conditions=[
-            _when("pain", "gte", parameter="threshold", group=1),
-            _when("pain_episode_weeks", "lt", parameter="acute_weeks", group=2),
+            condition("pain", "gte", parameter="threshold", group=1),
+            condition("pain_episode_weeks", "lt", parameter="acute_weeks", group=2),
         ],
         parameters=[
             _param("threshold", "Pain threshold", 4, unit="/10"),
@@ -434,11 +421,11 @@ RULE_PACK: list[dict[str, Any]] = [
         source_label="Beyond the article: red flags for low back pain (NICE guideline NG59)",
         steps=["pain_report"],
         conditions=[
-            _when("numbness", "eq", value=True),
-            _when("leg_weakness", "eq", value=True),
-            _when("bladder_or_bowel_change", "eq", value=True),
-            _when("fever", "eq", value=True),
-            _when("night_pain", "eq", value=True),
+            condition("numbness", "eq", value=True),
+            condition("leg_weakness", "eq", value=True),
+            condition("bladder_or_bowel_change", "eq", value=True),
+            condition("fever", "eq", value=True),
+            condition("night_pain", "eq", value=True),
         ],
     ),
     _rule(
@@ -453,7 +440,7 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{BENEFITS}: reduces lower back pain",
         steps=["run"],
-        conditions=[_when("pain_free_run_streak", "gte", parameter="min_streak")],
+        conditions=[condition("pain_free_run_streak", "gte", parameter="min_streak")],
         parameters=[_param("min_streak", "Pain-free runs in a row", 5, unit="runs")],
         cooldown_days=14,
     ),
@@ -469,6 +456,6 @@ RULE_PACK: list[dict[str, Any]] = [
         ),
         source_label=f"{FAQ}: simple ways to ease lower back pain",
         steps=["cross_training"],
-        conditions=[_when("activity", "in", value=["yoga", "swimming", "walking", "massage"])],
+        conditions=[condition("activity", "in", value=["yoga", "swimming", "walking", "massage"])],
     ),
 ]

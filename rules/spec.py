@@ -165,6 +165,28 @@ def coerce_value(raw: Any, kind: str) -> Any:
     return raw.strip()
 
 
+def condition(
+    field: str,
+    operator: str,
+    value: Any = None,
+    *,
+    parameter: str | None = None,
+    step: int = 1,
+    group: int = 1,
+    negate: bool = False,
+) -> dict[str, Any]:
+    """One condition of a rule spec, for code that writes rule packs and tests."""
+    return {
+        "step": step,
+        "group": group,
+        "field": field,
+        "operator": operator,
+        "value": value,
+        "parameter": parameter,
+        "negate": negate,
+    }
+
+
 def value_text(value: Any) -> str:
     """A value as a clinician types it into a form field (and as the draft rows store it)."""
     if value is None:

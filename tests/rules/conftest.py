@@ -9,6 +9,7 @@ import pytest
 
 from rules import services
 from rules.services import Fact
+from rules.spec import condition
 
 T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.UTC)
 
@@ -37,25 +38,7 @@ def make_spec(key: str = "hot", conditions: list[dict] | None = None, **override
     return spec
 
 
-def cond(
-    field: str,
-    operator: str,
-    value: Any = None,
-    *,
-    step: int = 1,
-    group: int = 1,
-    parameter: str | None = None,
-    negate: bool = False,
-) -> dict[str, Any]:
-    return {
-        "step": step,
-        "group": group,
-        "field": field,
-        "operator": operator,
-        "value": value,
-        "parameter": parameter,
-        "negate": negate,
-    }
+cond = condition  # shorter in the tables of cases
 
 
 _ids = iter(range(1, 10**9))
