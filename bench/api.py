@@ -40,13 +40,10 @@ from bench.common import (
     SEED,
     _maybe,
     _pick,
-    cross_training_data,
+    event_data,
     fmt_rate,
     load_result,
     machine_line,
-    pain_report_data,
-    profile_data,
-    run_data,
     save_result,
     table,
     temp_sqlite_path,
@@ -74,14 +71,7 @@ def make_events(count: int, *, members: int, seed: int = SEED + 7) -> list[dict[
         member = rng.randrange(members)
         kind = _pick(rng, EVENT_MIX)
         pain = painful[member] and _maybe(rng, 0.6)
-        if kind == "run":
-            data = run_data(rng, painful=pain)
-        elif kind == "pain_report":
-            data = pain_report_data(rng, painful=pain)
-        elif kind == "cross_training":
-            data = cross_training_data(rng)
-        else:
-            data = profile_data(rng)
+        data = event_data(rng, kind, painful=pain, figures=False)
         events.append(
             {
                 "external_id": f"bench-{run_id}-{index}",
