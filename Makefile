@@ -45,9 +45,10 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The product suite again on PostgreSQL (DATABASE_URL must point at a server; .ci/run starts one).
+# Both suites again on PostgreSQL (DATABASE_URL must point at a server; .ci/run starts one).
 test-postgres: venv
 	@[ -n "$(DATABASE_URL)" ] || { echo "Set DATABASE_URL=postgres://user:password@host/db" >&2; exit 1; }
+	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider -m "not browser"
 
 bench: setup

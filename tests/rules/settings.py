@@ -4,13 +4,20 @@ That the whole rules suite passes with these settings is the proof that the engi
 stands on its own.
 """
 
+import os
+
 from config.settings import *
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "coaching"] + ["tests.rules.testdomain"]
 ROOT_URLCONF = "tests.rules.urls"
-import os  # noqa: E402
-
-# A file (not an in-memory database) so that a second process can share the test database.
-_db = os.environ.get("RULES_TEST_DB") or str(BASE_DIR / "test-rules.sqlite3")
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db, "TEST": {"NAME": _db}}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A second process (the hot-reload test's worker) must reach the test database: it is told
+# the test database's name in RULES_TEST_DB.
+_shared = os.environ.get("RULES_TEST_DB")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not an in-memory database, so that the worker can open it.
+    _db = _shared or str(BASE_DIR / "test-rules.sqlite3")
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db, "TEST": {"NAME": _db}}}
+elif _shared:
+    DATABASES["default"]["NAME"] = _shared
