@@ -251,8 +251,8 @@ EVENT_MIX = (("run", 70), ("pain_report", 20), ("cross_training", 7), ("profile"
 
 
 def single_facts(count: int, *, seed: int = SEED) -> list[Any]:
-    """``count`` independent facts (rules.services.Fact), with derived figures, seeded."""
-    from rules.services import Fact
+    """``count`` independent facts (rules.evaluation.Fact), with derived figures, seeded."""
+    from rules.evaluation import Fact
 
     rng = random.Random(seed)
     facts = []
@@ -269,7 +269,7 @@ def history_items(
 ) -> list[tuple[Any, list[Any]]]:
     """``count`` evaluations: a new run or pain report with ``history`` earlier runs and pain
     reports of the same member, all inside ``window_days`` before it (seeded)."""
-    from rules.services import Fact
+    from rules.evaluation import Fact
 
     rng = random.Random(seed)
     items = []

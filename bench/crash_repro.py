@@ -5,7 +5,7 @@
     python -m bench.crash_repro --minimal LOOPS            # the smallest trigger, for valgrind
 
 Default: evaluates the default rule pack over seeded members with 30 history events each,
-through ``rules.services.Evaluator`` (the product's adapter), in --runs fresh processes
+through ``rules.evaluation.Evaluator`` (the product's adapter), in --runs fresh processes
 (each with its own PYTHONHASHSEED, so each lays out memory differently: whether a
 corruption reaches unmapped memory depends on that), and counts the processes that died.
 Expected: 0 crashes, since the product compiles every pattern step as a one-fact rule and
@@ -67,8 +67,9 @@ def join_evaluator(specs):
 
     from rules.compiler import ruleset_compile
     from rules.internal.facts import SCRATCH_SID, projector
+    from rules.registry import registry
 
-    compiled = ruleset_compile(specs)
+    compiled = ruleset_compile(specs, catalog=registry)
     handle = dre.create_ruleset("crash_repro_join", join_ruleset_json(compiled))
     projectors = {t: projector(f, compiled.date_fields) for t, f in compiled.pattern_fields.items()}
     window, history_types = compiled.history_window, compiled.history_types
@@ -118,7 +119,8 @@ def child(evaluations: int, passes: int, join: bool) -> int:
     from bench.common import django_setup, history_items, pack_specs
 
     django_setup("crash")
-    from rules.services import Evaluator, ruleset_check
+    from rules.evaluation import Evaluator
+    from rules.services import ruleset_check
 
     specs = ruleset_check(pack_specs())
     items = history_items(evaluations)
@@ -177,7 +179,7 @@ def main(argv=None) -> int:
     what = (
         "UPSTREAM BUG DEMO: durable_rules join rules on the raw C core (not the product)"
         if args.join
-        else "the product's adapter, rules.services.Evaluator"
+        else "the product's adapter, rules.evaluation.Evaluator"
     )
     command = [
         sys.executable,

@@ -161,7 +161,7 @@ def evaluations_fired_with_facts(evaluations, offset: int):
 
 def evaluator_contender(name: str, how: str, specs, *, batch: int | None, fired=evaluations_fired) -> Contender:
     def make():
-        from rules.services import Evaluator
+        from rules.evaluation import Evaluator
 
         evaluator = Evaluator(specs=specs)
         if batch is None:
@@ -184,7 +184,7 @@ def evaluator_contender(name: str, how: str, specs, *, batch: int | None, fired=
 
 def published_contender(name: str, how: str, *, batch: int | None, fired=evaluations_fired) -> Contender:
     def make():
-        from rules.services import facts_evaluate, facts_evaluate_many
+        from rules.evaluation import facts_evaluate, facts_evaluate_many
 
         if batch is None:
 
@@ -461,16 +461,17 @@ def business_rules_contender(name: str, how: str, specs) -> Contender:
 # -- sections ---------------------------------------------------------------------------
 def section_a(singles, facts, repeats: int) -> list[Row]:
     from rules.compiler import ruleset_compile
+    from rules.registry import registry
     from rules.services import ruleset_publish
 
-    compiled = ruleset_compile(singles)
+    compiled = ruleset_compile(singles, catalog=registry)
     trimmed = document_trimmer(dict(compiled.single_fields))
     items = [(fact, ()) for fact in facts]
     contenders = [
         *[
             evaluator_contender(
                 f"adapter Evaluator.evaluate_many, batch {size}",
-                f"rules.services.Evaluator(specs=one-event rules).evaluate_many(items), {size} events a call",
+                f"rules.evaluation.Evaluator(specs=one-event rules).evaluate_many(items), {size} events a call",
                 singles,
                 batch=size,
             )
@@ -484,13 +485,13 @@ def section_a(singles, facts, repeats: int) -> list[Row]:
         ),
         published_contender(
             "adapter facts_evaluate_many, batch 250 (published)",
-            "rules.services.facts_evaluate_many(items=250 events), live version published in the "
+            "rules.evaluation.facts_evaluate_many(items=250 events), live version published in the "
             "temporary db (one version query a call)",
             batch=250,
         ),
         published_contender(
             "adapter facts_evaluate, 1 event a call (published)",
-            "rules.services.facts_evaluate(fact=event), one version query a call",
+            "rules.evaluation.facts_evaluate(fact=event), one version query a call",
             batch=None,
         ),
         raw_single_contender(
@@ -557,9 +558,10 @@ def section_a(singles, facts, repeats: int) -> list[Row]:
 
 def section_b(specs, items, repeats: int) -> list[Row]:
     from rules.compiler import ruleset_compile
+    from rules.registry import registry
     from rules.services import ruleset_publish
 
-    compiled = ruleset_compile(specs)
+    compiled = ruleset_compile(specs, catalog=registry)
     with_facts = evaluations_fired_with_facts
     contenders = [
         evaluator_contender(
@@ -571,7 +573,7 @@ def section_b(specs, items, repeats: int) -> list[Row]:
         ),
         published_contender(
             "adapter facts_evaluate, 1 evaluation a call (published)",
-            "rules.services.facts_evaluate(fact=event, history=history), one version query a call",
+            "rules.evaluation.facts_evaluate(fact=event, history=history), one version query a call",
             batch=None,
             fired=with_facts,
         ),

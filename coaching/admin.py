@@ -82,11 +82,14 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
     @admin.action(description="Re-run evaluation (no duplicate advice)")
     def reevaluate(self, request: HttpRequest, queryset: QuerySet[Event]) -> None:
-        events = list(queryset.select_related("member").order_by("occurred_at", "pk"))
-        for event in events:
-            services.event_evaluate(event=event)
-        failed = sum(1 for event in events if not event.evaluated)
-        messages.info(request, REEVALUATED.format(events=len(events), failed=failed))
+        earliest: dict[int, Event] = {}
+        for event in queryset.select_related("member").order_by("occurred_at", "external_id"):
+            earliest.setdefault(event.member_id, event)
+        judged = failed = 0
+        for event in earliest.values():
+            result = services.events_reevaluate(member=event.member, since=event.occurred_at)
+            judged, failed = judged + result.events, failed + result.failed
+        messages.info(request, REEVALUATED.format(events=judged, failed=failed))
 
 
 @admin.register(Advice)

@@ -35,10 +35,17 @@ def _pain(name: str, label: str, *, required: bool = False) -> FieldSpec:
 
 
 PROFILE_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("experience", "Running experience", TEXT, choices=EXPERIENCE_LEVELS),
+    FieldSpec(
+        "experience",
+        "Running experience",
+        TEXT,
+        choices=EXPERIENCE_LEVELS,
+        choice_labels=(("new", "new to running"), ("returning", "returning to running"), ("regular", "runs regularly")),
+    ),
     FieldSpec("cleared_by_physician", "Cleared by a physician", BOOLEAN),
     FieldSpec("back_injury", "Has an injured lower back", BOOLEAN),
     FieldSpec("chronic_back_pain", "Has chronic lower back pain", BOOLEAN),
+    FieldSpec("cancer_history", "Has a history of cancer", BOOLEAN),
 )
 
 FACT_TYPES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
@@ -66,7 +73,13 @@ FACT_TYPES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
             FieldSpec("hydrated", "Drank before the run", BOOLEAN),
             FieldSpec("fuelled", "Ate before the run", BOOLEAN),
             FieldSpec("with_group", "Ran with a group or partner", BOOLEAN),
-            FieldSpec("posture", "Posture", TEXT, choices=POSTURES),
+            FieldSpec(
+                "posture",
+                "Posture",
+                TEXT,
+                choices=POSTURES,
+                choice_labels=(("slouched", "slouching"), ("leaning_back", "leaning back")),
+            ),
             FieldSpec("rpe", "Perceived effort", INTEGER, unit="/10", minimum=1, maximum=10),
         ),
     ),
@@ -74,13 +87,22 @@ FACT_TYPES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
         "Pain report",
         (
             _pain("pain", "Pain", required=True),
-            FieldSpec("location", "Where it hurts", TEXT, choices=PAIN_LOCATIONS),
+            FieldSpec(
+                "location",
+                "Where it hurts",
+                TEXT,
+                choices=PAIN_LOCATIONS,
+                choice_labels=(("lower_back", "lower back"), ("upper_back", "upper back")),
+            ),
             FieldSpec("radiates_to_leg", "Pain radiates to the leg", BOOLEAN),
             FieldSpec("numbness", "Numbness", BOOLEAN),
+            FieldSpec("saddle_numbness", "Numbness in the saddle area", BOOLEAN),
             FieldSpec("leg_weakness", "Leg weakness", BOOLEAN),
             FieldSpec("bladder_or_bowel_change", "Bladder or bowel change", BOOLEAN),
             FieldSpec("fever", "Fever", BOOLEAN),
             FieldSpec("night_pain", "Pain at night", BOOLEAN),
+            FieldSpec("unexplained_weight_loss", "Unexplained weight loss", BOOLEAN),
+            FieldSpec("recent_trauma", "Recent fall or injury", BOOLEAN),
             FieldSpec("onset_date", "Pain began on", DATE, help_text="not in the future"),
         ),
     ),
@@ -180,6 +202,7 @@ PROFILE_FIGURES: tuple[FieldSpec, ...] = tuple(
         f"Profile: {f.label[0].lower()}{f.label[1:]}",
         f.kind,
         choices=f.choices,
+        choice_labels=f.choice_labels,
         help_text="from the latest profile events at that time" + ("; false when unknown" if f.kind == BOOLEAN else ""),
     )
     for f in PROFILE_FIELDS
@@ -219,4 +242,5 @@ def catalog_register(registry: Registry) -> None:
     registry.register_derived(RUN_FIGURES, fact_types=[RUN])
     registry.register_categories(CATEGORIES)
     registry.register_severities(SEVERITIES)
+    registry.register_referral_floor("stop")  # under referral: only "see a physician" and "stop running"
     registry.register_subject("member", "members")

@@ -1,77 +1,154 @@
-"""Derived figures: what the member's stored history says as of a moment.
+"""Derived figures: what a member's history says as of each of their events.
 
-Every figure is computed as of the judged event's own ``occurred_at`` (never arrival
-order), so a late event is judged against the history that existed at its time, and
-earlier events keep the figures they had. Calendar-day figures use the offset the judged
-event was sent with, so "this day" is the member's day, not UTC's.
+A pure computation over the member's events in time order (``occurred_at``, ties broken by
+``external_id``): one pass carries the running state (runs, streaks, the pain episode, the
+profile) forward, so the figures of every event are what the events before it say, whatever
+order they arrived in.
+
+Days are calendar days in local time, and each event carries its own: the offset of its
+``occurred_at`` says which local day it fell on. "This and the 6 days before" is the judged
+event's local date and the 6 local dates before it.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
-from typing import Any
-
-from django.db.models import Q, QuerySet
+from typing import Any, Protocol
 
 from rules.registry import BOOLEAN
 
 from .catalog import PAIN_REPORT, PROFILE, PROFILE_FIELDS, RUN
-from .models import Event, Member
 
-PAIN_FREE_MAX = 2
+PAIN_FREE_MAX = 2  # a run with pain during and after at most this keeps the pain-free streak
+STREAK_BREAKING_PAIN = 3  # a pain report of this or more breaks the pain-free streak
 EPISODE_GAP = timedelta(days=14)
-LONGEST_RUN_WINDOW = timedelta(days=30)
-PAIN_REPORT_WINDOW = timedelta(days=14)
-STREAK_CHUNK = 100
+LONGEST_RUN_DAYS = 30
+PAIN_REPORT_DAYS = 14
+# Runs further back than this cannot fall in any calendar window (30 days, plus offsets).
+RECENT_RUNS_SPAN = timedelta(days=LONGEST_RUN_DAYS + 2)
 
 
-def figures_as_of(*, member: Member, at: datetime, event: Event | None = None) -> dict[str, Any]:
-    """The derived figures of API.md section 5 for ``member`` at ``at``.
-
-    With ``event`` (stored, occurring at ``at``) the figures describe that event: it counts
-    in totals and streaks, and run-only figures (run number, pain rise...) are added.
-    Without it they describe the member "as of now".
-    """
-    if event is not None:
-        upto = Q(occurred_at__lt=at) | Q(occurred_at=at, pk__lte=event.pk)
-        tz = event.sent_timezone
-    else:
-        upto = Q(occurred_at__lte=at)
-        latest = member.events.filter(upto).order_by("-occurred_at", "-pk").only("utc_offset_minutes").first()
-        tz = latest.sent_timezone if latest else UTC
-    history = member.events.filter(upto)
-    runs = history.filter(type=RUN).order_by("-occurred_at", "-pk")
-    this_run = event if event is not None and event.type == RUN else None
-
-    figures: dict[str, Any] = {}
-    figures.update(_training_figures(runs, at=at, tz=tz, this_run=this_run))
-    figures.update(_pain_figures(history.filter(type=PAIN_REPORT).order_by("-occurred_at", "-pk"), at=at))
-    figures.update(profile_as_of(history.filter(type=PROFILE)))
-    if this_run is not None:
-        figures.update(_run_figures(this_run, runs=runs, longest_30d=figures["longest_run_30d_km"]))
-    elif event is None:
-        figures["run_number"] = runs.count()  # as of now: the number of the latest run, 0 before the first
-    return figures
+class EventLike(Protocol):
+    type: str
+    occurred_at: datetime
+    utc_offset_minutes: int
+    data: Mapping[str, Any]
 
 
-def profile_merged(profile_events: QuerySet[Event]) -> dict[str, Any]:
-    """Merge profile events oldest first, so the latest value of each field wins.
-
-    A profile event updates the fields it carries and leaves the others as they were.
-    """
-    merged: dict[str, Any] = {}
-    for data in profile_events.order_by("occurred_at", "pk").values_list("data", flat=True):
-        merged.update(data or {})
-    return merged
+def local_date(moment: datetime, offset_minutes: int) -> date:
+    return moment.astimezone(dt_timezone(timedelta(minutes=offset_minutes))).date()
 
 
-def profile_as_of(profile_events: QuerySet[Event]) -> dict[str, Any]:
-    """The profile figures: merged profile fields, booleans false when never said."""
-    merged = profile_merged(profile_events)
+@dataclass
+class _Run:
+    occurred_at: datetime
+    day: date
+    distance: float
+
+
+@dataclass
+class _History:
+    """The running state of one member's history, one event at a time."""
+
+    runs: list[_Run] = field(default_factory=list)  # recent runs only, oldest first
+    run_days: set[date] = field(default_factory=set)
+    run_count: int = 0
+    last_run_at: datetime | None = None
+    pain_free_streak: int = 0
+    alone_streak: int = 0
+    pain_report_days: list[date] = field(default_factory=list)
+    last_pain_at: datetime | None = None
+    episode_start: datetime | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, event: EventLike) -> None:
+        data = event.data or {}
+        if event.type == RUN:
+            self.run_count += 1
+            self.last_run_at = event.occurred_at
+            day = local_date(event.occurred_at, event.utc_offset_minutes)
+            self.runs.append(_Run(event.occurred_at, day, _distance(data)))
+            self.run_days.add(day)
+            while self.runs and event.occurred_at - self.runs[0].occurred_at > RECENT_RUNS_SPAN:
+                self.runs.pop(0)
+            # A pain level not reported counts as no pain: the streak is about reported trouble.
+            pain_free = (data.get("pain_during") or 0) <= PAIN_FREE_MAX and (
+                data.get("pain_after") or 0
+            ) <= PAIN_FREE_MAX
+            self.pain_free_streak = self.pain_free_streak + 1 if pain_free else 0
+            self.alone_streak = 0 if data.get("with_group") is True else self.alone_streak + 1
+        elif event.type == PAIN_REPORT:
+            if (data.get("pain") or 0) >= STREAK_BREAKING_PAIN:
+                self.pain_free_streak = 0
+            self.pain_report_days.append(local_date(event.occurred_at, event.utc_offset_minutes))
+            if self.last_pain_at is None or event.occurred_at - self.last_pain_at >= EPISODE_GAP:
+                self.episode_start = event.occurred_at
+            onset = data.get("onset_date")
+            if onset:
+                tz = dt_timezone(timedelta(minutes=event.utc_offset_minutes))
+                started = datetime.combine(date.fromisoformat(onset), time.min, tzinfo=tz)
+                self.episode_start = min(self.episode_start or started, started)
+            self.last_pain_at = event.occurred_at
+        elif event.type == PROFILE:
+            self.profile.update(data)
+
+    def figures(self, *, at: datetime, today: date, this_run: EventLike | None) -> dict[str, Any]:
+        weekly = previous = longest = 0.0
+        runs_last_7 = 0
+        for run in self.runs:
+            if today - timedelta(days=6) <= run.day <= today:
+                weekly += run.distance
+                runs_last_7 += 1
+            elif today - timedelta(days=13) <= run.day <= today - timedelta(days=7):
+                previous += run.distance
+            is_this = this_run is not None and run is self.runs[-1]
+            if not is_this and today - timedelta(days=LONGEST_RUN_DAYS) <= run.day <= today:
+                longest = max(longest, run.distance)
+        figures: dict[str, Any] = {
+            "weekly_distance_km": round(weekly, 3),
+            "previous_week_distance_km": round(previous, 3),
+            "runs_last_7_days": runs_last_7,
+            "longest_run_30d_km": round(longest, 3),
+            "consecutive_run_days": _consecutive_days(self.run_days, today),
+            "pain_free_run_streak": self.pain_free_streak,
+            "runs_without_group_streak": self.alone_streak,
+            "pain_reports_last_14_days": sum(
+                1
+                for day in self.pain_report_days[-200:]
+                if today - timedelta(days=PAIN_REPORT_DAYS - 1) <= day <= today
+            ),
+            "pain_episode_weeks": self._episode_weeks(at),
+        }
+        if previous > 0:
+            figures["weekly_distance_increase_pct"] = round((weekly - previous) / previous * 100, 2)
+        figures.update(profile_figures(self.profile))
+        return figures
+
+    def _episode_weeks(self, at: datetime) -> int:
+        if self.last_pain_at is None or self.episode_start is None or at - self.last_pain_at >= EPISODE_GAP:
+            return 0
+        return max(0, math.floor((at - self.episode_start) / timedelta(weeks=1)))
+
+
+def _consecutive_days(run_days: set[date], today: date) -> int:
+    streak = 0
+    day = today
+    while day in run_days:
+        streak += 1
+        day -= timedelta(days=1)
+    return streak
+
+
+def _distance(data: Mapping[str, Any] | None) -> float:
+    return float((data or {}).get("distance_km", 0) or 0)
+
+
+def profile_figures(merged: Mapping[str, Any]) -> dict[str, Any]:
+    """The profile as rules see it: the merged fields, booleans false when never said."""
     profile: dict[str, Any] = {}
     for spec in PROFILE_FIELDS:
         if spec.name in merged:
@@ -81,114 +158,56 @@ def profile_as_of(profile_events: QuerySet[Event]) -> dict[str, Any]:
     return profile
 
 
-def _training_figures(
-    runs: QuerySet[Event], *, at: datetime, tz: dt_timezone, this_run: Event | None
-) -> dict[str, Any]:
-    today = at.astimezone(tz).date()
-    fortnight_start = datetime.combine(today - timedelta(days=13), time.min, tzinfo=tz)
-    since = min(fortnight_start, at - LONGEST_RUN_WINDOW)
-    recent = list(runs.filter(occurred_at__gte=since).values_list("pk", "occurred_at", "data"))
+def figures_timeline(events: Sequence[EventLike]) -> list[dict[str, Any]]:
+    """The figures of each of ``events`` (one member's, in time order), as of that event."""
+    history = _History()
+    result = []
+    for event in events:
+        last_run_at = history.last_run_at
+        history.add(event)
+        today = local_date(event.occurred_at, event.utc_offset_minutes)
+        this_run = event if event.type == RUN else None
+        figures = history.figures(at=event.occurred_at, today=today, this_run=this_run)
+        if last_run_at is not None:
+            figures["hours_since_last_run"] = round((event.occurred_at - last_run_at).total_seconds() / 3600, 2)
+        if this_run is not None:
+            figures.update(
+                _run_figures(event.data or {}, run_number=history.run_count, longest=figures["longest_run_30d_km"])
+            )
+        result.append(figures)
+    return result
 
-    weekly = previous = 0.0
-    runs_last_7 = 0
-    longest = 0.0
-    for pk, occurred_at, data in recent:
-        day = occurred_at.astimezone(tz).date()
-        distance = _distance(data)
-        if today - timedelta(days=6) <= day <= today:
-            weekly += distance
-            runs_last_7 += 1
-        elif today - timedelta(days=13) <= day <= today - timedelta(days=7):
-            previous += distance
-        if (this_run is None or pk != this_run.pk) and occurred_at >= at - LONGEST_RUN_WINDOW:
-            longest = max(longest, distance)
 
-    figures: dict[str, Any] = {
-        "weekly_distance_km": round(weekly, 3),
-        "previous_week_distance_km": round(previous, 3),
-        "runs_last_7_days": runs_last_7,
-        "longest_run_30d_km": round(longest, 3),
-    }
-    if previous > 0:
-        figures["weekly_distance_increase_pct"] = round((weekly - previous) / previous * 100, 2)
-
-    earlier = runs.exclude(pk=this_run.pk) if this_run is not None else runs
-    last_run_at = earlier.values_list("occurred_at", flat=True).first()
-    if last_run_at is not None:
-        figures["hours_since_last_run"] = round((at - last_run_at).total_seconds() / 3600, 2)
-
-    # Both walk the runs newest first and usually stop after a few: one query, read in small chunks.
-    for_days, for_streaks = itertools.tee(runs.values_list("occurred_at", "data").iterator(chunk_size=STREAK_CHUNK))
-    figures["consecutive_run_days"] = _consecutive_days(
-        (occurred_at.astimezone(tz).date() for occurred_at, _data in for_days), today=today
-    )
-    figures.update(_streaks(data for _occurred_at, data in for_streaks))
+def figures_now(events: Sequence[EventLike], *, at: datetime) -> dict[str, Any]:
+    """The member's figures "as of now": every event up to ``at`` counted, days in the local
+    time of the latest one, and ``run_number`` the number of runs so far."""
+    history = _History()
+    offset = 0
+    for event in events:
+        if event.occurred_at > at:
+            break
+        history.add(event)
+        offset = event.utc_offset_minutes
+    today = local_date(at, offset) if events else at.astimezone(UTC).date()
+    figures = history.figures(at=at, today=today, this_run=None)
+    if history.last_run_at is not None:
+        figures["hours_since_last_run"] = round((at - history.last_run_at).total_seconds() / 3600, 2)
+    figures["run_number"] = history.run_count
     return figures
 
 
-def _consecutive_days(days_newest_first: Iterable[date], *, today: date) -> int:
-    streak = 0
-    expected = today
-    for day in days_newest_first:
-        if day > expected:  # another run on a day already counted
-            continue
-        if day != expected:
-            break
-        streak += 1
-        expected -= timedelta(days=1)
-    return streak
+def profile_merged(profile_data_oldest_first: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge profile events oldest first, so the latest value of each field wins."""
+    merged: dict[str, Any] = {}
+    for data in profile_data_oldest_first:
+        merged.update(data or {})
+    return merged
 
 
-def _streaks(run_data_newest_first: Iterable[dict[str, Any]]) -> dict[str, int]:
-    # A pain level not reported counts as no pain: the streak is about reported trouble.
-    pain_free = alone = 0
-    pain_free_open = alone_open = True
-    for data in run_data_newest_first:
-        data = data or {}
-        if pain_free_open:
-            if data.get("pain_during", 0) <= PAIN_FREE_MAX and data.get("pain_after", 0) <= PAIN_FREE_MAX:
-                pain_free += 1
-            else:
-                pain_free_open = False
-        if alone_open:
-            if data.get("with_group") is True:
-                alone_open = False
-            else:
-                alone += 1
-        if not (pain_free_open or alone_open):
-            break
-    return {"pain_free_run_streak": pain_free, "runs_without_group_streak": alone}
-
-
-def _pain_figures(pain_reports: QuerySet[Event], *, at: datetime) -> dict[str, Any]:
-    recent_count = pain_reports.filter(occurred_at__gte=at - PAIN_REPORT_WINDOW).count()
-    episode_start: datetime | None = None
-    newer: datetime | None = None
-    for occurred_at, offset, data in pain_reports.values_list("occurred_at", "utc_offset_minutes", "data").iterator():
-        if (newer or at) - occurred_at >= EPISODE_GAP:
-            break
-        newer = occurred_at
-        started = occurred_at
-        onset = (data or {}).get("onset_date")
-        if onset:
-            tz = dt_timezone(timedelta(minutes=offset))
-            started = min(started, datetime.combine(date.fromisoformat(onset), time.min, tzinfo=tz))
-        episode_start = started if episode_start is None else min(episode_start, started)
-    weeks = 0
-    if episode_start is not None:
-        weeks = max(0, math.floor((at - episode_start).total_seconds() / timedelta(weeks=1).total_seconds()))
-    return {"pain_reports_last_14_days": recent_count, "pain_episode_weeks": weeks}
-
-
-def _run_figures(run: Event, *, runs: QuerySet[Event], longest_30d: float) -> dict[str, Any]:
-    data = run.data or {}
-    figures: dict[str, Any] = {"run_number": runs.count()}
-    if longest_30d > 0:
-        figures["long_run_increase_pct"] = round((_distance(data) - longest_30d) / longest_30d * 100, 2)
+def _run_figures(data: Mapping[str, Any], *, run_number: int, longest: float) -> dict[str, Any]:
+    figures: dict[str, Any] = {"run_number": run_number}
+    if longest > 0:
+        figures["long_run_increase_pct"] = round((_distance(data) - longest) / longest * 100, 2)
     if "pain_before" in data and "pain_after" in data:
         figures["pain_rise"] = data["pain_after"] - data["pain_before"]
     return figures
-
-
-def _distance(data: dict[str, Any] | None) -> float:
-    return float((data or {}).get("distance_km", 0) or 0)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.db import models
+from django.utils import timezone
 
 from .catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
 
@@ -30,6 +31,14 @@ class Member(models.Model):
     external_id = models.CharField(max_length=100, help_text="The gym's own id of the member.")
     profile = models.JSONField(
         default=dict, blank=True, help_text="Merged from the member's profile events, latest last."
+    )
+    # The referral in force after the member's latest event (kept by each evaluation, so the
+    # admin can list members under referral).
+    referral_since = models.DateTimeField(null=True, blank=True, help_text="Under referral since this moment.")
+    referral_rule_key = models.CharField(max_length=100, blank=True, default="")
+    referral_rule_name = models.CharField(max_length=200, blank=True, default="")
+    referral_event = models.ForeignKey(
+        "Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The referring event."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -58,12 +67,16 @@ class Event(models.Model):
     content_hash = models.CharField(max_length=64, help_text="Tells an identical repeat from a conflicting one.")
     evaluated = models.BooleanField(default=False)
     evaluation_error = models.TextField(blank=True, default="")
+    recorded_by = models.CharField(
+        max_length=150, blank=True, default="", help_text="The clinician who recorded it in the admin, if one did."
+    )
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["gym", "external_id"], name="event_external_id_unique_per_gym")]
         indexes = [
+            models.Index(fields=["member", "occurred_at", "external_id"], name="event_member_time"),
             models.Index(fields=["member", "type", "occurred_at"], name="event_member_type_time"),
             models.Index(fields=["gym", "occurred_at"], name="event_gym_time"),
             models.Index(fields=["evaluated", "occurred_at"], name="event_pending"),
@@ -83,7 +96,11 @@ class Event(models.Model):
 
 
 class Advice(models.Model):
-    """One rule's advice for one evaluated event; never duplicated for the same event and rule."""
+    """One rule's advice for one evaluated event.
+
+    At most one current piece per event and rule. Advice that a later-arriving event (or a
+    re-evaluation) showed no longer holds is withdrawn: kept, with ``withdrawn_at`` set.
+    """
 
     gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="advice")
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="advice")
@@ -108,16 +125,35 @@ class Advice(models.Model):
     occurred_at = models.DateTimeField(
         help_text="When the matched situation happened (its newest event); cooldowns count from here."
     )
+    refers = models.BooleanField(default=False, help_text="The rule put the member under referral.")
     created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        Event,
+        on_delete=models.SET_NULL,
+        related_name="withdrawals",
+        null=True,
+        blank=True,
+        help_text="The late event whose arrival showed the advice no longer holds (none: a re-evaluation).",
+    )
+    withdrawn_reason = models.TextField(blank=True, default="")
+    changed_at = models.DateTimeField(default=timezone.now, help_text="When it was created, or withdrawn if it was.")
 
     class Meta:
         verbose_name_plural = "advice"
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["event", "rule_key"], name="advice_once_per_event_and_rule")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "rule_key"],
+                condition=models.Q(withdrawn_at__isnull=True),
+                name="advice_current_once_per_event_and_rule",
+            )
+        ]
         indexes = [
             models.Index(fields=["member", "rule_key", "occurred_at"], name="advice_cooldown"),
             models.Index(fields=["gym", "created_at"], name="advice_gym_feed"),
             models.Index(fields=["member", "created_at"], name="advice_member_feed"),
+            models.Index(fields=["gym", "changed_at"], name="advice_gym_changes"),
         ]
 
     def __str__(self) -> str:

@@ -23,7 +23,7 @@ from rules.audit import diff_html, draft_state, rule_statistics
 from rules.describe import spec_describe
 from rules.forms import ImportForm, PublishForm, RollbackForm, RuleEditor, SimulateForm, TryForm, catalog_json
 from rules.models import Rule, RuleChange, RulesetVersion
-from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_parse, ruleset_diff, spec_diff
+from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_read, ruleset_diff, spec_diff
 from rules.registry import registry
 from rules.selectors import rule_spec, rules_with_children, ruleset_draft_specs, version_live
 from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback
@@ -333,14 +333,15 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             form.add_error("pack", "Choose a rule pack file.")
         else:
             try:
-                specs = pack_parse(pack_text)
+                pack = pack_read(pack_text)
+                specs = pack.rules
             except PackError as exc:
                 form.add_error(None, exc.message)
                 errors = exc.errors
             else:
                 diff = ruleset_diff(ruleset_draft_specs(), specs)
                 if "_apply" in request.POST:
-                    pack_import(specs=specs, user=request.user)
+                    pack_import(specs=specs, settings=pack.settings, user=request.user)
                     messages.success(request, MSG_IMPORTED.format(summary=diff.summary()))
                     return HttpResponseRedirect(_changelist_url())
                 preview = (diff, diff_html(diff))

@@ -24,14 +24,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.internal.render import placeholders
-from rules.registry import DATE, registry
-from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, SINGLE
+from rules.registry import DATE, TEXT, Registry
+from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, SINGLE, settings_normalize
 
 COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
 
 @dataclass(frozen=True)
 class RuleMeta:
+    """What evaluation and the decision policy need of one rule."""
+
     key: str
     name: str
     category: str
@@ -42,6 +44,14 @@ class RuleMeta:
     pattern: str
     parameters: Mapping[str, Any]
     placeholders: tuple[str, ...] = ()
+    summary: str = ""
+    summary_placeholders: tuple[str, ...] = ()
+    holds_back_lower: bool = False
+    refers: bool = False
+    priority: int = 100
+    rank: int = 0  # the severity's place, most urgent first (0)
+    # The rule's own settings, which messages may name ({window_days}, {count} ...).
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,10 @@ class CompiledRuleset:
     # pattern key -> (the step each position of the chain must satisfy, window in seconds);
     # a sequence of 3 steps is (1, 2, 3), "3 of these" is (1, 1, 1).
     chains: Mapping[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
+    # The ruleset's own settings (RULESET_SETTINGS), e.g. the most advice per event.
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    # field name -> {choice code: label}, so that messages never show a code.
+    choice_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def rule_order(self) -> tuple[str, ...]:
@@ -75,9 +89,11 @@ def _condition_value(condition: Mapping[str, Any], parameters: Mapping[str, Any]
     return value
 
 
-def _compile_condition(condition: Mapping[str, Any], parameters: Mapping[str, Any], fact_type: str) -> dict:
+def _compile_condition(
+    condition: Mapping[str, Any], parameters: Mapping[str, Any], fact_type: str, catalog: Registry
+) -> dict:
     name = condition["field"]
-    spec = registry.fact_type(fact_type).field(name)
+    spec = catalog.fact_type(fact_type).field(name)
     operator = condition["operator"]
     if condition.get("negate"):
         operator = NEGATIONS[operator]
@@ -99,11 +115,15 @@ def _compile_condition(condition: Mapping[str, Any], parameters: Mapping[str, An
     raise ValueError(f"Unknown operator {operator!r}")
 
 
-def _step_terms(spec: Mapping[str, Any], step: int, fact_type: str, parameters: Mapping[str, Any]) -> list[dict]:
+def _step_terms(
+    spec: Mapping[str, Any], step: int, fact_type: str, parameters: Mapping[str, Any], catalog: Registry
+) -> list[dict]:
     groups: dict[int, list[dict]] = {}
     for condition in spec["conditions"]:
         if condition["step"] == step:
-            groups.setdefault(condition["group"], []).append(_compile_condition(condition, parameters, fact_type))
+            groups.setdefault(condition["group"], []).append(
+                _compile_condition(condition, parameters, fact_type, catalog)
+            )
     terms: list[dict] = [{"type": fact_type}]
     for group in sorted(groups):
         alternatives = groups[group]
@@ -114,17 +134,17 @@ def _step_terms(spec: Mapping[str, Any], step: int, fact_type: str, parameters: 
 STEP_SEPARATOR = "#"
 
 
-def _compile_single(spec: Mapping[str, Any]) -> dict:
+def _compile_single(spec: Mapping[str, Any], catalog: Registry) -> dict:
     parameters = {p["name"]: p["value"] for p in spec["parameters"]}
-    return {"all": [{"m": {"$and": _step_terms(spec, 1, spec["steps"][0]["fact_type"], parameters)}}]}
+    return {"all": [{"m": {"$and": _step_terms(spec, 1, spec["steps"][0]["fact_type"], parameters, catalog)}}]}
 
 
-def _compile_steps(spec: Mapping[str, Any]) -> dict[str, dict]:
+def _compile_steps(spec: Mapping[str, Any], catalog: Registry) -> dict[str, dict]:
     """Each step of a pattern as a one-fact rule ``<key>#<step>``."""
     parameters = {p["name"]: p["value"] for p in spec["parameters"]}
     return {
         f"{spec['key']}{STEP_SEPARATOR}{number}": {
-            "all": [{"m": {"$and": _step_terms(spec, number, step["fact_type"], parameters)}}]
+            "all": [{"m": {"$and": _step_terms(spec, number, step["fact_type"], parameters, catalog)}}]
         }
         for number, step in enumerate(spec["steps"], start=1)
     }
@@ -146,18 +166,42 @@ def _fields_used(specs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...
     return {name: tuple(sorted(fields)) for name, fields in sorted(used.items())}
 
 
-def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
-    """Compile normalized specs (disabled ones are left out). Same specs, same output."""
+def _rule_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
+    settings: dict[str, Any] = {"cooldown_days": spec["cooldown_days"]}
+    if spec["pattern"] != SINGLE:
+        hours = float(spec["window_hours"])
+        settings["window_hours"] = int(hours) if hours.is_integer() else hours
+        days = hours / 24
+        settings["window_days"] = int(days) if days.is_integer() else round(days, 1)
+    if spec["pattern"] == COUNT:
+        settings["count"] = spec["count"]
+    return settings
+
+
+def ruleset_compile(
+    specs: Sequence[Mapping[str, Any]], *, catalog: Registry, settings: Mapping[str, Any] | None = None
+) -> CompiledRuleset:
+    """Compile normalized specs (disabled ones are left out) against ``catalog``, the registry of
+    fact types they were validated with. Same specs, catalog and settings: same output."""
     enabled = sorted((s for s in specs if s["enabled"]), key=lambda s: s["key"])
     singles = [s for s in enabled if s["pattern"] == SINGLE]
     patterns = [s for s in enabled if s["pattern"] != SINGLE]
     date_fields = {
-        name for fact_type in registry.fact_types() for name, spec in fact_type.fields.items() if spec.kind == DATE
+        name for fact_type in catalog.fact_types() for name, spec in fact_type.fields.items() if spec.kind == DATE
     }
+    choice_labels = {
+        name: {code: spec.choice_label(code) for code in spec.choices}
+        for fact_type in catalog.fact_types()
+        for name, spec in fact_type.fields.items()
+        if spec.kind == TEXT and spec.choices
+    }
+    ranks = {choice.code: index for index, choice in enumerate(catalog.severities())}
     window = max((float(s["window_hours"]) for s in patterns), default=0.0)
     return CompiledRuleset(
-        single_json=json.dumps({s["key"]: _compile_single(s) for s in singles}, sort_keys=True),
-        pattern_json=json.dumps({k: v for s in patterns for k, v in _compile_steps(s).items()}, sort_keys=True),
+        single_json=json.dumps({s["key"]: _compile_single(s, catalog) for s in singles}, sort_keys=True),
+        pattern_json=json.dumps(
+            {k: v for s in patterns for k, v in _compile_steps(s, catalog).items()}, sort_keys=True
+        ),
         rules={
             s["key"]: RuleMeta(
                 key=s["key"],
@@ -170,6 +214,13 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
                 pattern=s["pattern"],
                 parameters={p["name"]: p["value"] for p in s["parameters"]},
                 placeholders=placeholders(s["message"]),
+                summary=s.get("summary") or "",
+                summary_placeholders=placeholders(s.get("summary") or ""),
+                holds_back_lower=bool(s.get("holds_back_lower")),
+                refers=bool(s.get("refers")),
+                priority=int(s.get("priority", 100)),
+                rank=ranks.get(s["severity"], len(ranks)),
+                settings=_rule_settings(s),
             )
             for s in enabled
         },
@@ -179,4 +230,6 @@ def ruleset_compile(specs: Sequence[Mapping[str, Any]]) -> CompiledRuleset:
         history_window=dt.timedelta(hours=window),
         history_types=frozenset(step["fact_type"] for s in patterns for step in s["steps"]),
         chains={s["key"]: _chain(s) for s in patterns},
+        settings=settings_normalize(settings),
+        choice_labels=choice_labels,
     )

@@ -8,6 +8,8 @@ Defaults (override any key in the project's settings)::
         "VERSION_CHECK_SECONDS": 0,
         # The most events one pattern may chain (longer chains are refused at save).
         "MAX_PATTERN_STEPS": 6,
+        # The most enabled rules one ruleset may hold (a larger pack is refused).
+        "MAX_RULES": 100,
     }
 """
 
@@ -20,6 +22,7 @@ from django.conf import settings
 DEFAULTS: dict[str, Any] = {
     "VERSION_CHECK_SECONDS": 0.0,
     "MAX_PATTERN_STEPS": 6,
+    "MAX_RULES": 100,
 }
 
 

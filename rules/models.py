@@ -7,7 +7,7 @@ always uses the latest version, never the draft.
 
 from __future__ import annotations
 
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
@@ -27,9 +27,27 @@ class Rule(models.Model):
         help_text="What the member reads. Use {field_name} for a value of the matched event and "
         "{parameter_name} for a parameter, e.g. “Pain of {pain_during}/10 …”."
     )
+    summary = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What to do, in at most 140 characters: many clinical systems show only this.",
+    )
     source_label = models.CharField(max_length=300, blank=True, help_text="Where the advice comes from.")
     cooldown_days = models.PositiveIntegerField(
         default=0, help_text="No new advice from this rule for the same member within this many days (0: no limit)."
+    )
+    holds_back_lower = models.BooleanField(
+        "holds back lower advice",
+        default=False,
+        help_text="When it fires, less urgent advice on the same event is not given.",
+    )
+    refers = models.BooleanField(
+        "refers the member",
+        default=False,
+        help_text="When it fires, the member is under referral and gets only the most urgent advice until cleared.",
+    )
+    priority = models.PositiveIntegerField(
+        default=100, help_text="Among advice of the same severity, lower numbers are given first."
     )
     enabled = models.BooleanField(default=True)
     pattern = models.CharField(max_length=20, choices=list(PATTERNS.items()), default=SINGLE)
@@ -40,7 +58,12 @@ class Rule(models.Model):
     revision = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
     )
 
     class Meta:
@@ -111,16 +134,43 @@ class RuleParameter(models.Model):
         return f"{self.label or self.name} = {self.value} {self.unit}".strip()
 
 
+class RulesetSettings(models.Model):
+    """The draft's ruleset-wide settings (one row), published with every version."""
+
+    advice_limit = models.PositiveSmallIntegerField(
+        "most pieces of advice per event",
+        default=3,
+        help_text="An event gives at most this many pieces of advice, most urgent first, then by priority.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        verbose_name = "ruleset settings"
+        verbose_name_plural = "ruleset settings"
+
+    def __str__(self) -> str:
+        return "Ruleset settings"
+
+
 class RulesetVersion(models.Model):
     """An immutable snapshot of the whole ruleset. The highest number is live."""
 
     number = models.PositiveIntegerField(unique=True)
     snapshot = models.JSONField(help_text="Every rule's spec, disabled ones included.")
+    settings = models.JSONField(default=dict, blank=True, help_text="The ruleset's own settings (advice limit).")
     comment = models.TextField(blank=True)
     rolled_back_from = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:
@@ -145,7 +195,7 @@ class RuleChange(models.Model):
     after = models.JSONField(null=True, blank=True)
     changed_at = models.DateTimeField(auto_now_add=True)
     changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
     class Meta:

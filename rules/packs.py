@@ -1,8 +1,10 @@
 """Rule packs (a ruleset as a JSON file clinics share) and readable diffs between rulesets.
 
-A pack is ``{"format": "rules-pack", "format_version": 1, "ruleset_version": N,
-"exported_at": "...", "rules": [spec, ...]}``. Exporting the live version and importing the
-file gives the same ruleset back: the specs are stored normalized in both places.
+A pack is ``{"format": "rules-pack", "format_version": 2, "ruleset_version": N,
+"exported_at": "...", "settings": {"advice_limit": 3}, "rules": [spec, ...]}`` (format 1 had
+no settings; it is still read). Exporting the live version and importing the file gives the
+same ruleset back: the specs are stored normalized in both places. Importing validates
+exactly as publishing does (bounds, engine limits, a test evaluation).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from django.utils import timezone
 
 from rules.selectors import version_live
 from rules.services import draft_replace, ruleset_check
-from rules.spec import RuleValidationError, spec_normalize
+from rules.spec import RULE_FIELDS, RuleValidationError, settings_normalize, spec_normalize
 
 PACK_FORMAT = "rules-pack"
-PACK_FORMAT_VERSION = 1
+PACK_FORMAT_VERSION = 2
 
 MSG_PACK_NOT_JSON = "This file is not a rule pack: it is not valid JSON."
 MSG_PACK_FORMAT = (
@@ -29,6 +31,7 @@ MSG_PACK_VERSION = (
     "This rule pack was written by a newer version of the product (format {found}); it reads format {supported}."
 )
 MSG_PACK_EMPTY = "This rule pack has no rules."
+MSG_PACK_INVALID = "The rule pack has problems; nothing was imported."
 
 
 class PackError(Exception):
@@ -40,15 +43,28 @@ class PackError(Exception):
         self.errors = dict(errors or {})
 
 
-def pack_export(*, specs: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The live version (or ``specs``) as a pack."""
+@dataclass(frozen=True)
+class Pack:
+    """A parsed, validated pack: normalized rule specs and the ruleset's settings."""
+
+    rules: list[dict[str, Any]]
+    settings: dict[str, Any]
+
+
+def pack_export(
+    *, specs: Sequence[Mapping[str, Any]] | None = None, settings: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The live version (or ``specs`` and ``settings``) as a pack."""
     live = version_live()
     rules = list(specs) if specs is not None else (list(live.snapshot) if live else [])
+    if settings is None:
+        settings = live.settings if live and specs is None else None
     return {
         "format": PACK_FORMAT,
         "format_version": PACK_FORMAT_VERSION,
         "ruleset_version": live.number if live and specs is None else None,
         "exported_at": timezone.now().isoformat(timespec="seconds"),
+        "settings": settings_normalize(settings),
         "rules": sorted(rules, key=lambda s: s["key"]),
     }
 
@@ -59,6 +75,12 @@ def pack_dumps(pack: Mapping[str, Any]) -> str:
 
 def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
     """The pack's rules, validated and normalized; raises PackError with every problem."""
+    return pack_read(text).rules
+
+
+def pack_read(text: str | bytes) -> Pack:
+    """The pack's rules and settings, validated exactly as publishing validates them (bounds,
+    engine limits, a test evaluation); raises PackError with every problem."""
     try:
         pack = json.loads(text)
     except (ValueError, UnicodeDecodeError):
@@ -73,15 +95,20 @@ def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
         raise PackError(MSG_PACK_EMPTY)
     if not all(isinstance(rule, dict) for rule in rules):
         raise PackError(MSG_PACK_FORMAT)
+    settings = pack.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise PackError(MSG_PACK_FORMAT)
     try:
-        return ruleset_check(rules)
+        return Pack(rules=ruleset_check(rules, settings=settings), settings=settings_normalize(settings))
     except RuleValidationError as exc:
-        raise PackError("The rule pack has problems; nothing was imported.", exc.errors) from None
+        raise PackError(MSG_PACK_INVALID, exc.errors) from None
 
 
-def pack_import(*, specs: Sequence[Mapping[str, Any]], user: Any = None) -> None:
+def pack_import(
+    *, specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None, user: Any = None
+) -> None:
     """Make the draft equal to the pack's rules (publish separately)."""
-    draft_replace(specs=specs, user=user)
+    draft_replace(specs=specs, settings=settings, user=user)
 
 
 # -- diffs ----------------------------------------------------------------------------------
@@ -128,19 +155,8 @@ def _condition_text(condition: Mapping[str, Any]) -> str:
     )
 
 
-_LABELS = {
-    "name": "Name",
-    "description": "Description",
-    "category": "Category",
-    "severity": "Severity",
-    "message": "Message",
-    "source_label": "Source",
-    "cooldown_days": "Cooldown (days)",
-    "enabled": "Enabled",
-    "pattern": "Pattern",
-    "count": "How many events",
-    "window_hours": "Within (hours)",
-}
+# The fields a diff shows (parameters, events and conditions are shown on their own).
+_LABELS = {name: label for name, (label, _) in RULE_FIELDS.items() if name != "key"}
 
 
 def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> RuleDiff:

@@ -35,6 +35,8 @@ class FieldSpec:
     required: bool = False
     derived: bool = False
     help_text: str = ""
+    # (code, label) for the choices whose label is not simply the code in words.
+    choice_labels: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -43,6 +45,13 @@ class FieldSpec:
     @property
     def is_numeric(self) -> bool:
         return self.kind in (NUMBER, INTEGER)
+
+    def choice_label(self, code: str) -> str:
+        """How a member or clinician reads a choice: its label, else the code in words."""
+        for choice, label in self.choice_labels:
+            if choice == code:
+                return label
+        return str(code).replace("_", " ")
 
     def describe_range(self) -> str:
         if self.choices:
@@ -82,7 +91,7 @@ class FactSource:
     """Where the domain's stored facts come from, for "try it" and simulation in the admin.
 
     A domain app subclasses this and registers an instance with
-    ``registry.register_fact_source(...)``. Every hook returns plain ``rules.services.Fact``
+    ``registry.register_fact_source(...)``. Every hook returns plain ``rules.evaluation.Fact``
     objects, so the rules app never touches the domain's models.
     """
 
@@ -95,11 +104,12 @@ class FactSource:
         """(subject id, label) pairs a clinician may pick, e.g. members."""
         raise NotImplementedError
 
-    def stored_facts(self, *, since, window=None, types=None):
-        """Iterate (Fact, history, subject label) for every stored fact since ``since``, oldest first.
+    def timelines(self, *, since):
+        """Iterate (facts, labels) for every subject with facts since ``since``: all of the
+        subject's facts in judging order (time, ties broken the same way production breaks
+        them) with their derived figures, and a label per fact id for people to read.
 
-        ``history`` holds the subject's earlier facts of ``types`` (all types if None) that
-        occurred at most ``window`` (a timedelta; None: no history) before the fact.
+        Simulation judges each timeline from its first fact, exactly as production would.
         """
         raise NotImplementedError
 
@@ -117,6 +127,7 @@ class Registry:
         self._severities: dict[str, Choice] = {}
         self._fact_source: FactSource | None = None
         self._subject = ("subject", "subjects")
+        self._referral_floor: str | None = None
 
     # -- declaration -------------------------------------------------------------------
     def register_fact_type(self, name: str, label: str, fields: Iterable[FieldSpec]) -> FactType:
@@ -142,6 +153,14 @@ class Registry:
         for code, label in choices:
             self._severities[code] = Choice(code, label)
 
+    def register_referral_floor(self, severity: str) -> None:
+        """Under referral, only advice of ``severity`` or more urgent is given (default: the most urgent)."""
+        self._referral_floor = severity
+
+    def referral_floor_rank(self) -> int:
+        codes = [choice.code for choice in self._severities.values()]
+        return codes.index(self._referral_floor) if self._referral_floor in codes else 0
+
     def register_subject(self, singular: str, plural: str) -> None:
         """What the facts are about, in the admin's words (e.g. "member", "members")."""
         self._subject = (singular, plural)
@@ -156,6 +175,7 @@ class Registry:
     def clear(self) -> None:
         self._fact_source = None
         self._subject = ("subject", "subjects")
+        self._referral_floor = None
         self._fact_types.clear()
         self._categories.clear()
         self._severities.clear()

@@ -7,8 +7,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import QuerySet
 
-from rules.models import Rule, RuleChange, RulesetVersion
-from rules.spec import LIST_OPERATORS
+from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
+from rules.spec import LIST_OPERATORS, RULE_FIELDS, settings_normalize
 
 
 def rule_spec(rule: Rule) -> dict[str, Any]:
@@ -30,18 +30,7 @@ def rule_spec(rule: Rule) -> dict[str, Any]:
             }
         )
     return {
-        "key": rule.key,
-        "name": rule.name,
-        "description": rule.description,
-        "category": rule.category,
-        "severity": rule.severity,
-        "message": rule.message,
-        "source_label": rule.source_label,
-        "cooldown_days": rule.cooldown_days,
-        "enabled": rule.enabled,
-        "pattern": rule.pattern,
-        "count": rule.count,
-        "window_hours": rule.window_hours,
+        **{name: getattr(rule, name) for name in RULE_FIELDS},
         "steps": [{"fact_type": step.fact_type} for step in rule.steps.all()],
         "conditions": conditions,
         "parameters": [
@@ -58,6 +47,12 @@ def rules_with_children() -> QuerySet[Rule]:
 def ruleset_draft_specs() -> list[dict[str, Any]]:
     """Every rule of the draft (disabled ones included), by key."""
     return [rule_spec(rule) for rule in rules_with_children().order_by("key")]
+
+
+def ruleset_draft_settings() -> dict[str, Any]:
+    """The draft's ruleset-wide settings (defaults until a clinician saves them)."""
+    row = RulesetSettings.objects.order_by("pk").first()
+    return settings_normalize({name: getattr(row, name) for name in settings_normalize({})} if row else {})
 
 
 def version_live() -> RulesetVersion | None:

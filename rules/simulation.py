@@ -1,10 +1,14 @@
 """Try it and simulate: what the draft would do, compared with the live version.
 
-``rule_try`` evaluates one typed-in event (optionally with a real subject's history).
-``ruleset_simulate`` replays the stored facts of the last N days through both the draft
-and the live version and counts, per rule, the advice that would appear, disappear or
-change. Facts are read from the database first; the engine work that follows touches no
-database, so a long simulation can run in a background thread (``simulation_start``).
+Both judge exactly as production does (``rules.evaluation.timeline_judge``): each subject's
+facts one at a time in time order, with the same cooldowns, precedence, referral and limit
+per event. ``rule_try`` judges one typed-in event after a real subject's history and says
+what was given, what was held back and why. ``ruleset_simulate`` judges every subject with
+facts in the last N days from their first fact, through the draft and through the live
+version, and counts per rule the advice that would appear, disappear or change: what
+publishing the draft and re-evaluating would do. Facts are read from the database first;
+the engine work that follows touches no database, so a long simulation can run in the
+background (``simulation_start``).
 """
 
 from __future__ import annotations
@@ -19,14 +23,15 @@ from typing import Any
 
 from django.utils import timezone
 
+from rules.evaluation import Decision, Evaluator, Fact, HeldBack, Match
 from rules.internal.render import display_value
 from rules.registry import registry
-from rules.selectors import ruleset_draft_specs, version_live
-from rules.services import Evaluation, Evaluator, Fact, Match, ruleset_check
+from rules.selectors import ruleset_draft_settings, ruleset_draft_specs, version_live
+from rules.services import ruleset_check
+from rules.spec import settings_normalize
 
 MSG_NO_FACT_SOURCE = "No domain has registered a source of stored events, so there is nothing to try or simulate."
 EXAMPLES_PER_RULE = 5
-BATCH_SIZE = 500
 # Simulations of more stored facts than this run in a background thread with a progress bar.
 BACKGROUND_ABOVE = 20_000
 
@@ -47,15 +52,29 @@ def live_specs() -> tuple[int, list[dict[str, Any]]]:
     return (live.number, list(live.snapshot)) if live else (0, [])
 
 
+def live_settings() -> dict[str, Any]:
+    live = version_live()
+    return settings_normalize(live.settings if live else None)
+
+
 # -- try it ---------------------------------------------------------------------------------
 @dataclass
 class TryResult:
     fact: Fact
     history: list[Fact]
-    draft: list[Match]
-    live: list[Match]
+    draft: list[Match]  # advice the draft gives
+    live: list[Match]  # advice the live version gives
     live_version: int
     bound: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    draft_held: list[HeldBack] = field(default_factory=list)
+    live_held: list[HeldBack] = field(default_factory=list)
+    # rule key -> the events a pattern matched: (date, what, values)
+    matched: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    referral_before: Any = None
+
+
+def _judge_last(evaluator: Evaluator, fact: Fact, history: Sequence[Fact]) -> Decision:
+    return evaluator.judge([*history, fact])[-1]
 
 
 def rule_try(
@@ -66,24 +85,57 @@ def rule_try(
     subject: str | None,
     specs: Sequence[Mapping[str, Any]] | None = None,
 ) -> TryResult:
-    """Which rules of ``specs`` (default: the whole draft) and of the live version fire for this event."""
+    """What the draft (default: the whole draft; or ``specs``) and the live version would give
+    for this event after the subject's history: the advice, and what was held back and why."""
     fact, history = _source().enrich(
         fact_type=fact_type, data=dict(data), occurred_at=occurred_at, subject=subject or None
     )
     version, live = live_specs()
     draft_specs = list(ruleset_draft_specs() if specs is None else specs)
-    with Evaluator(specs=draft_specs) as draft_evaluator:
-        draft_matches = draft_evaluator.evaluate_many([(fact, history)])[0].matches
-    with Evaluator(specs=live, version=version) as live_evaluator:
-        live_matches = live_evaluator.evaluate_many([(fact, history)])[0].matches
+    with Evaluator(specs=draft_specs, settings=ruleset_draft_settings()) as draft_evaluator:
+        draft = _judge_last(draft_evaluator, fact, history)
+    with Evaluator(specs=live, version=version, settings=live_settings()) as live_evaluator:
+        live_decision = _judge_last(live_evaluator, fact, history)
+    live_given, live_held = live_decision.given, live_decision.held_back
     if specs is not None:
         keys = {s["key"] for s in specs}
-        live_matches = [m for m in live_matches if m.rule_key in keys]
+        live_given = [m for m in live_given if m.rule_key in keys]
+        live_held = [h for h in live_held if h.match.rule_key in keys]
     by_key = {spec["key"]: spec for spec in draft_specs}
-    bound = {m.rule_key: match_bound_values(m, by_key.get(m.rule_key), [fact, *history]) for m in draft_matches}
+    facts = [fact, *history]
+    fired = [*draft.given, *(h.match for h in draft.held_back)]
+    bound = {m.rule_key: match_bound_values(m, by_key.get(m.rule_key), facts) for m in fired}
+    matched = {m.rule_key: matched_events(m, facts) for m in fired if len(m.fact_ids) > 1}
     return TryResult(
-        fact=fact, history=list(history), draft=draft_matches, live=live_matches, live_version=version, bound=bound
+        fact=fact,
+        history=list(history),
+        draft=draft.given,
+        live=live_given,
+        live_version=version,
+        bound=bound,
+        draft_held=draft.held_back,
+        live_held=live_held,
+        matched=matched,
     )
+
+
+def matched_events(match: Match, facts: Sequence[Fact]) -> list[tuple[str, str, str]]:
+    """The events a pattern matched, oldest first: (date, event type, the values its conditions read)."""
+    by_id = {f.id: f for f in facts}
+    rows = []
+    for fact_id in match.fact_ids:
+        fact = by_id.get(fact_id)
+        if fact is None:
+            continue
+        fact_type = registry.fact_type(fact.type)
+        label = fact_type.label if fact_type else fact.type
+        shown = []
+        for name, value in fact.data.items():
+            spec = fact_type.field(name) if fact_type else None
+            if spec is not None and not spec.derived and value is not None:
+                shown.append(f"{spec.label.lower()} {display_value(value)}{(' ' + spec.unit) if spec.unit else ''}")
+        rows.append((fact.occurred_at.strftime("%Y-%m-%d %H:%M"), label, ", ".join(shown)))
+    return rows
 
 
 def match_bound_values(match: Match, spec: Mapping[str, Any] | None, facts: Sequence[Fact]) -> list[tuple[str, str]]:
@@ -108,11 +160,12 @@ def match_bound_values(match: Match, spec: Mapping[str, Any] | None, facts: Sequ
         field_spec = fact_type.field(condition["field"]) if fact_type else None
         label = field_spec.label if field_spec else condition["field"]
         value = fact.data.get(condition["field"])
-        shown = (
-            "not recorded"
-            if value is None
-            else display_value(value) + (f" {field_spec.unit}" if field_spec and field_spec.unit else "")
-        )
+        if value is None:
+            shown = "not recorded"
+        elif field_spec is not None and field_spec.choices and isinstance(value, str):
+            shown = field_spec.choice_label(value)
+        else:
+            shown = display_value(value) + (f" {field_spec.unit}" if field_spec and field_spec.unit else "")
         values.append((label, shown))
     for parameter in spec.get("parameters") or []:
         values.append(
@@ -137,6 +190,8 @@ class RuleImpact:
     examples: dict[str, list[str]] = field(default_factory=lambda: {"appear": [], "disappear": [], "change": []})
     in_draft: bool = True
     in_live: bool = True
+    # Draft matches that were held back, by reason (cooldown, precedence, referral, limit).
+    held: dict[str, int] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -155,7 +210,14 @@ class SimulationInput:
     live_version: int
     live_specs: list[dict[str, Any]]
     draft_specs: list[dict[str, Any]]
-    facts: list[tuple[Fact, list[Fact], str]]
+    timelines: list[tuple[list[Fact], dict[str, str]]]
+    live_settings: dict[str, Any] = field(default_factory=dict)
+    draft_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> list[Fact]:
+        """The facts whose advice is counted (those since ``since``)."""
+        return [fact for facts, _ in self.timelines for fact in facts if fact.occurred_at >= self.since]
 
 
 @dataclass
@@ -167,6 +229,8 @@ class SimulationResult:
     seconds: float
     live_version: int
     rules: list[RuleImpact]
+    # fact id -> the rule keys the draft would give advice for (the prediction, exactly)
+    predicted: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -181,196 +245,104 @@ class SimulationResult:
 
 
 def simulation_prepare(
-    *, days: int = 30, now: dt.datetime | None = None, draft_specs: Sequence[Mapping[str, Any]] | None = None
+    *,
+    days: int = 30,
+    now: dt.datetime | None = None,
+    draft_specs: Sequence[Mapping[str, Any]] | None = None,
+    draft_settings: Mapping[str, Any] | None = None,
 ) -> SimulationInput:
     """Read everything a simulation needs from the database (the draft, the live version, the facts)."""
     source = _source()
     since = (now or timezone.now()) - dt.timedelta(days=days)
     version, live = live_specs()
     draft = list(ruleset_draft_specs() if draft_specs is None else draft_specs)
-    with Evaluator(specs=draft) as a, Evaluator(specs=live) as b:
-        window = max(a.history_window, b.history_window)
-        types = a.history_types | b.history_types
-    facts = list(source.stored_facts(since=since, window=window if types else None, types=types))
     return SimulationInput(
-        since=since, days=days, live_version=version, live_specs=live, draft_specs=draft, facts=facts
+        since=since,
+        days=days,
+        live_version=version,
+        live_specs=live,
+        draft_specs=draft,
+        timelines=list(source.timelines(since=since)),
+        live_settings=live_settings(),
+        draft_settings=settings_normalize(ruleset_draft_settings() if draft_settings is None else draft_settings),
     )
 
 
-def _advised(
-    evaluations: Sequence[Evaluation],
-    facts: Sequence[tuple[Fact, list[Fact], str]],
-    last: dict[tuple[str, str], dt.datetime],
-) -> list[dict[str, Match]]:
-    """Matches that would become advice, per fact: a rule cooling down for the subject gives none."""
-    advised = []
-    for evaluation, (fact, _, _) in zip(evaluations, facts, strict=True):
-        kept = {}
-        for match in evaluation.matches:
-            slot = (fact.group, match.rule_key)
-            previous = last.get(slot)
-            if (
-                match.cooldown_days
-                and previous is not None
-                and fact.occurred_at - previous < dt.timedelta(days=match.cooldown_days)
-            ):
-                continue
-            last[slot] = fact.occurred_at
-            kept[match.rule_key] = match
-        advised.append(kept)
-    return advised
-
-
-def _pattern_step_specs(specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each step of each enabled pattern rule as a one-event rule with that step's conditions."""
-    steps = []
-    for index, spec in enumerate(specs):
-        if spec.get("enabled") is False or (spec.get("pattern") or "single") == "single":
-            continue
-        for number, step in enumerate(spec.get("steps") or [], start=1):
-            conditions = [{**c, "step": 1} for c in spec.get("conditions") or [] if int(c.get("step") or 1) == number]
-            used = {c.get("parameter") for c in conditions if c.get("parameter")}
-            steps.append(
-                {
-                    **spec,
-                    "key": f"s{index}-{number}",
-                    "pattern": "single",
-                    "count": None,
-                    "window_hours": None,
-                    "cooldown_days": 0,
-                    "enabled": True,
-                    "message": "-",
-                    "steps": [step],
-                    "conditions": conditions,
-                    "parameters": [p for p in spec.get("parameters") or [] if p.get("name") in used],
-                }
-            )
-    return steps
-
-
-def _pattern_candidates(
-    facts: Sequence[tuple[Fact, list[Fact], str]], specs: Sequence[Mapping[str, Any]], batch_size: int
-) -> set[str] | None:
-    """Ids of the facts that meet some step of some pattern rule (None: no pattern rules).
-
-    Only these can take part in a pattern match, so the others are left out of every
-    history, and a new fact that is not one of them needs no history at all. This keeps
-    the pattern engine's work proportional to the relevant facts, not to all of them.
-    """
-    step_specs = _pattern_step_specs(specs)
-    if not step_specs:
-        return None
-    candidates: set[str] = set()
-    with Evaluator(specs=step_specs) as steps:
-        for start in range(0, len(facts), batch_size):
-            batch = facts[start : start + batch_size]
-            evaluations = steps.evaluate_many([(f, ()) for f, _, _ in batch])
-            for (fact, _, _), evaluation in zip(batch, evaluations, strict=True):
-                if evaluation.matches:
-                    candidates.add(fact.id)
-    return candidates
-
-
-def _trimmed(
-    batch: Sequence[tuple[Fact, list[Fact], str]], candidates: set[str] | None
-) -> list[tuple[Fact, list[Fact]]]:
-    if candidates is None:
-        return [(fact, []) for fact, _, _ in batch]
-    return [
-        (fact, [h for h in history if h.id in candidates] if fact.id in candidates else [])
-        for fact, history, _ in batch
-    ]
-
-
-class _Replay:
-    """One evaluator over a subset of rules, with its own cooldown clock and pattern candidates."""
-
-    def __init__(
-        self,
-        specs: Sequence[Mapping[str, Any]],
-        facts: Sequence[tuple[Fact, list[Fact], str]],
-        version: int,
-        batch_size: int,
-    ) -> None:
-        self.evaluator = Evaluator(specs=specs, version=version) if specs else None
-        self.candidates = _pattern_candidates(facts, specs, batch_size) if specs else None
-        self.last: dict[tuple[str, str], dt.datetime] = {}
-
-    def advised(self, batch: Sequence[tuple[Fact, list[Fact], str]]) -> list[dict[str, Match]]:
-        if self.evaluator is None:
-            return [{} for _ in batch]
-        return _advised(self.evaluator.evaluate_many(_trimmed(batch, self.candidates)), batch, self.last)
-
-    def close(self) -> None:
-        if self.evaluator is not None:
-            self.evaluator.close()
-
-
-def simulation_run(
-    data: SimulationInput, *, progress: Callable[[int, int], None] | None = None, batch_size: int = BATCH_SIZE
-) -> SimulationResult:
-    """Replay the facts through the draft and the live version (no database access).
-
-    A rule that is the same in both gives the same advice in both (cooldowns are per
-    rule), so the rules they share are replayed once and only the differing ones twice.
-    """
+def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+    """Judge every subject's timeline with the draft and with the live version (no database access)."""
     started = time.monotonic()
-    draft = {s["key"]: s for s in ruleset_check(data.draft_specs)} if data.draft_specs else {}
+    draft = {s["key"]: s for s in ruleset_check(data.draft_specs, settings=data.draft_settings, smoke_test=False)}
     live = {s["key"]: s for s in data.live_specs}
-    shared = [s for key, s in draft.items() if live.get(key) == s]
     impacts = {
         key: RuleImpact(key=key, name=(draft.get(key) or live[key])["name"], in_draft=key in draft, in_live=key in live)
         for key in sorted(draft.keys() | live.keys())
     }
-    replays = [
-        _Replay(shared, data.facts, data.live_version, batch_size),
-        _Replay([s for key, s in draft.items() if live.get(key) != s], data.facts, 0, batch_size),
-        _Replay([s for key, s in live.items() if draft.get(key) != s], data.facts, data.live_version, batch_size),
-    ]
-    total = len(data.facts)
-    try:
-        for start in range(0, total, batch_size):
-            batch = data.facts[start : start + batch_size]
-            both, draft_only, live_only = (replay.advised(batch) for replay in replays)
-            for (_, _, label), same, mine, theirs in zip(batch, both, draft_only, live_only, strict=True):
-                for key in same:
-                    impacts[key].draft += 1
-                    impacts[key].live += 1
-                for key in mine.keys() | theirs.keys():
+    total = sum(1 for facts, _ in data.timelines for f in facts if f.occurred_at >= data.since)
+    done = 0
+    subjects = 0
+    predicted: dict[str, list[str]] = {}
+    with (
+        Evaluator(specs=list(draft.values()), settings=data.draft_settings, checked=True) as draft_evaluator,
+        Evaluator(
+            specs=list(live.values()), version=data.live_version, settings=data.live_settings, checked=True
+        ) as live_evaluator,
+    ):
+        for facts, labels in data.timelines:
+            mine_all = draft_evaluator.judge(facts) if draft else [None] * len(facts)
+            theirs_all = live_evaluator.judge(facts) if live else [None] * len(facts)
+            counted = False
+            for fact, mine, theirs in zip(facts, mine_all, theirs_all, strict=True):
+                if fact.occurred_at < data.since:
+                    continue
+                counted = True
+                done += 1
+                label = labels.get(fact.id, fact.id)
+                given = {m.rule_key: m for m in mine.given} if mine else {}
+                before = {m.rule_key: m for m in theirs.given} if theirs else {}
+                predicted[fact.id] = sorted(given)
+                for held in mine.held_back if mine else ():
+                    impact = impacts[held.match.rule_key]
+                    impact.held[held.reason] = impact.held.get(held.reason, 0) + 1
+                for key in given.keys() | before.keys():
                     impact = impacts[key]
-                    impact.draft += key in mine
-                    impact.live += key in theirs
-                    if key not in theirs:
+                    impact.draft += key in given
+                    impact.live += key in before
+                    if key not in before:
                         impact.appear += 1
                         impact.example("appear", label)
-                    elif key not in mine:
+                    elif key not in given:
                         impact.disappear += 1
                         impact.example("disappear", label)
-                    elif (mine[key].message, mine[key].severity) != (theirs[key].message, theirs[key].severity):
+                    elif (given[key].message, given[key].severity) != (before[key].message, before[key].severity):
                         impact.change += 1
                         impact.example("change", label)
+            subjects += counted
             if progress is not None:
-                progress(min(start + batch_size, total), total)
-    finally:
-        for replay in replays:
-            replay.close()
+                progress(done, total)
     return SimulationResult(
         since=data.since,
         days=data.days,
         events=total,
-        subjects=len({f.group for f, _, _ in data.facts}),
+        subjects=subjects,
         seconds=time.monotonic() - started,
         live_version=data.live_version,
         rules=list(impacts.values()),
+        predicted=predicted,
     )
 
 
 def ruleset_simulate(
-    *, days: int = 30, now: dt.datetime | None = None, draft_specs: Sequence[Mapping[str, Any]] | None = None
+    *,
+    days: int = 30,
+    now: dt.datetime | None = None,
+    draft_specs: Sequence[Mapping[str, Any]] | None = None,
+    draft_settings: Mapping[str, Any] | None = None,
 ) -> SimulationResult:
     """The draft against the live version over the stored facts of the last ``days`` days."""
     started = time.monotonic()
-    result = simulation_run(simulation_prepare(days=days, now=now, draft_specs=draft_specs))
+    result = simulation_run(
+        simulation_prepare(days=days, now=now, draft_specs=draft_specs, draft_settings=draft_settings)
+    )
     result.seconds = time.monotonic() - started
     return result
 

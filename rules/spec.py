@@ -4,8 +4,9 @@ A rule spec is a dict (the same shape is stored in published versions and in exp
 rule packs)::
 
     {"key": "pain-stop", "name": "...", "description": "...", "category": "pain",
-     "severity": "stop", "message": "... {pain_during} ...", "source_label": "...",
-     "cooldown_days": 0, "enabled": True,
+     "severity": "stop", "message": "... {pain_during} ...", "summary": "Stop running ...",
+     "source_label": "...", "cooldown_days": 0, "holds_back_lower": True, "refers": False,
+     "priority": 50, "enabled": True,
      "pattern": "single" | "sequence" | "count", "count": None, "window_hours": None,
      "steps": [{"fact_type": "run"}],
      "conditions": [{"step": 1, "group": 1, "field": "pain_during", "operator": "gte",
@@ -17,6 +18,11 @@ Conditions of one step that share a group number are alternatives (any of them);
 group must hold (all of them); ``negate`` turns a condition into its opposite (not).
 A "sequence" matches its steps in time order, the last within ``window_hours`` of the
 first; a "count" matches ``count`` facts of its one step within ``window_hours``.
+
+The scalar fields and their defaults are defined once, in ``RULE_FIELDS``; the model rows,
+the normalized spec, packs and diffs all follow it. Every number has bounds
+(``COOLDOWN_MAX_DAYS``, ``WINDOW_MAX_HOURS``, ``COUNT_MAX`` ...): a rule pack can never
+publish a cooldown that overflows a date or a pattern that takes a worker minutes.
 
 Validation is pure (no database): ``spec_validate`` returns every problem keyed by the
 path of the offending field, with messages written for a clinician.
@@ -68,7 +74,43 @@ LIST_OPERATORS = {"in", "not_in"}
 PARAMETER_KINDS = (NUMBER, INTEGER, BOOLEAN, TEXT, DATE)
 KEY_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
-MESSAGE_EXTRA_PLACEHOLDERS = ("count",)
+# Placeholders a message may use besides fields and parameters: the rule's own settings, so a
+# message never states a number that a clinician's edit could make wrong.
+MESSAGE_EXTRA_PLACEHOLDERS = ("count", "window_hours", "window_days", "cooldown_days")
+
+# Bounds on every number of a rule (beyond them a pack is refused at save and import).
+COOLDOWN_MAX_DAYS = 365
+WINDOW_MAX_HOURS = 90 * 24
+COUNT_MAX = 20
+PRIORITY_MAX = 1000
+SUMMARY_MAX = 140
+ALTERNATIVES_MAX = 20  # conditions in one "any of these" group (each is a branch in the engine)
+NUMBER_MAX = 1e9  # a value compared with a field that has no range of its own
+ADVICE_LIMIT_MAX = 20
+
+# The scalar fields of a rule spec: name -> (label a clinician reads, default).
+RULE_FIELDS: dict[str, tuple[str, Any]] = {
+    "key": ("Key", ""),
+    "name": ("Name", ""),
+    "description": ("Description", ""),
+    "category": ("Category", ""),
+    "severity": ("Severity", ""),
+    "message": ("Message", ""),
+    "summary": ("Summary", ""),
+    "source_label": ("Source", ""),
+    "cooldown_days": ("Cooldown (days)", 0),
+    "holds_back_lower": ("Holds back lower advice", False),
+    "refers": ("Refers the member", False),
+    "priority": ("Priority", 100),
+    "enabled": ("Enabled", True),
+    "pattern": ("Pattern", SINGLE),
+    "count": ("How many events", None),
+    "window_hours": ("Within (hours)", None),
+}
+# The ruleset's own settings (published with every version): name -> (label, default).
+RULESET_SETTINGS: dict[str, tuple[str, Any]] = {
+    "advice_limit": ("Most pieces of advice per event", 3),
+}
 
 # Messages a clinician reads (tests reuse these constants).
 MSG_REQUIRED = "This field is required."
@@ -106,7 +148,19 @@ MSG_EMPTY_LIST = "Choose at least one value."
 MSG_PARAMETER_NAME = "Use lower-case letters, digits and underscores, starting with a letter."
 MSG_PARAMETER_DUPLICATE = "Another parameter already has this name."
 MSG_PARAMETER_UNUSED = "No condition uses this parameter; remove it or use it."
-MSG_COOLDOWN = "Cooldown must be a whole number of days, 0 or more."
+MSG_COOLDOWN = f"Cooldown must be a whole number of days from 0 to {COOLDOWN_MAX_DAYS}."
+MSG_WINDOW_MAX = f"The time window can be at most {WINDOW_MAX_HOURS // 24} days ({WINDOW_MAX_HOURS} hours)."
+MSG_COUNT_MAX = f"How many events: at most {COUNT_MAX}."
+MSG_PRIORITY = f"Priority must be a whole number from 0 to {PRIORITY_MAX} (lower comes first)."
+MSG_SUMMARY_LENGTH = f"The summary can be at most {SUMMARY_MAX} characters; it is what many clinical systems show."
+MSG_SUMMARY_PLACEHOLDER = (
+    "The summary uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
+)
+MSG_TOO_MANY_ALTERNATIVES = f"At most {ALTERNATIVES_MAX} alternatives in one “any of these” group."
+MSG_TOO_MANY_VALUES = f"At most {ALTERNATIVES_MAX} values in one list."
+MSG_NUMBER_TOO_LARGE = "{value} is too large; use a number between -1000000000 and 1000000000."
+MSG_YES_NO = "Enter yes or no."
+MSG_ADVICE_LIMIT = f"The most pieces of advice per event must be a whole number from 1 to {ADVICE_LIMIT_MAX}."
 MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
 MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
 
@@ -144,7 +198,7 @@ def coerce_value(raw: Any, kind: str) -> Any:
             raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER)
         try:
             number = float(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER) from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError(MSG_NOT_NUMBER)
@@ -222,6 +276,8 @@ def _check_against_field(value: Any, field: FieldSpec) -> str | None:
             field.maximum is not None and value > field.maximum
         ):
             return MSG_OUT_OF_RANGE.format(value=value, field=field.label, range=field.describe_range())
+        if abs(value) > NUMBER_MAX:
+            return MSG_NUMBER_TOO_LARGE.format(value=value)
     return None
 
 
@@ -260,8 +316,16 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     cooldown = spec.get("cooldown_days", 0)
     if cooldown is None:
         cooldown = 0
-    if isinstance(cooldown, bool) or not isinstance(cooldown, int) or cooldown < 0:
+    if not _whole(cooldown, 0, COOLDOWN_MAX_DAYS):
         add("cooldown_days", MSG_COOLDOWN)
+    if not _whole(spec.get("priority", RULE_FIELDS["priority"][1]), 0, PRIORITY_MAX):
+        add("priority", MSG_PRIORITY)
+    for name in ("holds_back_lower", "refers", "enabled"):
+        if not isinstance(spec.get(name, RULE_FIELDS[name][1]), bool):
+            add(name, MSG_YES_NO)
+    summary = spec.get("summary") or ""
+    if not isinstance(summary, str) or len(summary) > SUMMARY_MAX:
+        add("summary", MSG_SUMMARY_LENGTH)
 
     # -- pattern and steps --------------------------------------------------------------
     pattern = spec.get("pattern") or SINGLE
@@ -281,16 +345,21 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     window = spec.get("window_hours")
     if pattern in (SEQUENCE, COUNT):
         try:
-            if window is None or isinstance(window, bool) or float(window) <= 0:
-                add("window_hours", MSG_WINDOW)
-        except (TypeError, ValueError):
+            hours = float(window) if window is not None and not isinstance(window, bool) else 0.0
+        except (TypeError, ValueError, OverflowError):
+            hours = 0.0
+        if not hours > 0:  # also refuses NaN
             add("window_hours", MSG_WINDOW)
+        elif hours > WINDOW_MAX_HOURS:
+            add("window_hours", MSG_WINDOW_MAX)
     elif window not in (None, "", 0):
         add("window_hours", MSG_WINDOW_SINGLE)
     if pattern == COUNT:
         count = spec.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 2:
             add("count", MSG_COUNT)
+        elif count > COUNT_MAX:
+            add("count", MSG_COUNT_MAX)
     fact_type_names = [ft.name for ft in registry.fact_types()]
     for index, step in enumerate(steps):
         if not registry.fact_type(step.get("fact_type") or ""):
@@ -327,8 +396,15 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
         fact_type = registry.fact_type(step.get("fact_type") or "")
         if fact_type and not any(int(c.get("step") or 1) == step_number for c in conditions):
             add(f"steps.{step_number - 1}.fact_type", MSG_NO_CONDITIONS.format(label=fact_type.label.lower()))
+    group_sizes: dict[tuple[Any, Any], int] = {}
+    for condition in conditions:
+        slot = (condition.get("step") or 1, condition.get("group") or 1)
+        group_sizes[slot] = group_sizes.get(slot, 0) + 1
     for index, condition in enumerate(conditions):
         path = f"conditions.{index}"
+        if group_sizes[(condition.get("step") or 1, condition.get("group") or 1)] > ALTERNATIVES_MAX:
+            add(f"{path}.group", MSG_TOO_MANY_ALTERNATIVES)
+            continue
         try:
             step_number = int(condition.get("step") or 1)
         except (TypeError, ValueError):
@@ -408,6 +484,9 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
                 add(f"{path}.value", str(exc))
                 continue
             target = f"{path}.value"
+        if len(values) > ALTERNATIVES_MAX:
+            add(target, MSG_TOO_MANY_VALUES)
+            continue
         for item in values:
             problem = _check_against_field(item, field)
             if problem:
@@ -422,13 +501,32 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
         fact_type = registry.fact_type(step.get("fact_type") or "")
         if fact_type:
             allowed |= set(fact_type.fields)
-    try:
-        for _, name, _, _ in string.Formatter().parse(str(spec.get("message") or "")):
-            if name is not None and name not in allowed:
-                add("message", MSG_PLACEHOLDER.format(value=name))
-    except ValueError:
-        add("message", MSG_MESSAGE_FORMAT)
+    for name, unknown in (("message", MSG_PLACEHOLDER), ("summary", MSG_SUMMARY_PLACEHOLDER)):
+        try:
+            for _, placeholder, _, _ in string.Formatter().parse(str(spec.get(name) or "")):
+                if placeholder is not None and placeholder not in allowed:
+                    add(name, unknown.format(value=placeholder))
+        except ValueError:
+            add(name, MSG_MESSAGE_FORMAT)
     return errors
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def settings_validate(settings: Mapping[str, Any]) -> Errors:
+    """Problems of a ruleset's own settings (``RULESET_SETTINGS``), by name; empty when valid."""
+    errors: Errors = {}
+    if not _whole(settings.get("advice_limit", RULESET_SETTINGS["advice_limit"][1]), 1, ADVICE_LIMIT_MAX):
+        errors["advice_limit"] = [MSG_ADVICE_LIMIT]
+    return errors
+
+
+def settings_normalize(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every ruleset setting, defaults filled in (an old version published before one existed)."""
+    settings = settings or {}
+    return {name: settings.get(name, default) for name, (_, default) in RULESET_SETTINGS.items()}
 
 
 def _parameter_index(spec: Mapping[str, Any], name: str) -> int:
@@ -479,8 +577,12 @@ def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
         "category": spec["category"],
         "severity": spec["severity"],
         "message": spec["message"],
+        "summary": spec.get("summary") or "",
         "source_label": spec.get("source_label") or "",
         "cooldown_days": int(spec.get("cooldown_days") or 0),
+        "holds_back_lower": bool(spec.get("holds_back_lower", False)),
+        "refers": bool(spec.get("refers", False)),
+        "priority": int(spec.get("priority", RULE_FIELDS["priority"][1])),
         "enabled": bool(spec.get("enabled", True)),
         "pattern": pattern,
         "count": int(spec["count"]) if pattern == COUNT else None,

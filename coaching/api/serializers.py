@@ -11,8 +11,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
+from ..evaluation import severity_rank
 from ..models import Advice, Event
-from ..services import _severity_rank, advice_for_event
+from ..services import advice_for_event, advice_withdrawn_by
 from .schema import EVENT_DATA_SCHEMA
 
 DATETIME_FILTER_INVALID = "Must be an ISO 8601 date (2026-11-20) or date and time (2026-11-20T07:30:00+01:00)."
@@ -39,6 +40,15 @@ class CardSerializer(serializers.Serializer):
     source = CardSourceSerializer()
 
 
+class WithdrawnSerializer(serializers.Serializer):
+    at = serializers.DateTimeField(source="withdrawn_at")
+    by_event = serializers.SerializerMethodField(help_text="The gym's id of the late event; null: a re-evaluation.")
+    reason = serializers.CharField(source="withdrawn_reason")
+
+    def get_by_event(self, advice: Advice) -> str | None:
+        return advice.withdrawn_by.external_id if advice.withdrawn_by_id else None
+
+
 class AdviceSerializer(serializers.ModelSerializer):
     member = serializers.CharField(source="member.external_id")
     event = serializers.CharField(source="event.external_id")
@@ -48,6 +58,13 @@ class AdviceSerializer(serializers.ModelSerializer):
     matched_events = serializers.ListField(child=serializers.CharField())
     source = SourceSerializer(source="*")
     card = CardSerializer()
+    withdrawn = serializers.SerializerMethodField(
+        help_text="null, or when and why a later-arriving event showed the advice no longer holds."
+    )
+
+    @extend_schema_field(WithdrawnSerializer(allow_null=True))
+    def get_withdrawn(self, advice: Advice) -> dict[str, Any] | None:
+        return WithdrawnSerializer(advice).data if advice.withdrawn_at is not None else None
 
     class Meta:
         model = Advice
@@ -63,6 +80,7 @@ class AdviceSerializer(serializers.ModelSerializer):
             "source",
             "card",
             "created_at",
+            "withdrawn",
         ]
 
 
@@ -82,10 +100,11 @@ class EventSerializer(serializers.ModelSerializer):
     occurred_at = serializers.SerializerMethodField()
     data = EventDataField()
     advice = serializers.SerializerMethodField()
+    withdrawn = serializers.SerializerMethodField()
 
     class Meta:
         model = Event
-        fields = ["id", "external_id", "member", "type", "occurred_at", "data", "advice"]
+        fields = ["id", "external_id", "member", "type", "occurred_at", "data", "advice", "withdrawn"]
 
     @extend_schema_field(OpenApiTypes.DATETIME)
     def get_occurred_at(self, event: Event) -> str:
@@ -96,10 +115,22 @@ class EventSerializer(serializers.ModelSerializer):
         advice = self.context.get("advice")
         if advice is None:
             if hasattr(event, "_prefetched_objects_cache") and "advice" in event._prefetched_objects_cache:
-                advice = sorted(event.advice.all(), key=lambda a: (_severity_rank(a.severity), a.rule_key))
+                current = [a for a in event.advice.all() if a.withdrawn_at is None]
+                advice = sorted(current, key=lambda a: (severity_rank(a.severity), a.rule_key))
             else:
                 advice = advice_for_event(event=event)
         return AdviceSerializer(advice, many=True).data
+
+    @extend_schema_field(AdviceSerializer(many=True))
+    def get_withdrawn(self, event: Event) -> list[dict[str, Any]]:
+        """The advice this event's late arrival withdrew (empty for an event that came in time)."""
+        withdrawn = self.context.get("withdrawn")
+        if withdrawn is None:
+            if hasattr(event, "_prefetched_objects_cache") and "withdrawals" in event._prefetched_objects_cache:
+                withdrawn = list(event.withdrawals.all())
+            else:
+                withdrawn = advice_withdrawn_by(events=[event])[event.pk]
+        return AdviceSerializer(withdrawn, many=True).data
 
 
 class EventInSerializer(serializers.Serializer):
@@ -126,9 +157,24 @@ class ErrorsSerializer(serializers.Serializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
 
+class ReferralRuleSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+
+
+class ReferralSerializer(serializers.Serializer):
+    since = serializers.DateTimeField()
+    rule = ReferralRuleSerializer()
+    event = serializers.CharField(allow_null=True, help_text="The gym's id of the event that referred the member.")
+
+
 class MemberSerializer(serializers.Serializer):
     member = serializers.CharField()
     profile = serializers.DictField()
+    referral = ReferralSerializer(
+        allow_null=True,
+        help_text="null, or the referral in force: until it ends only 'refer' and 'stop' advice is given.",
+    )
     figures = serializers.DictField(help_text="The derived figures of API.md section 5 as of figures_as_of.")
     figures_as_of = serializers.DateTimeField()
     events = serializers.IntegerField(help_text="How many events are stored.")
@@ -182,3 +228,13 @@ class AdviceFilterSerializer(serializers.Serializer):
     since = DateOrDateTimeField(required=False)
     severity = serializers.ChoiceField(required=False, choices=SEVERITY_CODES)
     category = serializers.ChoiceField(required=False, choices=CATEGORY_CODES)
+    withdrawn = serializers.BooleanField(
+        required=False, default=False, help_text="true: withdrawn advice too (by default only current advice)."
+    )
+
+
+class AdviceFeedFilterSerializer(AdviceFilterSerializer):
+    changed_since = DateOrDateTimeField(
+        required=False,
+        help_text="Advice created or withdrawn after this moment, oldest change first (to keep a copy in step).",
+    )

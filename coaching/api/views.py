@@ -25,6 +25,7 @@ from .authentication import GymKeyAuthentication, IsGym
 from .parsers import LimitedJSONParser, body_limit, too_large
 from .schema import GYM_RESPONSES, NOT_FOUND, DetailSerializer
 from .serializers import (
+    AdviceFeedFilterSerializer,
     AdviceFilterSerializer,
     AdviceSerializer,
     BatchItemSerializer,
@@ -113,6 +114,10 @@ class AdvicePagination(CursorPagination):
     max_page_size = 500
 
 
+class AdviceChangesPagination(AdvicePagination):
+    ordering = ("changed_at", "id")
+
+
 EVENT_OR_BATCH = PolymorphicProxySerializer(
     component_name="EventOrBatch",
     serializers=[EventInSerializer, EventInSerializer(many=True, max_length=MAX_BATCH)],
@@ -165,7 +170,9 @@ class EventListCreateView(GymAPIView):
             result = services.event_ingest(gym=gym, payload=body)
         except services.EventInvalid as invalid:
             return Response({"errors": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
-        event_body = EventSerializer(result.event, context={"advice": result.advice}).data
+        event_body = EventSerializer(
+            result.event, context={"advice": result.advice, "withdrawn": result.withdrawn}
+        ).data
         if result.status == 409:
             return Response(
                 {"errors": {"external_id": [services.CONFLICT_MESSAGE]}, "event": event_body},
@@ -180,14 +187,17 @@ class EventListCreateView(GymAPIView):
     )
     def get(self, request: Request) -> Response:
         filters = self.query(EventFilterSerializer)
-        events = selectors.event_list(gym=request.auth, **filters).prefetch_related("advice__member", "advice__event")
+        events = selectors.event_list(gym=request.auth, **filters).prefetch_related(
+            "advice__member", "advice__event", "advice__withdrawn_by", "withdrawals__member", "withdrawals__event"
+        )
         return self.paginated(events, EventSerializer)
 
 
 def _batch_item(item: services.BatchItem) -> dict[str, Any]:
     body: dict[str, Any] = {"status": item.status}
     if item.event is not None:
-        body["event"] = EventSerializer(item.event, context={"advice": item.advice or []}).data
+        context = {"advice": item.advice or [], "withdrawn": item.withdrawn or []}
+        body["event"] = EventSerializer(item.event, context=context).data
     if item.errors:
         body["errors"] = item.errors
     return body
@@ -229,20 +239,34 @@ class AdviceFeedView(GymAPIView):
     pagination_class = AdvicePagination
 
     @extend_schema(
-        summary="All advice for the gym's members, newest first",
-        parameters=[AdviceFilterSerializer],
+        summary="All advice for the gym's members, newest first (or every change since a moment)",
+        description=(
+            "Current advice, newest first; `withdrawn=true` adds withdrawn advice. With `changed_since`, the "
+            "advice created or withdrawn after that moment, oldest change first, so that an integration can "
+            "keep its own copy in step (including taking back a message it already showed)."
+        ),
+        parameters=[AdviceFeedFilterSerializer],
         responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, **GYM_RESPONSES},
     )
     def get(self, request: Request) -> Response:
-        filters = self.query(AdviceFilterSerializer)
+        filters = self.query(AdviceFeedFilterSerializer)
+        changed_since = filters.pop("changed_since", None)
+        if changed_since is not None:
+            self.pagination_class = AdviceChangesPagination
+            return self.paginated(
+                selectors.advice_changes_for_gym(gym=request.auth, changed_since=changed_since), AdviceSerializer
+            )
         advice = selectors.advice_list_for_gym(gym=request.auth, **filters)
         return self.paginated(advice, AdviceSerializer)
 
 
 class HealthSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text='"ok", or "error" when something below is not ok')
+    status = serializers.CharField(help_text='"ok", or "degraded" when something below is not ok')
     database = serializers.CharField(help_text='"ok", or "error" when the database does not answer')
     ruleset_version = serializers.IntegerField(allow_null=True)
+    pending_evaluations = serializers.IntegerField(
+        required=False, help_text="Events waiting for an evaluation that failed (only when there are any)."
+    )
 
 
 class HealthView(APIView):
@@ -264,14 +288,19 @@ class HealthView(APIView):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         except Exception:
-            body.update(status="error", database="error")
+            body.update(status="degraded", database="error")
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         try:
-            from rules.services import ruleset_live
+            from rules.evaluation import ruleset_live
 
             body["ruleset_version"] = ruleset_live().version
         except Exception:
-            body.update(status="error")
+            logger.exception("The live ruleset does not load")
+            body.update(status="degraded", ruleset="error")
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        pending = selectors.evaluations_pending_count()
+        if pending:
+            body.update(status="degraded", pending_evaluations=pending)
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(body)
 

@@ -25,14 +25,24 @@ def placeholders(template: str) -> tuple[str, ...]:
         return ()
 
 
-def render_message(template: str, names: tuple[str, ...], *sources: Mapping[str, Any]) -> str:
-    """Each placeholder takes the first source that has a value for it; a missing one renders as a dash."""
+def render_message(
+    template: str,
+    names: tuple[str, ...],
+    *sources: Mapping[str, Any],
+    labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """Each placeholder takes the first source that has a value for it; a missing one renders as a dash.
+
+    A coded value with a label in ``labels`` (field -> {code: label}) is shown as its label.
+    """
     values = {}
     for name in names:
         for source in sources:
             value = source.get(name)
             if value is not None:
-                values[name] = display_value(value)
+                choices = labels.get(name) if labels else None
+                shown = choices.get(value) if choices and isinstance(value, str) else None
+                values[name] = shown or display_value(value)
                 break
         else:
             values[name] = "–"

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from coaching.services import gym_create, rulepack_install
-from rules import services as rules_services
+from rules import evaluation as rules_evaluation
 
 EVENTS_URL = "/api/v1/events/"
 ADVICE_URL = "/api/v1/advice/"
@@ -108,9 +108,9 @@ class GymClient(APIClient):
 @pytest.fixture(autouse=True)
 def fresh_state():
     cache.clear()  # throttle counters
-    rules_services.engine_reset()
+    rules_evaluation.engine_reset()
     yield
-    rules_services.engine_reset()
+    rules_evaluation.engine_reset()
 
 
 @pytest.fixture

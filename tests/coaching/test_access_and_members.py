@@ -140,6 +140,7 @@ def test_advice_has_the_contract_shape(client, pack):
         "source",
         "card",
         "created_at",
+        "withdrawn",
     }
     assert advice["member"] == "m-1042"
     assert advice["event"] == "garmin-1"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from rules import services
-from rules.services import Fact
+from rules import evaluation, services
+from rules.evaluation import Fact
 from rules.spec import condition
 
 T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.UTC)
@@ -49,14 +49,14 @@ def reading(at: dt.datetime = T0, group: str = "g1", type: str = "reading", **da
 
 
 def fired(fact: Fact, history: list[Fact] | tuple = ()) -> list[str]:
-    return [m.rule_key for m in services.facts_evaluate(fact=fact, history=history).matches]
+    return [m.rule_key for m in evaluation.facts_evaluate(fact=fact, history=history).matches]
 
 
 @pytest.fixture(autouse=True)
 def fresh_engine():
-    services.engine_reset()
+    evaluation.engine_reset()
     yield
-    services.engine_reset()
+    evaluation.engine_reset()
 
 
 @pytest.fixture

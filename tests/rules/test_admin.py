@@ -13,13 +13,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rules import services, simulation
+from rules import evaluation, services, simulation
 from rules.admin_views import MSG_NOTHING_TO_PUBLISH
+from rules.evaluation import Fact
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import FactSource, registry
 from rules.selectors import ruleset_draft_specs
-from rules.services import MSG_CONFLICT, Fact
+from rules.services import MSG_CONFLICT
 from rules.spec import spec_normalize
 from tests.rules.conftest import cond, make_spec
 from tests.rules.editor_data import editor_post
@@ -433,7 +434,7 @@ def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user)
 
     def plain(rule_specs):
         last: dict = {}
-        with services.Evaluator(specs=rule_specs) as evaluator:
+        with evaluation.Evaluator(specs=rule_specs) as evaluator:
             evaluations = evaluator.evaluate_many([(f, h) for f, h, _ in rows])
         return simulation._advised(evaluations, rows, last)
 

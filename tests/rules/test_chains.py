@@ -4,6 +4,7 @@ import json
 
 from rules.compiler import ruleset_compile
 from rules.internal.chains import best_chain
+from rules.registry import registry
 from rules.spec import spec_normalize
 from tests.rules.conftest import cond, make_spec
 
@@ -24,7 +25,7 @@ def test_every_compiled_rule_binds_exactly_one_fact():
         make_spec("cnt", pattern="count", count=3, window_hours=24, conditions=[cond("level", "gt", 5)], message="x"),
         make_spec("one", message="x"),
     ]
-    compiled = ruleset_compile([spec_normalize(s) for s in specs])
+    compiled = ruleset_compile([spec_normalize(s) for s in specs], catalog=registry)
     for ruleset_json in (compiled.single_json, compiled.pattern_json):
         for name, rule in json.loads(ruleset_json).items():
             assert [list(binding) for binding in rule["all"]] == [["m"]], name

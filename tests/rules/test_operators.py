@@ -4,6 +4,7 @@ import pytest
 
 from rules.compiler import ruleset_compile
 from rules.internal.engine import DurableRuleset
+from rules.registry import registry
 from rules.spec import OPERATORS, spec_normalize, spec_validate
 from tests.rules.conftest import cond, fired, make_spec, reading
 
@@ -88,7 +89,7 @@ def test_a_rule_that_passes_validation_compiles_and_loads(field, operator, value
     for negate in (False, True):
         spec = make_spec(conditions=[cond(field, operator, value, negate=negate)], message="ok")
         assert spec_validate(spec) == {}
-        compiled = ruleset_compile([spec_normalize(spec)])
+        compiled = ruleset_compile([spec_normalize(spec)], catalog=registry)
         DurableRuleset(compiled.single_json).close()
 
 
@@ -151,7 +152,7 @@ def test_message_is_rendered_with_the_matched_values_and_parameters(publish):
             message="It was {temperature} °C in the {room}, limit {limit}.",
         )
     )
-    from rules.services import facts_evaluate
+    from rules.evaluation import facts_evaluate
 
     match = facts_evaluate(fact=reading(temperature=31.5, room="hall")).matches[0]
     assert match.message == "It was 31.5 °C in the hall, limit 30."

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from rules.services import facts_evaluate, facts_evaluate_many
+from rules.evaluation import facts_evaluate, facts_evaluate_many
 from tests.rules.conftest import T0, cond, fired, make_spec, reading
 
 HOUR = dt.timedelta(hours=1)

@@ -6,7 +6,7 @@ import random
 import psutil
 import pytest
 
-from rules.services import Fact, facts_evaluate
+from rules.evaluation import Fact, facts_evaluate
 from tests.rules.conftest import T0, cond, make_spec
 
 EVALUATIONS = 100_000

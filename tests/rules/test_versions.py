@@ -13,6 +13,7 @@ from django.db import connection
 from rules import services
 from rules.compiler import ruleset_compile
 from rules.models import Rule, RuleChange, RulesetVersion
+from rules.registry import registry
 from rules.selectors import ruleset_draft_specs
 from rules.spec import spec_normalize
 from tests.rules.conftest import cond, fired, make_spec, reading
@@ -29,7 +30,7 @@ def threshold_spec(limit):
 
 def test_compiling_is_deterministic():
     specs = [spec_normalize(threshold_spec(30)), spec_normalize(make_spec("other", message="x"))]
-    first, second = ruleset_compile(specs), ruleset_compile(list(reversed(specs)))
+    first, second = ruleset_compile(specs, catalog=registry), ruleset_compile(list(reversed(specs)), catalog=registry)
     assert first.single_json == second.single_json and first.pattern_json == second.pattern_json
 
 

@@ -15,7 +15,7 @@ import django
 
 django.setup()
 
-from rules.services import Fact, facts_evaluate  # noqa: E402
+from rules.evaluation import Fact, facts_evaluate  # noqa: E402
 
 for number, line in enumerate(sys.stdin):
     fact = Fact(id=f"w{number}", type="reading", occurred_at=dt.datetime.now(dt.UTC), data={"temperature": float(line)})

@@ -7,14 +7,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from coaching.models import Gym, Member
-from coaching.services import events_for_reevaluation, events_reevaluate
+from coaching.services import events_reevaluate, members_for_reevaluation
 
 
 class Command(BaseCommand):
     help = (
-        "Re-run rule evaluation over stored events, oldest first (after an outage or a rule fix), without "
-        "creating duplicate advice: advice already given for an event and rule is kept as it is. "
-        "--pending limits it to events whose evaluation has not succeeded yet."
+        "Re-judge stored events with the live rules, each member's in time order (after an outage or a "
+        "rule fix): advice that still holds is kept as it is, advice that now holds is added, and advice "
+        "that no longer holds is withdrawn, never duplicated. --pending limits it to events whose "
+        "evaluation has not succeeded yet."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -60,21 +61,20 @@ class Command(BaseCommand):
         since_at = _parse_since(since) if since else None
 
         total = sum(
-            events_for_reevaluation(member=m, gym=gym_obj, since=since_at, include_evaluated=include_evaluated).count()
+            sum(members_for_reevaluation(member=m, gym=gym_obj, since=since_at, pending=not include_evaluated).values())
             for m in members
         )
-        events = failed = advice = 0
+        events = failed = created = withdrawn = 0
         with tqdm(total=total, unit="event", file=self.stderr._out, disable=total == 0) as bar:
             for m in members:
                 result = events_reevaluate(
-                    member=m,
-                    gym=gym_obj,
-                    since=since_at,
-                    include_evaluated=include_evaluated,
-                    progress=lambda _event: bar.update(1),
+                    member=m, gym=gym_obj, since=since_at, pending=not include_evaluated, progress=bar.update
                 )
-                events, failed, advice = events + result.events, failed + result.failed, advice + result.advice_created
-        self.stdout.write(f"Re-evaluated {events} events: {advice} new advice, {failed} failed.")
+                events, failed = events + result.events, failed + result.failed
+                created, withdrawn = created + result.advice_created, withdrawn + result.advice_withdrawn
+        self.stdout.write(
+            f"Re-evaluated {events} events: {created} new advice, {withdrawn} withdrawn, {failed} failed."
+        )
         if failed:
             self.stdout.write("Failed events keep their error (see the admin) and are retried on the next run.")
 

@@ -1,0 +1,260 @@
+"""Evaluation in the coaching domain: judge a member's events in time order and store what changed.
+
+A member's advice is a function of their events and the published rules: what judging the
+events one at a time in ``occurred_at`` order (ties broken by ``external_id``) gives. So an
+event that arrives late re-judges the member's events from its moment on: advice that now
+holds is added, advice that no longer holds is withdrawn (kept, never deleted). Everything
+here runs under the member's lock (``member_lock``), so evaluations of one member never
+overlap, in one process or many; different members proceed in parallel.
+
+The decision policy itself (cooldowns, precedence, referral, the limit per event) lives in
+``rules.evaluation``; this module supplies the facts and keeps the records.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, timeline_judge
+
+from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
+from .figures import figures_timeline
+from .models import Advice, Event, Member
+
+logger = logging.getLogger(__name__)
+
+INDICATORS = {"info": "info", "caution": "warning", "stop": "critical", "refer": "critical"}
+
+# Why advice was withdrawn, in words a gym's developer or a clinician reads.
+WITHDRAWN_NO_LONGER_HOLDS = "No longer applies once the {what} of {date} ({external_id}) is counted."
+WITHDRAWN_REPLACED = "Replaced by updated advice: the {what} of {date} ({external_id}) changed the figures."
+WITHDRAWN_BY_REEVALUATION = "No longer given when re-evaluated with ruleset version {version}."
+WITHDRAWN_REPLACED_BY_REEVALUATION = "Replaced by updated advice when re-evaluated with ruleset version {version}."
+
+
+@dataclass
+class JudgeResult:
+    """What one judging of a member changed."""
+
+    judged: int = 0
+    created: list[Advice] = field(default_factory=list)
+    withdrawn: list[Advice] = field(default_factory=list)
+
+
+def event_order(event: Event) -> tuple[datetime, str]:
+    """The order events are judged in: time, then the gym's id (never arrival order)."""
+    return (event.occurred_at, event.external_id)
+
+
+def member_lock(*, member_id: int) -> Member:
+    """The member's row, locked until the transaction ends (PostgreSQL: a row lock, so that
+    evaluations of one member never overlap across processes and hosts; SQLite serializes
+    every write transaction anyway)."""
+    return Member.objects.select_for_update().get(pk=member_id)
+
+
+def clears_referral(event: Event) -> bool:
+    return event.type == PROFILE and (event.data or {}).get("cleared_by_physician") is True
+
+
+def event_fact(event: Event, figures: dict[str, Any]) -> Fact:
+    """An event as the engine sees it: its fields over its derived figures."""
+    return Fact(
+        id=str(event.pk),
+        type=event.type,
+        occurred_at=event.occurred_at,
+        data={**figures, **(event.data or {})},
+        group=str(event.member_id),
+        clears_referral=clears_referral(event),
+    )
+
+
+def member_facts(events: Sequence[Event]) -> list[Fact]:
+    """``events`` (one member's, in judging order) as facts with the figures as of each."""
+    return [event_fact(event, figures) for event, figures in zip(events, figures_timeline(events), strict=True)]
+
+
+def member_events(member: Member) -> list[Event]:
+    return list(Event.objects.filter(member=member).order_by("occurred_at", "external_id"))
+
+
+def _prior_state(events: Sequence[Event], advice_by_event: dict[int, list[Advice]]) -> DecisionState:
+    """What the policy remembers of ``events`` (already judged): the last advice of each rule
+    and the referral in force after them, read from their stored current advice."""
+    state = DecisionState()
+    for event in events:
+        if clears_referral(event):
+            state.referral = None
+        for advice in advice_by_event.get(event.pk, ()):
+            state.last_given[advice.rule_key] = event.occurred_at
+            if advice.refers and state.referral is None:
+                state.referral = Referral(event.occurred_at, advice.rule_key, advice.rule_name, str(event.pk))
+    return state
+
+
+def advice_card(*, match: Match) -> dict[str, Any]:
+    """The advice as an HL7 CDS Hooks card; its summary is the rule's own (what to do)."""
+    detail = f"{match.message}\n\n**{match.rule_name}**"
+    if match.source_label:
+        detail += f"\n\n*Source: {match.source_label}*"
+    return {
+        "summary": match.summary,
+        "indicator": INDICATORS.get(match.severity, "info"),
+        "detail": detail,
+        "source": {"label": match.source_label},
+    }
+
+
+def _same(advice: Advice, match: Match, matched: list[str]) -> bool:
+    return (
+        advice.severity == match.severity
+        and advice.message == match.message
+        and list(advice.matched_events) == matched
+        and (advice.card or {}).get("summary") == match.summary
+    )
+
+
+def _reason(decision: Decision, rule_key: str, replaced: bool, cause: Event | None) -> str:
+    held = decision.held(rule_key)
+    if held is not None:
+        return held.explanation
+    if cause is None:
+        template = WITHDRAWN_REPLACED_BY_REEVALUATION if replaced else WITHDRAWN_BY_REEVALUATION
+        return template.format(version=decision.version)
+    what = FACT_TYPES[cause.type][0].lower() if cause.type in FACT_TYPES else cause.type
+    template = WITHDRAWN_REPLACED if replaced else WITHDRAWN_NO_LONGER_HOLDS
+    return template.format(what=what, date=cause.occurred_at_local.date().isoformat(), external_id=cause.external_id)
+
+
+def member_judge(
+    *,
+    member: Member,
+    since: tuple[datetime, str] | None,
+    cause: Event | None = None,
+    fresh: Collection[int] = (),
+) -> JudgeResult:
+    """Judge the member's events from ``since`` (an ``event_order`` key; None: from the first)
+    on, and store what changed. Call it inside a transaction holding ``member_lock``.
+
+    Events not evaluated yet (an evaluation that failed or was cut off) are judged too, so a
+    later evaluation of the member completes them. ``cause`` is the late event that made the
+    re-judging necessary (None: a re-evaluation); withdrawals, and new advice on events that
+    are not ``fresh`` (the primary keys of the events just stored), name it. Raises on an engine failure; the caller's savepoint keeps the events stored.
+    """
+    events = member_events(member)
+    result = JudgeResult()
+    if not events:
+        return result
+    start = len(events)
+    for index, event in enumerate(events):
+        if (since is not None and event_order(event) >= since) or not event.evaluated:
+            start = index
+            break
+    if since is None:
+        start = 0
+    if start == len(events):
+        return result
+
+    facts = member_facts(events)
+    current: dict[int, list[Advice]] = defaultdict(list)
+    for advice in Advice.objects.filter(member=member, withdrawn_at__isnull=True).order_by("id"):
+        current[advice.event_id].append(advice)
+    state = _prior_state(events[:start], current)
+    decisions = timeline_judge(facts=facts, start=start, state=state)
+
+    external_ids = {str(event.pk): event.external_id for event in events}
+    now = timezone.now()
+    creating: list[Advice] = []
+    for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
+        wanted = {match.rule_key: match for match in decision.given}
+        stored = {advice.rule_key: advice for advice in current.get(event.pk, ())}
+        for rule_key, advice in stored.items():
+            match = wanted.get(rule_key)
+            matched = [external_ids[i] for i in match.fact_ids if i in external_ids] if match else []
+            if (
+                match is not None
+                and _same(advice, match, matched)
+                and advice.refers == (decision.referral_started_by == rule_key)
+            ):
+                del wanted[rule_key]  # still holds, unchanged: kept as it is
+                continue
+            advice.withdrawn_at = advice.changed_at = now
+            advice.withdrawn_by = cause
+            advice.withdrawn_reason = _reason(decision, rule_key, match is not None, cause)
+            result.withdrawn.append(advice)
+        for match in wanted.values():
+            matched = [external_ids[i] for i in match.fact_ids if i in external_ids] or [event.external_id]
+            creating.append(
+                Advice(
+                    gym_id=event.gym_id,
+                    member_id=event.member_id,
+                    event=event,
+                    trigger=cause if cause is not None and event.pk not in fresh and cause.pk != event.pk else None,
+                    rule_key=match.rule_key,
+                    rule_name=match.rule_name,
+                    rule_version=match.version,
+                    category=match.category,
+                    severity=match.severity,
+                    message=match.message,
+                    matched_events=matched,
+                    source_label=match.source_label,
+                    card=advice_card(match=match),
+                    occurred_at=event.occurred_at,
+                    refers=decision.referral_started_by == match.rule_key,
+                    changed_at=now,
+                )
+            )
+        figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
+        event.figures, event.evaluated, event.evaluation_error = figures, True, ""
+    if result.withdrawn:  # first, so that a replacement never meets the one it replaces
+        Advice.objects.bulk_update(result.withdrawn, ["withdrawn_at", "withdrawn_by", "withdrawn_reason", "changed_at"])
+    result.created = Advice.objects.bulk_create(creating)
+    Event.objects.bulk_update(events[start:], ["figures", "evaluated", "evaluation_error"], batch_size=500)
+    result.judged = len(decisions)
+    _member_referral_keep(member, decisions[-1].referral, events)
+    return result
+
+
+def _member_referral_keep(member: Member, referral: Referral | None, events: Sequence[Event]) -> None:
+    by_pk = {str(event.pk): event for event in events}
+    values = {
+        "referral_since": referral.since if referral else None,
+        "referral_rule_key": referral.rule_key if referral else "",
+        "referral_rule_name": referral.rule_name if referral else "",
+        "referral_event": by_pk.get(referral.fact_id) if referral else None,
+    }
+    if any(getattr(member, name) != value for name, value in values.items()):
+        for name, value in values.items():
+            setattr(member, name, value)
+        member.save(update_fields=list(values))
+
+
+def member_judge_safely(
+    *, member: Member, since: tuple[datetime, str] | None, cause: Event | None, new_events: Collection[Event] = ()
+) -> JudgeResult | None:
+    """``member_judge`` in a savepoint: on a failure the events stay stored, not evaluated, with
+    the error recorded (a later evaluation of the member, or ``reevaluate``, completes them)."""
+    try:
+        with transaction.atomic():
+            return member_judge(member=member, since=since, cause=cause, fresh={e.pk for e in new_events})
+    except Exception as exc:  # the events are safe in the database; record why and move on
+        logger.exception("Evaluation of member %s failed", member.pk)
+        error = f"{type(exc).__name__}: {exc}"[:10000]
+        pks = [event.pk for event in new_events]
+        if since is not None:
+            later = Event.objects.filter(member=member, occurred_at__gte=since[0]).values_list("pk", flat=True)
+            pks.extend(later)
+        Event.objects.filter(pk__in=pks).update(evaluated=False, evaluation_error=error)
+        return None
+
+
+def severity_rank(severity: str) -> int:
+    return SEVERITY_CODES.index(severity) if severity in SEVERITY_CODES else len(SEVERITY_CODES)

@@ -1,0 +1,347 @@
+"""Evaluation: which rules fire for a fact, and which of them become advice.
+
+The public surface of the engine for domain apps. Two steps, each with one home:
+
+1. **Matching** (``facts_evaluate``, ``Evaluator``): every rule of a version whose conditions
+   hold for a fact, given the subject's earlier facts (patterns across facts end with the
+   fact they are found for).
+2. **Deciding** (``decide``, ``timeline_judge``): the one decision policy that turns matches
+   into advice, the same for production, re-evaluation, "try it" and simulation:
+
+   - *cooldown*: a rule gives no new advice to a subject within its cooldown of the last
+     advice it gave them (by the facts' ``occurred_at``);
+   - *precedence*: a rule that holds back lower advice keeps less urgent matches of the same
+     fact from being given;
+   - *referral*: a rule that refers the subject puts them under referral from that fact on;
+     until a fact that clears the referral, only advice at least as urgent as the registry's
+     referral floor is given;
+   - *the limit*: at most ``advice_limit`` pieces of advice per fact, most urgent first, then
+     by the rules' priority (lower first), then by key.
+
+   Advice held back for any reason starts no cooldown and no referral. ``timeline_judge``
+   judges a subject's facts one at a time in time order, so the outcome is a function of the
+   facts alone, whatever order they arrived in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rules.compiler import ruleset_compile
+from rules.internal.engine import EngineClosedError
+from rules.internal.runtime import (
+    Evaluation,
+    Fact,
+    LoadedRuleset,
+    Match,
+    evaluate,
+    evaluate_live,
+    loaded_live,
+    loaded_reset,
+)
+from rules.registry import Registry, registry
+
+__all__ = [
+    "HELD_COOLDOWN",
+    "HELD_LIMIT",
+    "HELD_PRECEDENCE",
+    "HELD_REFERRAL",
+    "Decision",
+    "DecisionState",
+    "Evaluation",
+    "Evaluator",
+    "Fact",
+    "HeldBack",
+    "LiveRuleset",
+    "Match",
+    "Referral",
+    "decide",
+    "engine_reset",
+    "facts_evaluate",
+    "facts_evaluate_many",
+    "ruleset_live",
+    "timeline_judge",
+]
+
+HELD_COOLDOWN = "cooldown"
+HELD_PRECEDENCE = "precedence"
+HELD_REFERRAL = "referral"
+HELD_LIMIT = "limit"
+
+# Why advice was held back, in a clinician's words (tests reuse these).
+MSG_HELD_COOLDOWN = "Cooling down: this rule last gave advice on {date}; its cooldown is {days} day{plural}."
+MSG_HELD_PRECEDENCE = "Held back by “{rule}”, which holds back less urgent advice on the same event."
+MSG_HELD_REFERRAL = "The {subject} is under referral since {date} (“{rule}”): only the most urgent advice is given."
+MSG_HELD_LIMIT = "Over the limit of {limit} piece{plural} of advice per event."
+
+
+@dataclass(frozen=True)
+class LiveRuleset:
+    """What a domain needs to know to collect history for the live version."""
+
+    version: int
+    history_window: dt.timedelta
+    history_types: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Referral:
+    """A subject under referral: since when, by which rule, on which fact."""
+
+    since: dt.datetime
+    rule_key: str
+    rule_name: str
+    fact_id: str
+
+
+@dataclass
+class DecisionState:
+    """What the policy remembers of a subject's earlier facts: the last advice of each rule
+    (for cooldowns) and the referral in force."""
+
+    last_given: dict[str, dt.datetime] = field(default_factory=dict)
+    referral: Referral | None = None
+
+    def copy(self) -> DecisionState:
+        return replace(self, last_given=dict(self.last_given))
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """A match that fired but was not given, and why (one of the ``HELD_*`` codes)."""
+
+    match: Match
+    reason: str
+    explanation: str
+    by_rule: str = ""  # precedence: the rule that held it back; referral: the referring rule
+    since: dt.datetime | None = None  # cooldown: the last advice; referral: since when
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy's answer for one fact: the advice given, what was held back, and the referral
+    in force once the fact was judged."""
+
+    fact: Fact
+    version: int
+    given: list[Match]
+    held_back: list[HeldBack]
+    referral: Referral | None
+    referral_started_by: str = ""  # the rule whose advice put the subject under referral on this fact
+
+    def held(self, rule_key: str) -> HeldBack | None:
+        return next((h for h in self.held_back if h.match.rule_key == rule_key), None)
+
+
+def _plural(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _date(moment: dt.datetime) -> str:
+    return moment.date().isoformat()
+
+
+def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, advice_limit: int) -> Decision:
+    """Apply the decision policy to one fact's ``matches`` and update ``state`` with what was given.
+
+    ``matches`` come most urgent first, then by priority (as ``facts_evaluate`` lists them).
+    """
+    version = matches[0].version if matches else 0
+    if fact.clears_referral:
+        state.referral = None
+    held: list[HeldBack] = []
+
+    candidates: list[Match] = []
+    for match in matches:
+        last = state.last_given.get(match.rule_key)
+        days = match.cooldown_days
+        if days and last is not None and fact.occurred_at - last < dt.timedelta(days=days):
+            explanation = MSG_HELD_COOLDOWN.format(date=_date(last), days=days, plural=_plural(days))
+            held.append(HeldBack(match, HELD_COOLDOWN, explanation, since=last))
+        else:
+            candidates.append(match)
+
+    holder = min((m for m in candidates if m.holds_back_lower), key=lambda m: m.meta.rank, default=None)
+    if holder is not None:
+        kept = []
+        for match in candidates:
+            if match.meta.rank > holder.meta.rank:
+                explanation = MSG_HELD_PRECEDENCE.format(rule=holder.rule_name)
+                held.append(HeldBack(match, HELD_PRECEDENCE, explanation, by_rule=holder.rule_key))
+            else:
+                kept.append(match)
+        candidates = kept
+
+    referral = state.referral
+    if referral is None:
+        starter = next((m for m in candidates if m.refers), None)
+        if starter is not None:
+            referral = Referral(fact.occurred_at, starter.rule_key, starter.rule_name, fact.id)
+    if referral is not None:
+        floor = registry.referral_floor_rank()
+        kept = []
+        for match in candidates:
+            if match.meta.rank > floor:
+                explanation = MSG_HELD_REFERRAL.format(
+                    subject=registry.subject()[0], date=_date(referral.since), rule=referral.rule_name
+                )
+                held.append(
+                    HeldBack(match, HELD_REFERRAL, explanation, by_rule=referral.rule_key, since=referral.since)
+                )
+            else:
+                kept.append(match)
+        candidates = kept
+
+    given = candidates[:advice_limit]
+    for match in candidates[advice_limit:]:
+        explanation = MSG_HELD_LIMIT.format(limit=advice_limit, plural=_plural(advice_limit))
+        held.append(HeldBack(match, HELD_LIMIT, explanation))
+
+    started = ""
+    for match in given:
+        state.last_given[match.rule_key] = fact.occurred_at
+        if match.refers and state.referral is None:
+            state.referral = Referral(fact.occurred_at, match.rule_key, match.rule_name, fact.id)
+            started = match.rule_key
+    return Decision(
+        fact=fact, version=version, given=given, held_back=held, referral=state.referral, referral_started_by=started
+    )
+
+
+def _timeline_items(loaded: LoadedRuleset, facts: Sequence[Fact], start: int) -> list[tuple[Fact, list[Fact]]]:
+    """Each fact from ``start`` on with the earlier facts a pattern could chain it with."""
+    window = loaded.compiled.history_window
+    types = loaded.compiled.history_types
+    items = []
+    for index in range(start, len(facts)):
+        fact = facts[index]
+        history: list[Fact] = []
+        if window and fact.type in types:
+            earlier = index - 1
+            while earlier >= 0 and fact.occurred_at - facts[earlier].occurred_at <= window:
+                if facts[earlier].type in types:
+                    history.append(facts[earlier])
+                earlier -= 1
+            history.reverse()
+        items.append((fact, history))
+    return items
+
+
+def _judge(
+    loaded: LoadedRuleset, evaluations: Sequence[Evaluation], facts: Sequence[Fact], start: int, state: DecisionState
+) -> list[Decision]:
+    limit = loaded.compiled.settings["advice_limit"]
+    return [
+        replace(decide(fact=fact, matches=evaluation.matches, state=state, advice_limit=limit), version=loaded.version)
+        for fact, evaluation in zip(facts[start:], evaluations, strict=True)
+    ]
+
+
+def timeline_judge(
+    *,
+    facts: Sequence[Fact],
+    start: int = 0,
+    state: DecisionState | None = None,
+    evaluator: Evaluator | None = None,
+) -> list[Decision]:
+    """Judge ``facts[start:]`` one at a time in order, on the live version (or ``evaluator``'s).
+
+    ``facts`` are one subject's facts in time order (ties broken the same way every time);
+    the facts before ``start`` are history, already judged, and ``state`` is what the policy
+    remembers of them (``DecisionState()`` when judging from the first fact). Returns one
+    decision per judged fact.
+    """
+    state = state if state is not None else DecisionState()
+    if evaluator is not None:
+        loaded = evaluator.loaded
+        evaluations = evaluate(loaded, _timeline_items(loaded, facts, start))
+    else:
+        for attempt in range(5):
+            loaded = loaded_live()
+            try:
+                evaluations = evaluate(loaded, _timeline_items(loaded, facts, start))
+                break
+            except EngineClosedError:
+                if attempt == 4:
+                    raise  # published-and-reloaded under us five times in a row
+    return _judge(loaded, evaluations, facts, start, state)
+
+
+def ruleset_live() -> LiveRuleset:
+    loaded = loaded_live()
+    return LiveRuleset(
+        version=loaded.version,
+        history_window=loaded.compiled.history_window,
+        history_types=loaded.compiled.history_types,
+    )
+
+
+def facts_evaluate(*, fact: Fact, history: Sequence[Fact] = ()) -> Evaluation:
+    """Every rule of the live version that fires for ``fact`` given the subject's earlier ``history``.
+
+    Only matches that involve ``fact`` are returned, one per rule, most urgent first.
+    """
+    return facts_evaluate_many(items=[(fact, history)])[0]
+
+
+def facts_evaluate_many(*, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
+    """``facts_evaluate`` for many (fact, history) pairs in one pass through the engine."""
+    return evaluate_live(items)[1]
+
+
+class Evaluator:
+    """Matches and judges facts against given rule specs (a draft, an import) instead of the live version.
+
+    Used by "try it", simulation and the test evaluation before a publish. Call ``close()``
+    (or use it as a context manager) to free the engine.
+    """
+
+    def __init__(
+        self,
+        *,
+        specs: Sequence[Mapping[str, Any]],
+        version: int = 0,
+        settings: Mapping[str, Any] | None = None,
+        catalog: Registry | None = None,
+        checked: bool = False,
+    ) -> None:
+        from rules.services import ruleset_check
+
+        normalized = list(specs) if checked else ruleset_check(specs, settings=settings, smoke_test=False)
+        compiled = ruleset_compile(normalized, catalog=catalog or registry, settings=settings)
+        self.loaded = LoadedRuleset(version, compiled)
+
+    @property
+    def version(self) -> int:
+        return self.loaded.version
+
+    @property
+    def history_window(self) -> dt.timedelta:
+        return self.loaded.compiled.history_window
+
+    @property
+    def history_types(self) -> frozenset[str]:
+        return self.loaded.compiled.history_types
+
+    def evaluate_many(self, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
+        return evaluate(self.loaded, items)
+
+    def judge(self, facts: Sequence[Fact], *, start: int = 0, state: DecisionState | None = None) -> list[Decision]:
+        return timeline_judge(facts=facts, start=start, state=state, evaluator=self)
+
+    def close(self) -> None:
+        self.loaded.close()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def engine_reset() -> None:
+    """Forget this process's compiled engine (tests; after a crash the engine rebuilds itself)."""
+    loaded_reset()

@@ -1,0 +1,278 @@
+"""Compiled rule versions loaded into durable_rules, and the matching pass over them.
+
+``rules.evaluation`` is the public surface; this module holds the engine's moving parts:
+the facts and matches it trades in, one loaded version per worker process (reloaded when
+a newer version is published, found by a version stamp in the database), and the pass that
+asserts facts and reads back every rule that fired.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rules.compiler import STEP_SEPARATOR, CompiledRuleset, RuleMeta, ruleset_compile
+from rules.conf import rules_settings
+from rules.internal.chains import best_chain
+from rules.internal.engine import DurableRuleset, EngineClosedError, single_binding
+from rules.internal.facts import SCRATCH_SID, projector
+from rules.internal.render import render_message
+from rules.registry import registry
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A fact the domain sends for evaluation: an event with its fields and derived figures.
+
+    ``group`` names the subject (a member) for the domain's own bookkeeping: patterns only
+    ever chain the new fact with the history passed alongside it in the same evaluation.
+    ``clears_referral`` marks a fact that ends the subject's referral (a physician's
+    clearance), for the decision policy.
+    """
+
+    id: str
+    type: str
+    occurred_at: dt.datetime
+    data: Mapping[str, Any]
+    group: str = ""
+    clears_referral: bool = False
+
+
+class Match:
+    """One rule that fired for the new fact.
+
+    Light on purpose (it is made once per firing on the hot path): the rule's fields come
+    from the compiled version, and the message is rendered the first time it is read.
+    """
+
+    __slots__ = ("_labels", "_message", "_sources", "_summary", "fact_ids", "meta", "version")
+
+    def __init__(
+        self,
+        meta: RuleMeta,
+        version: int,
+        fact_ids: tuple[str, ...],
+        sources: tuple,
+        labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.meta, self.version, self.fact_ids, self._sources = meta, version, fact_ids, sources
+        self._labels, self._message, self._summary = labels, None, None
+
+    rule_key = property(lambda self: self.meta.key)
+    rule_name = property(lambda self: self.meta.name)
+    category = property(lambda self: self.meta.category)
+    severity = property(lambda self: self.meta.severity)
+    source_label = property(lambda self: self.meta.source_label)
+    cooldown_days = property(lambda self: self.meta.cooldown_days)
+    parameters = property(lambda self: self.meta.parameters)
+    refers = property(lambda self: self.meta.refers)
+    holds_back_lower = property(lambda self: self.meta.holds_back_lower)
+
+    @property
+    def message(self) -> str:
+        if self._message is None:
+            self._message = render_message(
+                self.meta.message, self.meta.placeholders, *self._sources, labels=self._labels
+            )
+        return self._message
+
+    @property
+    def summary(self) -> str:
+        """What to do, in at most 140 characters (the rule's summary; its name when it has none)."""
+        if self._summary is None:
+            text = (
+                render_message(self.meta.summary, self.meta.summary_placeholders, *self._sources, labels=self._labels)
+                if self.meta.summary
+                else self.meta.name
+            )
+            self._summary = shorten(text, 140)
+        return self._summary
+
+    def __repr__(self) -> str:
+        return f"Match({self.rule_key!r}, version={self.version}, fact_ids={self.fact_ids!r})"
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut at a word to at most ``limit`` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:.") + "…"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    version: int
+    matches: list[Match]
+
+
+class LoadedRuleset:
+    """A compiled rule version loaded into durable_rules."""
+
+    def __init__(self, version: int, compiled: CompiledRuleset) -> None:
+        self.version = version
+        self.compiled = compiled
+        self.single = DurableRuleset(compiled.single_json)
+        self.pattern = DurableRuleset(compiled.pattern_json)
+        self.checked_at = time.monotonic()
+        self.single_projectors = {t: projector(f, compiled.date_fields) for t, f in compiled.single_fields.items()}
+        self.pattern_projectors = {t: projector(f, compiled.date_fields) for t, f in compiled.pattern_fields.items()}
+        # Matches are listed most severe first, then by the rules' priority and key.
+        self.order = {key: (meta.rank, meta.priority, key) for key, meta in compiled.rules.items()}
+
+    @property
+    def broken(self) -> bool:
+        return self.single.broken or self.pattern.broken
+
+    def close(self) -> None:
+        self.single.close()
+        self.pattern.close()
+
+
+_loaded: LoadedRuleset | None = None
+_loaded_lock = threading.Lock()
+
+
+def loaded_live() -> LoadedRuleset:
+    """The live version, loaded; recompiled when a newer version was published."""
+    from rules.models import RulesetVersion
+    from rules.selectors import version_live_number
+
+    global _loaded
+    loaded = _loaded
+    wait = rules_settings.VERSION_CHECK_SECONDS
+    if loaded is not None and not loaded.broken and wait and time.monotonic() - loaded.checked_at < wait:
+        return loaded
+    number = version_live_number()
+    with _loaded_lock:
+        loaded = _loaded
+        if loaded is not None and loaded.version == number and not loaded.broken:
+            loaded.checked_at = time.monotonic()
+            return loaded
+        version = RulesetVersion.objects.filter(number=number).first() if number else None
+        snapshot, settings = (version.snapshot, version.settings) if version else ([], {})
+        fresh = LoadedRuleset(number, ruleset_compile(snapshot, catalog=registry, settings=settings))
+        _loaded = fresh
+        if loaded is not None:
+            loaded.close()
+        return fresh
+
+
+def loaded_reset() -> None:
+    """Forget this process's loaded version (tests; after a crash it rebuilds itself)."""
+    global _loaded
+    with _loaded_lock:
+        if _loaded is not None:
+            _loaded.close()
+        _loaded = None
+
+
+def evaluate_live(items: Sequence[tuple[Fact, Sequence[Fact]]]) -> tuple[LoadedRuleset, list[Evaluation]]:
+    """``evaluate`` on the live version, retried when a publish replaced it under us."""
+    for _ in range(5):
+        loaded = loaded_live()
+        try:
+            return loaded, evaluate(loaded, items)
+        except EngineClosedError:
+            continue  # another thread published-and-reloaded under us: evaluate on the new version
+    loaded = loaded_live()
+    return loaded, evaluate(loaded, items)
+
+
+def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list[Evaluation]:
+    """Every rule that fires for each (fact, history) pair, in one pass through the engine.
+
+    ``history`` holds the subject's facts before ``fact``, oldest first: a pattern's match
+    ends with the fact it is found for. Only matches that involve ``fact`` are returned,
+    one per rule, most urgent first.
+    """
+    compiled = engine.compiled
+    found: list[dict[str, tuple[int, ...]]] = [{} for _ in items]
+
+    # One-event rules never need history: only the new facts are asserted.
+    documents = []
+    projectors = engine.single_projectors
+    for index, (fact, _) in enumerate(items):
+        project = projectors.get(fact.type)
+        if project is not None:
+            documents.append(project({"id": str(index), "sid": SCRATCH_SID, "type": fact.type}, fact.data))
+    for message in engine.single.run(documents):
+        rule, engine_id = single_binding(message)
+        found[int(engine_id)][rule] = ()
+
+    # Patterns: every step's conditions are checked by the engine on the new fact and the
+    # earlier history inside the widest window; the chains in time order are put together
+    # here (see rules.compiler for why durable_rules does not join them itself).
+    ordered: list[list[Fact]] = [[] for _ in items]
+    times: list[list[float]] = [[] for _ in items]
+    if not engine.pattern.empty:
+        documents = []
+        window = compiled.history_window
+        history_types = compiled.history_types
+        projectors = engine.pattern_projectors
+        new_positions = [-1] * len(items)
+        for index, (fact, history) in enumerate(items):
+            if fact.type not in history_types:
+                continue
+            relevant = [
+                h
+                for h in history
+                if h.type in history_types
+                and h.id != fact.id
+                and h.occurred_at <= fact.occurred_at
+                and fact.occurred_at - h.occurred_at <= window
+            ]
+            if not relevant:
+                continue
+            # The history's own order breaks ties between facts of one instant (the domain's order).
+            facts = sorted(relevant, key=lambda f: f.occurred_at)
+            facts.append(fact)
+            ordered[index] = facts
+            times[index] = [f.occurred_at.timestamp() for f in facts]
+            new_positions[index] = len(facts) - 1
+            for position, item in enumerate(facts):
+                documents.append(
+                    projectors[item.type](
+                        {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type}, item.data
+                    )
+                )
+        # (evaluation, pattern key) -> step number -> positions of the facts that satisfy it
+        hits: dict[tuple[int, str], dict[int, set[int]]] = {}
+        for message in engine.pattern.run(documents):
+            name, engine_id = single_binding(message)
+            key, step = name.rsplit(STEP_SEPARATOR, 1)
+            index, position = engine_id.split(".")
+            hits.setdefault((int(index), key), {}).setdefault(int(step), set()).add(int(position))
+        for (index, key), by_step in hits.items():
+            steps, window_seconds = compiled.chains[key]
+            positions = best_chain(steps, by_step, times[index], window_seconds, new_positions[index])
+            if positions:
+                found[index][key] = positions
+
+    rules, version, order, labels = compiled.rules, engine.version, engine.order, compiled.choice_labels
+    evaluations = []
+    for index, (fact, _) in enumerate(items):
+        matches = []
+        for rule_key in sorted(found[index], key=order.__getitem__):
+            positions = found[index][rule_key]
+            meta = rules[rule_key]
+            if positions:
+                matched = [ordered[index][p] for p in positions]
+                others = sorted((f for f in matched if f is not fact), key=lambda f: f.occurred_at, reverse=True)
+                sources = (
+                    fact.data,
+                    *[f.data for f in others],
+                    meta.parameters,
+                    meta.settings,
+                    {"count": len(matched)},
+                )
+                matches.append(Match(meta, version, tuple(f.id for f in matched), sources, labels))
+            else:
+                single = (fact.data, meta.parameters, meta.settings, {"count": 1})
+                matches.append(Match(meta, version, (fact.id,), single, labels))
+        evaluations.append(Evaluation(version=version, matches=matches))
+    return evaluations
