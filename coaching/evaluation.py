@@ -147,7 +147,8 @@ def member_judge(
     Events not evaluated yet (an evaluation that failed or was cut off) are judged too, so a
     later evaluation of the member completes them. ``cause`` is the late event that made the
     re-judging necessary (None: a re-evaluation); withdrawals, and new advice on events that
-    are not ``fresh`` (the primary keys of the events just stored), name it. Raises on an engine failure; the caller's savepoint keeps the events stored.
+    are not ``fresh`` (the primary keys of the events just stored), name it. Raises on an
+    engine failure; the caller's savepoint keeps the events stored.
     """
     events = member_events(member)
     result = JudgeResult()
