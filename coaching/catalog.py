@@ -1,6 +1,6 @@
 """The running domain's event catalog: fact types, derived figures, categories, severities.
 
-This is API.md section 5 as data. ``CoachingConfig.ready()`` hands it to the rules
+This is the event reference (docs/api.md) as data. ``CoachingConfig.ready()`` hands it to the rules
 engine's registry; event validation reads the same specs, so what the API accepts and
 what clinicians can write rules about never drift apart.
 """

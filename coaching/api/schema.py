@@ -1,4 +1,4 @@
-"""OpenAPI pieces built from the event catalog, so /api/docs/ shows API.md section 5 as it is enforced."""
+"""OpenAPI pieces built from the event catalog, so /api/docs/ shows the event fields as they are enforced."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def event_data_schema(event_type: str) -> dict[str, Any]:
 
 
 EVENT_DATA_SCHEMA: dict[str, Any] = {
-    "description": "The fields of the event's type (API.md section 5): one of these, chosen by `type`.",
+    "description": "The fields of the event's type (see docs/api.md): one of these, chosen by `type`.",
     "anyOf": [event_data_schema(name) for name in FACT_TYPES],
 }
 

@@ -1,4 +1,4 @@
-"""Request and response shapes of the gym API (API.md sections 3 and 4)."""
+"""Request and response shapes of the gym API (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ class MemberSerializer(serializers.Serializer):
         allow_null=True,
         help_text="null, or the referral in force: until it ends only 'refer' and 'stop' advice is given.",
     )
-    figures = serializers.DictField(help_text="The derived figures of API.md section 5 as of figures_as_of.")
+    figures = serializers.DictField(help_text="The derived figures (see docs/api.md) as of figures_as_of.")
     figures_as_of = serializers.DateTimeField()
     events = serializers.IntegerField(help_text="How many events are stored.")
     advice = serializers.IntegerField(help_text="How many pieces of advice were given.")

@@ -1,4 +1,4 @@
-"""The gym API: thin views over coaching services and selectors (API.md sections 2-4, 6)."""
+"""The gym API: thin views over coaching services and selectors (docs/api.md)."""
 
 from __future__ import annotations
 
