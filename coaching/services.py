@@ -325,8 +325,10 @@ def referral_clear(*, member: Member, user: Any, at: datetime | None = None) -> 
         occurred_at=at,
         data={"cleared_by_physician": True},
     )
-    result = _member_ingest(gym=member.gym, member_external_id=member.external_id, cleans=[clean])[0]
-    Event.objects.filter(pk=result.event.pk).update(recorded_by=name)
+    with transaction.atomic():  # the clearance and the name of who recorded it, or neither
+        result = _member_ingest(gym=member.gym, member_external_id=member.external_id, cleans=[clean])[0]
+        Event.objects.filter(pk=result.event.pk).update(recorded_by=name)
+    result.event.recorded_by = name
     return result.event
 
 
