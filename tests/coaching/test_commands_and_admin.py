@@ -13,7 +13,7 @@ from django.test import Client
 from coaching.models import Advice, Event, Gym
 from coaching.services import CLINICIANS_GROUP, clinician_ensure
 
-from .conftest import EVENTS_URL, GymClient, day, pain, run
+from .conftest import EVENTS_URL, GymClient, day, engine_break, pain, run
 
 pytestmark = pytest.mark.django_db
 
@@ -83,9 +83,7 @@ def test_commands_have_help(command):
 
 
 def test_reevaluate_reports_what_it_did(client, pack, monkeypatch):
-    from rules import services as rules_services
-
-    monkeypatch.setattr(rules_services, "facts_evaluate", lambda **kw: 1 / 0)
+    engine_break(monkeypatch)
     client.history(run(pain_during=7), pain(pain=1))
     monkeypatch.undo()
     out, _ = _call("reevaluate")
