@@ -45,6 +45,7 @@ class Member(models.Model):
     class Meta:
         ordering = ["gym", "external_id"]
         constraints = [models.UniqueConstraint(fields=["gym", "external_id"], name="member_external_id_unique_per_gym")]
+        permissions = [("clear_referral", "Can mark a member's referral cleared")]
 
     def __str__(self) -> str:
         return self.external_id
@@ -81,6 +82,7 @@ class Event(models.Model):
             models.Index(fields=["gym", "occurred_at"], name="event_gym_time"),
             models.Index(fields=["evaluated", "occurred_at"], name="event_pending"),
         ]
+        permissions = [("reevaluate_event", "Can re-run the evaluation of events")]
 
     def __str__(self) -> str:
         return f"{self.type} {self.external_id}"

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from .catalog import PROFILE
 from .figures import figures_now
 from .models import Advice, Event, Gym, Member
 from .services import key_hash
@@ -53,6 +54,13 @@ def member_referral(*, member: Member) -> dict[str, Any] | None:
         "rule": {"key": member.referral_rule_key, "name": member.referral_rule_name},
         "event": event.external_id if event is not None else None,
     }
+
+
+def referral_clearance_last(*, member: Member) -> Event | None:
+    """The member's latest profile event saying a physician cleared them (sent by the gym, or a
+    clinician's "mark cleared" in the admin, which names the clinician in ``recorded_by``)."""
+    cleared = member.events.filter(type=PROFILE, data__cleared_by_physician=True)
+    return cleared.order_by("-occurred_at", "-external_id").first()
 
 
 def event_list(

@@ -325,8 +325,10 @@ def referral_clear(*, member: Member, user: Any, at: datetime | None = None) -> 
         occurred_at=at,
         data={"cleared_by_physician": True},
     )
-    result = _member_ingest(gym=member.gym, member_external_id=member.external_id, cleans=[clean])[0]
-    Event.objects.filter(pk=result.event.pk).update(recorded_by=name)
+    with transaction.atomic():  # the clearance and the name of who recorded it, or neither
+        result = _member_ingest(gym=member.gym, member_external_id=member.external_id, cleans=[clean])[0]
+        Event.objects.filter(pk=result.event.pk).update(recorded_by=name)
+    result.event.recorded_by = name
     return result.event
 
 
@@ -340,8 +342,13 @@ def member_erase(*, member: Member) -> None:
 
 
 # -- clinicians and the rule pack -------------------------------------------------------
+# The writes clinicians may do to coaching records besides reading them (admin actions).
+CLINICIAN_COACHING_PERMISSIONS = ("clear_referral", "reevaluate_event")
+
+
 def clinicians_group_ensure() -> Group:
-    """The Clinicians group: read the coaching records, manage everything in the rules app."""
+    """The Clinicians group: read the coaching records, mark referrals cleared and re-run
+    evaluations, manage everything in the rules app."""
     group, _created = Group.objects.get_or_create(name=CLINICIANS_GROUP)
     permissions = Permission.objects.filter(
         Q(
@@ -349,6 +356,7 @@ def clinicians_group_ensure() -> Group:
             content_type__model__in=["event", "advice", "member"],
             codename__startswith="view_",
         )
+        | Q(content_type__app_label="coaching", codename__in=CLINICIAN_COACHING_PERMISSIONS)
         | Q(content_type__app_label="rules")
     )
     group.permissions.add(*permissions)

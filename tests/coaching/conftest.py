@@ -139,3 +139,21 @@ def member(client: GymClient) -> str:
     """A member cleared by a physician, so first-run rules stay quiet."""
     client.send(profile(at=day(-1), cleared_by_physician=True), expect=201)
     return "m-1"
+
+
+ENGINE_DOWN = "engine down (simulated)"
+
+
+def engine_break(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every evaluation fail as an engine failure would, until ``monkeypatch.undo()``.
+
+    ``rules.evaluation`` binds the engine's ``evaluate`` when it is imported, so it is replaced
+    there as well as in ``rules.internal.runtime``.
+    """
+    from rules.internal import runtime
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(ENGINE_DOWN)
+
+    monkeypatch.setattr(runtime, "evaluate", broken)
+    monkeypatch.setattr(rules_evaluation, "evaluate", broken)
