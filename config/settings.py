@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees a view's exception first: errors under /api/ answer JSON, never HTML.
+    "coaching.api.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

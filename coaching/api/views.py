@@ -50,8 +50,9 @@ URL_MOVED = "API URLs end with a slash: use {location}"
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s reshaped to the contract's ``{"errors": {path: [message]}}``."""
-    if isinstance(exc, OperationalError) and "locked" in str(exc):
-        # SQLite under a burst of concurrent writes: a retry will succeed, and events are idempotent.
+    if isinstance(exc, OperationalError):
+        # SQLite under a burst of concurrent writes, a PostgreSQL lock timeout or a lost
+        # connection: a retry will succeed, and events are idempotent.
         logger.warning("Database busy: %s", exc)
         return Response(
             {"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
