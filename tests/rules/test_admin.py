@@ -54,7 +54,7 @@ class MemorySource(FactSource):
     """Stored facts kept in a list: enough for try it, simulation and statistics."""
 
     def __init__(self, facts: list[Fact], counts: dict | None = None) -> None:
-        self.facts = sorted(facts, key=lambda f: f.occurred_at)
+        self.facts = sorted(facts, key=lambda f: (f.occurred_at, f.id))
         self.counts = counts or {}
 
     def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:
@@ -70,16 +70,11 @@ class MemorySource(FactSource):
             group=subject or "",
         ), history
 
-    def stored_facts(self, *, since, window=None, types=None):
-        for fact in self.facts:
-            if fact.occurred_at < since:
-                continue
-            history = [
-                h
-                for h in self.facts
-                if window and h.group == fact.group and fact.occurred_at - window <= h.occurred_at < fact.occurred_at
-            ]
-            yield fact, history, f"Group {fact.group}"
+    def timelines(self, *, since):
+        """Each subject with facts since ``since``: all its facts in time order, and a label per fact."""
+        for group in sorted({f.group for f in self.facts if f.occurred_at >= since}):
+            facts = [f for f in self.facts if f.group == group]
+            yield facts, {f.id: f"Group {group}" for f in facts}
 
     def advice_counts(self, *, since):
         return self.counts
@@ -386,10 +381,28 @@ def test_publishing_needs_the_add_version_permission(client, live_hot):
     assert RulesetVersion.objects.count() == 1
 
 
-def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user):
-    """Shared rules replayed once and histories trimmed to pattern candidates change no count."""
+def test_simulation_judges_each_timeline_from_its_first_fact(admin_user, live_hot, source):
+    """Worked by hand: a cooldown of 36 days counts from advice given before the simulated days."""
+    services.rule_save(spec={**threshold_spec(30), "cooldown_days": 36}, user=admin_user)
+    result = simulation.ruleset_simulate(days=30)
+    # Group a: 50 °C 40 days ago (advice, before the simulated days), 31 °C 5 days ago (35 days
+    # later: cooling down), 36 °C 3 days ago (37 days later: advice). b: 33 °C. c: 40 °C.
+    hot = {r.key: r for r in result.rules}["hot"]
+    assert (hot.live, hot.draft, hot.appear, hot.disappear, hot.change) == (4, 3, 0, 1, 0)
+    assert hot.held == {evaluation.HELD_COOLDOWN: 1}
+    assert hot.examples["disappear"] == ["Group a"]
+    by_temperature = {f.data["temperature"]: f.id for f in source.facts}
+    assert result.predicted[by_temperature[31]] == []
+    assert result.predicted[by_temperature[36]] == ["hot"]
+    assert by_temperature[50] not in result.predicted  # before the simulated days: history only
+
+
+def test_simulation_counts_what_judging_each_timeline_gives(admin_user):
+    """Over 300 facts of three subjects, with cooldowns, patterns, precedence and the limit, the
+    simulation counts exactly the advice that judging each subject's timeline gives."""
     now = timezone.now()
-    specs = [
+    since = now - dt.timedelta(days=10)
+    live_specs = [
         threshold_spec(30),
         make_spec(
             "then-visit",
@@ -409,39 +422,54 @@ def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user)
             conditions=[cond("temperature", "gt", 32)],
         ),
     ]
-    draft = [threshold_spec(34), {**specs[1], "window_hours": 12}, specs[2]]
+    draft_specs = [
+        {**threshold_spec(34), "severity": "note"},
+        {**live_specs[1], "window_hours": 12},
+        {**live_specs[2], "cooldown_days": 2, "holds_back_lower": True},
+        make_spec("warm", severity="note", conditions=[cond("temperature", "gt", 28)], message="Warm"),
+    ]
     facts = []
     for i in range(300):
         kind = "visit" if i % 4 == 3 else "reading"
         data = {"minutes": (i * 7) % 30} if kind == "visit" else {"temperature": 25 + (i * 13) % 20}
-        facts.append(
-            Fact(
-                id=str(i), type=kind, occurred_at=now - dt.timedelta(hours=300 - i * 0.9), data=data, group=f"g{i % 3}"
-            )
-        )
-    source = MemorySource(facts)
-    window = dt.timedelta(hours=48)
-    rows = list(source.stored_facts(since=now - dt.timedelta(days=30), window=window))
+        at = now - dt.timedelta(hours=300 - i * 0.9)
+        facts.append(Fact(id=str(i), type=kind, occurred_at=at, data=data, group=f"g{i % 3}"))
+    timelines = list(MemorySource(facts).timelines(since=since))
     data = simulation.SimulationInput(
-        since=now - dt.timedelta(days=30),
-        days=30,
+        since=since,
+        days=10,
         live_version=1,
-        live_specs=services.ruleset_check(specs),
-        draft_specs=draft,
-        facts=rows,
+        live_specs=services.ruleset_check(live_specs),
+        draft_specs=draft_specs,
+        timelines=timelines,
+        draft_settings={"advice_limit": 1},
     )
-    result = {r.key: (r.live, r.draft, r.appear, r.disappear, r.change) for r in simulation.simulation_run(data).rules}
+    result = {r.key: r for r in simulation.simulation_run(data).rules}
 
-    def plain(rule_specs):
-        last: dict = {}
-        with evaluation.Evaluator(specs=rule_specs) as evaluator:
-            evaluations = evaluator.evaluate_many([(f, h) for f, h, _ in rows])
-        return simulation._advised(evaluations, rows, last)
+    def judged(specs, settings=None):
+        given: dict[str, set[str]] = {}
+        held: dict[str, dict[str, int]] = {}
+        with evaluation.Evaluator(specs=specs, settings=settings) as evaluator:
+            for timeline, _ in timelines:
+                for decision in evaluator.judge(timeline):
+                    if decision.fact.occurred_at < since:
+                        continue
+                    for match in decision.given:
+                        given.setdefault(match.rule_key, set()).add(decision.fact.id)
+                    for h in decision.held_back:
+                        reasons = held.setdefault(h.match.rule_key, {})
+                        reasons[h.reason] = reasons.get(h.reason, 0) + 1
+        return given, held
 
-    live, mine = plain(specs), plain(draft)
-    for key in ("hot", "then-visit", "three-hot"):
-        expected_live = sum(key in a for a in live)
-        expected_draft = sum(key in a for a in mine)
-        assert result[key][:2] == (expected_live, expected_draft), key
-    assert result["hot"][3] > 0 and result["three-hot"][2:] == (0, 0, 0)
-    assert result["then-visit"][0] > 0
+    (live, _), (draft, draft_held) = judged(live_specs), judged(draft_specs, {"advice_limit": 1})
+    for key in ("hot", "then-visit", "three-hot", "warm"):
+        mine, theirs = draft.get(key, set()), live.get(key, set())
+        impact = result[key]
+        assert (impact.live, impact.draft) == (len(theirs), len(mine)), key
+        assert (impact.appear, impact.disappear) == (len(mine - theirs), len(theirs - mine)), key
+        assert impact.held == draft_held.get(key, {}), key
+    assert result["hot"].disappear > 0 and result["warm"].appear > 0
+    assert result["three-hot"].held.get(evaluation.HELD_COOLDOWN, 0) > 0
+    assert result["warm"].held.get(evaluation.HELD_LIMIT, 0) > 0
+    assert result["hot"].held.get(evaluation.HELD_PRECEDENCE, 0) > 0
+    assert result["then-visit"].live > 0
