@@ -160,6 +160,10 @@ MSG_TOO_MANY_ALTERNATIVES = f"At most {ALTERNATIVES_MAX} alternatives in one “
 MSG_TOO_MANY_VALUES = f"At most {ALTERNATIVES_MAX} values in one list."
 MSG_NUMBER_TOO_LARGE = "{value} is too large; use a number between -1000000000 and 1000000000."
 MSG_YES_NO = "Enter yes or no."
+MSG_REFERS_SEVERITY = (
+    "Only advice at least as urgent as “{floor}” can refer the {subject}: under referral, less urgent "
+    "advice is held back, this rule's own included."
+)
 MSG_ADVICE_LIMIT = f"The most pieces of advice per event must be a whole number from 1 to {ADVICE_LIMIT_MAX}."
 MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
 MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
@@ -313,6 +317,13 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     severities = [s.code for s in registry.severities()]
     if spec.get("severity") and spec["severity"] not in severities:
         add("severity", MSG_UNKNOWN_SEVERITY.format(value=spec["severity"], choices=", ".join(severities)))
+    if spec.get("refers") is True and spec.get("severity") in severities:
+        floor = registry.referral_floor_rank()
+        if severities.index(spec["severity"]) > floor:
+            add(
+                "refers",
+                MSG_REFERS_SEVERITY.format(floor=registry.severities()[floor].label, subject=registry.subject()[0]),
+            )
     cooldown = spec.get("cooldown_days", 0)
     if cooldown is None:
         cooldown = 0

@@ -28,6 +28,7 @@ from rules.evaluation import (
     Referral,
     timeline_judge,
 )
+from rules.spec import MSG_REFERS_SEVERITY, spec_validate
 from tests.rules.conftest import T0, cond, make_spec, reading
 
 HOUR = dt.timedelta(hours=1)
@@ -166,6 +167,16 @@ def test_a_second_referring_fact_keeps_the_referral_that_is_in_force():
     assert decisions[1].referral.since == T0 and decisions[1].referral_started_by == ""
 
 
+def test_a_referring_rule_that_is_held_back_starts_no_referral():
+    """Over the limit, the referring rule gives no advice: nothing below the floor is held back
+    in the name of a referral that never began."""
+    specs = [alarm_rule("refer", refers=True, priority=200), rule("boiling", "critical", above=40, priority=1)]
+    decisions = judge([hot(T0, 45, alarm=True), hot(T0 + DAY, 28)], *specs, rule("warm", "note", above=25), limit=1)
+    assert given(decisions) == [["boiling"], ["warm"]]
+    assert held(decisions)[0] == [("refer", HELD_LIMIT), ("warm", HELD_LIMIT)]
+    assert [d.referral for d in decisions] == [None, None]
+
+
 def test_advice_held_back_under_referral_starts_no_cooldown():
     specs = [alarm_rule("refer", refers=True), rule("warm", "note", above=25, cooldown_days=5)]
     facts = [
@@ -283,3 +294,9 @@ def test_the_state_remembers_the_last_advice_and_the_referral():
     copy.last_given["hot"] = T0
     assert state.last_given["hot"] == T0 + DAY
     assert dataclasses.asdict(state)["referral"]["rule_key"] == "refer"
+
+
+def test_a_rule_less_urgent_than_the_referral_floor_cannot_refer():
+    assert spec_validate(alarm_rule("refer", "urgent", refers=True)) == {}
+    errors = spec_validate(alarm_rule("refer", "note", refers=True))
+    assert errors == {"refers": [MSG_REFERS_SEVERITY.format(floor="Urgent", subject="thermostat")]}
