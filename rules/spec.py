@@ -100,17 +100,62 @@ RULE_FIELDS: dict[str, tuple[str, Any]] = {
     "source_label": ("Source", ""),
     "cooldown_days": ("Cooldown (days)", 0),
     "holds_back_lower": ("Holds back lower advice", False),
-    "refers": ("Refers the member", False),
+    "refers": ("Refers the {subject}", False),  # see rule_field_label
     "priority": ("Priority", 100),
     "enabled": ("Enabled", True),
     "pattern": ("Pattern", SINGLE),
     "count": ("How many events", None),
     "window_hours": ("Within (hours)", None),
 }
+# Where a validation message belongs (see error_place): list heads and their items' fields.
+_LIST_ITEMS = {"steps": "event", "conditions": "condition", "parameters": "parameter"}
+_LIST_LABELS = {"steps": "events", "conditions": "conditions", "parameters": "parameters"}
+_ITEM_FIELDS = {
+    "fact_type": "event type",
+    "step": "event",
+    "group": "group",
+    "field": "field",
+    "operator": "comparison",
+    "value": "value",
+    "parameter": "parameter",
+    "name": "name",
+    "label": "label",
+    "kind": "kind",
+    "unit": "unit",
+}
 # The ruleset's own settings (published with every version): name -> (label, default).
 RULESET_SETTINGS: dict[str, tuple[str, Any]] = {
     "advice_limit": ("Most pieces of advice per event", 3),
 }
+
+
+def rule_field_label(name: str) -> str:
+    """A rule field's label as a clinician reads it, in the domain's words ("Refers the member")."""
+    return RULE_FIELDS[name][0].format(subject=registry.subject()[0])
+
+
+def error_place(path: str) -> str:
+    """Where a validation message belongs, in words: "hot: conditions.2.value" -> "Rule “hot”,
+    condition 3, value"; "ruleset: advice_limit" -> "The ruleset, most pieces of advice per event"."""
+    owner, _, field_path = path.rpartition(": ")
+    head, *rest = field_path.split(".")
+    if head in RULE_FIELDS:
+        words = [rule_field_label(head).lower()]
+    elif head in RULESET_SETTINGS:
+        words = [RULESET_SETTINGS[head][0].lower()]
+    elif head in _LIST_ITEMS and rest and rest[0].isdigit():
+        words = [f"{_LIST_ITEMS[head]} {int(rest[0]) + 1}", *(_ITEM_FIELDS.get(r, r) for r in rest[1:2])]
+    elif head in _LIST_LABELS:
+        words = [_LIST_LABELS[head]]
+    else:
+        words = [head] if head and head != "rules" else []
+    if owner == "ruleset":
+        words.insert(0, "The ruleset")
+    elif owner:
+        words.insert(0, f"Rule “{owner}”")
+    text = ", ".join(words)
+    return text[:1].upper() + text[1:]
+
 
 # Messages a clinician reads (tests reuse these constants).
 MSG_REQUIRED = "This field is required."
