@@ -250,7 +250,7 @@ def coerce_value(raw: Any, kind: str) -> Any:
         except (TypeError, ValueError, OverflowError):
             raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER) from None
         if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(MSG_NOT_NUMBER)
+            raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER)
         if kind == INTEGER:
             if not number.is_integer():
                 raise ValueError(MSG_NOT_INTEGER)
@@ -324,10 +324,15 @@ def _check_against_field(value: Any, field: FieldSpec) -> str | None:
         if (field.minimum is not None and value < field.minimum) or (
             field.maximum is not None and value > field.maximum
         ):
-            return MSG_OUT_OF_RANGE.format(value=value, field=field.label, range=field.describe_range())
+            return MSG_OUT_OF_RANGE.format(value=_number_text(value), field=field.label, range=field.describe_range())
         if abs(value) > NUMBER_MAX:
-            return MSG_NUMBER_TOO_LARGE.format(value=value)
+            return MSG_NUMBER_TOO_LARGE.format(value=_number_text(value))
     return None
+
+
+def _number_text(value: float) -> str:
+    """A number as a message shows it: 1e300 as "1e+300", not as its 301 digits."""
+    return f"{float(value):g}" if abs(value) >= 1e15 else str(value)
 
 
 def operators_for_kind(kind: str) -> list[str]:
