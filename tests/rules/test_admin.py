@@ -668,3 +668,11 @@ def test_simulation_page_shows_held_back_counts_per_rule_in_words(admin_client, 
     page = text(admin_client.post(SIMULATE, {"days": 30}))
     row = page.split('data-rule="hot"')[1].split("</tr>")[0]
     assert '<td class="held">1 cooling down</td>' in row
+
+
+def test_the_sentence_says_when_a_rule_holds_back_and_refers(admin_client):
+    response = admin_client.post(DESCRIBE, editor_post(alarm_spec(holds_back_lower=True, refers=True, cooldown_days=2)))
+    assert response.json()["sentence"] == (
+        "When a reading has “alarm”: yes: critical — “Alarm” (at most once every 2 days); "
+        "it holds back less urgent advice on the same event and refers the thermostat"
+    )
