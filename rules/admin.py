@@ -146,6 +146,7 @@ class RuleAdmin(admin.ModelAdmin):
             path(
                 "simulate/status/<str:job_id>/", wrap(admin_views.simulation_status), name="rules_rule_simulate_status"
             ),
+            path("settings/", wrap(admin_views.ruleset_settings_view), name="rules_rule_settings"),
             path("publish/", wrap(admin_views.ruleset_publish_view), name="rules_rule_publish"),
             path("rollback/", wrap(admin_views.ruleset_rollback_view), name="rules_rule_rollback"),
             path("export/", wrap(admin_views.pack_export_view), name="rules_rule_export"),

@@ -21,13 +21,28 @@ from django.utils import timezone
 from rules import simulation
 from rules.audit import diff_html, draft_state, rule_statistics
 from rules.describe import spec_describe
-from rules.forms import ImportForm, PublishForm, RollbackForm, RuleEditor, SimulateForm, TryForm, catalog_json
+from rules.forms import (
+    ImportForm,
+    PublishForm,
+    RollbackForm,
+    RuleEditor,
+    RulesetSettingsForm,
+    SimulateForm,
+    TryForm,
+    catalog_json,
+)
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_read, ruleset_diff, spec_diff
 from rules.registry import registry
-from rules.selectors import rule_spec, rules_with_children, ruleset_draft_specs, version_live
-from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback
-from rules.spec import RuleValidationError
+from rules.selectors import (
+    rule_spec,
+    rules_with_children,
+    ruleset_draft_settings,
+    ruleset_draft_specs,
+    version_live,
+)
+from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback, ruleset_settings_save
+from rules.spec import SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
 
 PERM_VIEW = "rules.view_rule"
 PERM_ADD = "rules.add_rule"
@@ -41,6 +56,7 @@ MSG_PUBLISHED = "Version {number} is live."
 MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the draft now equals it."
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
 MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
+MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -122,6 +138,8 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             original=rule,
             add=rule is None,
             editable=request.user.has_perm(PERM_CHANGE if rule else PERM_ADD),
+            summary_max=SUMMARY_MAX,
+            advice_limit=ruleset_draft_settings()["advice_limit"],
         ),
     )
 
@@ -188,10 +206,24 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             result=result,
             fact_type=fact_type,
             fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
-            draft_rows=[(m, result.bound.get(m.rule_key, [])) for m in result.draft] if result else [],
-            severity_labels={s.code: s.label for s in registry.severities()},
+            draft_rows=[_advice_row(m, result) for m in result.draft] if result else [],
+            held_rows=[_advice_row(h.match, result, held=h) for h in result.draft_held] if result else [],
+            live_rows=[_advice_row(m, result) for m in result.live] if result else [],
+            live_held_rows=[_advice_row(h.match, result, held=h) for h in result.live_held] if result else [],
         ),
     )
+
+
+def _advice_row(match: Any, result: simulation.TryResult, held: Any = None) -> dict[str, Any]:
+    """What try-it shows of one piece of advice (given or held back), in a clinician's words."""
+    return {
+        "match": match,
+        "held": held,
+        "severity": registry.severity_label(match.severity),
+        "category": registry.category_label(match.category),
+        "bound": result.bound.get(match.rule_key, []),
+        "matched": result.matched.get(match.rule_key, []),
+    }
 
 
 def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -266,7 +298,7 @@ def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse
                 version = ruleset_publish(user=request.user, comment=form.cleaned_data["comment"])
             except RuleValidationError as exc:
                 for path, problems in exc.errors.items():
-                    form.add_error(None, f"{path}: {' '.join(problems)}")
+                    form.add_error(None, f"{error_place(path)}: {' '.join(problems)}")
             else:
                 messages.success(request, MSG_PUBLISHED.format(number=version.number))
                 return HttpResponseRedirect(_changelist_url())
@@ -292,7 +324,14 @@ def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpRespons
             return HttpResponseRedirect(_changelist_url())
         live = version_live()
         chosen = RulesetVersion.objects.get(number=number)
-        preview = diff_html(ruleset_diff(live.snapshot if live else [], chosen.snapshot))
+        preview = diff_html(
+            ruleset_diff(
+                live.snapshot if live else [],
+                chosen.snapshot,
+                settings_before=live.settings if live else None,
+                settings_after=chosen.settings,
+            )
+        )
     return _render(
         request,
         "rollback.html",
@@ -303,6 +342,38 @@ def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpRespons
             form=form,
             preview=preview,
             versions=RulesetVersion.objects.select_related("created_by")[:20],
+        ),
+    )
+
+
+# -- ruleset settings -------------------------------------------------------------------------
+def ruleset_settings_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """The draft's ruleset-wide settings (the most advice per event), next to the live ones."""
+    _require(request, PERM_VIEW)
+    if request.method == "POST":
+        _require(request, PERM_CHANGE)
+    form = RulesetSettingsForm(request.POST or None, initial=ruleset_draft_settings())
+    if request.method == "POST" and form.is_valid():
+        try:
+            ruleset_settings_save(settings=form.cleaned_data, user=request.user)
+        except RuleValidationError as exc:
+            for name, problems in exc.errors.items():
+                form.add_error(name if name in form.fields else None, problems)
+        else:
+            messages.success(request, MSG_SETTINGS_SAVED)
+            return HttpResponseRedirect(reverse("admin:rules_rule_settings"))
+    live = version_live()
+    live_settings = settings_normalize(live.settings if live else None)
+    return _render(
+        request,
+        "settings.html",
+        _context(
+            model_admin,
+            request,
+            "Ruleset settings",
+            form=form,
+            live_rows=[(form[name].label, live_settings[name]) for name in form.fields] if live else [],
+            editable=request.user.has_perm(PERM_CHANGE),
         ),
     )
 
@@ -339,7 +410,12 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc.message)
                 errors = exc.errors
             else:
-                diff = ruleset_diff(ruleset_draft_specs(), specs)
+                diff = ruleset_diff(
+                    ruleset_draft_specs(),
+                    specs,
+                    settings_before=ruleset_draft_settings(),
+                    settings_after=pack.settings,
+                )
                 if "_apply" in request.POST:
                     pack_import(specs=specs, settings=pack.settings, user=request.user)
                     messages.success(request, MSG_IMPORTED.format(summary=diff.summary()))
@@ -355,7 +431,7 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             form=form,
             preview=preview,
             pack_text=pack_text,
-            pack_errors=sorted(errors.items()),
+            pack_errors=[(error_place(path), problems) for path, problems in sorted(errors.items())],
         ),
     )
 

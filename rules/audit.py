@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 from rules.models import RulesetVersion
 from rules.packs import RulesetDiff, ruleset_diff, spec_comparable
 from rules.registry import registry
-from rules.selectors import rules_with_children, ruleset_draft_specs, version_live
+from rules.selectors import rules_with_children, ruleset_draft_settings, ruleset_draft_specs, version_live
 
 LIVE, CHANGED, NEW = "live", "changed", "new"
 STATUS_LABELS = {LIVE: "live", CHANGED: "draft: changed", NEW: "draft: not yet published"}
@@ -44,19 +44,29 @@ class DraftState:
 
 
 def draft_state() -> DraftState:
-    """The live version and what the draft changes against it."""
+    """The live version and what the draft (its rules and its settings) changes against it."""
     live = version_live()
     draft = ruleset_draft_specs()
-    return DraftState(live=live, diff=ruleset_diff(live.snapshot if live else [], draft), draft_specs=draft)
+    diff = ruleset_diff(
+        live.snapshot if live else [],
+        draft,
+        settings_before=live.settings if live else None,
+        settings_after=ruleset_draft_settings(),
+    )
+    return DraftState(live=live, diff=diff, draft_specs=draft)
 
 
 def versions_with_previous(versions: QuerySet[RulesetVersion]) -> QuerySet[RulesetVersion]:
-    """``versions`` with ``previous_snapshot`` (the version before's rules, or None) and
-    ``live_number`` annotated, so a list of versions and their diffs costs one query."""
+    """``versions`` with ``previous_snapshot`` and ``previous_settings`` (the version before's
+    rules and settings, or None) and ``live_number`` annotated, so a list of versions and their
+    diffs costs one query."""
     newest_first = RulesetVersion.objects.order_by("-number")
     return versions.annotate(
         previous_snapshot=Subquery(
             newest_first.filter(number__lt=OuterRef("number")).values("snapshot")[:1], output_field=JSONField()
+        ),
+        previous_settings=Subquery(
+            newest_first.filter(number__lt=OuterRef("number")).values("settings")[:1], output_field=JSONField()
         ),
         live_number=Subquery(newest_first.values("number")[:1]),
     )
@@ -65,22 +75,35 @@ def versions_with_previous(versions: QuerySet[RulesetVersion]) -> QuerySet[Rules
 def version_diff(version: RulesetVersion) -> RulesetDiff:
     """What ``version`` changed against the version before it."""
     if hasattr(version, "previous_snapshot"):
-        previous = version.previous_snapshot
+        previous, previous_settings = version.previous_snapshot, version.previous_settings
     else:
-        previous = (
+        previous, previous_settings = (
             RulesetVersion.objects.filter(number__lt=version.number)
             .order_by("-number")
-            .values_list("snapshot", flat=True)
+            .values_list("snapshot", "settings")
             .first()
-        )
-    return ruleset_diff(previous or [], version.snapshot)
+        ) or (None, None)
+    return ruleset_diff(
+        previous or [], version.snapshot, settings_before=previous_settings, settings_after=version.settings
+    )
 
 
 def diff_html(diff: RulesetDiff) -> SafeString:
     """A diff as a small HTML table for admin pages."""
     if diff.empty:
         return format_html("<p>{}</p>", "No differences.")
-    rows = []
+    rows = [
+        format_html(
+            '<tr class="diff-changed diff-settings"><td>{}</td><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
+            '<td class="diff-after">{}</td></tr>',
+            format_html("<b>{}</b>", "Ruleset") if index == 0 else "",
+            "settings for every rule" if index == 0 else "",
+            what,
+            before,
+            after,
+        )
+        for index, (what, before, after) in enumerate(diff.settings)
+    ]
     for rule in diff.rules:
         if rule.action != "changed":
             rows.append(

@@ -137,7 +137,8 @@ def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[
 
 
 def spec_describe(spec: Mapping[str, Any]) -> str:
-    """The whole rule as one sentence: when it fires, what the member is told, how often."""
+    """The whole rule as one sentence: when it fires, what the subject is told, how often, and
+    whether it holds back less urgent advice or refers the subject."""
     parameters = {str(p.get("name")): p for p in spec.get("parameters") or [] if p.get("name")}
     pattern = spec.get("pattern") or "single"
     steps = spec.get("steps") or []
@@ -170,6 +171,13 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
         cooldown = 0
     if cooldown:
         sentence += f" (at most once every {cooldown} day{'s' if cooldown != 1 else ''})"
+    policy = []
+    if spec.get("holds_back_lower") is True:
+        policy.append("holds back less urgent advice on the same event")
+    if spec.get("refers") is True:
+        policy.append(f"refers the {registry.subject()[0]}")
+    if policy:
+        sentence += "; it " + " and ".join(policy)
     if spec.get("enabled") is False:
         sentence = "Disabled. " + sentence
     return sentence

@@ -12,9 +12,9 @@ The public surface of the engine for domain apps. Two steps, each with one home:
      advice it gave them (by the facts' ``occurred_at``);
    - *precedence*: a rule that holds back lower advice keeps less urgent matches of the same
      fact from being given;
-   - *referral*: a rule that refers the subject puts them under referral from that fact on;
-     until a fact that clears the referral, only advice at least as urgent as the registry's
-     referral floor is given;
+   - *referral*: a rule that refers the subject (and whose advice is given) puts them under
+     referral from that fact on; until a fact that clears the referral, only advice at least
+     as urgent as the registry's referral floor is given;
    - *the limit*: at most ``advice_limit`` pieces of advice per fact, most urgent first, then
      by the rules' priority (lower first), then by key.
 
@@ -175,13 +175,17 @@ def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, advice
                 kept.append(match)
         candidates = kept
 
+    floor = registry.referral_floor_rank()
     referral = state.referral
+    starter: Match | None = None
     if referral is None:
-        starter = next((m for m in candidates if m.refers), None)
+        # Only advice that is given starts a referral: a referring rule at or above the floor
+        # that is within the limit once the less urgent matches are held back.
+        urgent = [m for m in candidates if m.meta.rank <= floor][:advice_limit]
+        starter = next((m for m in urgent if m.refers), None)
         if starter is not None:
             referral = Referral(fact.occurred_at, starter.rule_key, starter.rule_name, fact.id)
     if referral is not None:
-        floor = registry.referral_floor_rank()
         kept = []
         for match in candidates:
             if match.meta.rank > floor:
@@ -200,12 +204,12 @@ def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, advice
         explanation = MSG_HELD_LIMIT.format(limit=advice_limit, plural=_plural(advice_limit))
         held.append(HeldBack(match, HELD_LIMIT, explanation))
 
-    started = ""
     for match in given:
         state.last_given[match.rule_key] = fact.occurred_at
-        if match.refers and state.referral is None:
-            state.referral = Referral(fact.occurred_at, match.rule_key, match.rule_name, fact.id)
-            started = match.rule_key
+    started = ""
+    if starter is not None:  # given: it is among the first `advice_limit` of what was kept
+        state.referral = referral
+        started = starter.rule_key
     return Decision(
         fact=fact, version=version, given=given, held_back=held, referral=state.referral, referral_started_by=started
     )

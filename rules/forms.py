@@ -19,13 +19,31 @@ from django.utils.text import format_lazy
 
 from rules.models import RulesetVersion
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
-from rules.spec import KIND_LABELS, OPERATORS, PARAMETER_KINDS, PATTERNS, value_text
+from rules.spec import (
+    ADVICE_LIMIT_MAX,
+    KIND_LABELS,
+    OPERATORS,
+    PARAMETER_KINDS,
+    PATTERNS,
+    PRIORITY_MAX,
+    RULE_FIELDS,
+    RULESET_SETTINGS,
+    SUMMARY_MAX,
+    rule_field_label,
+    value_text,
+)
 
 PARAMETER_KIND_LABELS = {NUMBER: "Number", INTEGER: "Whole number", BOOLEAN: "Yes / no", TEXT: "Text", DATE: "Date"}
 
 
 # Form classes are built at import, before a domain has registered its subject's name.
 _subject = lazy(lambda: registry.subject()[0], str)
+_label = lazy(rule_field_label, str)
+
+
+def _referral_floor_label() -> str:
+    severities = registry.severities()
+    return severities[registry.referral_floor_rank()].label if severities else "the most urgent"
 
 
 def catalog_json() -> dict[str, Any]:
@@ -97,14 +115,50 @@ class RuleForm(forms.Form):
     source_label = forms.CharField(
         max_length=300, required=False, label="Source", widget=forms.TextInput(attrs={"size": 80})
     )
+    summary = forms.CharField(
+        required=False,
+        label=_label("summary"),
+        help_text=format_lazy(
+            "What to do, in at most {} characters: many clinical systems show only this line. "
+            "It may use the same {{placeholders}} as the message; empty: the rule's name.",
+            SUMMARY_MAX,
+        ),
+        widget=forms.TextInput(attrs={"size": 80, "class": "rules-counted", "data-max": SUMMARY_MAX}),
+    )
     cooldown_days = forms.IntegerField(
         min_value=0,
         initial=0,
-        label="Cooldown (days)",
+        label=_label("cooldown_days"),
         help_text=format_lazy(
-            "No new advice from this rule for the same {} within this many days (0: no limit).", _subject()
+            "No new advice from this rule for the same {} within this many days of its last advice (0: no limit).",
+            _subject(),
         ),
         widget=forms.NumberInput(attrs={"style": "width:5em"}),
+    )
+    holds_back_lower = forms.BooleanField(
+        required=False,
+        label=_label("holds_back_lower"),
+        help_text="When this rule gives advice, less urgent advice on the same event is not given.",
+    )
+    refers = forms.BooleanField(
+        required=False,
+        label=_label("refers"),
+        help_text=format_lazy(
+            "When this rule gives advice, the {} is under referral from that event on: until the referral is "
+            "cleared, only advice at least as urgent as “{}” is given.",
+            _subject(),
+            lazy(_referral_floor_label, str)(),
+        ),
+    )
+    priority = forms.IntegerField(
+        initial=RULE_FIELDS["priority"][1],
+        label=_label("priority"),
+        help_text=format_lazy(
+            "Among advice of the same severity, lower numbers are given first (0 to {}), when an event "
+            "gives more advice than the ruleset allows.",
+            PRIORITY_MAX,
+        ),
+        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 0, "max": PRIORITY_MAX}),
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -165,20 +219,9 @@ StepFormSet = formset_factory(StepForm, extra=0, can_delete=True, min_num=0)
 ConditionFormSet = formset_factory(ConditionForm, extra=0, can_delete=True)
 ParameterFormSet = formset_factory(ParameterForm, extra=0, can_delete=True)
 
-_TOP_LEVEL = (
-    "key",
-    "name",
-    "description",
-    "category",
-    "severity",
-    "enabled",
-    "pattern",
-    "count",
-    "window_hours",
-    "message",
-    "source_label",
-    "cooldown_days",
-)
+# The editor edits every scalar field of a spec (rules.spec.RULE_FIELDS); yes/no ones are checkboxes.
+_TOP_LEVEL = tuple(RULE_FIELDS)
+_CHECKBOXES = tuple(name for name, (_, default) in RULE_FIELDS.items() if isinstance(default, bool))
 
 
 class RuleEditor:
@@ -204,10 +247,11 @@ class RuleEditor:
             )
             self.parameters = ParameterFormSet(data, prefix="parameters")
         else:
-            initial = {name: spec.get(name) for name in _TOP_LEVEL if spec.get(name) is not None}
-            initial.setdefault("enabled", True)
-            initial.setdefault("pattern", "single")
-            initial.setdefault("cooldown_days", 0)
+            initial = {
+                name: spec[name] if spec.get(name) is not None else default
+                for name, (_, default) in RULE_FIELDS.items()
+                if spec.get(name) is not None or default is not None
+            }
             initial["revision"] = revision
             self.rule = RuleForm(initial=initial)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
@@ -253,7 +297,8 @@ class RuleEditor:
                 spec[name] = rule[name]
             elif self.rule.is_bound:
                 spec[name] = raw.get(name) or None
-        spec["enabled"] = bool(rule.get("enabled", raw.get("enabled") in ("on", "true", "1", True)))
+        for name in _CHECKBOXES:
+            spec[name] = bool(rule.get(name, raw.get(name) in ("on", "true", "1", True)))
         if spec.get("window_hours") in ("",):
             spec["window_hours"] = None
         self._step_forms = _live_forms(self.steps)
@@ -378,6 +423,20 @@ class ImportForm(forms.Form):
     pack_text = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
+class RulesetSettingsForm(forms.Form):
+    """The ruleset's own settings (rules.spec.RULESET_SETTINGS), saved to the draft."""
+
+    advice_limit = forms.IntegerField(
+        label=RULESET_SETTINGS["advice_limit"][0],
+        help_text=format_lazy(
+            "An event gives at most this many pieces of advice (1 to {}): the most urgent first, then by "
+            "the rules' priority. The rest is held back and shown as such in try it and simulation.",
+            ADVICE_LIMIT_MAX,
+        ),
+        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 1, "max": ADVICE_LIMIT_MAX}),
+    )
+
+
 class SimulateForm(forms.Form):
     days = forms.IntegerField(min_value=1, max_value=365, initial=30, label="Stored events of the last (days)")
 
@@ -475,6 +534,7 @@ __all__ = [
     "PublishForm",
     "RollbackForm",
     "RuleEditor",
+    "RulesetSettingsForm",
     "SimulateForm",
     "TryForm",
     "catalog_json",

@@ -18,7 +18,14 @@ from django.utils import timezone
 
 from rules.selectors import version_live
 from rules.services import draft_replace, ruleset_check
-from rules.spec import RULE_FIELDS, RuleValidationError, settings_normalize, spec_normalize
+from rules.spec import (
+    RULE_FIELDS,
+    RULESET_SETTINGS,
+    RuleValidationError,
+    rule_field_label,
+    settings_normalize,
+    spec_normalize,
+)
 
 PACK_FORMAT = "rules-pack"
 PACK_FORMAT_VERSION = 2
@@ -123,16 +130,20 @@ class RuleDiff:
 @dataclass
 class RulesetDiff:
     rules: list[RuleDiff]
+    # The ruleset's own settings that differ: (label, before, after).
+    settings: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.rules
+        return not self.rules and not self.settings
 
     def count(self, action: str) -> int:
         return sum(1 for r in self.rules if r.action == action)
 
     def summary(self) -> str:
         parts = [f"{self.count(a)} {a}" for a in ("added", "changed", "removed") if self.count(a)]
+        if self.settings:
+            parts.append("settings changed")
         return ", ".join(parts) if parts else "no changes"
 
 
@@ -155,10 +166,6 @@ def _condition_text(condition: Mapping[str, Any]) -> str:
     )
 
 
-# The fields a diff shows (parameters, events and conditions are shown on their own).
-_LABELS = {name: label for name, (label, _) in RULE_FIELDS.items() if name != "key"}
-
-
 def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> RuleDiff:
     """What changed in one rule, in words a clinician reads (parameter values first)."""
     spec = after or before or {}
@@ -177,9 +184,9 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
         new_v = f"{_show(new['value'])} {unit}".strip() if new else "—"
         if old_v != new_v or (old and new and old.get("kind") != new.get("kind")):
             changes.append((f"Parameter “{label}”", old_v, new_v))
-    for name, label in _LABELS.items():
-        if _show(before.get(name)) != _show(after.get(name)):
-            changes.append((label, _show(before.get(name)), _show(after.get(name))))
+    for name in RULE_FIELDS:  # parameters, events and conditions are shown on their own
+        if name != "key" and _show(before.get(name)) != _show(after.get(name)):
+            changes.append((rule_field_label(name), _show(before.get(name)), _show(after.get(name))))
     old_steps = ", ".join(s["fact_type"] for s in before.get("steps") or [])
     new_steps = ", ".join(s["fact_type"] for s in after.get("steps") or [])
     if old_steps != new_steps:
@@ -203,8 +210,25 @@ def spec_comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
         return dict(spec)
 
 
-def ruleset_diff(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]]) -> RulesetDiff:
-    """Rules added, removed and changed from ``before`` to ``after`` (both lists of specs)."""
+def settings_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """The ruleset settings that differ from ``before`` to ``after``: (label, before, after)."""
+    old, new = settings_normalize(before), settings_normalize(after)
+    return [
+        (label, _show(old[name]), _show(new[name]))
+        for name, (label, _) in RULESET_SETTINGS.items()
+        if old[name] != new[name]
+    ]
+
+
+def ruleset_diff(
+    before: Sequence[Mapping[str, Any]],
+    after: Sequence[Mapping[str, Any]],
+    *,
+    settings_before: Mapping[str, Any] | None = None,
+    settings_after: Mapping[str, Any] | None = None,
+) -> RulesetDiff:
+    """Rules added, removed and changed from ``before`` to ``after`` (both lists of specs), and
+    the ruleset settings that differ (defaults stand in for settings not given)."""
     old = {s["key"]: spec_comparable(s) for s in before}
     new = {s["key"]: spec_comparable(s) for s in after}
     diffs = []
@@ -214,4 +238,4 @@ def ruleset_diff(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[st
         diff = spec_diff(old.get(key), new.get(key))
         if diff.action != "same":
             diffs.append(diff)
-    return RulesetDiff(rules=diffs)
+    return RulesetDiff(rules=diffs, settings=settings_diff(settings_before, settings_after))

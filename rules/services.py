@@ -144,6 +144,7 @@ MSG_SMOKE_TEST = (
     "This ruleset failed a test evaluation on sample events ({error}), so it was not published. "
     "Nothing changed for members."
 )
+MSG_SMOKE_TEST_RULE = "This rule fails the test evaluation on its own ({error}); change it or switch it off."
 # durable_rules refuses a fact that more than 64 rules test (error 303, measured): keep a margin.
 MAX_RULES_PER_FACT_TYPE = 60
 
@@ -184,10 +185,30 @@ def ruleset_check(
         try:
             ruleset_smoke_test(normalized, settings=settings_normalize(settings))
         except Exception as exc:  # any failure at all keeps the version from going live
-            raise RuleValidationError(
-                {"ruleset: test evaluation": [MSG_SMOKE_TEST.format(error=f"{type(exc).__name__}: {exc}")]}
-            ) from exc
+            errors = {"ruleset: test evaluation": [MSG_SMOKE_TEST.format(error=_error_text(exc))]}
+            errors.update(_smoke_test_culprits(normalized, settings))
+            raise RuleValidationError(errors) from exc
     return normalized
+
+
+def _error_text(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _smoke_test_culprits(
+    specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None
+) -> dict[str, list[str]]:
+    """The enabled rules that fail the test evaluation on their own (none when only the
+    combination fails), so that the refusal names the rule to fix."""
+    culprits: dict[str, list[str]] = {}
+    for spec in specs:
+        if not spec["enabled"]:
+            continue
+        try:
+            ruleset_smoke_test([spec], settings=settings_normalize(settings))
+        except Exception as exc:
+            culprits[f"{spec['key']}: test evaluation"] = [MSG_SMOKE_TEST_RULE.format(error=_error_text(exc))]
+    return culprits
 
 
 def _engine_limits(specs: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:

@@ -23,7 +23,17 @@ from typing import Any
 
 from django.utils import timezone
 
-from rules.evaluation import Decision, Evaluator, Fact, HeldBack, Match
+from rules.evaluation import (
+    HELD_COOLDOWN,
+    HELD_LIMIT,
+    HELD_PRECEDENCE,
+    HELD_REFERRAL,
+    Decision,
+    Evaluator,
+    Fact,
+    HeldBack,
+    Match,
+)
 from rules.internal.render import display_value
 from rules.registry import registry
 from rules.selectors import ruleset_draft_settings, ruleset_draft_specs, version_live
@@ -32,6 +42,13 @@ from rules.spec import settings_normalize
 
 MSG_NO_FACT_SOURCE = "No domain has registered a source of stored events, so there is nothing to try or simulate."
 EXAMPLES_PER_RULE = 5
+# Why advice was held back, as a clinician reads it in a simulation's counts.
+HELD_LABELS = {
+    HELD_COOLDOWN: "cooling down",
+    HELD_PRECEDENCE: "held back by a more urgent rule",
+    HELD_REFERRAL: "under referral",
+    HELD_LIMIT: "over the limit per event",
+}
 # Simulations of more stored facts than this run in a background thread with a progress bar.
 BACKGROUND_ABOVE = 20_000
 
@@ -196,6 +213,15 @@ class RuleImpact:
     @property
     def changed(self) -> bool:
         return bool(self.appear or self.disappear or self.change)
+
+    @property
+    def held_total(self) -> int:
+        return sum(self.held.values())
+
+    @property
+    def held_reasons(self) -> list[tuple[str, int]]:
+        """(why, how many) of the draft's held-back advice, in the order the policy applies them."""
+        return [(label, self.held[reason]) for reason, label in HELD_LABELS.items() if self.held.get(reason)]
 
     def example(self, kind: str, label: str) -> None:
         examples = self.examples[kind]

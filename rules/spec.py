@@ -100,17 +100,62 @@ RULE_FIELDS: dict[str, tuple[str, Any]] = {
     "source_label": ("Source", ""),
     "cooldown_days": ("Cooldown (days)", 0),
     "holds_back_lower": ("Holds back lower advice", False),
-    "refers": ("Refers the member", False),
+    "refers": ("Refers the {subject}", False),  # see rule_field_label
     "priority": ("Priority", 100),
     "enabled": ("Enabled", True),
     "pattern": ("Pattern", SINGLE),
     "count": ("How many events", None),
     "window_hours": ("Within (hours)", None),
 }
+# Where a validation message belongs (see error_place): list heads and their items' fields.
+_LIST_ITEMS = {"steps": "event", "conditions": "condition", "parameters": "parameter"}
+_LIST_LABELS = {"steps": "events", "conditions": "conditions", "parameters": "parameters"}
+_ITEM_FIELDS = {
+    "fact_type": "event type",
+    "step": "event",
+    "group": "group",
+    "field": "field",
+    "operator": "comparison",
+    "value": "value",
+    "parameter": "parameter",
+    "name": "name",
+    "label": "label",
+    "kind": "kind",
+    "unit": "unit",
+}
 # The ruleset's own settings (published with every version): name -> (label, default).
 RULESET_SETTINGS: dict[str, tuple[str, Any]] = {
     "advice_limit": ("Most pieces of advice per event", 3),
 }
+
+
+def rule_field_label(name: str) -> str:
+    """A rule field's label as a clinician reads it, in the domain's words ("Refers the member")."""
+    return RULE_FIELDS[name][0].format(subject=registry.subject()[0])
+
+
+def error_place(path: str) -> str:
+    """Where a validation message belongs, in words: "hot: conditions.2.value" -> "Rule “hot”,
+    condition 3, value"; "ruleset: advice_limit" -> "The ruleset, most pieces of advice per event"."""
+    owner, _, field_path = path.rpartition(": ")
+    head, *rest = field_path.split(".")
+    if head in RULE_FIELDS:
+        words = [rule_field_label(head).lower()]
+    elif head in RULESET_SETTINGS:
+        words = [RULESET_SETTINGS[head][0].lower()]
+    elif head in _LIST_ITEMS and rest and rest[0].isdigit():
+        words = [f"{_LIST_ITEMS[head]} {int(rest[0]) + 1}", *(_ITEM_FIELDS.get(r, r) for r in rest[1:2])]
+    elif head in _LIST_LABELS:
+        words = [_LIST_LABELS[head]]
+    else:
+        words = [head] if head and head != "rules" else []
+    if owner == "ruleset":
+        words.insert(0, "The ruleset")
+    elif owner:
+        words.insert(0, f"Rule “{owner}”")
+    text = ", ".join(words)
+    return text[:1].upper() + text[1:]
+
 
 # Messages a clinician reads (tests reuse these constants).
 MSG_REQUIRED = "This field is required."
@@ -160,6 +205,10 @@ MSG_TOO_MANY_ALTERNATIVES = f"At most {ALTERNATIVES_MAX} alternatives in one “
 MSG_TOO_MANY_VALUES = f"At most {ALTERNATIVES_MAX} values in one list."
 MSG_NUMBER_TOO_LARGE = "{value} is too large; use a number between -1000000000 and 1000000000."
 MSG_YES_NO = "Enter yes or no."
+MSG_REFERS_SEVERITY = (
+    "Only advice at least as urgent as “{floor}” can refer the {subject}: under referral, less urgent "
+    "advice is held back, this rule's own included."
+)
 MSG_ADVICE_LIMIT = f"The most pieces of advice per event must be a whole number from 1 to {ADVICE_LIMIT_MAX}."
 MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
 MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
@@ -201,7 +250,7 @@ def coerce_value(raw: Any, kind: str) -> Any:
         except (TypeError, ValueError, OverflowError):
             raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER) from None
         if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(MSG_NOT_NUMBER)
+            raise ValueError(MSG_NOT_INTEGER if kind == INTEGER else MSG_NOT_NUMBER)
         if kind == INTEGER:
             if not number.is_integer():
                 raise ValueError(MSG_NOT_INTEGER)
@@ -275,10 +324,15 @@ def _check_against_field(value: Any, field: FieldSpec) -> str | None:
         if (field.minimum is not None and value < field.minimum) or (
             field.maximum is not None and value > field.maximum
         ):
-            return MSG_OUT_OF_RANGE.format(value=value, field=field.label, range=field.describe_range())
+            return MSG_OUT_OF_RANGE.format(value=_number_text(value), field=field.label, range=field.describe_range())
         if abs(value) > NUMBER_MAX:
-            return MSG_NUMBER_TOO_LARGE.format(value=value)
+            return MSG_NUMBER_TOO_LARGE.format(value=_number_text(value))
     return None
+
+
+def _number_text(value: float) -> str:
+    """A number as a message shows it: 1e300 as "1e+300", not as its 301 digits."""
+    return f"{float(value):g}" if abs(value) >= 1e15 else str(value)
 
 
 def operators_for_kind(kind: str) -> list[str]:
@@ -313,6 +367,13 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     severities = [s.code for s in registry.severities()]
     if spec.get("severity") and spec["severity"] not in severities:
         add("severity", MSG_UNKNOWN_SEVERITY.format(value=spec["severity"], choices=", ".join(severities)))
+    if spec.get("refers") is True and spec.get("severity") in severities:
+        floor = registry.referral_floor_rank()
+        if severities.index(spec["severity"]) > floor:
+            add(
+                "refers",
+                MSG_REFERS_SEVERITY.format(floor=registry.severities()[floor].label, subject=registry.subject()[0]),
+            )
     cooldown = spec.get("cooldown_days", 0)
     if cooldown is None:
         cooldown = 0

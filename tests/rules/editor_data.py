@@ -5,27 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rules.spec import value_text
+from rules.spec import RULE_FIELDS, value_text
 
 
 def editor_post(spec: Mapping[str, Any], *, revision: int | None = None, **extra: str) -> dict[str, str]:
     data: dict[str, str] = {}
-    for name in (
-        "key",
-        "name",
-        "description",
-        "category",
-        "severity",
-        "pattern",
-        "count",
-        "window_hours",
-        "message",
-        "source_label",
-        "cooldown_days",
-    ):
-        data[name] = value_text(spec.get(name))
-    if spec.get("enabled", True):
-        data["enabled"] = "on"
+    for name, (_, default) in RULE_FIELDS.items():
+        value = spec.get(name, default)
+        if isinstance(default, bool):  # a checkbox: sent only when ticked
+            if value:
+                data[name] = "on"
+        else:
+            data[name] = value_text(value)
     data["revision"] = value_text(revision)
     groups = {
         "steps": spec.get("steps") or [],

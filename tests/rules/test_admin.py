@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import time
 
@@ -14,15 +15,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rules import evaluation, services, simulation
-from rules.admin_views import MSG_NOTHING_TO_PUBLISH
+from rules import spec as S
+from rules.admin_views import MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import FactSource, registry
-from rules.selectors import ruleset_draft_specs
+from rules.selectors import ruleset_draft_settings, ruleset_draft_specs
 from rules.services import MSG_CONFLICT
 from rules.spec import spec_normalize
-from tests.rules.conftest import cond, make_spec
+from tests.rules.conftest import T0, cond, make_spec
 from tests.rules.editor_data import editor_post
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +56,7 @@ class MemorySource(FactSource):
     """Stored facts kept in a list: enough for try it, simulation and statistics."""
 
     def __init__(self, facts: list[Fact], counts: dict | None = None) -> None:
-        self.facts = sorted(facts, key=lambda f: f.occurred_at)
+        self.facts = sorted(facts, key=lambda f: (f.occurred_at, f.id))
         self.counts = counts or {}
 
     def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:
@@ -70,16 +72,11 @@ class MemorySource(FactSource):
             group=subject or "",
         ), history
 
-    def stored_facts(self, *, since, window=None, types=None):
-        for fact in self.facts:
-            if fact.occurred_at < since:
-                continue
-            history = [
-                h
-                for h in self.facts
-                if window and h.group == fact.group and fact.occurred_at - window <= h.occurred_at < fact.occurred_at
-            ]
-            yield fact, history, f"Group {fact.group}"
+    def timelines(self, *, since):
+        """Each subject with facts since ``since``: all its facts in time order, and a label per fact."""
+        for group in sorted({f.group for f in self.facts if f.occurred_at >= since}):
+            facts = [f for f in self.facts if f.group == group]
+            yield facts, {f.id: f"Group {group}" for f in facts}
 
     def advice_counts(self, *, since):
         return self.counts
@@ -282,7 +279,7 @@ def test_import_rejects_a_broken_pack_and_changes_nothing(admin_client, live_hot
     assert MSG_PACK_FORMAT.replace("“", "&ldquo;")[:20] in page or "not a rule pack" in page
     bad = {"format": "rules-pack", "format_version": 1, "rules": [make_spec(severity="purple")]}
     page = admin_client.post(IMPORT, {"pack": _upload(json.dumps(bad))}).content.decode()
-    assert "hot: severity" in page and "is not a severity" in page
+    assert "Rule “hot”, severity" in page and "is not a severity" in page
     assert Rule.objects.get(key="hot").severity == "urgent"
 
 
@@ -320,7 +317,7 @@ def test_try_it_shows_which_rules_fire_with_values_and_message(admin_client, liv
             "data_temperature": "12",
         },
     ).content.decode()
-    assert "No rule fires." in page
+    assert "No rule gives advice." in page
 
 
 def test_simulation_counts_advice_that_would_appear_disappear_or_change(admin_user, live_hot, source):
@@ -386,10 +383,28 @@ def test_publishing_needs_the_add_version_permission(client, live_hot):
     assert RulesetVersion.objects.count() == 1
 
 
-def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user):
-    """Shared rules replayed once and histories trimmed to pattern candidates change no count."""
+def test_simulation_judges_each_timeline_from_its_first_fact(admin_user, live_hot, source):
+    """Worked by hand: a cooldown of 36 days counts from advice given before the simulated days."""
+    services.rule_save(spec={**threshold_spec(30), "cooldown_days": 36}, user=admin_user)
+    result = simulation.ruleset_simulate(days=30)
+    # Group a: 50 °C 40 days ago (advice, before the simulated days), 31 °C 5 days ago (35 days
+    # later: cooling down), 36 °C 3 days ago (37 days later: advice). b: 33 °C. c: 40 °C.
+    hot = {r.key: r for r in result.rules}["hot"]
+    assert (hot.live, hot.draft, hot.appear, hot.disappear, hot.change) == (4, 3, 0, 1, 0)
+    assert hot.held == {evaluation.HELD_COOLDOWN: 1}
+    assert hot.examples["disappear"] == ["Group a"]
+    by_temperature = {f.data["temperature"]: f.id for f in source.facts}
+    assert result.predicted[by_temperature[31]] == []
+    assert result.predicted[by_temperature[36]] == ["hot"]
+    assert by_temperature[50] not in result.predicted  # before the simulated days: history only
+
+
+def test_simulation_counts_what_judging_each_timeline_gives(admin_user):
+    """Over 300 facts of three subjects, with cooldowns, patterns, precedence and the limit, the
+    simulation counts exactly the advice that judging each subject's timeline gives."""
     now = timezone.now()
-    specs = [
+    since = now - dt.timedelta(days=10)
+    live_specs = [
         threshold_spec(30),
         make_spec(
             "then-visit",
@@ -409,39 +424,255 @@ def test_simulation_shortcuts_give_the_same_counts_as_a_plain_replay(admin_user)
             conditions=[cond("temperature", "gt", 32)],
         ),
     ]
-    draft = [threshold_spec(34), {**specs[1], "window_hours": 12}, specs[2]]
+    draft_specs = [
+        {**threshold_spec(34), "severity": "note"},
+        {**live_specs[1], "window_hours": 12},
+        {**live_specs[2], "cooldown_days": 2, "holds_back_lower": True},
+        make_spec("warm", severity="note", conditions=[cond("temperature", "gt", 28)], message="Warm"),
+    ]
     facts = []
     for i in range(300):
         kind = "visit" if i % 4 == 3 else "reading"
         data = {"minutes": (i * 7) % 30} if kind == "visit" else {"temperature": 25 + (i * 13) % 20}
-        facts.append(
-            Fact(
-                id=str(i), type=kind, occurred_at=now - dt.timedelta(hours=300 - i * 0.9), data=data, group=f"g{i % 3}"
-            )
-        )
-    source = MemorySource(facts)
-    window = dt.timedelta(hours=48)
-    rows = list(source.stored_facts(since=now - dt.timedelta(days=30), window=window))
+        at = now - dt.timedelta(hours=300 - i * 0.9)
+        facts.append(Fact(id=str(i), type=kind, occurred_at=at, data=data, group=f"g{i % 3}"))
+    timelines = list(MemorySource(facts).timelines(since=since))
     data = simulation.SimulationInput(
-        since=now - dt.timedelta(days=30),
-        days=30,
+        since=since,
+        days=10,
         live_version=1,
-        live_specs=services.ruleset_check(specs),
-        draft_specs=draft,
-        facts=rows,
+        live_specs=services.ruleset_check(live_specs),
+        draft_specs=draft_specs,
+        timelines=timelines,
+        draft_settings={"advice_limit": 1},
     )
-    result = {r.key: (r.live, r.draft, r.appear, r.disappear, r.change) for r in simulation.simulation_run(data).rules}
+    result = {r.key: r for r in simulation.simulation_run(data).rules}
 
-    def plain(rule_specs):
-        last: dict = {}
-        with evaluation.Evaluator(specs=rule_specs) as evaluator:
-            evaluations = evaluator.evaluate_many([(f, h) for f, h, _ in rows])
-        return simulation._advised(evaluations, rows, last)
+    def judged(specs, settings=None):
+        given: dict[str, set[str]] = {}
+        held: dict[str, dict[str, int]] = {}
+        with evaluation.Evaluator(specs=specs, settings=settings) as evaluator:
+            for timeline, _ in timelines:
+                for decision in evaluator.judge(timeline):
+                    if decision.fact.occurred_at < since:
+                        continue
+                    for match in decision.given:
+                        given.setdefault(match.rule_key, set()).add(decision.fact.id)
+                    for h in decision.held_back:
+                        reasons = held.setdefault(h.match.rule_key, {})
+                        reasons[h.reason] = reasons.get(h.reason, 0) + 1
+        return given, held
 
-    live, mine = plain(specs), plain(draft)
-    for key in ("hot", "then-visit", "three-hot"):
-        expected_live = sum(key in a for a in live)
-        expected_draft = sum(key in a for a in mine)
-        assert result[key][:2] == (expected_live, expected_draft), key
-    assert result["hot"][3] > 0 and result["three-hot"][2:] == (0, 0, 0)
-    assert result["then-visit"][0] > 0
+    (live, _), (draft, draft_held) = judged(live_specs), judged(draft_specs, {"advice_limit": 1})
+    for key in ("hot", "then-visit", "three-hot", "warm"):
+        mine, theirs = draft.get(key, set()), live.get(key, set())
+        impact = result[key]
+        assert (impact.live, impact.draft) == (len(theirs), len(mine)), key
+        assert (impact.appear, impact.disappear) == (len(mine - theirs), len(theirs - mine)), key
+        assert impact.held == draft_held.get(key, {}), key
+    assert result["hot"].disappear > 0 and result["warm"].appear > 0
+    assert result["three-hot"].held.get(evaluation.HELD_COOLDOWN, 0) > 0
+    assert result["warm"].held.get(evaluation.HELD_LIMIT, 0) > 0
+    assert result["hot"].held.get(evaluation.HELD_PRECEDENCE, 0) > 0
+    assert result["then-visit"].live > 0
+
+
+# -- the policy fields in the editor ---------------------------------------------------------------
+SETTINGS = reverse("admin:rules_rule_settings")
+
+
+def text(response) -> str:
+    """A page as a clinician reads it (entities such as &#x27; decoded)."""
+    return html.unescape(response.content.decode())
+
+
+def test_editor_shows_the_policy_fields_in_the_domains_words(admin_client):
+    page = text(admin_client.get(ADD))
+    for label in ("Summary", "Holds back lower advice", "Refers the thermostat", "Priority", "Cooldown (days)"):
+        assert f">{label}:</label>" in page, label
+    assert "0 of 140 characters" in page
+    assert "only advice at least as urgent as “Urgent” is given" in page
+    assert 'name="priority" value="100"' in page
+    assert "At most 3 pieces of advice per event in the draft" in page
+
+
+def test_editor_saves_summary_holding_back_referral_and_priority(admin_client):
+    spec = {
+        **alarm_spec(),
+        "summary": "Call the engineer about {room}",
+        "holds_back_lower": True,
+        "refers": True,
+        "priority": 7,
+    }
+    response = admin_client.post(ADD, editor_post(spec))
+    assert response.status_code == 302, text(response)[:3000]
+    saved = ruleset_draft_specs()[0]
+    assert (saved["summary"], saved["holds_back_lower"], saved["refers"], saved["priority"]) == (
+        "Call the engineer about {room}",
+        True,
+        True,
+        7,
+    )
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert 'value="Call the engineer about {room}"' in page and "30 of 140 characters" in page
+    assert 'id="id_holds_back_lower" checked>' in page and 'id="id_refers" checked>' in page
+    unticked = editor_post({**spec, "holds_back_lower": False, "refers": False}, revision=1)
+    assert admin_client.post(change_url(Rule.objects.get()), unticked).status_code == 302
+    saved = ruleset_draft_specs()[0]
+    assert (saved["holds_back_lower"], saved["refers"]) == (False, False)
+
+
+def alarm_spec(**overrides) -> dict:
+    fields = {"severity": "critical", "conditions": [cond("alarm", "eq", True)], "message": "Alarm", **overrides}
+    return make_spec("alarm", **fields)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"summary": "x" * 141}, S.MSG_SUMMARY_LENGTH),
+        ({"summary": "Check {colour}"}, "The summary uses “{colour}”"),
+        ({"priority": 5000}, S.MSG_PRIORITY),
+        ({"cooldown_days": 999999999}, S.MSG_COOLDOWN),
+        ({"severity": "note", "refers": True}, S.MSG_REFERS_SEVERITY.format(floor="Urgent", subject="thermostat")),
+        ({"pattern": "count", "count": 10**9, "window_hours": 24}, S.MSG_COUNT_MAX),
+        ({"pattern": "count", "count": 3, "window_hours": 1e9}, S.MSG_WINDOW_MAX),
+    ],
+)
+def test_editor_refuses_out_of_bounds_values_with_a_message_and_saves_nothing(admin_client, change, message):
+    response = admin_client.post(ADD, editor_post(alarm_spec(**change)))
+    assert response.status_code == 200
+    assert message in text(response)
+    assert not Rule.objects.exists()
+
+
+# -- ruleset settings --------------------------------------------------------------------------------
+def test_clinician_edits_the_most_advice_per_event_and_publishes_it(admin_client, live_hot, admin_user):
+    page = text(admin_client.get(SETTINGS))
+    assert "Most pieces of advice per event" in page and 'value="3"' in page
+    assert "Live version 1" in page
+    response = admin_client.post(SETTINGS, {"advice_limit": "1"})
+    assert response.status_code == 302
+    assert ruleset_draft_settings() == {"advice_limit": 1}
+    assert MSG_SETTINGS_SAVED in text(admin_client.get(response["Location"]))
+    assert RulesetVersion.objects.get().settings == {"advice_limit": 3}  # live is untouched
+    listing = text(admin_client.get(LIST))
+    assert "Draft: settings changed (not live until published)" in listing
+    preview = text(admin_client.get(PUBLISH))
+    assert "Most pieces of advice per event" in preview and 'class="diff-before">3<' in preview
+    assert 'class="diff-after">1<' in preview
+    assert admin_client.post(PUBLISH, {"comment": "one piece of advice per event"}).status_code == 302
+    live = RulesetVersion.objects.get(number=2)
+    assert live.settings == {"advice_limit": 1} and live.snapshot == RulesetVersion.objects.get(number=1).snapshot
+    services.rule_save(spec=threshold_spec(30, key="also-hot"), user=admin_user)
+    services.ruleset_publish(user=admin_user, comment="two rules")
+    decisions = evaluation.timeline_judge(
+        facts=[Fact(id="f", type="reading", occurred_at=T0, data={"temperature": 40})]
+    )
+    assert [m.rule_key for m in decisions[0].given] == ["also-hot"]
+    assert [h.reason for h in decisions[0].held_back] == [evaluation.HELD_LIMIT]
+    version = text(admin_client.get(reverse("admin:rules_rulesetversion_change", args=[live.pk])))
+    assert "Most pieces of advice per event" in version
+    listing = text(admin_client.get(reverse("admin:rules_rulesetversion_changelist")))
+    assert "settings changed" in listing
+
+
+@pytest.mark.parametrize("value", ["0", "21", "1000000000", "two", ""])
+def test_an_out_of_bounds_limit_is_refused(admin_client, live_hot, value):
+    page = text(admin_client.post(SETTINGS, {"advice_limit": value}))
+    assert "Please correct the errors below." in page
+    assert ruleset_draft_settings() == {"advice_limit": 3}
+
+
+def test_rolling_back_restores_the_settings_of_the_version(admin_client, live_hot, admin_user):
+    services.ruleset_settings_save(settings={"advice_limit": 5}, user=admin_user)
+    services.ruleset_publish(user=admin_user, comment="five")
+    preview = text(admin_client.get(ROLLBACK, {"version": 1}))
+    assert "Most pieces of advice per event" in preview
+    assert 'class="diff-before">5<' in preview and 'class="diff-after">3<' in preview
+    admin_client.post(ROLLBACK, {"version": 1, "comment": "", "_confirm": "1"})
+    assert RulesetVersion.objects.order_by("-number").first().settings == {"advice_limit": 3}
+    assert ruleset_draft_settings() == {"advice_limit": 3}
+
+
+def test_settings_can_be_seen_but_not_changed_without_the_change_permission(client, live_hot):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_rule"))
+    client.force_login(viewer)
+    page = text(client.get(SETTINGS))
+    assert "Most pieces of advice per event" in page and "Save to draft" not in page
+    assert client.post(SETTINGS, {"advice_limit": "1"}).status_code == 403
+    assert ruleset_draft_settings() == {"advice_limit": 3}
+
+
+# -- try it and simulation explain what was held back ----------------------------------------------
+TRY = reverse("admin:rules_rule_try")
+
+
+def try_data(temperature: float, *, subject: str) -> dict[str, str]:
+    return {
+        "fact_type": "reading",
+        "_shown_type": "reading",
+        "occurred_at": timezone.localtime().strftime("%Y-%m-%d %H:%M"),
+        "data_temperature": str(temperature),
+        "subject": subject,
+    }
+
+
+def test_try_it_shows_advice_held_back_by_a_cooldown_with_the_date_of_the_last_advice(admin_client, admin_user, source):
+    services.rule_save(spec={**threshold_spec(30), "cooldown_days": 7}, user=admin_user)
+    last = next(f for f in source.facts if f.data["temperature"] == 31)  # 5 days ago: the last advice
+    page = text(admin_client.post(TRY, try_data(35, subject="a")))
+    assert "The draft: 0 pieces of advice" in page and "Held back: 1" in page
+    expected = evaluation.MSG_HELD_COOLDOWN.format(date=last.occurred_at.date().isoformat(), days=7, plural="s")
+    assert expected in page
+
+
+def test_try_it_shows_which_rule_held_advice_back(admin_client, admin_user, source):
+    services.rule_save(
+        spec=make_spec(
+            "boiling", severity="critical", holds_back_lower=True, conditions=[cond("temperature", "gt", 40)]
+        ),
+        user=admin_user,
+    )
+    services.rule_save(spec=threshold_spec(30), user=admin_user)
+    page = text(admin_client.post(TRY, try_data(45, subject="")))
+    assert "The draft: 1 piece of advice" in page
+    assert evaluation.MSG_HELD_PRECEDENCE.format(rule="Boiling") in page
+    assert "Would have said: “Temperature 45 over 30”" in page
+
+
+def test_try_it_shows_the_events_a_pattern_matched_with_dates_and_values(admin_client, admin_user, source):
+    services.rule_save(
+        spec=make_spec(
+            "hot-streak",
+            pattern="count",
+            count=3,
+            window_hours=7 * 24,
+            conditions=[cond("temperature", "gt", 30)],
+            message="{count} hot readings",
+        ),
+        user=admin_user,
+    )
+    page = text(admin_client.post(TRY, try_data(35, subject="a")))
+    assert "3 hot readings" in page
+    for fact in source.facts:
+        if fact.group == "a" and fact.data["temperature"] in (31, 36):
+            assert (
+                f"<td>{fact.occurred_at:%Y-%m-%d %H:%M}</td><td>temperature {fact.data['temperature']} °C</td>" in page
+            )
+
+
+def test_simulation_page_shows_held_back_counts_per_rule_in_words(admin_client, admin_user, live_hot, source):
+    services.rule_save(spec={**threshold_spec(30), "cooldown_days": 36}, user=admin_user)
+    page = text(admin_client.post(SIMULATE, {"days": 30}))
+    row = page.split('data-rule="hot"')[1].split("</tr>")[0]
+    assert '<td class="held">1 cooling down</td>' in row
+
+
+def test_the_sentence_says_when_a_rule_holds_back_and_refers(admin_client):
+    response = admin_client.post(DESCRIBE, editor_post(alarm_spec(holds_back_lower=True, refers=True, cooldown_days=2)))
+    assert response.json()["sentence"] == (
+        "When a reading has “alarm”: yes: critical — “Alarm” (at most once every 2 days); "
+        "it holds back less urgent advice on the same event and refers the thermostat"
+    )

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from rules.evaluation import facts_evaluate, facts_evaluate_many
+from rules.evaluation import facts_evaluate, facts_evaluate_many, timeline_judge
 from tests.rules.conftest import T0, cond, fired, make_spec, reading
 
 HOUR = dt.timedelta(hours=1)
@@ -72,13 +72,26 @@ def test_sequence_respects_the_order_in_time(publish):
     assert fired(reading(T0 + HOUR, alarm=True), [visit]) == []
 
 
-def test_a_late_fact_that_comes_first_in_time_completes_the_sequence(publish):
+def test_a_match_belongs_to_the_last_fact_in_time(publish):
+    """History is the subject's earlier facts only: a later fact passed along is left out."""
+    publish(alarm_then_long_visit())
+    alarm = reading(T0, alarm=True)
+    visit = reading(T0 + 10 * HOUR, type="visit", minutes=60)
+    matches = facts_evaluate(fact=visit, history=[alarm]).matches
+    assert [(m.rule_key, m.fact_ids) for m in matches] == [("alarm-then-visit", (alarm.id, visit.id))]
+    assert fired(alarm, [visit]) == []
+
+
+def test_a_late_fact_that_comes_first_in_time_completes_the_sequence_of_the_later_fact(publish):
+    """Posted after the visit but earlier in time, the alarm becomes the visit's history: judging
+    the timeline in time order gives the visit the match."""
     publish(alarm_then_long_visit())
     visit = reading(T0 + 10 * HOUR, type="visit", minutes=60)
-    late_alarm = reading(T0, alarm=True)  # posted after the visit, happened before it
-    evaluation = facts_evaluate(fact=late_alarm, history=[visit])
-    assert [m.rule_key for m in evaluation.matches] == ["alarm-then-visit"]
-    assert evaluation.matches[0].fact_ids == (late_alarm.id, visit.id)
+    assert [d.given for d in timeline_judge(facts=[visit])] == [[]]
+    late_alarm = reading(T0, alarm=True)
+    decisions = timeline_judge(facts=[late_alarm, visit])
+    assert [[m.rule_key for m in d.given] for d in decisions] == [[], ["alarm-then-visit"]]
+    assert decisions[1].given[0].fact_ids == (late_alarm.id, visit.id)
 
 
 def test_count_pattern_needs_n_facts_within_the_window(publish):
@@ -124,14 +137,17 @@ def test_facts_of_other_subjects_in_one_batch_never_join(publish):
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
-def test_the_outcome_does_not_depend_on_arrival_order(publish, order):
-    """Whichever of three facts is evaluated last, with the others as history, the pattern fires for it."""
+def test_the_outcome_does_not_depend_on_the_order_facts_are_passed_in(publish, order):
+    """Whatever order the other facts come in, only the last fact in time completes the pattern."""
     publish(three_hot_in_a_week(), alarm_then_long_visit())
     hot = [reading(T0 + i * DAY, temperature=31 + i) for i in range(3)]
-    newest, *history = [hot[i] for i in order]
-    assert fired(newest, history) == ["hot-streak"]
+    shuffled = [hot[i] for i in order]
+    for fact in hot:
+        others = [h for h in shuffled if h is not fact]
+        assert fired(fact, others) == (["hot-streak"] if fact is hot[-1] else []), fact
     alarm, visit = reading(T0, alarm=True), reading(T0 + DAY, type="visit", minutes=40)
-    assert fired(visit, [alarm]) == fired(alarm, [visit]) == ["alarm-then-visit"]
+    assert fired(visit, [alarm]) == ["alarm-then-visit"]
+    assert fired(alarm, [visit]) == []
 
 
 def test_single_and_pattern_rules_fire_together(publish):

@@ -254,10 +254,24 @@
     }, 250);
   }
 
+  // -- the summary's length ---------------------------------------------------------------------
+  const summaryCount = document.getElementById("summary-count");
+  function countSummary() {
+    if (!summaryCount || !form.elements.summary) return;
+    const max = Number(summaryCount.dataset.max);
+    const length = form.elements.summary.value.length;
+    summaryCount.textContent = length > max
+      ? `${length} of ${max} characters: ${length - max} too many`
+      : `${length} of ${max} characters`;
+    summaryCount.classList.toggle("rules-too-long", length > max);
+  }
+  if (form.elements.summary) form.elements.summary.addEventListener("input", countSummary);
+
   $$(document, ".rules-add").forEach((button) => button.addEventListener("click", () => addRow(button.dataset.formset)));
   $$(document, "tr.step-row, tr.cond-row, tr.param-row").forEach(wireRow);
   form.elements.pattern.addEventListener("change", refreshPattern);
   form.addEventListener("input", updateSentence);
   form.addEventListener("change", updateSentence);
   refreshAll();
+  countSummary();
 })();

@@ -26,6 +26,7 @@ class TestDomainConfig(AppConfig):
             "Visit",
             [
                 FieldSpec("minutes", "Minutes", NUMBER, unit="min", minimum=0, maximum=600),
+                FieldSpec("distance", "Distance walked", NUMBER, unit="m"),  # no range of its own
             ],
         )
         registry.register_derived(
@@ -33,5 +34,7 @@ class TestDomainConfig(AppConfig):
             fact_types=["reading"],
         )
         registry.register_categories([("safety", "Safety"), ("comfort", "Comfort")])
-        registry.register_severities([("urgent", "Urgent"), ("note", "Note")])
+        registry.register_severities([("critical", "Critical"), ("urgent", "Urgent"), ("note", "Note")])
+        # Under referral a thermostat still gets critical and urgent advice, never a note.
+        registry.register_referral_floor("urgent")
         registry.register_subject("thermostat", "thermostats")
