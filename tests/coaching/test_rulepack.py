@@ -28,35 +28,37 @@ from .conftest import cross, day, pain, profile, run, weeks_before
 
 pytestmark = pytest.mark.django_db
 
-TABLE_ORDER = [
-    "red-flags-emergency",
-    "red-flags",
-    "severe-pain-refer",
-    "pain-report-stop",
-    "pain-stop",
-    "persistent-pain",
-    "pain-not-improving",
-    "sciatica-check",
-    "back-injury",
-    "medical-clearance",
-    "hill-then-pain",
-    "pain-rising",
-    "long-run-spike",
-    "gradual-increase",
-    "start-short",
-    "limit-duration",
-    "rest-days",
-    "flat-surface",
-    "running-shoes",
-    "chronic-low-impact",
-    "acute-rest",
-    "warm-up",
-    "posture",
-    "hydration",
-    "run-with-others",
-    "good-progress",
-    "low-impact-credit",
-]
+# RULES.md's table: key -> (category, severity, cooldown days, holds back lower advice, refers), in order.
+RULES_MD = {
+    "red-flags-emergency": ("medical", "refer", 0, True, True),
+    "red-flags": ("medical", "refer", 0, True, True),
+    "severe-pain-refer": ("pain", "refer", 7, True, True),
+    "pain-report-stop": ("pain", "stop", 0, True, False),
+    "pain-stop": ("pain", "stop", 0, True, False),
+    "persistent-pain": ("pain", "refer", 14, True, True),
+    "pain-not-improving": ("pain", "refer", 30, True, True),
+    "sciatica-check": ("pain", "refer", 30, False, False),
+    "back-injury": ("medical", "refer", 7, True, True),
+    "medical-clearance": ("medical", "refer", 0, False, False),
+    "hill-then-pain": ("surface", "caution", 7, False, False),
+    "pain-rising": ("pain", "caution", 0, False, False),
+    "long-run-spike": ("progression", "caution", 0, False, False),
+    "gradual-increase": ("progression", "caution", 7, False, False),
+    "start-short": ("progression", "caution", 0, False, False),
+    "limit-duration": ("overuse", "caution", 0, False, False),
+    "rest-days": ("rest", "caution", 7, False, False),
+    "flat-surface": ("surface", "caution", 7, False, False),
+    "running-shoes": ("footwear", "caution", 14, False, False),
+    "chronic-low-impact": ("medical", "caution", 30, False, False),
+    "acute-rest": ("pain", "info", 7, False, False),
+    "warm-up": ("warmup", "info", 0, False, False),
+    "posture": ("posture", "info", 7, False, False),
+    "hydration": ("hydration", "info", 7, False, False),
+    "run-with-others": ("motivation", "info", 30, False, False),
+    "good-progress": ("encouragement", "info", 14, False, False),
+    "low-impact-credit": ("encouragement", "info", 7, False, False),
+}
+TABLE_ORDER = list(RULES_MD)
 
 
 @pytest.fixture
@@ -74,6 +76,12 @@ def test_pack_has_the_27_rules_of_rules_md_in_table_order():
     rules = sorted(rulepack().rules, key=lambda spec: spec["priority"])
     assert [spec["key"] for spec in rules] == TABLE_ORDER
     assert rulepack().settings == {"advice_limit": 3}
+
+
+def test_each_rule_has_the_category_severity_cooldown_holding_back_and_referral_of_rules_md():
+    for spec in rulepack().rules:
+        row = (spec["category"], spec["severity"], spec["cooldown_days"], spec["holds_back_lower"], spec["refers"])
+        assert row == RULES_MD[spec["key"]], spec["key"]
 
 
 def test_every_rule_says_what_to_do_and_where_it_comes_from():
