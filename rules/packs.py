@@ -120,7 +120,7 @@ def pack_import(
 # -- installing and upgrading a domain's default pack -----------------------------------------
 @dataclass
 class PackInstall:
-    """What ``pack_install`` did (rule keys in the pack's order)."""
+    """What ``pack_install`` did, as lists of rule keys."""
 
     added: list[str] = field(default_factory=list)  # new to the draft
     updated: list[str] = field(default_factory=list)  # untouched since an earlier version: replaced
