@@ -191,7 +191,8 @@ def member_judge(
             advice.withdrawn_by = cause
             advice.withdrawn_reason = _reason(decision, rule_key, match is not None, cause)
             result.withdrawn.append(advice)
-        for match in wanted.values():
+        # Least urgent first: lists are newest first, so one event's advice then reads most urgent first.
+        for match in reversed(wanted.values()):
             matched = [external_ids[i] for i in match.fact_ids if i in external_ids] or [event.external_id]
             creating.append(
                 Advice(

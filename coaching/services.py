@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -25,6 +25,9 @@ from .catalog import PROFILE
 from .figures import profile_merged
 from .models import Advice, Event, Gym, Member
 from .validation import CleanEvent, Errors, event_validate
+
+if TYPE_CHECKING:
+    from rules.packs import PackInstall
 
 logger = logging.getLogger(__name__)
 
@@ -378,10 +381,17 @@ def clinician_ensure(*, username: str, password: str | None = None) -> tuple[Any
     return user, created
 
 
-def rulepack_install() -> bool:
-    """Install the default rule pack's missing rules; True if a version was published."""
-    from rules.services import ruleset_install_pack
+def rulepack_install(*, upgrade: bool = False) -> PackInstall:
+    """Install the default rule pack (``rules.packs.pack_install``: a first install publishes it;
+    later, missing rules are staged in the draft); with ``upgrade``, stage the latest version over
+    the rules of earlier versions nobody changed. Returns the ``PackInstall`` report."""
+    from rules.packs import pack_install
 
-    from .rulepack import RULE_PACK
+    from .rulepack import LATEST, PACK_FILES, rulepack
 
-    return ruleset_install_pack(RULE_PACK, comment="Default rule pack (RULES.md)")
+    return pack_install(
+        pack=rulepack(LATEST),
+        earlier=[rulepack(version) for version in PACK_FILES if version < LATEST],
+        upgrade=upgrade,
+        comment=f"Default rule pack, version {LATEST}",
+    )

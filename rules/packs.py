@@ -5,6 +5,10 @@ A pack is ``{"format": "rules-pack", "format_version": 2, "ruleset_version": N,
 no settings; it is still read). Exporting the live version and importing the file gives the
 same ruleset back: the specs are stored normalized in both places. Importing validates
 exactly as publishing does (bounds, engine limits, a test evaluation).
+
+A domain may ship a default pack: ``pack_install`` installs it into an empty ruleset and,
+later, stages a newer version of it over the installed one without touching what clinicians
+changed (see its docstring).
 """
 
 from __future__ import annotations
@@ -14,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
-from rules.selectors import version_live
-from rules.services import draft_replace, ruleset_check
+from rules.models import RuleChange, RulesetSettings, RulesetVersion
+from rules.selectors import ruleset_draft_specs, version_live
+from rules.services import draft_replace, rule_save, ruleset_check, ruleset_publish, ruleset_settings_save
 from rules.spec import (
     RULE_FIELDS,
     RULESET_SETTINGS,
@@ -116,6 +122,90 @@ def pack_import(
 ) -> None:
     """Make the draft equal to the pack's rules (publish separately)."""
     draft_replace(specs=specs, settings=settings, user=user)
+
+
+# -- installing and upgrading a domain's default pack -----------------------------------------
+@dataclass
+class PackInstall:
+    """What ``pack_install`` did, as lists of rule keys."""
+
+    added: list[str] = field(default_factory=list)  # new to the draft
+    updated: list[str] = field(default_factory=list)  # untouched since an earlier version: replaced
+    outdated: list[str] = field(default_factory=list)  # untouched since an earlier version, not upgraded
+    kept: list[str] = field(default_factory=list)  # changed by a clinician: left as they are
+    deleted: list[str] = field(default_factory=list)  # deleted by a clinician: not added back
+    settings_set: bool = False
+    published: int | None = None  # the version published (a first install only)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.settings_set or self.published)
+
+
+def _deleted_keys(keys: set[str]) -> set[str]:
+    """Of ``keys``, those whose last change in the audit trail is a deletion."""
+    last: dict[str, str] = {}
+    for key, action in (
+        RuleChange.objects.filter(rule_key__in=keys).order_by("changed_at", "id").values_list("rule_key", "action")
+    ):
+        last[key] = action
+    return {key for key, action in last.items() if action == "deleted"}
+
+
+def pack_install(
+    *,
+    pack: Pack,
+    earlier: Sequence[Pack] = (),
+    upgrade: bool = False,
+    comment: str,
+    user: Any = None,
+) -> PackInstall:
+    """Install a domain's default ``pack`` into the draft; ``earlier`` are its previous versions.
+
+    - Rules whose keys the draft lacks are added, unless a clinician deleted them (the audit
+      trail says so); the ruleset settings are set when nobody ever saved them.
+    - With ``upgrade``, a rule whose draft is exactly as an earlier version shipped it is
+      replaced by this version's; without it, such rules are only reported (``outdated``).
+      A rule a clinician changed is never touched (``kept``).
+    - Nothing is published, except on a first install (no version was ever published), which
+      publishes the pack so that advice is given at all. Everything else waits in the draft
+      for clinicians to review, simulate and publish.
+
+    Idempotent: a second call changes nothing.
+    """
+    result = PackInstall()
+    previous: dict[str, list[dict[str, Any]]] = {}
+    for older in earlier:
+        for spec in older.rules:
+            previous.setdefault(spec["key"], []).append(spec)
+    with transaction.atomic():
+        first_install = not RulesetVersion.objects.exists()
+        draft = {spec["key"]: spec_comparable(spec) for spec in ruleset_draft_specs()}
+        deleted = _deleted_keys({spec["key"] for spec in pack.rules} - draft.keys())
+        for spec in pack.rules:
+            key, current = spec["key"], draft.get(spec["key"])
+            if current is None:
+                if key in deleted:
+                    result.deleted.append(key)
+                else:
+                    rule_save(spec=spec, user=user)
+                    result.added.append(key)
+            elif current == spec:
+                continue
+            elif current in previous.get(key, []):
+                if upgrade:
+                    rule_save(spec=spec, user=user)
+                    result.updated.append(key)
+                else:
+                    result.outdated.append(key)
+            elif upgrade:
+                result.kept.append(key)
+        if not RulesetSettings.objects.exists():
+            ruleset_settings_save(settings=pack.settings, user=user)
+            result.settings_set = True
+        if first_install:
+            result.published = ruleset_publish(user=user, comment=comment).number
+    return result
 
 
 # -- diffs ----------------------------------------------------------------------------------

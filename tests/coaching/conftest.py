@@ -15,6 +15,7 @@ from rules import evaluation as rules_evaluation
 
 EVENTS_URL = "/api/v1/events/"
 ADVICE_URL = "/api/v1/advice/"
+MEMBERS_URL = "/api/v1/members/"
 
 # A fixed morning well in the past, so a series of days after it never reaches the future.
 T0 = (dt.datetime.now(dt.UTC) - dt.timedelta(days=120)).replace(hour=7, minute=30, second=0, microsecond=0)
@@ -29,6 +30,11 @@ def iso(at: dt.datetime) -> str:
 def day(n: float, hour: int = 0) -> dt.datetime:
     """T0 plus ``n`` days (and ``hour`` hours)."""
     return T0 + dt.timedelta(days=n, hours=hour)
+
+
+def weeks_before(at: dt.datetime, weeks: int, days: int = 0) -> str:
+    """The date ``weeks`` weeks (and ``days`` days) before ``at``, as an ``onset_date``."""
+    return (at - dt.timedelta(weeks=weeks, days=days)).date().isoformat()
 
 
 def event(
@@ -100,9 +106,22 @@ class GymClient(APIClient):
         """Send one new event and return the keys of the rules it fired."""
         return rule_keys(self.send(payload, expect=201).json())
 
+    def advice(self, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """Send one new event and return the advice it gave (ADVICE objects)."""
+        return self.send(payload, expect=201).json()["advice"]
+
     def history(self, *payloads: dict[str, Any]) -> None:
         for payload in payloads:
             self.send(payload, expect=201)
+
+    def member_detail(self, member: str = "m-1") -> dict[str, Any]:
+        response = self.get(f"{MEMBERS_URL}{member}/")
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    def referral(self, member: str = "m-1") -> dict[str, Any] | None:
+        """The member's referral in force (``null`` in the member detail: None)."""
+        return self.member_detail(member)["referral"]
 
 
 @pytest.fixture(autouse=True)

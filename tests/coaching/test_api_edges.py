@@ -120,7 +120,7 @@ def test_until_given_as_a_datetime_is_inclusive(client):
 
 
 def test_gym_feed_filters_by_severity_and_category(client, pack, member):
-    client.history(run(at=day(0), pain_during=7, warmup_min=0))
+    client.history(run(at=day(0), pain_during=7), run(at=day(2), warmup_min=0))
     stop = client.get(ADVICE_URL, {"severity": "stop"}).json()["results"]
     assert [a["rule"]["key"] for a in stop] == ["pain-stop"]
     warmup = client.get(ADVICE_URL, {"category": "warmup"}).json()["results"]
@@ -129,9 +129,9 @@ def test_gym_feed_filters_by_severity_and_category(client, pack, member):
 
 
 def test_advice_lists_show_one_events_advice_most_urgent_first(client, pack):
-    client.history(run(at=day(0), pain_during=7, warmup_min=0, surface="hills"))
+    client.history(run(at=day(0), warmup_min=0, surface="hills"))  # a first run without clearance
     severities = [a["severity"] for a in client.get(ADVICE_URL).json()["results"]]
-    assert severities == ["refer", "stop", "caution", "info"]
+    assert severities == ["refer", "caution", "info"]
 
 
 def test_event_fields_accept_the_contract_example(client, pack):
@@ -151,8 +151,8 @@ def test_event_fields_accept_the_contract_example(client, pack):
         member="m-1042",
     )
     keys = [a["rule"]["key"] for a in client.send(example, expect=201).json()["advice"]]
-    assert keys[:2] == ["medical-clearance", "pain-stop"]
-    assert {"flat-surface", "pain-rising", "start-short", "warm-up"} <= set(keys)
+    # pain-stop holds back the cautions and tips the run would also give (flat-surface, warm-up ...).
+    assert keys == ["medical-clearance", "pain-stop"]
 
 
 # -- the OpenAPI document --------------------------------------------------------------------

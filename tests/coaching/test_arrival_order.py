@@ -88,14 +88,14 @@ def test_late_profile_with_a_back_injury_reaches_the_runs_after_it(client):
 
 
 def test_pattern_found_from_both_ends_is_advised_once(client, member):
-    client.history(pain(at=day(1), pain=5, external_id="sore"), run(at=day(0), surface="hills", external_id="hill"))
+    client.history(pain(at=day(1), pain=4, external_id="sore"), run(at=day(0), surface="hills", external_id="hill"))
     call_command("reevaluate", "--member", "m-1", stdout=_null(), stderr=_null())
     call_command("reevaluate", stdout=_null(), stderr=_null())
     assert Advice.objects.filter(rule_key="hill-then-pain").count() == 1
 
 
 def test_reevaluate_all_does_not_duplicate_a_pattern_found_in_time_order(client, member):
-    client.history(run(at=day(0), surface="hills"), pain(at=day(1), pain=5))
+    client.history(run(at=day(0), surface="hills"), pain(at=day(1), pain=4))
     call_command("reevaluate", "--all", stdout=_null(), stderr=_null())
     assert Advice.objects.filter(rule_key="hill-then-pain").count() == 1
 
