@@ -7,6 +7,7 @@ version that would fail in production is refused before it goes live.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, Ruleset
 from rules.registry import registry
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs
 from rules.spec import (
+    LIST_OPERATORS,
     RULE_FIELDS,
     SINGLE,
     RuleValidationError,
@@ -137,15 +139,24 @@ def rule_set_enabled(*, rule: Rule, enabled: bool, user: Any = None) -> Rule:
 # --------------------------------------------------------------------------------------
 MSG_TOO_MANY_RULES = "A ruleset can hold at most {max} rules; this one has {count}. Switch some off or remove them."
 MSG_TOO_MANY_FOR_TYPE = (
-    "At most {max} rules can look at one kind of event ({label}); this ruleset has {count}. "
-    "Switch some off or combine them."
+    "The rules that look at one kind of event ({label}) may count at most {max}, each rule counting as "
+    "its largest “any of these” group; this ruleset counts {count}. Switch some rules off or use fewer "
+    "alternatives."
 )
 MSG_SMOKE_TEST = (
     "This ruleset failed a test evaluation on sample events ({error}), so it was not published. "
-    "Nothing changed for members."
+    "Nothing changed for anyone."
 )
 MSG_SMOKE_TEST_RULE = "This rule fails the test evaluation on its own ({error}); change it or switch it off."
-# durable_rules refuses a fact that more than 64 rules test (error 303, measured): keep a margin.
+MSG_TOO_MANY_COMBINATIONS = (
+    "The “any of these” groups of this rule combine into {count} alternatives; the engine takes at most "
+    "{max}. Use fewer alternatives or split the rule."
+)
+# The engine expands "any of these" groups into every combination (4 groups of 20 alternatives
+# made it fail); the default pack's widest rule has 36.
+MAX_COMBINATIONS_PER_RULE = 64
+# durable_rules refuses a fact when more than 64 branches of its network hold at once (error
+# 303, measured; see _engine_limits): keep a margin.
 MAX_RULES_PER_FACT_TYPE = 60
 
 
@@ -211,15 +222,41 @@ def _smoke_test_culprits(
     return culprits
 
 
+def _engine_groups(spec: Mapping[str, Any], step: int) -> list[int]:
+    """The width of each "any of these" group of one step of a rule (a list of values counts each value)."""
+    groups: dict[Any, int] = {}
+    for condition in spec.get("conditions") or []:
+        if int(condition.get("step") or 1) != step:
+            continue
+        value = condition.get("value")
+        width = len(value) if condition.get("operator") in LIST_OPERATORS and isinstance(value, list) else 1
+        slot = condition.get("group") or 1
+        groups[slot] = groups.get(slot, 0) + width
+    return list(groups.values()) or [1]
+
+
 def _engine_limits(specs: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """The engine's own limits: how many rules may test one kind of fact."""
+    """The engine's own limits on the rules that test one kind of fact.
+
+    durable_rules refuses a fact (error 303) when more than 64 tests that follow one test of
+    its network hold at once. Rules testing the same kind of fact share the first tests, and
+    each "any of these" group branches, so the sum over those rules of their widest group
+    bounds that number (checked against the engine on random rulesets: never exceeded when
+    the sum stays within 64).
+    """
     single: dict[str, int] = {}
     steps: dict[str, int] = {}
+    errors: dict[str, list[str]] = {}
     for spec in specs:
         counter = single if (spec.get("pattern") or SINGLE) == SINGLE else steps
-        for step in spec.get("steps") or []:
-            counter[step.get("fact_type")] = counter.get(step.get("fact_type"), 0) + 1
-    errors: dict[str, list[str]] = {}
+        for number, step in enumerate(spec.get("steps") or [], start=1):
+            fact_type = step.get("fact_type")
+            widths = _engine_groups(spec, number)
+            counter[fact_type] = counter.get(fact_type, 0) + max(widths)
+            if math.prod(widths) > MAX_COMBINATIONS_PER_RULE:
+                errors.setdefault(f"{spec.get('key')}: conditions", []).append(
+                    MSG_TOO_MANY_COMBINATIONS.format(max=MAX_COMBINATIONS_PER_RULE, count=math.prod(widths))
+                )
     for counter in (single, steps):
         for fact_type, count in counter.items():
             if count > MAX_RULES_PER_FACT_TYPE:
