@@ -174,6 +174,7 @@ def member_judge(
     external_ids = {str(event.pk): event.external_id for event in events}
     now = timezone.now()
     creating: list[Advice] = []
+    rejudged: list[Event] = []  # the events whose stored figures or state change
     for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
         wanted = {match.rule_key: match for match in decision.given}
         stored = {advice.rule_key: advice for advice in current.get(event.pk, ())}
@@ -214,11 +215,14 @@ def member_judge(
                 )
             )
         figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
-        event.figures, event.evaluated, event.evaluation_error = figures, True, ""
+        if (event.figures, event.evaluated, event.evaluation_error) != (figures, True, ""):
+            event.figures, event.evaluated, event.evaluation_error = figures, True, ""
+            rejudged.append(event)
     if result.withdrawn:  # first, so that a replacement never meets the one it replaces
         Advice.objects.bulk_update(result.withdrawn, ["withdrawn_at", "withdrawn_by", "withdrawn_reason", "changed_at"])
     result.created = Advice.objects.bulk_create(creating)
-    Event.objects.bulk_update(events[start:], ["figures", "evaluated", "evaluation_error"], batch_size=500)
+    # Only what changed is written: rewriting every re-judged event cost more than judging them.
+    Event.objects.bulk_update(rejudged, ["figures", "evaluated", "evaluation_error"], batch_size=500)
     result.judged = len(decisions)
     _member_referral_keep(member, decisions[-1].referral, events)
     return result
