@@ -28,12 +28,11 @@ from django.utils import timezone
 
 from coaching.evaluation import member_events, member_facts
 from coaching.models import Advice, Event, Member
-from coaching.services import gym_create
 from rules.evaluation import HELD_COOLDOWN, timeline_judge
 from rules.selectors import version_live
 from rules.services import ruleset_publish
 
-from .conftest import GymClient, day, profile, run
+from .conftest import GymClient, advice_state, day, gym_client, pages, profile, run
 from .histories import histories, judging_order
 
 pytestmark = pytest.mark.django_db
@@ -53,46 +52,6 @@ def strict_policies() -> None:
         spec["holds_back_lower"] = spec["holds_back_lower"] or spec["severity"] in ("stop", "refer")
         specs.append(spec)
     ruleset_publish(specs=specs, settings={"advice_limit": 2}, comment="all policies on")
-
-
-def gym(name: str) -> GymClient:
-    found, key = gym_create(name=name)
-    return GymClient(key, found)
-
-
-def pages(client: GymClient, url: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    while url:
-        response = client.get(url)
-        assert response.status_code == 200, response.content
-        items.extend(response.json()["results"])
-        url = response.json()["next"]
-    return items
-
-
-def advice_state(client: GymClient, members: Sequence[str]) -> dict[str, Any]:
-    """Each member's current advice and referral, as the API shows them."""
-    state = {}
-    for member in members:
-        advice = pages(client, f"/api/v1/members/{member}/advice/?page_size=500")
-        assert all(a["withdrawn"] is None for a in advice)
-        pairs = [(a["event"], a["rule"]["key"]) for a in advice]
-        assert len(pairs) == len(set(pairs)), f"{member}: the same rule's advice twice on one event"
-        state[member] = {
-            "advice": sorted(
-                (
-                    a["event"],
-                    a["rule"]["key"],
-                    tuple(a["matched_events"]),
-                    a["severity"],
-                    a["message"],
-                    a["card"]["summary"],
-                )
-                for a in advice
-            ),
-            "referral": client.get(f"/api/v1/members/{member}/").json()["referral"],
-        }
-    return state
 
 
 def post_one_by_one(client: GymClient, payloads: Sequence[dict[str, Any]]) -> None:
@@ -163,18 +122,18 @@ def test_advice_is_the_same_whatever_the_arrival_order_batching_or_reevaluation(
     names = [history[0]["member"] for history in members]
     payloads = [payload for history in members for payload in history]
 
-    in_time = gym("In time order")
+    in_time = gym_client("In time order")
     post_one_by_one(in_time, judging_order(payloads))
     expected = advice_state(in_time, names)
 
     assert not Advice.objects.filter(gym=in_time.gym, withdrawn_at__isnull=False).exists()
 
-    late = gym("In random order")
+    late = gym_client("In random order")
     post_one_by_one(late, with_repeats(payloads, rng))
     assert advice_state(late, names) == expected
     assert Advice.objects.filter(gym=late.gym, withdrawn_at__isnull=False).exists()  # late events re-judged
 
-    arrays = gym("In arrays")
+    arrays = gym_client("In arrays")
     post_in_arrays(arrays, with_repeats(payloads, rng), rng)
     assert advice_state(arrays, names) == expected
 
@@ -204,9 +163,9 @@ def test_events_of_one_instant_are_judged_in_the_order_of_their_ids(pack, client
     ]
     post_one_by_one(client, events)
     post_one_by_one(other_client, events[::-1])
-    for gym_client in (client, other_client):
-        assert not any(key == "medical-clearance" for key, _ in rules_of(gym_client, "cleared-first"))
-        assert ("medical-clearance", "a-run") in rules_of(gym_client, "ran-first")
+    for either in (client, other_client):
+        assert not any(key == "medical-clearance" for key, _ in rules_of(either, "cleared-first"))
+        assert ("medical-clearance", "a-run") in rules_of(either, "ran-first")
 
 
 def test_events_are_ordered_by_their_instant_whatever_their_utc_offsets(pack, client, other_client):
@@ -223,6 +182,6 @@ def test_events_are_ordered_by_their_instant_whatever_their_utc_offsets(pack, cl
     ]
     post_one_by_one(client, events)
     post_one_by_one(other_client, events[::-1])
-    for gym_client in (client, other_client):
-        assert not any(key == "medical-clearance" for key, _ in rules_of(gym_client, "east"))
-        assert ("medical-clearance", "west-run") in rules_of(gym_client, "west")
+    for either in (client, other_client):
+        assert not any(key == "medical-clearance" for key, _ in rules_of(either, "east"))
+        assert ("medical-clearance", "west-run") in rules_of(either, "west")
