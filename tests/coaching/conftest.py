@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -120,20 +119,19 @@ def pack(db) -> None:
     rulepack_install()
 
 
-def gym_client(name: str) -> GymClient:
-    """A new gym, and an API client carrying its key."""
+def _client(name: str) -> GymClient:
     gym, key = gym_create(name=name)
     return GymClient(key, gym)
 
 
 @pytest.fixture
 def client(db) -> GymClient:
-    return gym_client("Riverside Runners")
+    return _client("Riverside Runners")
 
 
 @pytest.fixture
 def other_client(db) -> GymClient:
-    return gym_client("Hilltop Gym")
+    return _client("Hilltop Gym")
 
 
 @pytest.fixture
@@ -141,40 +139,3 @@ def member(client: GymClient) -> str:
     """A member cleared by a physician, so first-run rules stay quiet."""
     client.send(profile(at=day(-1), cleared_by_physician=True), expect=201)
     return "m-1"
-
-
-def pages(client: APIClient, url: str) -> list[dict[str, Any]]:
-    """Every item of a paginated list, following its ``next`` links."""
-    items: list[dict[str, Any]] = []
-    while url:
-        response = client.get(url)
-        assert response.status_code == 200, response.content
-        items.extend(response.json()["results"])
-        url = response.json()["next"]
-    return items
-
-
-def advice_state(client: APIClient, members: Sequence[str]) -> dict[str, Any]:
-    """Each member's current advice (event, rule, matched events, severity, message, summary)
-    and referral, as the API shows them; fails if a rule's advice is current twice on one event."""
-    state = {}
-    for member in members:
-        advice = pages(client, f"/api/v1/members/{member}/advice/?page_size=500")
-        assert all(a["withdrawn"] is None for a in advice)
-        pairs = [(a["event"], a["rule"]["key"]) for a in advice]
-        assert len(pairs) == len(set(pairs)), f"{member}: the same rule's advice twice on one event"
-        state[member] = {
-            "advice": sorted(
-                (
-                    a["event"],
-                    a["rule"]["key"],
-                    tuple(a["matched_events"]),
-                    a["severity"],
-                    a["message"],
-                    a["card"]["summary"],
-                )
-                for a in advice
-            ),
-            "referral": client.get(f"/api/v1/members/{member}/").json()["referral"],
-        }
-    return state

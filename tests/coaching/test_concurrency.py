@@ -37,9 +37,8 @@ from django.utils import timezone
 
 from coaching.models import Advice, Event
 
-from .conftest import advice_state, gym_client
-from .histories import judging_order, member_history
 from .posting import events_post
+from .properties import advice_state, gym_client, judging_order, member_history
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """API.md 4: a member's advice is a function of their events and the published rules.
 
-Seeded histories (``histories.py``: 10 cases of 5 members, 30 to 40 events of every type
+Seeded histories (``properties.py``: 10 cases of 5 members, 30 to 40 events of every type
 each) are posted through the API by three gyms: one at a time in time order, one at a
 time in a random order, and in shuffled arrays of random sizes. All three end with
 exactly the same current advice (rule, event, matched events, message, summary) and the
@@ -32,8 +32,8 @@ from rules.evaluation import HELD_COOLDOWN, timeline_judge
 from rules.selectors import version_live
 from rules.services import ruleset_publish
 
-from .conftest import GymClient, advice_state, day, gym_client, pages, profile, run
-from .histories import histories, judging_order
+from .conftest import GymClient, day, profile, run
+from .properties import advice_state, gym_client, histories, judging_order, pages
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from rules.selectors import version_live
 from rules.services import draft_replace, ruleset_publish
 
 from .conftest import GymClient
-from .histories import histories, member_history
+from .properties import histories, member_history
 
 pytestmark = pytest.mark.django_db
 

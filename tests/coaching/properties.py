@@ -1,4 +1,4 @@
-"""Seeded member histories for the property tests: events of every type, as a gym would send them.
+"""For the property tests: seeded member histories, and the advice the API shows for them.
 
 A history is one member's events over a few weeks: runs (pain-free streaks and painful runs,
 hills, long and short, alone and in company), pain reports (red flags included), profile
@@ -17,7 +17,11 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from .conftest import event
+from rest_framework.test import APIClient
+
+from coaching.services import gym_create
+
+from .conftest import GymClient, event
 
 # Minutes east of UTC: UTC, Europe, the Americas, India, Nepal, Chatham Islands, Baker Island.
 OFFSETS = (0, 60, 120, -300, -420, 330, 345, 765, -720)
@@ -140,3 +144,46 @@ def histories(seed: int, *, members: int, events: Sequence[int], now: dt.datetim
 def judging_order(payloads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The order API.md promises events are judged in: occurred_at, ties broken by external_id."""
     return sorted(payloads, key=lambda p: (dt.datetime.fromisoformat(p["occurred_at"]), p["external_id"]))
+
+
+def gym_client(name: str) -> GymClient:
+    """A new gym, and an API client carrying its key."""
+    gym, key = gym_create(name=name)
+    return GymClient(key, gym)
+
+
+def pages(client: APIClient, url: str) -> list[dict[str, Any]]:
+    """Every item of a paginated list, following its ``next`` links."""
+    items: list[dict[str, Any]] = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.content
+        items.extend(response.json()["results"])
+        url = response.json()["next"]
+    return items
+
+
+def advice_state(client: APIClient, members: Sequence[str]) -> dict[str, Any]:
+    """Each member's current advice (event, rule, matched events, severity, message, summary)
+    and referral, as the API shows them; fails if a rule's advice is current twice on one event."""
+    state = {}
+    for member in members:
+        advice = pages(client, f"/api/v1/members/{member}/advice/?page_size=500")
+        assert all(a["withdrawn"] is None for a in advice)
+        pairs = [(a["event"], a["rule"]["key"]) for a in advice]
+        assert len(pairs) == len(set(pairs)), f"{member}: the same rule's advice twice on one event"
+        state[member] = {
+            "advice": sorted(
+                (
+                    a["event"],
+                    a["rule"]["key"],
+                    tuple(a["matched_events"]),
+                    a["severity"],
+                    a["message"],
+                    a["card"]["summary"],
+                )
+                for a in advice
+            ),
+            "referral": client.get(f"/api/v1/members/{member}/").json()["referral"],
+        }
+    return state
