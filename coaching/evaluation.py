@@ -174,6 +174,8 @@ def member_judge(
     external_ids = {str(event.pk): event.external_id for event in events}
     now = timezone.now()
     creating: list[Advice] = []
+    refigured: list[Event] = []  # the events whose stored figures change
+    completed: list[int] = []  # the events not (successfully) evaluated before
     for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
         wanted = {match.rule_key: match for match in decision.given}
         stored = {advice.rule_key: advice for advice in current.get(event.pk, ())}
@@ -215,11 +217,27 @@ def member_judge(
                 )
             )
         figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
-        event.figures, event.evaluated, event.evaluation_error = figures, True, ""
-    if result.withdrawn:  # first, so that a replacement never meets the one it replaces
-        Advice.objects.bulk_update(result.withdrawn, ["withdrawn_at", "withdrawn_by", "withdrawn_reason", "changed_at"])
+        if event.figures != figures:
+            event.figures = figures
+            refigured.append(event)
+        if not event.evaluated or event.evaluation_error:
+            event.evaluated, event.evaluation_error = True, ""
+            completed.append(event.pk)
+    # Withdrawals first, so that a replacement never meets the one it replaces; they share
+    # the moment and the cause, so one statement per reason writes them.
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for advice in result.withdrawn:
+        by_reason[advice.withdrawn_reason].append(advice.pk)
+    for reason, pks in by_reason.items():
+        Advice.objects.filter(pk__in=pks).update(
+            withdrawn_at=now, changed_at=now, withdrawn_by=cause, withdrawn_reason=reason
+        )
     result.created = Advice.objects.bulk_create(creating)
-    Event.objects.bulk_update(events[start:], ["figures", "evaluated", "evaluation_error"], batch_size=500)
+    # Only what changed is written, one field per statement: bulk_update builds a CASE per
+    # object and field, and rewriting every re-judged event cost more than judging them.
+    Event.objects.bulk_update(refigured, ["figures"], batch_size=500)
+    if completed:
+        Event.objects.filter(pk__in=completed).update(evaluated=True, evaluation_error="")
     result.judged = len(decisions)
     _member_referral_keep(member, decisions[-1].referral, events)
     return result

@@ -97,17 +97,23 @@ class _History:
             self.profile.update(data)
 
     def figures(self, *, at: datetime, today: date, this_run: EventLike | None) -> dict[str, Any]:
+        # The bounds are computed once: this runs for every event judged, over every recent run.
+        week_from = today - timedelta(days=6)
+        previous_from, previous_to = today - timedelta(days=13), today - timedelta(days=7)
+        longest_from = today - timedelta(days=LONGEST_RUN_DAYS)
+        pain_from = today - timedelta(days=PAIN_REPORT_DAYS - 1)
+        this = self.runs[-1] if this_run is not None and self.runs else None
         weekly = previous = longest = 0.0
         runs_last_7 = 0
         for run in self.runs:
-            if today - timedelta(days=6) <= run.day <= today:
+            day = run.day
+            if week_from <= day <= today:
                 weekly += run.distance
                 runs_last_7 += 1
-            elif today - timedelta(days=13) <= run.day <= today - timedelta(days=7):
+            elif previous_from <= day <= previous_to:
                 previous += run.distance
-            is_this = this_run is not None and run is self.runs[-1]
-            if not is_this and today - timedelta(days=LONGEST_RUN_DAYS) <= run.day <= today:
-                longest = max(longest, run.distance)
+            if run is not this and longest_from <= day <= today and run.distance > longest:
+                longest = run.distance
         figures: dict[str, Any] = {
             "weekly_distance_km": round(weekly, 3),
             "previous_week_distance_km": round(previous, 3),
@@ -116,11 +122,7 @@ class _History:
             "consecutive_run_days": _consecutive_days(self.run_days, today),
             "pain_free_run_streak": self.pain_free_streak,
             "runs_without_group_streak": self.alone_streak,
-            "pain_reports_last_14_days": sum(
-                1
-                for day in self.pain_report_days[-200:]
-                if today - timedelta(days=PAIN_REPORT_DAYS - 1) <= day <= today
-            ),
+            "pain_reports_last_14_days": sum(1 for day in self.pain_report_days[-200:] if pain_from <= day <= today),
             "pain_episode_weeks": self._episode_weeks(at),
         }
         if previous > 0:

@@ -206,15 +206,20 @@ def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]
 
     # Patterns: every step's conditions are checked by the engine on the new fact and the
     # earlier history inside the widest window; the chains in time order are put together
-    # here (see rules.compiler for why durable_rules does not join them itself).
+    # here (see rules.compiler for why durable_rules does not join them itself). A step's
+    # conditions read only the fact itself, so each fact is asserted once however many
+    # evaluations' histories it is in: judging a timeline puts each fact in the history of
+    # every later fact within the window, and asserting it for each of them made simulating
+    # 20,000 stored events take 15 s instead of 6.
     ordered: list[list[Fact]] = [[] for _ in items]
-    times: list[list[float]] = [[] for _ in items]
     if not engine.pattern.empty:
         documents = []
         window = compiled.history_window
         history_types = compiled.history_types
         projectors = engine.pattern_projectors
-        new_positions = [-1] * len(items)
+        asserted: dict[int, int] = {}  # id(fact) -> the number of its document
+        stamps: list[float] = []  # document number -> the fact's time
+        numbered: list[list[int]] = [[] for _ in items]  # evaluation -> its facts' document numbers
         for index, (fact, history) in enumerate(items):
             if fact.type not in history_types:
                 continue
@@ -232,26 +237,37 @@ def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]
             facts = sorted(relevant, key=lambda f: f.occurred_at)
             facts.append(fact)
             ordered[index] = facts
-            times[index] = [f.occurred_at.timestamp() for f in facts]
-            new_positions[index] = len(facts) - 1
-            for position, item in enumerate(facts):
-                documents.append(
-                    projectors[item.type](
-                        {"id": f"{index}.{position}", "sid": SCRATCH_SID, "type": item.type}, item.data
+            for item in facts:
+                number = asserted.get(id(item))
+                if number is None:
+                    number = asserted[id(item)] = len(documents)
+                    documents.append(
+                        projectors[item.type]({"id": str(number), "sid": SCRATCH_SID, "type": item.type}, item.data)
                     )
-                )
-        # (evaluation, pattern key) -> step number -> positions of the facts that satisfy it
-        hits: dict[tuple[int, str], dict[int, set[int]]] = {}
+                    stamps.append(item.occurred_at.timestamp())
+                numbered[index].append(number)
+        # document number -> the (pattern key, step) its fact satisfies
+        satisfied: dict[int, list[tuple[str, int]]] = {}
         for message in engine.pattern.run(documents):
             name, engine_id = single_binding(message)
             key, step = name.rsplit(STEP_SEPARATOR, 1)
-            index, position = engine_id.split(".")
-            hits.setdefault((int(index), key), {}).setdefault(int(step), set()).add(int(position))
-        for (index, key), by_step in hits.items():
-            steps, window_seconds = compiled.chains[key]
-            positions = best_chain(steps, by_step, times[index], window_seconds, new_positions[index])
-            if positions:
-                found[index][key] = positions
+            satisfied.setdefault(int(engine_id), []).append((key, int(step)))
+        for index, numbers in enumerate(numbered):
+            # A match involves the new fact (the last): only its patterns can be chained.
+            keys = {key for key, _ in satisfied.get(numbers[-1], ())} if numbers else set()
+            if not keys:
+                continue
+            by_key: dict[str, dict[int, set[int]]] = {key: {} for key in keys}
+            for position, number in enumerate(numbers):
+                for key, step in satisfied.get(number, ()):
+                    if key in by_key:
+                        by_key[key].setdefault(step, set()).add(position)
+            times = [stamps[number] for number in numbers]
+            for key, by_step in by_key.items():
+                steps, window_seconds = compiled.chains[key]
+                positions = best_chain(steps, by_step, times, window_seconds, len(numbers) - 1)
+                if positions:
+                    found[index][key] = positions
 
     rules, version, order, labels = compiled.rules, engine.version, engine.order, compiled.choice_labels
     evaluations = []

@@ -153,7 +153,7 @@ def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
             if rng.random() < 0.75:
                 kind = "run"
                 data = {
-                    "distance_km": rng.uniform(2, 12),
+                    "distance_km": round(rng.uniform(2, 12), 1),
                     "duration_min": rng.randint(15, 80),
                     "surface": rng.choice(["road", "hills", "trail"]),
                     "warmup_min": rng.randint(0, 10),
@@ -161,29 +161,8 @@ def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
                     "pain_during": rng.randint(0, 8),
                     "pain_after": rng.randint(0, 8),
                 }
-                figures = {
-                    "weekly_distance_km": rng.uniform(0, 40),
-                    "previous_week_distance_km": rng.uniform(0, 40),
-                    "run_number": j + 1,
-                    "consecutive_run_days": rng.randint(1, 4),
-                    "longest_run_30d_km": rng.uniform(0, 12),
-                    "pain_free_run_streak": rng.randint(0, 6),
-                    "runs_without_group_streak": rng.randint(0, 6),
-                    "pain_episode_weeks": rng.randint(0, 14),
-                    "pain_reports_last_14_days": rng.randint(0, 4),
-                    "cleared_by_physician": False,
-                    "back_injury": False,
-                    "chronic_back_pain": False,
-                }
             else:
                 kind, data = "pain_report", {"pain": rng.randint(0, 8)}
-                figures = {
-                    "pain_episode_weeks": rng.randint(0, 14),
-                    "pain_reports_last_14_days": rng.randint(0, 4),
-                    "cleared_by_physician": False,
-                    "back_injury": False,
-                    "chronic_back_pain": False,
-                }
             rows.append(
                 Event(
                     gym=gym,
@@ -192,7 +171,6 @@ def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
                     type=kind,
                     occurred_at=at,
                     data=data,
-                    figures=figures,
                     content_hash="x",
                     evaluated=True,
                 )
@@ -203,8 +181,12 @@ def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
     started = time.monotonic()
     result = simulation.ruleset_simulate(days=30)
     elapsed = time.monotonic() - started
-    assert result.events == 20000
-    assert {r.key for r in result.changed_rules} == {"pain-stop"}
+    assert (result.events, result.subjects) == (20000, 200)
+    stop = next(r for r in result.rules if r.key == "pain-stop")
+    assert stop.disappear > 0 and stop.appear == 0  # a higher threshold only takes pain-stop away
+    # Other rules may gain advice where pain-stop no longer takes a place under the limit or
+    # holds them back, but the draft gives less advice in all.
+    assert result.totals["draft"] < result.totals["live"]
     assert elapsed < 10, f"simulation took {elapsed:.1f} s"
 
 

@@ -41,16 +41,38 @@ def test_try_an_event_without_a_member(client):
     assert Member.objects.count() == 0
 
 
-def test_stored_facts_come_oldest_first_with_earlier_history(client, member):
-    client.history(run(at=day(0), surface="hills"), pain(at=day(1), pain=5), run(member="m-2", at=day(1)))
-    source = registry.fact_source()
-    facts = list(
-        source.stored_facts(since=day(0, hour=-1), window=dt.timedelta(hours=48), types={"run", "pain_report"})
+def test_timelines_give_each_members_whole_history_in_judging_order(client, member):
+    client.history(
+        run(at=day(0), surface="hills", external_id="hill"),
+        pain(at=day(1), pain=5, external_id="sore-b"),
+        pain(at=day(1), pain=2, external_id="sore-a"),  # the same instant: the gym's ids decide
+        run(member="m-2", at=day(1), external_id="other"),
+        run(member="m-3", at=day(-30), external_id="long-ago"),
     )
-    assert [f.type for f, _, _ in facts] == ["run", "pain_report", "run"]
-    _, history, label = facts[1]
-    assert [h.type for h in history] == ["run"] and "m-1" in label
-    assert facts[2][1] == []  # another member's history never mixes in
+    timelines = list(registry.fact_source().timelines(since=day(0, hour=-1)))
+
+    by_member = {}
+    for facts, labels in timelines:
+        gym, member_id, _ = labels[facts[0].id].split(" / ")
+        assert gym == client.gym.name
+        by_member[member_id] = [(labels[f.id].split(" / ")[2], f) for f in facts]
+    assert sorted(by_member) == ["m-1", "m-2"]  # m-3 has nothing since then
+    profile_id, _ = by_member["m-1"][0]  # the clearance before ``since`` is part of the history
+    assert [name for name, _ in by_member["m-1"]] == [profile_id, "hill", "sore-a", "sore-b"]
+    assert [name for name, _ in by_member["m-2"]] == ["other"]  # another member's events never mix in
+    figures = [f.data["pain_reports_last_14_days"] for _, f in by_member["m-1"][2:]]
+    assert figures == [1, 2]  # each fact carries its figures as of itself
+    assert all(f.group == str(Member.objects.get(external_id="m-1").pk) for _, f in by_member["m-1"])
+
+
+def test_tried_event_is_judged_after_the_members_events_up_to_its_time(client, member):
+    client.history(run(at=day(0)), run(at=day(1)), run(at=day(5), external_id="later"))
+    subject = str(Member.objects.get(external_id=member).pk)
+    fact, history = registry.fact_source().enrich(
+        fact_type="run", data={"distance_km": 3, "duration_min": 20}, occurred_at=day(2), subject=subject
+    )
+    assert [f.type for f in history] == ["profile", "run", "run"]  # not the run of day 5
+    assert fact.data["run_number"] == 3 and fact.data["consecutive_run_days"] == 3
 
 
 def test_advice_counts_per_rule_and_day(client, member):
