@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rules import simulation
-from rules.audit import diff_html, draft_state, rule_statistics
+from rules.audit import change_summary, diff_html, draft_state, rule_statistics
 from rules.describe import spec_describe
 from rules.forms import (
     ImportForm,
@@ -133,7 +133,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             sentence=spec_describe(spec),
             catalog=catalog_json(),
             describe_url=reverse("admin:rules_rule_describe"),
-            changes=[(c, spec_diff(c.before, c.after)) for c in changes],
+            changes=[(c, spec_diff(c.before, c.after), change_summary(c)) for c in changes],
             has_errors=editor.has_errors,
             original=rule,
             add=rule is None,

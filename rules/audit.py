@@ -1,4 +1,5 @@
-"""Reads for the clinician's admin pages: live-versus-draft status, version history, statistics."""
+"""Reads for the clinician's admin pages: live-versus-draft status, version history, the change
+log in words, statistics."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from rules.models import RulesetVersion
-from rules.packs import RulesetDiff, ruleset_diff, spec_comparable
+from rules.describe import spec_describe
+from rules.models import RuleChange, RulesetVersion
+from rules.packs import RulesetDiff, ruleset_diff, settings_diff, spec_comparable, spec_diff
 from rules.registry import registry
 from rules.selectors import rules_with_children, ruleset_draft_settings, ruleset_draft_specs, version_live
 
@@ -133,6 +135,26 @@ def diff_html(diff: RulesetDiff) -> SafeString:
         "<th>After</th></tr></thead><tbody>{}</tbody></table>",
         format_html_join("", "{}", ((row,) for row in rows)),
     )
+
+
+# -- the change log ----------------------------------------------------------------------------
+def change_diff(change: RuleChange) -> RulesetDiff:
+    """What one recorded change did, as a diff (a rule's fields, or the ruleset's settings)."""
+    if change.is_settings:
+        return RulesetDiff(rules=[], settings=settings_diff(change.before, change.after))
+    diff = spec_diff(change.before, change.after)
+    return RulesetDiff(rules=[diff] if diff.action != "same" else [])
+
+
+def change_summary(change: RuleChange, *, limit: int = 300) -> str:
+    """One recorded change in a line of words: a new rule's sentence, or what changed."""
+    if change.action == "created" and change.after:
+        return f"New rule: {spec_describe(change.after)}"
+    if change.action == "deleted":
+        return "Rule deleted"
+    diff = change_diff(change)
+    lines = [*diff.settings, *(line for rule in diff.rules for line in rule.changes)]
+    return "; ".join(f"{what}: {before} → {after}" for what, before, after in lines)[:limit] or "No difference"
 
 
 # -- statistics -------------------------------------------------------------------------------

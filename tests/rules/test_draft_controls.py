@@ -1,0 +1,111 @@
+"""Draft controls: a change log that says where each change came from."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from django.urls import reverse
+
+from rules import services
+from rules.describe import spec_describe
+from rules.models import Rule, RuleChange, RulesetVersion
+from rules.packs import Pack, pack_dumps, pack_export, pack_install
+from rules.selectors import rule_spec
+from rules.spec import spec_normalize
+from tests.rules.conftest import cond, make_spec
+from tests.rules.editor_data import editor_post
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("admin:rules_rule_changelist")
+CHANGES = reverse("admin:rules_rulechange_changelist")
+ROLLBACK = reverse("admin:rules_rule_rollback")
+IMPORT = reverse("admin:rules_rule_import")
+
+
+def text(response) -> str:
+    """A page as a clinician reads it (entities decoded)."""
+    return html.unescape(response.content.decode())
+
+
+def threshold_spec(value: float = 30, key: str = "hot") -> dict:
+    return make_spec(
+        key,
+        conditions=[cond("temperature", "gt", parameter="limit")],
+        parameters=[{"name": "limit", "label": "Limit", "kind": "number", "value": value, "unit": "°C"}],
+        message="Temperature {temperature} over {limit}",
+    )
+
+
+def cold_spec() -> dict:
+    return make_spec("cold", conditions=[cond("temperature", "lt", 5)], message="Cold: {temperature}")
+
+
+@pytest.fixture
+def live_hot(admin_user) -> RulesetVersion:
+    services.rule_save(spec=threshold_spec(30), user=admin_user)
+    return services.ruleset_publish(user=admin_user, comment="first")
+
+
+def comparable(specs: list[dict]) -> list[dict]:
+    return [spec_normalize(spec) for spec in specs]
+
+
+# -- where each change came from ---------------------------------------------------------------
+def origins() -> list[str]:
+    return [change.origin_label for change in RuleChange.objects.order_by("id")]
+
+
+def test_change_log_labels_hand_edits_roll_backs_and_imports(admin_client, admin_user, live_hot):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    services.ruleset_publish(user=admin_user, comment="second")
+    admin_client.post(ROLLBACK, {"version": 1, "comment": "", "_confirm": "1"})
+    pack = pack_dumps(pack_export(specs=[threshold_spec(40), cold_spec()]))
+    admin_client.post(IMPORT, {"pack_text": pack, "_apply": "1"})
+
+    assert origins() == [
+        "hand edit",  # hot created
+        "hand edit",  # hot 30 -> 35
+        "roll back to version 1",  # hot 35 -> 30
+        "pack import",  # hot 30 -> 40
+        "pack import",  # cold created
+    ]
+    log = text(admin_client.get(CHANGES))
+    for label in ("hand edit", "roll back to version 1", "pack import"):
+        assert label in log
+    only_imports = text(admin_client.get(CHANGES, {"origin": "import"}))
+    assert "pack import" in only_imports and "roll back to version 1" not in only_imports
+
+
+def test_change_log_labels_a_pack_install_and_a_pack_upgrade(admin_client):
+    first = Pack(rules=comparable([threshold_spec(30)]), settings={"advice_limit": 3})
+    second = Pack(rules=comparable([threshold_spec(25), cold_spec()]), settings={"advice_limit": 3})
+    pack_install(pack=first, comment="pack 1")
+    pack_install(pack=second, earlier=[first], upgrade=True, comment="pack 2")
+    assert origins() == ["pack install", "pack upgrade", "pack upgrade"]
+    assert "pack upgrade" in text(admin_client.get(CHANGES))
+
+
+def test_changes_recorded_before_origins_were_kept_are_not_called_hand_edits():
+    change = RuleChange.objects.create(rule_key="hot", action="changed", before={}, after={}, origin="")
+    assert change.origin_label == "not recorded"
+
+
+def test_change_log_shows_a_new_rules_sentence(admin_client, admin_user):
+    spec = threshold_spec(30)
+    admin_client.post(reverse("admin:rules_rule_add"), editor_post(spec))
+    rule = Rule.objects.prefetch_related("steps", "conditions", "parameters").get(key="hot")
+    sentence = spec_describe(rule_spec(rule))
+    assert RuleChange.objects.get().origin_label == "hand edit"
+    assert f"New rule: {sentence}" in text(admin_client.get(CHANGES))
+    editor = text(admin_client.get(reverse("admin:rules_rule_change", args=[rule.pk])))
+    assert f"New rule: {sentence}" in editor and "hand edit" in editor
+
+
+def test_settings_changes_are_in_the_change_log(admin_client, admin_user):
+    admin_client.post(reverse("admin:rules_rule_settings"), {"advice_limit": "2"})
+    change = RuleChange.objects.get()
+    assert (change.rule_key, change.before, change.after) == ("", {"advice_limit": 3}, {"advice_limit": 2})
+    page = text(admin_client.get(reverse("admin:rules_rulechange_change", args=[change.pk])))
+    assert "ruleset settings" in page and "Most pieces of advice per event" in page
