@@ -69,6 +69,7 @@ class RuleAdmin(admin.ModelAdmin):
             "draft_diff": state.diff,
             "can_publish": request.user.has_perm(admin_views.PERM_PUBLISH),
             "can_change": request.user.has_perm(admin_views.PERM_CHANGE),
+            "can_discard": request.user.has_perms(admin_views.PERMS_DISCARD),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
@@ -148,6 +149,7 @@ class RuleAdmin(admin.ModelAdmin):
             path("settings/", wrap(admin_views.ruleset_settings_view), name="rules_rule_settings"),
             path("publish/", wrap(admin_views.ruleset_publish_view), name="rules_rule_publish"),
             path("rollback/", wrap(admin_views.ruleset_rollback_view), name="rules_rule_rollback"),
+            path("discard/", wrap(admin_views.draft_discard_view), name="rules_rule_discard"),
             path("export/", wrap(admin_views.pack_export_view), name="rules_rule_export"),
             path("import/", wrap(admin_views.pack_import_view), name="rules_rule_import"),
             path("statistics/", wrap(admin_views.statistics_view), name="rules_rule_statistics"),

@@ -1,5 +1,5 @@
 """The clinician's custom admin pages: rule editor, sentence, try it, simulate, publish,
-roll back, import/export and statistics.
+roll back, discard the draft, import/export and statistics.
 
 Each view checks the rules models' permissions, calls one service or selector, and renders.
 ``RuleAdmin.get_urls`` wires them in (see rules/admin.py).
@@ -41,7 +41,16 @@ from rules.selectors import (
     ruleset_draft_specs,
     version_live,
 )
-from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback, ruleset_settings_save
+from rules.services import (
+    MSG_NOTHING_LIVE,
+    MSG_NOTHING_TO_DISCARD,
+    RuleConflictError,
+    draft_discard,
+    rule_save,
+    ruleset_publish,
+    ruleset_rollback,
+    ruleset_settings_save,
+)
 from rules.spec import SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
 
 PERM_VIEW = "rules.view_rule"
@@ -57,6 +66,9 @@ MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the dr
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
 MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
 MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
+MSG_DISCARDED = "The draft was discarded: it equals live version {number} again."
+# Discarding creates, changes and deletes draft rules, so it needs all three permissions.
+PERMS_DISCARD = (PERM_ADD, PERM_CHANGE, PERM_DELETE)
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -74,6 +86,7 @@ def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -
         "draft_diff": state.diff,
         "can_publish": request.user.has_perm(PERM_PUBLISH),
         "can_change": request.user.has_perm(PERM_CHANGE),
+        "can_discard": request.user.has_perms(PERMS_DISCARD),
         "subject": registry.subject()[0],
         "subjects": registry.subject()[1],
         **extra,
@@ -342,6 +355,29 @@ def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpRespons
             form=form,
             preview=preview,
             versions=RulesetVersion.objects.select_related("created_by")[:20],
+        ),
+    )
+
+
+# -- discard the draft -------------------------------------------------------------------------
+def draft_discard_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """Confirm, then make the draft equal to the live version again (recorded as a discard)."""
+    _require(request, *PERMS_DISCARD)
+    state = draft_state()
+    problem = MSG_NOTHING_LIVE if state.live is None else (MSG_NOTHING_TO_DISCARD if state.diff.empty else "")
+    if request.method == "POST" and not problem:
+        live = draft_discard(user=request.user)
+        messages.success(request, MSG_DISCARDED.format(number=live.number))
+        return HttpResponseRedirect(_changelist_url())
+    return _render(
+        request,
+        "discard.html",
+        _context(
+            model_admin,
+            request,
+            "Discard the draft",
+            problem=problem,
+            diff_table=diff_html(state.diff) if not problem else "",
         ),
     )
 

@@ -18,7 +18,7 @@ from rules.conf import rules_settings
 from rules.internal.sample import ruleset_smoke_test
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetSettings, RulesetVersion, RuleStep
 from rules.registry import registry
-from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs
+from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.spec import (
     LIST_OPERATORS,
     RULE_FIELDS,
@@ -392,6 +392,32 @@ def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
         return spec_normalize(spec)
     except Exception:  # an invalid spec never equals a stored one: rule_save will say why
         return {"invalid": dict(spec)}
+
+
+MSG_NOTHING_TO_DISCARD = "The draft equals the live version: there is nothing to discard."
+MSG_NOTHING_LIVE = "Nothing has been published yet, so there is no live version to go back to."
+
+
+class DraftDiscardError(Exception):
+    """The draft cannot be discarded (nothing is live)."""
+
+
+@transaction.atomic
+def draft_discard(*, user: Any = None) -> RulesetVersion:
+    """Make the draft equal to the live version again (its rules and its settings), every change
+    recorded as a discard by ``user``; returns the live version. Raises ``DraftDiscardError``
+    when nothing is live."""
+    live = version_live()
+    if live is None:
+        raise DraftDiscardError(MSG_NOTHING_LIVE)
+    draft_replace(
+        specs=live.snapshot,
+        settings=live.settings,
+        user=user,
+        origin=RuleChange.Origin.DISCARD,
+        origin_version=live.number,
+    )
+    return live
 
 
 def ruleset_install_pack(
