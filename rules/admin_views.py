@@ -7,7 +7,6 @@ Each view checks the rules models' permissions, calls one service or selector, a
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.contrib import messages
@@ -474,9 +473,8 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
 
 # -- statistics -------------------------------------------------------------------------------
 def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """Advice per rule over the last 30 days, by the day of the event it belongs to."""
     _require(request, PERM_VIEW)
-    stats = rule_statistics(days=30)
-    today = timezone.localdate()
     return _render(
         request,
         "statistics.html",
@@ -484,11 +482,7 @@ def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             model_admin,
             request,
             "Advice per rule",
-            stats=stats,
-            first_day=today - dt.timedelta(days=29),
-            today=today,
-            total_7=sum(s.last_7 for s in stats),
-            total_30=sum(s.last_30 for s in stats),
+            stats=rule_statistics(days=30),
             has_source=registry.fact_source() is not None,
         ),
     )
