@@ -243,7 +243,7 @@ class RuleChangeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="what changed")
     def summary(self, change: RuleChange) -> str:
-        return change_summary(change)
+        return change_summary(change, limit=300)  # the whole sentence and diff are on the change's page
 
     @admin.display(description="changes")
     def diff(self, change: RuleChange) -> str:

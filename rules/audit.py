@@ -146,15 +146,18 @@ def change_diff(change: RuleChange) -> RulesetDiff:
     return RulesetDiff(rules=[diff] if diff.action != "same" else [])
 
 
-def change_summary(change: RuleChange, *, limit: int = 300) -> str:
-    """One recorded change in a line of words: a new rule's sentence, or what changed."""
+def change_summary(change: RuleChange, *, limit: int | None = None) -> str:
+    """One recorded change in a line of words: a new rule's sentence, or what changed
+    (cut to ``limit`` characters, if given, with an ellipsis)."""
     if change.action == "created" and change.after:
-        return f"New rule: {spec_describe(change.after)}"
-    if change.action == "deleted":
-        return "Rule deleted"
-    diff = change_diff(change)
-    lines = [*diff.settings, *(line for rule in diff.rules for line in rule.changes)]
-    return "; ".join(f"{what}: {before} → {after}" for what, before, after in lines)[:limit] or "No difference"
+        summary = f"New rule: {spec_describe(change.after)}"
+    elif change.action == "deleted":
+        summary = "Rule deleted"
+    else:
+        diff = change_diff(change)
+        lines = [*diff.settings, *(line for rule in diff.rules for line in rule.changes)]
+        summary = "; ".join(f"{what}: {before} → {after}" for what, before, after in lines) or "No difference"
+    return summary if limit is None or len(summary) <= limit else summary[: limit - 1].rstrip() + "…"
 
 
 # -- statistics -------------------------------------------------------------------------------

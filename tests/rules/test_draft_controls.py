@@ -178,3 +178,12 @@ def test_settings_changes_are_in_the_change_log(admin_client, admin_user):
     assert (change.rule_key, change.before, change.after) == ("", {"advice_limit": 3}, {"advice_limit": 2})
     page = text(admin_client.get(reverse("admin:rules_rulechange_change", args=[change.pk])))
     assert "ruleset settings" in page and "Most pieces of advice per event" in page
+
+
+def test_a_long_new_rule_sentence_is_cut_in_the_list_and_whole_on_the_changes_page(admin_client):
+    services.rule_save(spec=make_spec("wordy", message="Temperature {temperature}. " + "Open a window. " * 30))
+    change = RuleChange.objects.get()
+    sentence = spec_describe(change.after)
+    listing = text(admin_client.get(CHANGES))
+    assert sentence[:100] in listing and sentence not in listing and "…" in listing
+    assert sentence in text(admin_client.get(reverse("admin:rules_rulechange_change", args=[change.pk])))
