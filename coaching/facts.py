@@ -12,11 +12,8 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
-from django.db.models import Count
-from django.db.models.functions import TruncDate
-
 from rules.evaluation import Fact
-from rules.registry import FactSource
+from rules.registry import AdviceTally, FactSource
 
 from .evaluation import member_facts
 from .models import Advice, Event, Member
@@ -67,14 +64,21 @@ class CoachingFactSource(FactSource):
             labels = {str(e.pk): f"{member.gym.name} / {member.external_id} / {e.external_id}" for e in events}
             yield member_facts(events), labels
 
-    def advice_counts(self, *, since: dt.datetime) -> dict[str, dict]:
-        counts: dict[str, dict] = defaultdict(dict)
-        rows = (
-            Advice.objects.filter(created_at__gte=since)
-            .annotate(day=TruncDate("created_at"))
-            .values("rule_key", "day")
-            .annotate(n=Count("id"))
+    def advice_statistics(self, *, first_day: dt.date) -> list[AdviceTally]:
+        """Advice per rule, member and day from ``first_day`` on, counted on the local date (in
+        the offset it was sent with) of the event the advice belongs to, current and withdrawn
+        apart."""
+        # A local date starts up to 14 hours before the UTC day of the same date: read a day early.
+        since = dt.datetime.combine(first_day - dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        tallies: dict[tuple[str, dt.date, str], list[int]] = defaultdict(lambda: [0, 0])
+        rows = Advice.objects.filter(occurred_at__gte=since).values_list(
+            "rule_key", "member_id", "occurred_at", "event__utc_offset_minutes", "withdrawn_at"
         )
-        for row in rows:
-            counts[row["rule_key"]][row["day"]] = row["n"]
-        return dict(counts)
+        for rule_key, member_id, occurred_at, offset, withdrawn_at in rows.iterator(chunk_size=5000):
+            day = occurred_at.astimezone(dt.timezone(dt.timedelta(minutes=offset))).date()
+            if day >= first_day:
+                tallies[rule_key, day, str(member_id)][1 if withdrawn_at else 0] += 1
+        return [
+            AdviceTally(rule_key=rule_key, day=day, subject=member, current=current, withdrawn=withdrawn)
+            for (rule_key, day, member), (current, withdrawn) in tallies.items()
+        ]

@@ -18,10 +18,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from rules import admin_views
-from rules.audit import STATUS_LABELS, diff_html, version_diff, versions_with_previous
+from rules.audit import STATUS_LABELS, change_diff, change_summary, diff_html, version_diff, versions_with_previous
 from rules.describe import spec_describe
 from rules.models import Rule, RuleChange, RulesetVersion
-from rules.packs import RulesetDiff, spec_diff
 from rules.registry import registry
 from rules.selectors import rules_with_children
 from rules.services import rule_delete, rule_set_enabled
@@ -70,6 +69,7 @@ class RuleAdmin(admin.ModelAdmin):
             "draft_diff": state.diff,
             "can_publish": request.user.has_perm(admin_views.PERM_PUBLISH),
             "can_change": request.user.has_perm(admin_views.PERM_CHANGE),
+            "can_discard": request.user.has_perms(admin_views.PERMS_DISCARD),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
@@ -149,6 +149,7 @@ class RuleAdmin(admin.ModelAdmin):
             path("settings/", wrap(admin_views.ruleset_settings_view), name="rules_rule_settings"),
             path("publish/", wrap(admin_views.ruleset_publish_view), name="rules_rule_publish"),
             path("rollback/", wrap(admin_views.ruleset_rollback_view), name="rules_rule_rollback"),
+            path("discard/", wrap(admin_views.draft_discard_view), name="rules_rule_discard"),
             path("export/", wrap(admin_views.pack_export_view), name="rules_rule_export"),
             path("import/", wrap(admin_views.pack_import_view), name="rules_rule_import"),
             path("statistics/", wrap(admin_views.statistics_view), name="rules_rule_statistics"),
@@ -216,29 +217,42 @@ class RulesetVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(RuleChange)
 class RuleChangeAdmin(ReadOnlyAdmin):
-    list_display = ("changed_at", "rule_key", "action", "changed_by", "summary")
-    list_filter = ("action",)
+    list_display = ("changed_at", "rule", "action", "origin_label", "changed_by", "summary")
+    list_filter = ("action", "origin")
     search_fields = ("rule_key",)
     list_select_related = ("changed_by",)
-    fields = ("rule_key", "action", "changed_at", "changed_by", "diff", "sentence_before", "sentence_after")
+    fields = (
+        "rule",
+        "action",
+        "origin_label",
+        "changed_at",
+        "changed_by",
+        "diff",
+        "sentence_before",
+        "sentence_after",
+    )
     readonly_fields = fields
+
+    @admin.display(description="rule", ordering="rule_key")
+    def rule(self, change: RuleChange) -> str:
+        return "ruleset settings" if change.is_settings else change.rule_key
+
+    @admin.display(description="origin", ordering="origin")
+    def origin_label(self, change: RuleChange) -> str:
+        return change.origin_label
 
     @admin.display(description="what changed")
     def summary(self, change: RuleChange) -> str:
-        diff = spec_diff(change.before, change.after)
-        if diff.action != "changed":
-            return f"rule {change.action}"
-        return "; ".join(f"{what}: {before} → {after}" for what, before, after in diff.changes)[:300]
+        return change_summary(change, limit=300)  # the whole sentence and diff are on the change's page
 
     @admin.display(description="changes")
     def diff(self, change: RuleChange) -> str:
-        diff = spec_diff(change.before, change.after)
-        return diff_html(RulesetDiff(rules=[diff] if diff.action != "same" else []))
+        return diff_html(change_diff(change))
 
     @admin.display(description="before")
     def sentence_before(self, change: RuleChange) -> str:
-        return spec_describe(change.before) if change.before else "—"
+        return spec_describe(change.before) if change.before and not change.is_settings else "—"
 
     @admin.display(description="after")
     def sentence_after(self, change: RuleChange) -> str:
-        return spec_describe(change.after) if change.after else "—"
+        return spec_describe(change.after) if change.after and not change.is_settings else "—"

@@ -1,5 +1,5 @@
 """The clinician's custom admin pages: rule editor, sentence, try it, simulate, publish,
-roll back, import/export and statistics.
+roll back, discard the draft, import/export and statistics.
 
 Each view checks the rules models' permissions, calls one service or selector, and renders.
 ``RuleAdmin.get_urls`` wires them in (see rules/admin.py).
@@ -7,7 +7,6 @@ Each view checks the rules models' permissions, calls one service or selector, a
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.contrib import messages
@@ -19,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rules import simulation
-from rules.audit import diff_html, draft_state, rule_statistics
+from rules.audit import change_summary, diff_html, draft_state, rule_statistics
 from rules.describe import spec_describe
 from rules.forms import (
     ImportForm,
@@ -41,7 +40,16 @@ from rules.selectors import (
     ruleset_draft_specs,
     version_live,
 )
-from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback, ruleset_settings_save
+from rules.services import (
+    MSG_NOTHING_LIVE,
+    MSG_NOTHING_TO_DISCARD,
+    RuleConflictError,
+    draft_discard,
+    rule_save,
+    ruleset_publish,
+    ruleset_rollback,
+    ruleset_settings_save,
+)
 from rules.spec import SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
 
 PERM_VIEW = "rules.view_rule"
@@ -57,6 +65,9 @@ MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the dr
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
 MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
 MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
+MSG_DISCARDED = "The draft was discarded: it equals live version {number} again."
+# Discarding creates, changes and deletes draft rules, so it needs all three permissions.
+PERMS_DISCARD = (PERM_ADD, PERM_CHANGE, PERM_DELETE)
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -74,6 +85,7 @@ def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -
         "draft_diff": state.diff,
         "can_publish": request.user.has_perm(PERM_PUBLISH),
         "can_change": request.user.has_perm(PERM_CHANGE),
+        "can_discard": request.user.has_perms(PERMS_DISCARD),
         "subject": registry.subject()[0],
         "subjects": registry.subject()[1],
         **extra,
@@ -133,7 +145,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             sentence=spec_describe(spec),
             catalog=catalog_json(),
             describe_url=reverse("admin:rules_rule_describe"),
-            changes=[(c, spec_diff(c.before, c.after)) for c in changes],
+            changes=[(c, spec_diff(c.before, c.after), change_summary(c)) for c in changes],
             has_errors=editor.has_errors,
             original=rule,
             add=rule is None,
@@ -346,6 +358,29 @@ def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpRespons
     )
 
 
+# -- discard the draft -------------------------------------------------------------------------
+def draft_discard_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """Confirm, then make the draft equal to the live version again (recorded as a discard)."""
+    _require(request, *PERMS_DISCARD)
+    state = draft_state()
+    problem = MSG_NOTHING_LIVE if state.live is None else (MSG_NOTHING_TO_DISCARD if state.diff.empty else "")
+    if request.method == "POST" and not problem:
+        live = draft_discard(user=request.user)
+        messages.success(request, MSG_DISCARDED.format(number=live.number))
+        return HttpResponseRedirect(_changelist_url())
+    return _render(
+        request,
+        "discard.html",
+        _context(
+            model_admin,
+            request,
+            "Discard the draft",
+            problem=problem,
+            diff_table=diff_html(state.diff) if not problem else "",
+        ),
+    )
+
+
 # -- ruleset settings -------------------------------------------------------------------------
 def ruleset_settings_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """The draft's ruleset-wide settings (the most advice per event), next to the live ones."""
@@ -438,9 +473,8 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
 
 # -- statistics -------------------------------------------------------------------------------
 def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """Advice per rule over the last 30 days, by the day of the event it belongs to."""
     _require(request, PERM_VIEW)
-    stats = rule_statistics(days=30)
-    today = timezone.localdate()
     return _render(
         request,
         "statistics.html",
@@ -448,11 +482,7 @@ def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             model_admin,
             request,
             "Advice per rule",
-            stats=stats,
-            first_day=today - dt.timedelta(days=29),
-            today=today,
-            total_7=sum(s.last_7 for s in stats),
-            total_30=sum(s.last_30 for s in stats),
+            stats=rule_statistics(days=30),
             has_source=registry.fact_source() is not None,
         ),
     )

@@ -187,12 +187,32 @@ class RulesetVersion(models.Model):
 
 
 class RuleChange(models.Model):
-    """Audit trail: every saved change to a draft rule, with the spec before and after."""
+    """Audit trail: every saved change to the draft, with the spec before and after.
 
-    rule_key = models.CharField(max_length=80, db_index=True)
+    A change of the ruleset's own settings is recorded with a blank ``rule_key``
+    (``SETTINGS_KEY``) and the settings before and after. ``origin`` says what made the change:
+    a clinician's hand edit, or a whole-draft operation (roll back, pack import, pack install or
+    upgrade, discard) that wrote every change it caused.
+    """
+
+    SETTINGS_KEY = ""
+
+    class Origin(models.TextChoices):
+        EDIT = "edit", "hand edit"
+        ROLLBACK = "rollback", "roll back"
+        IMPORT = "import", "pack import"
+        INSTALL = "install", "pack install"
+        UPGRADE = "upgrade", "pack upgrade"
+        DISCARD = "discard", "draft discarded"
+
+    rule_key = models.CharField(max_length=80, db_index=True, blank=True)
     action = models.CharField(max_length=20)  # created, changed, deleted
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.EDIT)
+    origin_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version a roll back or a discard brought the draft back to."
+    )
     changed_at = models.DateTimeField(auto_now_add=True)
     changed_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -202,4 +222,17 @@ class RuleChange(models.Model):
         ordering = ["-changed_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.rule_key} {self.action} {self.changed_at:%Y-%m-%d %H:%M}"
+        return f"{self.rule_key or 'ruleset settings'} {self.action} {self.changed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_settings(self) -> bool:
+        return self.rule_key == self.SETTINGS_KEY
+
+    @property
+    def origin_label(self) -> str:
+        """Where the change came from, in words: "hand edit", "roll back to version 3", …"""
+        if self.origin == self.Origin.ROLLBACK and self.origin_version:
+            return f"roll back to version {self.origin_version}"
+        if self.origin == self.Origin.DISCARD and self.origin_version:
+            return f"draft discarded (back to version {self.origin_version})"
+        return self.get_origin_display() or "not recorded"

@@ -120,8 +120,8 @@ def pack_read(text: str | bytes) -> Pack:
 def pack_import(
     *, specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None, user: Any = None
 ) -> None:
-    """Make the draft equal to the pack's rules (publish separately)."""
-    draft_replace(specs=specs, settings=settings, user=user)
+    """Make the draft equal to the pack's rules (publish separately), recorded as a pack import."""
+    draft_replace(specs=specs, settings=settings, user=user, origin=RuleChange.Origin.IMPORT)
 
 
 # -- installing and upgrading a domain's default pack -----------------------------------------
@@ -174,6 +174,7 @@ def pack_install(
     Idempotent: a second call changes nothing.
     """
     result = PackInstall()
+    origin = RuleChange.Origin.UPGRADE if upgrade else RuleChange.Origin.INSTALL
     previous: dict[str, list[dict[str, Any]]] = {}
     for older in earlier:
         for spec in older.rules:
@@ -188,20 +189,20 @@ def pack_install(
                 if key in deleted:
                     result.deleted.append(key)
                 else:
-                    rule_save(spec=spec, user=user)
+                    rule_save(spec=spec, user=user, origin=origin)
                     result.added.append(key)
             elif current == spec:
                 continue
             elif current in previous.get(key, []):
                 if upgrade:
-                    rule_save(spec=spec, user=user)
+                    rule_save(spec=spec, user=user, origin=origin)
                     result.updated.append(key)
                 else:
                     result.outdated.append(key)
             elif upgrade:
                 result.kept.append(key)
         if not RulesetSettings.objects.exists():
-            ruleset_settings_save(settings=pack.settings, user=user)
+            ruleset_settings_save(settings=pack.settings, user=user, origin=origin)
             result.settings_set = True
         if first_install:
             result.published = ruleset_publish(user=user, comment=comment).number

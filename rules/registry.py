@@ -9,9 +9,12 @@ read the catalog from here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+
+from django.utils import timezone
 
 NUMBER = "number"
 INTEGER = "integer"
@@ -83,6 +86,22 @@ class Choice:
     label: str
 
 
+@dataclass(frozen=True)
+class AdviceTally:
+    """How much advice one rule gave one subject on one day, for the statistics page.
+
+    ``day`` is the day of the event the advice belongs to, not the day the advice was stored
+    (the domain picks the calendar, e.g. the event's own local date). ``subject`` is None when
+    the source cannot say whose advice it was.
+    """
+
+    rule_key: str
+    day: dt.date
+    subject: str | None = None
+    current: int = 0  # given and still standing
+    withdrawn: int = 0  # given, then withdrawn (a later event showed it no longer held)
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -113,8 +132,28 @@ class FactSource:
         """
         raise NotImplementedError
 
+    def advice_statistics(self, *, first_day: dt.date) -> Iterable[AdviceTally]:
+        """The advice given on the days from ``first_day`` on, as ``AdviceTally`` rows (per rule,
+        subject and day; current and withdrawn apart), each counted on the day of the event it
+        belongs to, so that a backfill of a month of events spreads over that month.
+
+        The default reads the older ``advice_counts`` hook, so a domain that implements only
+        that one keeps its statistics (without subjects or withdrawn advice).
+        """
+        return self._tallies_from_counts(first_day)
+
+    def _tallies_from_counts(self, first_day: dt.date) -> Iterator[AdviceTally]:
+        since = timezone.make_aware(dt.datetime.combine(first_day, dt.time.min))
+        for rule_key, per_day in self.advice_counts(since=since).items():
+            for day, count in per_day.items():
+                if day >= first_day:
+                    yield AdviceTally(rule_key=rule_key, day=day, current=int(count))
+
     def advice_counts(self, *, since) -> dict[str, dict]:
-        """Advice produced per rule and day since ``since``: {rule_key: {date: count}}."""
+        """Advice produced per rule and day since ``since``: {rule_key: {date: count}}.
+
+        Superseded by ``advice_statistics`` (which calls this one unless overridden); kept so
+        that domains written against it still work."""
         return {}
 
 

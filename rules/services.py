@@ -18,7 +18,7 @@ from rules.conf import rules_settings
 from rules.internal.sample import ruleset_smoke_test
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetSettings, RulesetVersion, RuleStep
 from rules.registry import registry
-from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs
+from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.spec import (
     LIST_OPERATORS,
     RULE_FIELDS,
@@ -51,8 +51,12 @@ def rule_save(
     user: Any = None,
     rule: Rule | None = None,
     expected_revision: int | None = None,
+    origin: str = RuleChange.Origin.EDIT,
+    origin_version: int | None = None,
 ) -> Rule:
-    """Validate a rule spec and write it to the draft (create or replace), with an audit record.
+    """Validate a rule spec and write it to the draft (create or replace), with an audit record
+    saying where the change came from (``origin``: a hand edit unless a whole-draft operation
+    says otherwise; ``origin_version``: the version a roll back or discard went back to).
 
     Raises ``RuleValidationError`` (field path -> messages) and nothing is written, or
     ``RuleConflictError`` when ``expected_revision`` is stale.
@@ -111,12 +115,16 @@ def rule_save(
             before=before,
             after=after,
             changed_by=rule.updated_by,
+            origin=origin,
+            origin_version=origin_version,
         )
     return rule
 
 
 @transaction.atomic
-def rule_delete(*, rule: Rule, user: Any = None) -> None:
+def rule_delete(
+    *, rule: Rule, user: Any = None, origin: str = RuleChange.Origin.EDIT, origin_version: int | None = None
+) -> None:
     before = rule_spec(rule)
     RuleChange.objects.create(
         rule_key=rule.key,
@@ -124,6 +132,8 @@ def rule_delete(*, rule: Rule, user: Any = None) -> None:
         before=before,
         after=None,
         changed_by=user if getattr(user, "pk", None) else None,
+        origin=origin,
+        origin_version=origin_version,
     )
     rule.delete()
 
@@ -301,7 +311,13 @@ def ruleset_publish(
 def ruleset_rollback(*, version: int, user: Any = None, comment: str = "") -> RulesetVersion:
     """Publish an earlier version again as a new version, and make the draft equal to it."""
     old = RulesetVersion.objects.get(number=version)
-    draft_replace(specs=old.snapshot, settings=old.settings, user=user)
+    draft_replace(
+        specs=old.snapshot,
+        settings=old.settings,
+        user=user,
+        origin=RuleChange.Origin.ROLLBACK,
+        origin_version=version,
+    )
     return ruleset_publish(
         user=user,
         specs=old.snapshot,
@@ -311,31 +327,97 @@ def ruleset_rollback(*, version: int, user: Any = None, comment: str = "") -> Ru
     )
 
 
-def ruleset_settings_save(*, settings: Mapping[str, Any], user: Any = None) -> RulesetSettings:
-    """Write the draft's ruleset-wide settings; raises RuleValidationError when one is out of bounds."""
+@transaction.atomic
+def ruleset_settings_save(
+    *,
+    settings: Mapping[str, Any],
+    user: Any = None,
+    origin: str = RuleChange.Origin.EDIT,
+    origin_version: int | None = None,
+) -> RulesetSettings:
+    """Write the draft's ruleset-wide settings, recorded in the change log when they change;
+    raises RuleValidationError when one is out of bounds."""
     errors = settings_validate(settings)
     if errors:
         raise RuleValidationError(errors)
-    row = RulesetSettings.objects.order_by("pk").first() or RulesetSettings()
-    for name, value in settings_normalize(settings).items():
+    before = ruleset_draft_settings()
+    row = RulesetSettings.objects.select_for_update().order_by("pk").first() or RulesetSettings()
+    after = settings_normalize(settings)
+    for name, value in after.items():
         setattr(row, name, value)
     row.updated_by = user if getattr(user, "pk", None) else None
     row.save()
+    if before != after:
+        RuleChange.objects.create(
+            rule_key=RuleChange.SETTINGS_KEY,
+            action="changed",
+            before=before,
+            after=after,
+            changed_by=row.updated_by,
+            origin=origin,
+            origin_version=origin_version,
+        )
     return row
 
 
 @transaction.atomic
 def draft_replace(
-    *, specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None, user: Any = None
+    *,
+    specs: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Any] | None = None,
+    user: Any = None,
+    origin: str = RuleChange.Origin.EDIT,
+    origin_version: int | None = None,
 ) -> None:
-    """Make the draft exactly ``specs`` (and ``settings``): rules are created, changed or deleted to match."""
+    """Make the draft exactly ``specs`` (and ``settings``): rules are created, changed or deleted
+    to match, each change recorded with ``origin`` (and ``origin_version``). Rules already as
+    ``specs`` has them are left alone (their revision too, so nobody's open editor goes stale)."""
     keys = {spec["key"] for spec in specs}
-    for rule in Rule.objects.exclude(key__in=keys).prefetch_related("steps", "conditions", "parameters"):
-        rule_delete(rule=rule, user=user)
+    why = {"user": user, "origin": origin, "origin_version": origin_version}
+    current = {}
+    for rule in Rule.objects.prefetch_related("steps", "conditions", "parameters"):
+        if rule.key in keys:
+            current[rule.key] = _comparable(rule_spec(rule))
+        else:
+            rule_delete(rule=rule, **why)
     for spec in specs:
-        rule_save(spec=spec, user=user)
+        if current.get(spec["key"]) != _comparable(spec):
+            rule_save(spec=spec, **why)
     if settings is not None:
-        ruleset_settings_save(settings=settings_normalize(settings), user=user)
+        ruleset_settings_save(settings=settings_normalize(settings), **why)
+
+
+def _comparable(spec: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return spec_normalize(spec)
+    except Exception:  # an invalid spec never equals a stored one: rule_save will say why
+        return {"invalid": dict(spec)}
+
+
+MSG_NOTHING_TO_DISCARD = "The draft equals the live version: there is nothing to discard."
+MSG_NOTHING_LIVE = "Nothing has been published yet, so there is no live version to go back to."
+
+
+class DraftDiscardError(Exception):
+    """The draft cannot be discarded (nothing is live)."""
+
+
+@transaction.atomic
+def draft_discard(*, user: Any = None) -> RulesetVersion:
+    """Make the draft equal to the live version again (its rules and its settings), every change
+    recorded as a discard by ``user``; returns the live version. Raises ``DraftDiscardError``
+    when nothing is live."""
+    live = version_live()
+    if live is None:
+        raise DraftDiscardError(MSG_NOTHING_LIVE)
+    draft_replace(
+        specs=live.snapshot,
+        settings=live.settings,
+        user=user,
+        origin=RuleChange.Origin.DISCARD,
+        origin_version=live.number,
+    )
+    return live
 
 
 def ruleset_install_pack(
@@ -349,9 +431,9 @@ def ruleset_install_pack(
         existing = set(Rule.objects.values_list("key", flat=True))
         added = [spec for spec in specs if spec["key"] not in existing]
         for spec in added:
-            rule_save(spec=spec, user=user)
+            rule_save(spec=spec, user=user, origin=RuleChange.Origin.INSTALL)
         if settings is not None and not RulesetSettings.objects.exists():
-            ruleset_settings_save(settings=settings, user=user)
+            ruleset_settings_save(settings=settings, user=user, origin=RuleChange.Origin.INSTALL)
     if added or not RulesetVersion.objects.exists():
         ruleset_publish(user=user, comment=comment)
         return True

@@ -216,8 +216,8 @@ def test_statistics_count_advice_per_rule(clinician, client):
     client.fired(run(at=timezone.now() - dt.timedelta(hours=2), pain_during=8))
     page = clinician.get(reverse("admin:rules_rule_statistics")).content.decode()
     assert (
-        '<tr data-rule="pain-stop"><td><b>pain-stop</b> Stop when it hurts</td><td>stop</td><td class="num">1</td>'
-        in page
+        '<tr data-rule="pain-stop"><td><b>pain-stop</b> Stop when it hurts</td><td>Stop running for now</td>'
+        '<td class="num">1</td>' in page
     )
     assert "<svg" in page
 

@@ -75,10 +75,15 @@ def test_tried_event_is_judged_after_the_members_events_up_to_its_time(client, m
     assert fact.data["run_number"] == 3 and fact.data["consecutive_run_days"] == 3
 
 
-def test_advice_counts_per_rule_and_day(client, member):
-    client.send(run(pain_during=8), expect=201)
-    counts = registry.fact_source().advice_counts(since=timezone.now() - dt.timedelta(days=1))
-    assert sum(counts["pain-stop"].values()) == 1
+def test_advice_statistics_per_rule_member_and_local_day_of_the_event(client, member):
+    local_day = timezone.localdate() - dt.timedelta(days=3)
+    # 23:30 at a gym five hours behind UTC: 04:30 UTC the next day.
+    late_evening = dt.datetime.combine(local_day, dt.time(23, 30), tzinfo=dt.timezone(-dt.timedelta(hours=5)))
+    client.send(run(at=late_evening, pain_during=8), expect=201)
+    tallies = registry.fact_source().advice_statistics(first_day=local_day - dt.timedelta(days=1))
+    [stop] = [t for t in tallies if t.rule_key == "pain-stop"]
+    assert (stop.day, stop.current, stop.withdrawn) == (local_day, 1, 0)
+    assert stop.subject == str(Member.objects.get(external_id=member).pk)
 
 
 def test_subjects_are_members(client, member):

@@ -861,6 +861,19 @@ def test_upgrade_over_version_1_stages_version_2_as_a_draft_and_keeps_a_clinicia
     assert ruleset_draft_settings() == {"advice_limit": 3} and RulesetSettings.objects.exists()
 
 
+def test_the_change_log_tells_the_pack_install_from_the_upgrade_and_a_clinicians_edit(pack_v1):
+    _edit("warm-up", parameters={"min_warmup": 8})
+    _call("installpack", "--upgrade")
+
+    def keys(origin: str) -> set[str]:
+        return set(RuleChange.objects.filter(origin=origin).values_list("rule_key", flat=True))
+
+    assert {change.origin_label for change in RuleChange.objects.all()} == {"pack install", "hand edit", "pack upgrade"}
+    assert keys(RuleChange.Origin.EDIT) == {"warm-up"}
+    assert {"red-flags-emergency", "pain-stop"} <= keys(RuleChange.Origin.UPGRADE)
+    assert "warm-up" not in keys(RuleChange.Origin.UPGRADE)
+
+
 def test_upgrade_is_idempotent(pack_v1):
     _edit("warm-up", parameters={"min_warmup": 8})
     _call("installpack", "--upgrade")

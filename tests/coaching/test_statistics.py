@@ -1,0 +1,105 @@
+"""Statistics with the running domain: advice counts on the day of the event it belongs to."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from coaching.models import Advice
+from coaching.services import clinician_ensure
+from rules.models import Rule
+from rules.services import ruleset_publish
+
+from .conftest import EVENTS_URL, run
+
+pytestmark = pytest.mark.django_db
+
+STATISTICS = reverse("admin:rules_rule_statistics")
+# The gym sends local times two hours ahead of UTC (the server's time zone).
+GYM_TZ = dt.timezone(dt.timedelta(hours=2))
+
+
+@pytest.fixture
+def clinician(db, pack) -> Client:
+    user, _ = clinician_ensure(username="pt-anna", password="a-long-password")
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def just_after_midnight(days_ago: int) -> dt.datetime:
+    """00:30 at the gym on the date ``days_ago`` days before today: 22:30 UTC the day before, so
+    counting by UTC date would put every bar a day early."""
+    return dt.datetime.combine(timezone.localdate() - dt.timedelta(days=days_ago), dt.time(0, 30), tzinfo=GYM_TZ)
+
+
+def row(page: str, key: str) -> dict[str, object]:
+    """One rule's row of the statistics table: its numbers, state and bars."""
+    found = re.search(rf'<tr data-rule="{key}"( class="rule-off")?>(.*?)</tr>', page, re.S)
+    assert found, f"no row for {key}"
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", found.group(2), re.S)
+    state = re.search(r'data-state="([^"]*)"', cells[0])
+    return {
+        "off": bool(found.group(1)),
+        "state": html.unescape(state.group(1)) if state else "",
+        "last_7": int(cells[2]),
+        "last_30": int(cells[3]),
+        "withdrawn": int(cells[4]),
+        "members": cells[5],
+        "bars": [  # (day, height) of each day with advice given
+            (title.split(":")[0], float(height))
+            for height, title in re.findall(r'height="([\d.]+)" class="bar"><title>([^<]*)</title>', cells[6])
+        ],
+    }
+
+
+def test_a_backfill_of_30_days_sent_today_shows_30_days_of_bars(clinician, client, member):
+    backfill = [run(at=just_after_midnight(days_ago), pain_during=8) for days_ago in range(30)]
+    response = client.post(EVENTS_URL, backfill, format="json")
+    assert response.status_code == 200, response.content
+    assert {a.created_at.date() for a in Advice.objects.all()} == {timezone.now().date()}  # all stored today
+
+    stop = row(clinician.get(STATISTICS).content.decode(), "pain-stop")
+
+    assert len(stop["bars"]) == 30
+    days = {day for day, _ in stop["bars"]}
+    assert days == {(timezone.localdate() - dt.timedelta(days=n)).isoformat() for n in range(30)}
+    assert (stop["last_7"], stop["last_30"], stop["withdrawn"], stop["members"]) == (7, 30, 0, "1")
+
+
+def test_withdrawn_advice_is_counted_apart_on_its_events_day(clinician, client, member):
+    client.send(run(at=just_after_midnight(3), posture="leaning_back"), expect=201)
+    late = client.send(run(at=just_after_midnight(5), posture="leaning_back"), expect=201).json()
+    assert [a["rule"]["key"] for a in late["withdrawn"]] == ["posture"]  # a 7-day cooldown
+
+    posture = row(clinician.get(STATISTICS).content.decode(), "posture")
+
+    assert (posture["last_7"], posture["last_30"], posture["withdrawn"], posture["members"]) == (1, 1, 1, "1")
+    assert [day for day, _ in posture["bars"]] == [(timezone.localdate() - dt.timedelta(days=5)).isoformat()]
+
+
+def test_every_chart_shares_one_scale(clinician, client, member):
+    four_members = [run(at=just_after_midnight(1), pain_during=8, member=f"m-{n}") for n in range(4)]
+    assert client.post(EVENTS_URL, four_members, format="json").status_code == 200
+    client.send(run(at=just_after_midnight(2), posture="leaning_back"), expect=201)
+    page = clinician.get(STATISTICS).content.decode()
+    [(_, four)] = row(page, "pain-stop")["bars"]
+    [(_, one)] = row(page, "posture")["bars"]
+    assert four == pytest.approx(4 * one, rel=0.01)
+    assert "the tallest bar is 4 pieces of advice in a day" in page
+
+
+def test_rules_switched_off_are_marked(clinician):
+    Rule.objects.filter(key="posture").update(enabled=False)
+    page = clinician.get(STATISTICS).content.decode()
+    assert row(page, "posture")["off"] and row(page, "posture")["state"].startswith("switched off in the draft")
+    ruleset_publish(comment="posture off")
+    page = clinician.get(STATISTICS).content.decode()
+    assert row(page, "posture")["state"] == "switched off"
+    assert not row(page, "pain-stop")["off"] and row(page, "pain-stop")["state"] == ""
