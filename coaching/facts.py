@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db.models import Count
 from django.db.models.functions import TruncDate
+from django.urls import reverse
 
 from rules.evaluation import Fact
 from rules.registry import FactSource
@@ -66,6 +67,12 @@ class CoachingFactSource(FactSource):
             events = list(member.events.order_by("occurred_at", "external_id"))
             labels = {str(e.pk): f"{member.gym.name} / {member.external_id} / {e.external_id}" for e in events}
             yield member_facts(events), labels
+
+    def subject_url(self, subject_id: str) -> str | None:
+        """The member's timeline in the coaching admin."""
+        if not str(subject_id).isdigit():
+            return None
+        return reverse("admin:coaching_member_change", args=[subject_id])
 
     def advice_counts(self, *, since: dt.datetime) -> dict[str, dict]:
         counts: dict[str, dict] = defaultdict(dict)
