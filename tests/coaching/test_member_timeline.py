@@ -12,6 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.staticfiles import finders
 from django.templatetags.static import static
 from django.test import Client
@@ -250,8 +251,17 @@ def test_the_event_page_shows_labelled_values_and_the_local_time_with_its_offset
     assert "Figures the rules saw" in text and "Runs in the last 7 days: 3 runs" in text
     pain_stop = Advice.objects.get(event=hills, severity="stop")
     assert f"Stop running for now — {pain_stop.rule_name}: “{pain_stop.message}”" in text
+
     assert reverse("admin:coaching_member_change", args=[hills.member_id]) in response.content.decode()
     assert_no_json(response)
+
+
+def test_the_event_pages_mark_withdrawn_advice_and_name_what_withdrew_it(history, clinician):
+    withdrawn = Advice.objects.get(rule_key=FIRST_RUN_CHECK["key"], withdrawn_at__isnull=False)
+    first = visible(clinician.get(reverse("admin:coaching_event_change", args=[withdrawn.event_id])))
+    assert f"({coaching_admin.TIMELINE_WITHDRAWN.format(at=words.moment(withdrawn.withdrawn_at))})" in first
+    late = visible(clinician.get(reverse("admin:coaching_event_change", args=[withdrawn.withdrawn_by_id])))
+    assert f"Its arrival withdrew: {withdrawn}" in late
 
 
 def test_the_advice_page_is_titled_in_words_with_links_to_its_events(history, clinician):
@@ -278,20 +288,17 @@ def test_the_advice_list_shows_severities_and_categories_in_words(history, clini
 
 
 # -- no dead ends --------------------------------------------------------------------------------
-def test_every_coaching_page_a_clinician_reaches_opens_and_shows_no_json(history, clinician):
-    """Start at the lists and follow every link into the coaching admin: each answers, none with
-    403, 404 or 500, and none shows JSON."""
-    start = [MEMBERS, EVENTS, ADVICE, "/admin/", "/admin/coaching/"]
+def crawl(browser: Client, start: list[str]) -> set[str]:
+    """Open ``start`` and follow every link into the coaching admin (each filter and sort once):
+    each page answers 200 (or redirects), none 403, 404 or 500, and none shows JSON."""
     seen: set[str] = set()
     queue = deque((url, 0) for url in start)
-    visited = 0
     while queue:
         url, depth = queue.popleft()
         if url in seen:
             continue
         seen.add(url)
-        response = clinician.get(url)
-        visited += 1
+        response = browser.get(url)
         assert response.status_code in (200, 302), (url, response.status_code)
         if response.status_code != 200 or not urlsplit(url).path.startswith("/admin/coaching/"):
             continue
@@ -302,12 +309,34 @@ def test_every_coaching_page_a_clinician_reaches_opens_and_shows_no_json(history
             target = urlsplit(html.unescape(urljoin(url, href)))
             if not target.path.startswith("/admin/coaching/") or target.geturl() in seen:
                 continue
-            # Every filter and sort once (from the lists), not each combination of them.
             if target.query and depth > 0 and not target.path.endswith("/change/"):
                 continue
             queue.append((target.geturl(), depth + 1))
-    assert visited > 40
+    return seen
+
+
+def test_every_coaching_page_a_clinician_reaches_opens_and_shows_no_json(history, clinician):
+    seen = crawl(clinician, [MEMBERS, EVENTS, ADVICE, "/admin/", "/admin/coaching/"])
+    assert len(seen) > 40
+    for model in ("member", "event", "advice"):
+        assert any(re.search(rf"/admin/coaching/{model}/\d+/change/$", url) for url in seen)
+    assert any("held=1" in url for url in seen)
     assert not any("/admin/coaching/gym/" in url for url in seen)
+
+
+def test_staff_who_may_not_read_advice_find_no_link_to_it(history):
+    """Front-desk staff who may read members and events only: the advice is told in words, with
+    no link to a page they may not open."""
+    user = get_user_model().objects.create_user("front-desk", password="a-long-password", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="coaching", codename__in=["view_member", "view_event"])
+    )
+    browser = Client()
+    browser.force_login(user)
+    seen = crawl(browser, [MEMBERS, EVENTS, "/admin/"])
+    assert not any("/admin/coaching/advice/" in url for url in seen)
+    page = browser.get(member_page()).content.decode()
+    assert MASSAGE_REFERRAL["name"] in page and "/admin/coaching/advice/" not in page
 
 
 def test_the_gym_shows_as_text_for_a_clinician_and_as_a_link_for_who_may_open_it(history, clinician):
