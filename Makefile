@@ -31,9 +31,14 @@ setup: venv
 
 # gunicorn, one process with threads: a production server (no dev-server warnings, no
 # keep-alive stalls), and one process keeps a background simulation's progress in one place.
+# Served as in production, with debug off: a development secret key is made on the first run
+# and kept in the git-ignored .dev-secret-key (a DJANGO_SECRET_KEY of your own wins).
+RUN_ENV = DJANGO_DEBUG=false ALLOWED_HOSTS=127.0.0.1,localhost \
+	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .dev-secret-key)}"
 run: setup
-	$(PY) manage.py demo --port $(PORT)
-	$(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 1 --threads 8 \
+	@[ -s .dev-secret-key ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > .dev-secret-key)
+	$(RUN_ENV) $(PY) manage.py demo --port $(PORT)
+	$(RUN_ENV) $(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 1 --threads 8 \
 		--access-logfile - --error-logfile - --graceful-timeout 5
 
 test: venv

@@ -3,29 +3,38 @@
 The coaching records are read-only here; the only writes are actions that call a service and
 need their own permission (``coaching.clear_referral``, ``coaching.reevaluate_event``), so a
 staff user who may only view records never runs one.
+
+Clinicians read everything in words (``coaching.words``): no JSON, no internal numbers or codes,
+one date format. Each member's page is their timeline. A link is only shown to a page the user
+may open (``ViewableLinksMixin``), so no click ends on a bare "403 Forbidden".
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from . import selectors, services
-from .catalog import FACT_TYPES
+from . import selectors, services, words
+from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
 from .models import Advice, Event, Gym, Member
 
-REEVALUATED = "Re-evaluated {events} events; {failed} failed."
+logger = logging.getLogger(__name__)
+
+REEVALUATED = "Re-evaluated {events}; {failed} failed."
 KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and will not be shown again)."
 
 # What a clinician reads about referrals (tests reuse these).
@@ -47,6 +56,74 @@ REFERRAL_CLEARED_NOT_JUDGED = (
 REFERRAL_NOTHING_TO_CLEAR = "Not under referral, so there was nothing to clear: {members}."
 WITHDRAWN_COLUMN = "Withdrawn {at}: {reason}"
 
+# The member's timeline (tests reuse these).
+TIMELINE_REFERRAL = (
+    "Under referral at the time (since {since}, by “{rule}”): only advice of these kinds was given: {kinds}."
+)
+TIMELINE_STARTED_REFERRAL = "This advice put the member under referral."
+TIMELINE_WITHDRAWN = "Withdrawn {at}"
+TIMELINE_NO_ADVICE = "No advice."
+TIMELINE_HELD_FAILED = "What the rules held back could not be worked out just now ({error})."
+TIMELINE_NOT_JUDGED = "Not judged yet: the evaluation of this event failed or is still to run ({error})."
+PROFILE_EMPTY = "Nothing recorded yet."
+SENT_BY_THE_GYM = "Sent by the gym"
+RECORDED_IN_THE_ADMIN = "Recorded in the admin by {name}"
+JUDGED = "Judged by the rules"
+
+# Where each kind of record's admin page is, and who may open it.
+VIEW_GYM = "coaching.view_gym"
+VIEW_MEMBER = "coaching.view_member"
+VIEW_EVENT = "coaching.view_event"
+VIEW_ADVICE = "coaching.view_advice"
+# How the gym's app shows the card (CDS Hooks indicator), in words.
+INDICATOR_WORDS = {"info": "information", "warning": "warning", "critical": "critical"}
+
+
+# -- small building blocks --------------------------------------------------------------------
+def _link(url: str | None, text: str) -> SafeString:
+    return format_html('<a href="{}">{}</a>', url, text) if url else format_html("{}", text)
+
+
+def _lines(rows: Iterable[tuple[str, str]], css: str = "coaching-values") -> SafeString:
+    """Labelled values as a list: "Cleared by a physician: yes"."""
+    items = format_html_join("", "<li>{}: {}</li>", rows)
+    return format_html('<ul class="{}">{}</ul>', css, items) if items else format_html("{}", words.NOTHING)
+
+
+def _names(members: list[Member]) -> str:
+    return ", ".join(member.external_id for member in members)
+
+
+def member_url(member_id: int | str) -> str:
+    return reverse("admin:coaching_member_change", args=[member_id])
+
+
+def event_url(event_id: int | str) -> str:
+    return reverse("admin:coaching_event_change", args=[event_id])
+
+
+def advice_url(advice_id: int | str) -> str:
+    return reverse("admin:coaching_advice_change", args=[advice_id])
+
+
+def event_when(event: Event) -> str:
+    """When the event happened, in the member's own local time with its offset."""
+    return words.local_moment(event.occurred_at, event.utc_offset_minutes)
+
+
+def event_in_words(event: Event) -> str:
+    return words.event_sentence(event.type, event.data)
+
+
+def _referral_kinds() -> str:
+    urgent = SEVERITIES[: SEVERITY_CODES.index(REFERRAL_FLOOR) + 1]
+    return " and ".join(f"“{label}”" for _code, label in urgent)
+
+
+def _markdown_plain(text: str) -> str:
+    """The card's detail as read, without the markdown's asterisks."""
+    return re.sub(r"\*{1,2}([^*]+)\*{1,2}", r"\1", text or "")
+
 
 class ReadOnlyMixin:
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -56,13 +133,60 @@ class ReadOnlyMixin:
         return False
 
 
+class ViewableLinksMixin:
+    """Fields and columns that link to another admin page are swapped for their plain-text twin
+    (the same name with ``_text``) when the user may not open that page, so no link leads to a
+    "403 Forbidden". ``link_permissions`` maps each such name to the permission it needs."""
+
+    link_permissions: dict[str, str] = {}
+
+    def _viewable(self, request: HttpRequest, names: Sequence[str]) -> list[str]:
+        return [
+            f"{name}_text"
+            if name in self.link_permissions and not request.user.has_perm(self.link_permissions[name])
+            else name
+            for name in names
+        ]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self._viewable(request, super().get_fields(request, obj))  # type: ignore[misc]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return self._viewable(request, super().get_readonly_fields(request, obj))  # type: ignore[misc]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        return self._viewable(request, super().get_list_display(request))  # type: ignore[misc]
+
+    @admin.display(description="Gym", ordering="gym__name")
+    def gym_text(self, obj: Any) -> str:
+        return obj.gym.name
+
+
+class CoachingAdmin(ViewableLinksMixin, ReadOnlyMixin, admin.ModelAdmin):
+    """The shared wording of the members', events' and advice pages."""
+
+    link_permissions = {"gym": VIEW_GYM, "member_link": VIEW_MEMBER, "event_link": VIEW_EVENT}
+
+    @admin.display(description="Member", ordering="member__external_id")
+    def member_link(self, obj: Event | Advice) -> SafeString:
+        return _link(member_url(obj.member_id), obj.member.external_id)
+
+    @admin.display(description="Member", ordering="member__external_id")
+    def member_link_text(self, obj: Event | Advice) -> str:
+        return obj.member.external_id
+
+
 @admin.register(Gym)
 class GymAdmin(admin.ModelAdmin):
-    list_display = ["name", "key_prefix", "created_at"]
+    list_display = ["name", "key_prefix", "created"]
     search_fields = ["name"]
-    readonly_fields = ["key_prefix", "created_at"]
-    fields = ["name", "key_prefix", "created_at"]
+    readonly_fields = ["key_prefix", "created"]
+    fields = ["name", "key_prefix", "created"]
     actions = ["rotate_key"]
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, gym: Gym) -> str:
+        return words.moment(gym.created_at)
 
     def save_model(self, request: HttpRequest, obj: Gym, form: Any, change: bool) -> None:
         if change:
@@ -81,14 +205,7 @@ class GymAdmin(admin.ModelAdmin):
             messages.warning(request, KEY_SHOWN_ONCE.format(gym=gym.name, key=key))
 
 
-def _moment(at: datetime) -> str:
-    return timezone.localtime(at).strftime("%Y-%m-%d %H:%M")
-
-
-def _names(members: list[Member]) -> str:
-    return ", ".join(member.external_id for member in members)
-
-
+# -- members: the timeline ---------------------------------------------------------------------
 class UnderReferralFilter(admin.SimpleListFilter):
     title = "under referral"
     parameter_name = "referral"
@@ -105,20 +222,44 @@ class UnderReferralFilter(admin.SimpleListFilter):
 
 
 @admin.register(Member)
-class MemberAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["external_id", "gym", "under_referral", "created_at"]
+class MemberAdmin(CoachingAdmin):
+    """The member list, and each member's page: profile, referral and timeline."""
+
+    list_display = ["external_id_words", "gym", "under_referral", "events_count", "first_seen"]
     list_filter = [UnderReferralFilter, "gym"]
     search_fields = ["external_id"]
     list_select_related = ["gym"]
-    fields = ["gym", "external_id", "referral", "profile", "created_at"]
-    readonly_fields = ["gym", "external_id", "referral", "profile", "created_at"]
+    fields = ["external_id_words", "gym", "referral", "profile_in_words", "first_seen"]
+    readonly_fields = fields
     actions = ["mark_cleared"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        return (
+            super().get_queryset(request).select_related("gym", "referral_event").annotate(event_count=Count("events"))
+        )
+
+    @admin.display(description="Member id at the gym", ordering="external_id")
+    def external_id_words(self, member: Member) -> str:
+        return member.external_id
 
     @admin.display(description="Under referral", ordering="referral_since")
     def under_referral(self, member: Member) -> str:
         if member.referral_since is None:
-            return "—"
-        return REFERRAL_COLUMN.format(since=_moment(member.referral_since), rule=member.referral_rule_name)
+            return words.NOTHING
+        return REFERRAL_COLUMN.format(since=words.moment(member.referral_since), rule=member.referral_rule_name)
+
+    @admin.display(description="Events", ordering="event_count")
+    def events_count(self, member: Member) -> str:
+        return words.count_words(member.event_count, "event")
+
+    @admin.display(description="First seen", ordering="created_at")
+    def first_seen(self, member: Member) -> str:
+        return words.moment(member.created_at)
+
+    @admin.display(description="Profile")
+    def profile_in_words(self, member: Member) -> SafeString | str:
+        rows = words.profile_values(member.profile)
+        return _lines(rows) if rows else PROFILE_EMPTY
 
     @admin.display(description="Referral")
     def referral(self, member: Member) -> str:
@@ -127,22 +268,21 @@ class MemberAdmin(ReadOnlyMixin, admin.ModelAdmin):
             if cleared is None:
                 return REFERRAL_NONE
             by = f" (recorded by {cleared.recorded_by})" if cleared.recorded_by else ""
-            return f"{REFERRAL_NONE} {REFERRAL_LAST_CLEARED.format(at=_moment(cleared.occurred_at), by=by)}"
+            return f"{REFERRAL_NONE} {REFERRAL_LAST_CLEARED.format(at=event_when(cleared), by=by)}"
         event = member.referral_event
         fired_on = ""
         if event is not None:
-            what = FACT_TYPES[event.type][0].lower() if event.type in FACT_TYPES else event.type
-            fired_on = REFERRAL_FIRED_ON.format(event=event.external_id, what=what, occurred=_moment(event.occurred_at))
-        words = REFERRAL_IN_WORDS.format(
-            since=_moment(member.referral_since),
+            what = words.event_type_words(event.type).lower()
+            fired_on = REFERRAL_FIRED_ON.format(event=event.external_id, what=what, occurred=event_when(event))
+        in_words = REFERRAL_IN_WORDS.format(
+            since=words.moment(member.referral_since),
             rule=member.referral_rule_name,
             key=member.referral_rule_key,
             fired_on=fired_on,
         )
         if event is None:
-            return words
-        url = reverse("admin:coaching_event_change", args=[event.pk])
-        return format_html('{} <a href="{}">Show the event</a>', words, url)
+            return in_words
+        return format_html('{} <a href="{}">Show the event</a>', in_words, event_url(event.pk))
 
     def has_clear_referral_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.clear_referral")
@@ -182,7 +322,7 @@ class MemberAdmin(ReadOnlyMixin, admin.ModelAdmin):
         member = self.get_object(request, unquote(object_id))
         if member is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        change_url = reverse("admin:coaching_member_change", args=[member.pk])
+        change_url = member_url(member.pk)
         if request.method == "POST":
             self._referrals_clear(request, [member])
             return HttpResponseRedirect(change_url)
@@ -205,30 +345,190 @@ class MemberAdmin(ReadOnlyMixin, admin.ModelAdmin):
         )
         return super().render_change_form(request, context, add=add, change=change, **kwargs)
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        member = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if member is not None and self.has_view_permission(request, member):
+            context.update(self._timeline_context(request, member))
+        return super().change_view(request, object_id, form_url, context)
 
+    def _timeline_context(self, request: HttpRequest, member: Member) -> dict[str, Any]:
+        timeline = selectors.member_timeline(member=member, page=request.GET.get("page") or 1)
+        may_view_events = request.user.has_perm(VIEW_EVENT)
+        may_view_advice = request.user.has_perm(VIEW_ADVICE)
+        held = None
+        show_held = request.GET.get("held") == "1"
+        if show_held:
+            try:
+                held = selectors.member_held_back(member=member)
+            except Exception as exc:  # the engine failed: say so on the page, keep the timeline
+                logger.exception("Judging member %s again for the timeline failed", member.pk)
+                messages.error(request, TIMELINE_HELD_FAILED.format(error=f"{type(exc).__name__}: {exc}"))
+        entries = [
+            self._entry_words(entry, events_linked=may_view_events, advice_linked=may_view_advice, held=held)
+            for entry in timeline.object_list
+        ]
+        return {
+            "show_held": show_held,
+            "held_version": held.version if held else None,
+            "title": f"Member {member.external_id}",
+            "subtitle": f"{member.gym.name} · {words.count_words(timeline.paginator.count, 'event')}",
+            "timeline": timeline,
+            "timeline_entries": entries,
+            "referral_started": TIMELINE_STARTED_REFERRAL,
+            "no_advice": TIMELINE_NO_ADVICE,
+        }
+
+    def _entry_words(
+        self,
+        entry: selectors.TimelineEntry,
+        *,
+        events_linked: bool,
+        advice_linked: bool,
+        held: selectors.HeldBackNow | None,
+    ) -> dict:
+        event = entry.event
+        referral = ""
+        if entry.referral is not None:
+            referral = TIMELINE_REFERRAL.format(
+                since=event_when(entry.referral.event), rule=entry.referral.rule_name, kinds=_referral_kinds()
+            )
+        advice = []
+        for piece in entry.advice:
+            withdrawn_by = piece.withdrawn_by
+            advice.append(
+                {
+                    "severity": words.severity_words(piece.severity),
+                    "severity_code": piece.severity,
+                    "rule_name": piece.rule_name,
+                    "message": piece.message,
+                    "url": advice_url(piece.pk) if advice_linked else None,
+                    "refers": piece.refers and piece.withdrawn_at is None,
+                    "withdrawn": piece.withdrawn_at is not None,
+                    "withdrawn_at": TIMELINE_WITHDRAWN.format(at=words.moment(piece.withdrawn_at)),
+                    "withdrawn_by": words.lower_first(str(withdrawn_by)) if withdrawn_by else "",
+                    "withdrawn_by_url": event_url(withdrawn_by.pk) if withdrawn_by and events_linked else None,
+                    "withdrawn_reason": piece.withdrawn_reason,
+                }
+            )
+        return {
+            "pk": event.pk,
+            "external_id": event.external_id,
+            "url": event_url(event.pk) if events_linked else None,
+            "when": event_when(event),
+            "sentence": event_in_words(event),
+            "recorded_by": event.recorded_by,
+            "not_judged": "" if event.evaluated else TIMELINE_NOT_JUDGED.format(error=event.evaluation_error or "…"),
+            "referral": referral,
+            "advice": advice,
+            "held": [
+                {
+                    "severity": words.severity_words(h.match.severity),
+                    "rule_name": h.match.rule_name,
+                    "explanation": h.explanation,
+                }
+                for h in (held.by_event.get(event.pk, []) if held else [])
+            ],
+            "figures": words.figure_values(event.figures),
+        }
+
+
+# -- events ------------------------------------------------------------------------------------
 @admin.register(Event)
-class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["external_id", "member", "type", "occurred_at", "evaluated", "gym", "received_at"]
+class EventAdmin(CoachingAdmin):
+    list_display = ["external_id_words", "member_link", "when", "in_words", "judged", "gym"]
     list_filter = ["type", "evaluated", "gym"]
     search_fields = ["external_id", "member__external_id"]
     list_select_related = ["member", "gym"]
     date_hierarchy = "occurred_at"
-    readonly_fields = [
+    fields = [
+        "member_link",
         "gym",
-        "member",
-        "external_id",
+        "external_id_words",
         "type",
-        "occurred_at",
-        "utc_offset_minutes",
-        "data",
-        "figures",
-        "content_hash",
-        "evaluated",
-        "evaluation_error",
-        "recorded_by",
-        "received_at",
+        "when",
+        "in_words",
+        "recorded_values",
+        "figures_seen",
+        "evaluation",
+        "source",
+        "received",
+        "advice_given",
     ]
+    readonly_fields = fields
+    link_permissions = {**CoachingAdmin.link_permissions, "advice_given": VIEW_ADVICE}
     actions = ["reevaluate"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Event]:
+        return super().get_queryset(request).select_related("member", "gym")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        event = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if event is not None:
+            context.update(title=str(event), subtitle=f"Member {event.member.external_id}, {event.gym.name}")
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description="Event id at the gym", ordering="external_id")
+    def external_id_words(self, event: Event) -> str:
+        return event.external_id
+
+    @admin.display(description="When (the member's local time)", ordering="occurred_at")
+    def when(self, event: Event) -> str:
+        return event_when(event)
+
+    @admin.display(description="What happened")
+    def in_words(self, event: Event) -> str:
+        return event_in_words(event)
+
+    @admin.display(description="Judged", boolean=True, ordering="evaluated")
+    def judged(self, event: Event) -> bool:
+        return event.evaluated
+
+    @admin.display(description="Received", ordering="received_at")
+    def received(self, event: Event) -> str:
+        return words.moment(event.received_at)
+
+    @admin.display(description="Recorded values")
+    def recorded_values(self, event: Event) -> SafeString:
+        return _lines(words.data_values(event.type, event.data))
+
+    @admin.display(description="Figures the rules saw")
+    def figures_seen(self, event: Event) -> SafeString:
+        return _lines(words.figure_values(event.figures))
+
+    @admin.display(description="Evaluation")
+    def evaluation(self, event: Event) -> str:
+        return JUDGED if event.evaluated else TIMELINE_NOT_JUDGED.format(error=event.evaluation_error or "…")
+
+    @admin.display(description="Recorded by")
+    def source(self, event: Event) -> str:
+        return RECORDED_IN_THE_ADMIN.format(name=event.recorded_by) if event.recorded_by else SENT_BY_THE_GYM
+
+    @admin.display(description="Advice")
+    def advice_given(self, event: Event) -> SafeString:
+        return self._advice_of(event, linked=True)
+
+    @admin.display(description="Advice")
+    def advice_given_text(self, event: Event) -> SafeString:
+        return self._advice_of(event, linked=False)
+
+    def _advice_of(self, event: Event, *, linked: bool) -> SafeString:
+        """The advice judging this event produced (withdrawn advice marked), and what its arrival withdrew."""
+        produced = sorted(
+            event.advice.all(), key=lambda a: (a.withdrawn_at is not None, SEVERITY_CODES.index(a.severity))
+        )
+        withdrew = list(event.withdrawals.select_related("event", "member"))
+        rows = [_advice_line(a, linked=linked) for a in produced] or [format_html("{}", TIMELINE_NO_ADVICE)]
+        rows += [
+            format_html("Its arrival withdrew: {}", _link(advice_url(a.pk) if linked else None, str(a)))
+            for a in withdrew
+        ]
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((row,) for row in rows)))
 
     def has_reevaluate_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.reevaluate_event")
@@ -242,9 +542,23 @@ class EventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         for event in earliest.values():
             result = services.events_reevaluate(member=event.member, since=event.occurred_at)
             judged, failed = judged + result.events, failed + result.failed
-        messages.info(request, REEVALUATED.format(events=judged, failed=failed))
+        messages.info(request, REEVALUATED.format(events=words.count_words(judged, "event"), failed=failed))
 
 
+def _advice_line(advice: Advice, *, linked: bool) -> SafeString:
+    """ "Stop running for now — Stop when it hurts: “…”", marked when withdrawn."""
+    line = format_html(
+        "{} — {}: “{}”",
+        words.severity_words(advice.severity),
+        _link(advice_url(advice.pk) if linked else None, advice.rule_name),
+        advice.message,
+    )
+    if advice.withdrawn_at is not None:
+        line = format_html("<s>{}</s> ({})", line, TIMELINE_WITHDRAWN.format(at=words.moment(advice.withdrawn_at)))
+    return line
+
+
+# -- advice ------------------------------------------------------------------------------------
 class WithdrawnFilter(admin.SimpleListFilter):
     title = "current or withdrawn"
     parameter_name = "withdrawn"
@@ -260,39 +574,179 @@ class WithdrawnFilter(admin.SimpleListFilter):
         return queryset
 
 
+class _ChoiceFilter(admin.SimpleListFilter):
+    """Filter on a coded field, offering the codes' words."""
+
+    options: Sequence[tuple[str, str]] = ()
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Sequence[tuple[str, str]]:
+        return self.options
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Advice]) -> QuerySet[Advice]:
+        if self.value():
+            return queryset.filter(**{self.parameter_name: self.value()})
+        return queryset
+
+
+class SeverityFilter(_ChoiceFilter):
+    title = "severity"
+    parameter_name = "severity"
+    options = SEVERITIES
+
+
+class CategoryFilter(_ChoiceFilter):
+    title = "category"
+    parameter_name = "category"
+    options = CATEGORIES
+
+
+class RuleFilter(_ChoiceFilter):
+    title = "rule"
+    parameter_name = "rule_key"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = dict(Advice.objects.order_by("rule_name").values_list("rule_key", "rule_name").distinct())
+        return sorted(names.items(), key=lambda item: item[1])
+
+
 @admin.register(Advice)
-class AdviceAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ["rule_key", "severity", "category", "member", "event", "occurred_at", "created_at", "withdrawn"]
-    list_filter = [WithdrawnFilter, "severity", "category", "rule_key", "gym"]
-    search_fields = ["rule_key", "member__external_id", "event__external_id", "message"]
+class AdviceAdmin(CoachingAdmin):
+    list_display = ["rule", "severity_words", "member_link", "event_link", "created", "withdrawn"]
+    list_filter = [WithdrawnFilter, SeverityFilter, CategoryFilter, RuleFilter, "gym"]
+    search_fields = ["rule_key", "rule_name", "member__external_id", "event__external_id", "message"]
     list_select_related = ["member", "event", "gym"]
     date_hierarchy = "created_at"
-    readonly_fields = [
+    fields = [
+        "member_link",
+        "event_link",
         "gym",
-        "member",
-        "event",
-        "rule_key",
-        "rule_name",
-        "rule_version",
-        "category",
-        "severity",
+        "rule",
+        "severity_words",
+        "category_words",
         "message",
-        "matched_events",
-        "source_label",
-        "card",
-        "occurred_at",
-        "refers",
-        "trigger",
-        "created_at",
-        "withdrawn_at",
-        "withdrawn_by",
-        "withdrawn_reason",
-        "changed_at",
+        "matched",
+        "card_values",
+        "refers_words",
+        "trigger_link",
+        "created",
+        "status",
     ]
+    readonly_fields = fields
+    link_permissions = {
+        **CoachingAdmin.link_permissions,
+        "matched": VIEW_EVENT,
+        "trigger_link": VIEW_EVENT,
+        "status": VIEW_EVENT,
+    }
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Advice]:
+        return super().get_queryset(request).select_related("member", "event", "gym", "trigger", "withdrawn_by")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        advice = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if advice is not None:
+            context.update(title=str(advice), subtitle="")
+        return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description="Rule", ordering="rule_name")
+    def rule(self, advice: Advice) -> str:
+        return advice.rule_name
+
+    @admin.display(description="Severity", ordering="severity")
+    def severity_words(self, advice: Advice) -> str:
+        return words.severity_words(advice.severity)
+
+    @admin.display(description="Category", ordering="category")
+    def category_words(self, advice: Advice) -> str:
+        return words.category_words(advice.category)
+
+    @admin.display(description="Event", ordering="occurred_at")
+    def event_link(self, advice: Advice) -> SafeString:
+        return _link(event_url(advice.event_id), str(advice.event))
+
+    @admin.display(description="Event", ordering="occurred_at")
+    def event_link_text(self, advice: Advice) -> str:
+        return str(advice.event)
+
+    @admin.display(description="Given", ordering="created_at")
+    def created(self, advice: Advice) -> str:
+        return words.moment(advice.created_at)
 
     @admin.display(description="Current or withdrawn", ordering="withdrawn_at")
     def withdrawn(self, advice: Advice) -> str:
         if advice.withdrawn_at is None:
             return "Current"
         reason = Truncator(advice.withdrawn_reason).chars(120)
-        return WITHDRAWN_COLUMN.format(at=_moment(advice.withdrawn_at), reason=reason)
+        return WITHDRAWN_COLUMN.format(at=words.moment(advice.withdrawn_at), reason=reason)
+
+    @admin.display(description="The events the rule matched")
+    def matched(self, advice: Advice) -> SafeString:
+        return self._matched(advice, linked=True)
+
+    @admin.display(description="The events the rule matched")
+    def matched_text(self, advice: Advice) -> SafeString:
+        return self._matched(advice, linked=False)
+
+    def _matched(self, advice: Advice, *, linked: bool) -> SafeString:
+        ids = list(advice.matched_events or [])
+        found = {e.external_id: e for e in Event.objects.filter(gym_id=advice.gym_id, external_id__in=ids)}
+        rows = []
+        for external_id in ids:
+            event = found.get(external_id)
+            if event is None:
+                rows.append((format_html("{}", external_id), "no longer stored"))
+            else:
+                rows.append((_link(event_url(event.pk) if linked else None, event_when(event)), event_in_words(event)))
+        return _lines(rows)
+
+    @admin.display(description="As the gym's app receives it")
+    def card_values(self, advice: Advice) -> SafeString:
+        card = advice.card or {}
+        indicator = card.get("indicator", "")
+        rows = [
+            ("Summary", card.get("summary") or words.NOTHING),
+            ("Shown as", INDICATOR_WORDS.get(indicator, indicator) or words.NOTHING),
+        ]
+        detail = _markdown_plain(card.get("detail", ""))
+        if not detail.startswith(advice.message):  # the usual detail is the message, rule name and source
+            rows.append(("Detail", linebreaksbr(detail, autoescape=True)))
+        rows.append(("Source", (card.get("source") or {}).get("label") or words.NOTHING))
+        return _lines(rows)
+
+    @admin.display(description="Put the member under referral")
+    def refers_words(self, advice: Advice) -> str:
+        return "yes" if advice.refers else "no"
+
+    @admin.display(description="Judged again when this arrived")
+    def trigger_link(self, advice: Advice) -> SafeString | str:
+        trigger = advice.trigger
+        return _link(event_url(trigger.pk), str(trigger)) if trigger else words.NOTHING
+
+    @admin.display(description="Judged again when this arrived")
+    def trigger_link_text(self, advice: Advice) -> str:
+        return str(advice.trigger) if advice.trigger else words.NOTHING
+
+    @admin.display(description="Current or withdrawn")
+    def status(self, advice: Advice) -> SafeString | str:
+        return self._status(advice, linked=True)
+
+    @admin.display(description="Current or withdrawn")
+    def status_text(self, advice: Advice) -> SafeString | str:
+        return self._status(advice, linked=False)
+
+    def _status(self, advice: Advice, *, linked: bool) -> SafeString | str:
+        if advice.withdrawn_at is None:
+            return "Current"
+        by = advice.withdrawn_by
+        when = TIMELINE_WITHDRAWN.format(at=words.moment(advice.withdrawn_at))
+        if by is None:
+            return format_html("{}: {}", when, advice.withdrawn_reason)
+        return format_html(
+            "{}, when the {} arrived: {}",
+            when,
+            _link(event_url(by.pk) if linked else None, words.lower_first(str(by))),
+            advice.withdrawn_reason,
+        )

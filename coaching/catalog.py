@@ -230,6 +230,8 @@ SEVERITIES: tuple[tuple[str, str], ...] = (
     ("info", "Tip"),
 )
 SEVERITY_CODES = tuple(code for code, _ in SEVERITIES)
+# Under referral, only advice this urgent or more is given (see a physician, stop running).
+REFERRAL_FLOOR = "stop"
 CATEGORY_CODES = tuple(code for code, _ in CATEGORIES)
 
 
@@ -242,5 +244,5 @@ def catalog_register(registry: Registry) -> None:
     registry.register_derived(RUN_FIGURES, fact_types=[RUN])
     registry.register_categories(CATEGORIES)
     registry.register_severities(SEVERITIES)
-    registry.register_referral_floor("stop")  # under referral: only "see a physician" and "stop running"
+    registry.register_referral_floor(REFERRAL_FLOOR)
     registry.register_subject("member", "members")

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+from django.urls import reverse
+
 from rules.evaluation import Fact
 from rules.registry import AdviceTally, FactSource
 
@@ -63,6 +65,12 @@ class CoachingFactSource(FactSource):
             events = list(member.events.order_by("occurred_at", "external_id"))
             labels = {str(e.pk): f"{member.gym.name} / {member.external_id} / {e.external_id}" for e in events}
             yield member_facts(events), labels
+
+    def subject_url(self, subject_id: str) -> str | None:
+        """The member's timeline in the coaching admin."""
+        if not str(subject_id).isdigit():
+            return None
+        return reverse("admin:coaching_member_change", args=[subject_id])
 
     def advice_statistics(self, *, first_day: dt.date) -> list[AdviceTally]:
         """Advice per rule, member and day from ``first_day`` on, counted on the local date (in

@@ -8,6 +8,7 @@ from datetime import timezone as dt_timezone
 from django.db import models
 from django.utils import timezone
 
+from . import words
 from .catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
 
 
@@ -85,7 +86,7 @@ class Event(models.Model):
         permissions = [("reevaluate_event", "Can re-run the evaluation of events")]
 
     def __str__(self) -> str:
-        return f"{self.type} {self.external_id}"
+        return f"{words.event_type_words(self.type)} of {words.local_moment(self.occurred_at, self.utc_offset_minutes)}"
 
     @property
     def sent_timezone(self) -> dt_timezone:
@@ -159,4 +160,8 @@ class Advice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule_key} for {self.member_id}"
+        """ "Stop when it hurts — member m-1042, run of 20 Nov 2026" (select the member and event with it)."""
+        event = self.event
+        what = words.event_type_words(event.type).lower()
+        day = words.day_words(event.occurred_at_local.date())
+        return f"{self.rule_name} — member {self.member.external_id}, {what} of {day}"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from .catalog import PROFILE
+from rules.evaluation import HeldBack, timeline_judge
+
+from .catalog import PROFILE, SEVERITY_CODES
+from .evaluation import member_events, member_facts
 from .figures import figures_now
 from .models import Advice, Event, Gym, Member
 from .services import key_hash
@@ -61,6 +67,98 @@ def referral_clearance_last(*, member: Member) -> Event | None:
     clinician's "mark cleared" in the admin, which names the clinician in ``recorded_by``)."""
     cleared = member.events.filter(type=PROFILE, data__cleared_by_physician=True)
     return cleared.order_by("-occurred_at", "-external_id").first()
+
+
+# Events on one page of a member's timeline (a member may have hundreds).
+TIMELINE_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ReferralInForce:
+    """A referral in force when an event was judged: since when, by which rule."""
+
+    since: datetime
+    rule_name: str
+    event: Event
+
+
+@dataclass
+class TimelineEntry:
+    """One event of a member's timeline with the advice judging it produced (current advice most
+    urgent first, then withdrawn advice) and the referral in force when it was judged."""
+
+    event: Event
+    advice: list[Advice] = field(default_factory=list)
+    referral: ReferralInForce | None = None
+
+
+def member_timeline(*, member: Member, page: int | str = 1, per_page: int = TIMELINE_PAGE_SIZE) -> Page:
+    """One page of the member's events, newest first (ties in the reverse of judging order), as
+    ``TimelineEntry`` objects; a page number out of range gives the last page."""
+    events = member.events.select_related("gym").order_by("-occurred_at", "-external_id")
+    timeline = Paginator(events, per_page).get_page(page)
+    shown = list(timeline.object_list)
+    produced: dict[int, list[Advice]] = defaultdict(list)
+    advice = Advice.objects.filter(event__in=shown).select_related("withdrawn_by", "trigger")
+    for piece in sorted(advice, key=lambda a: (a.withdrawn_at is not None, _severity_rank(a.severity), a.rule_key)):
+        produced[piece.event_id].append(piece)
+    in_force = _referrals_in_force(member=member)
+    timeline.object_list = [
+        TimelineEntry(event=event, advice=produced.get(event.pk, []), referral=in_force.get(event.pk))
+        for event in shown
+    ]
+    return timeline
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITY_CODES.index(severity) if severity in SEVERITY_CODES else len(SEVERITY_CODES)
+
+
+def _referrals_in_force(*, member: Member) -> dict[int, ReferralInForce]:
+    """For each of the member's events, the referral in force when it was judged (after a
+    clearance on the event itself, before a referral it starts), read from the stored advice."""
+    starts = {
+        a.event_id: a
+        for a in Advice.objects.filter(member=member, refers=True, withdrawn_at__isnull=True).select_related("event")
+    }
+    if not starts:
+        return {}
+    ordered = member.events.order_by("occurred_at", "external_id").values_list(
+        "pk", "type", "data__cleared_by_physician"
+    )
+    in_force: dict[int, ReferralInForce] = {}
+    referral: ReferralInForce | None = None
+    for pk, event_type, cleared in ordered:
+        if event_type == PROFILE and cleared is True:
+            referral = None
+        if referral is not None:
+            in_force[pk] = referral
+        start = starts.get(pk)
+        if start is not None and referral is None:
+            referral = ReferralInForce(since=start.event.occurred_at, rule_name=start.rule_name, event=start.event)
+    return in_force
+
+
+@dataclass(frozen=True)
+class HeldBackNow:
+    """What judging a member's events again with the live rules holds back, per event."""
+
+    version: int
+    by_event: dict[int, list[HeldBack]]
+
+
+def member_held_back(*, member: Member) -> HeldBackNow:
+    """Judge the member's events again, in memory, with the live rules (nothing is stored) and
+    say, per event, which advice the decision policy held back and why. Production keeps no
+    record of held-back advice; this recomputes it, so it costs one evaluation of the member's
+    whole history (callers offer it on request)."""
+    events = member_events(member)
+    decisions = timeline_judge(facts=member_facts(events))
+    version = decisions[-1].version if decisions else 0
+    return HeldBackNow(
+        version=version,
+        by_event={event.pk: d.held_back for event, d in zip(events, decisions, strict=True) if d.held_back},
+    )
 
 
 def event_list(

@@ -1,12 +1,19 @@
 """URLs: the admin for clinicians and operators, the gym API, health and API docs."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from coaching.api.views import HealthView, api_not_found
 
+# The admin is the only site for people: no "View site" link to a page that does not exist.
+admin.site.site_url = None
+
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"))),
     path("admin/", admin.site.urls),
     path("healthz", HealthView.as_view(), name="healthz"),
     path("api/v1/", include("coaching.api.urls")),

@@ -185,6 +185,7 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
         fact_type, chosen = default_type, registry.fact_type(default_type)
     subjects = source.subjects(search=request.GET.get("q", ""), limit=200)
     result = None
+    subject_link = None
     bound = request.method == "POST" and request.POST.get("fact_type") == request.POST.get("_shown_type")
     form = TryForm(
         request.POST if bound else None,
@@ -204,6 +205,9 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             subject=form.cleaned_data.get("subject") or None,
             specs=specs,
         )
+        chosen_subject = form.cleaned_data.get("subject")
+        if chosen_subject:
+            subject_link = (dict(subjects).get(chosen_subject, chosen_subject), source.subject_url(chosen_subject))
     fact_fields = chosen.fields if chosen else {}
     title = f"Try “{rule.key}”" if rule else "Try the draft"
     return _render(
@@ -217,6 +221,7 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             form=form,
             result=result,
             fact_type=fact_type,
+            subject_link=subject_link,
             fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
             draft_rows=[_advice_row(m, result) for m in result.draft] if result else [],
             held_rows=[_advice_row(h.match, result, held=h) for h in result.draft_held] if result else [],

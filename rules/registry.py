@@ -156,6 +156,11 @@ class FactSource:
         that domains written against it still work."""
         return {}
 
+    def subject_url(self, subject_id: str) -> str | None:
+        """The address of the domain's own page about a subject (e.g. a member's timeline), so
+        that the rules admin can link every subject it names; None (the default): no link."""
+        return None
+
 
 class Registry:
     """Fact types, derived figures, categories and severities known to the engine."""

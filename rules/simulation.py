@@ -209,6 +209,8 @@ class RuleImpact:
     in_live: bool = True
     # Draft matches that were held back, by reason (cooldown, precedence, referral, limit).
     held: dict[str, int] = field(default_factory=dict)
+    # example label -> the subject it is about (for a link to the domain's page about them)
+    example_subjects: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -223,10 +225,23 @@ class RuleImpact:
         """(why, how many) of the draft's held-back advice, in the order the policy applies them."""
         return [(label, self.held[reason]) for reason, label in HELD_LABELS.items() if self.held.get(reason)]
 
-    def example(self, kind: str, label: str) -> None:
+    def example(self, kind: str, label: str, subject: str = "") -> None:
         examples = self.examples[kind]
         if label not in examples and len(examples) < EXAMPLES_PER_RULE:
             examples.append(label)
+            if subject:
+                self.example_subjects[label] = subject
+
+    @property
+    def example_links(self) -> dict[str, list[tuple[str, str | None]]]:
+        """The examples of each kind as (label, address of the subject's page or None)."""
+        source = registry.fact_source()
+
+        def url(label: str) -> str | None:
+            subject = self.example_subjects.get(label)
+            return source.subject_url(subject) if source is not None and subject else None
+
+        return {kind: [(label, url(label)) for label in labels] for kind, labels in self.examples.items()}
 
 
 @dataclass
@@ -335,13 +350,13 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
                     impact.live += key in before
                     if key not in before:
                         impact.appear += 1
-                        impact.example("appear", label)
+                        impact.example("appear", label, fact.group)
                     elif key not in given:
                         impact.disappear += 1
-                        impact.example("disappear", label)
+                        impact.example("disappear", label, fact.group)
                     elif (given[key].message, given[key].severity) != (before[key].message, before[key].severity):
                         impact.change += 1
-                        impact.example("change", label)
+                        impact.example("change", label, fact.group)
             subjects += counted
             if progress is not None:
                 progress(done, total)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from coaching import admin as coaching_admin
+from coaching import words
 from coaching.models import Advice, Event, Member
 from coaching.services import clinician_ensure
 
@@ -91,14 +92,14 @@ def test_the_filter_lists_members_under_referral(referred, clinician):
     assert listed(clinician.get(MEMBERS, {"referral": "no"})) == ["m-2"]
     page = clinician.get(MEMBERS).content.decode()
     assert "Under referral" in page
-    assert f"Since {day(1):%Y-%m-%d %H:%M}: {MASSAGE_REFERRAL['name']}" in page
+    assert f"Since {words.moment(day(1))}: {MASSAGE_REFERRAL['name']}" in page
 
 
 def test_the_member_page_says_who_referred_them_and_why(referred, clinician):
     page = clinician.get(f"{MEMBERS}{member('m-1').pk}/change/").content.decode()
-    assert f"Under referral since {day(1):%Y-%m-%d %H:%M}" in page
+    assert f"Under referral since {words.moment(day(1))}" in page
     assert MASSAGE_REFERRAL["name"] in page and MASSAGE_REFERRAL["key"] in page
-    assert f"fired on the event massage-1 (cross-training, {day(1):%Y-%m-%d %H:%M})" in page
+    assert f"fired on the event massage-1 (cross-training, {words.local_moment(day(1), 0)})" in page
     assert reverse("admin:coaching_event_change", args=[Event.objects.get(external_id="massage-1").pk]) in page
     assert "Mark cleared" in page
 
@@ -174,7 +175,7 @@ def test_rerunning_evaluation_needs_its_permission(referred, clinician, viewer):
     assert massage.evaluated is False
 
     response = clinician.post(EVENTS, {"action": "reevaluate", "_selected_action": [massage.pk]}, follow=True)
-    assert coaching_admin.REEVALUATED.format(events=1, failed=0) in messages(response)
+    assert coaching_admin.REEVALUATED.format(events="1 event", failed=0) in messages(response)
     massage.refresh_from_db()
     assert massage.evaluated is True
     assert Advice.objects.filter(event=massage).count() == 1

@@ -338,6 +338,31 @@ def test_simulation_page_shows_the_result(admin_client, admin_user, live_hot, so
     services.rule_save(spec=threshold_spec(35), user=admin_user)
     page = admin_client.post(SIMULATE, {"days": 30}).content.decode()
     assert "2 would disappear" in page and 'data-rule="hot"' in page and "Group a" in page
+    assert "<a href" not in page.split('data-rule="hot"')[1].split("</tr>")[0]  # no page of its own: no link
+
+
+@pytest.fixture
+def linked_source(source, monkeypatch):
+    """The source with a page of its own for each subject (``FactSource.subject_url``)."""
+    monkeypatch.setattr(source, "subject_url", lambda subject_id: f"/thermostats/{subject_id}/", raising=False)
+    return source
+
+
+def test_simulation_examples_link_to_the_subjects_own_page(admin_client, admin_user, live_hot, linked_source):
+    services.rule_save(spec=threshold_spec(35), user=admin_user)
+    page = admin_client.post(SIMULATE, {"days": 30}).content.decode()
+    row = page.split('data-rule="hot"')[1].split("</tr>")[0]
+    assert 'disappear: <a href="/thermostats/a/">Group a</a>, <a href="/thermostats/b/">Group b</a>' in row
+
+
+def test_try_it_links_the_chosen_subject_to_its_own_page(admin_client, admin_user, live_hot, linked_source):
+    page = text(admin_client.post(TRY, try_data(35, subject="a")))
+    assert '<a href="/thermostats/a/" id="try-subject-link">Group a</a>' in page
+    assert 'id="try-subject-link"' not in text(admin_client.post(TRY, try_data(35, subject="")))
+
+
+def test_a_fact_source_has_no_subject_pages_unless_it_says_so():
+    assert FactSource().subject_url("a") is None
 
 
 def test_long_simulation_runs_in_the_background_with_progress(admin_client, admin_user, live_hot, source, monkeypatch):
