@@ -194,6 +194,19 @@ def test_sentence_follows_the_unsaved_form(admin_client, live_hot):
     assert Rule.objects.get(key="hot").parameters.get().value == "30"
 
 
+def test_the_sentence_shows_numbers_never_placeholders(admin_client, live_hot):
+    page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
+    # {limit} is the parameter's value; {temperature} a value that meets the condition ("over 30").
+    assert "When a reading has temperature over 30 °C: urgent — “Temperature 31 over 30”" in page
+    spec = {
+        **threshold_spec(42),
+        "message": "{temperature} °C in the {room}, {count} reading, cooldown {cooldown_days}",
+    }
+    sentence = admin_client.post(DESCRIBE, editor_post(spec)).json()["sentence"]
+    assert "“43 °C in the kitchen, 1 reading, cooldown 0”" in sentence
+    assert "{" not in sentence
+
+
 def test_deleting_a_rule_is_audited(admin_client, live_hot):
     rule = Rule.objects.get(key="hot")
     admin_client.post(reverse("admin:rules_rule_delete", args=[rule.pk]), {"post": "yes"})
