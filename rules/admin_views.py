@@ -94,7 +94,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     _require(request, PERM_VIEW)
     if request.method == "POST":
         _require(request, PERM_CHANGE if rule else PERM_ADD)
-        editor = RuleEditor(data=request.POST)
+        editor = RuleEditor(data=request.POST, fixed_key=rule.key if rule else None)
         forms_valid = editor.is_valid()
         spec = editor.spec()
         if forms_valid:
@@ -118,7 +118,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
                 return HttpResponseRedirect(_changelist_url())
     else:
         spec = rule_spec(rule) if rule else {}
-        editor = RuleEditor(spec=spec, revision=rule.revision if rule else None)
+        editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
     changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
     title = f"Rule “{rule.key}”" if rule else "New rule"
     return _render(

@@ -86,6 +86,9 @@ def _field_choices() -> list:
     return [("", "— field —"), *groups]
 
 
+KEY_FIXED_HELP = "Fixed once the rule exists: its advice and its change log refer to it."
+
+
 class RuleForm(forms.Form):
     key = forms.SlugField(max_length=80, help_text="Stable identifier, e.g. pain-stop. Never reuse one.")
     name = forms.CharField(max_length=200)
@@ -162,8 +165,13 @@ class RuleForm(forms.Form):
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fixed_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if fixed_key:
+            # A saved rule's key never changes: a key in the posted data is ignored (Django's disabled field).
+            self.fields["key"].disabled = True
+            self.fields["key"].help_text = KEY_FIXED_HELP
+            self.initial["key"] = fixed_key
         self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
         self.fields["severity"].choices = [("", "—")] + [
             (s.code, f"{s.code} — {s.label}") for s in registry.severities()
@@ -233,6 +241,7 @@ class RuleEditor:
         data: Mapping[str, Any] | None = None,
         spec: Mapping[str, Any] | None = None,
         revision: int | None = None,
+        fixed_key: str | None = None,
     ) -> None:
         spec = spec or {}
         parameter_names = [p["name"] for p in spec.get("parameters") or [] if p.get("name")]
@@ -240,7 +249,7 @@ class RuleEditor:
             parameter_names = sorted(
                 {v for k, v in data.items() if k.startswith("parameters-") and k.endswith("-name") and v}
             )
-            self.rule = RuleForm(data)
+            self.rule = RuleForm(data, fixed_key=fixed_key)
             self.steps = StepFormSet(data, prefix="steps")
             self.conditions = ConditionFormSet(
                 data, prefix="conditions", form_kwargs={"parameter_names": parameter_names}
@@ -253,7 +262,7 @@ class RuleEditor:
                 if spec.get(name) is not None or default is not None
             }
             initial["revision"] = revision
-            self.rule = RuleForm(initial=initial)
+            self.rule = RuleForm(initial=initial, fixed_key=fixed_key)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
             self.conditions = ConditionFormSet(
                 prefix="conditions",
@@ -295,6 +304,8 @@ class RuleEditor:
         for name in _TOP_LEVEL:
             if name in rule:
                 spec[name] = rule[name]
+            elif name in self.rule.fields and self.rule.fields[name].disabled:
+                spec[name] = self.rule.initial.get(name)
             elif self.rule.is_bound:
                 spec[name] = raw.get(name) or None
         for name in _CHECKBOXES:

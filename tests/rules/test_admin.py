@@ -18,11 +18,12 @@ from rules import evaluation, services, simulation
 from rules import spec as S
 from rules.admin_views import MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
+from rules.forms import KEY_FIXED_HELP
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import FactSource, registry
 from rules.selectors import ruleset_draft_settings, ruleset_draft_specs
-from rules.services import MSG_CONFLICT
+from rules.services import MSG_CONFLICT, MSG_KEY_FIXED, MSG_KEY_TAKEN
 from rules.spec import spec_normalize
 from tests.rules.conftest import T0, cond, make_spec
 from tests.rules.editor_data import editor_post
@@ -170,8 +171,28 @@ def test_editor_puts_spec_errors_on_the_right_widget_and_saves_nothing(admin_cli
 
 def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
     page = admin_client.post(ADD, editor_post(threshold_spec(99))).content.decode()
-    assert "Another rule already uses this key." in page
+    assert MSG_KEY_TAKEN in page
     assert Rule.objects.get(key="hot").parameters.get().value == "30"
+
+
+def test_the_key_of_a_saved_rule_is_fixed(admin_client, live_hot):
+    rule = Rule.objects.get(key="hot")
+    page = text(admin_client.get(change_url(rule)))
+    assert '<div class="readonly" id="rule-key">hot</div>' in page and 'name="key"' not in page
+    assert KEY_FIXED_HELP in page
+    renamed = editor_post({**threshold_spec(31), "key": "renamed"}, revision=rule.revision)
+    assert admin_client.post(change_url(rule), renamed).status_code == 302  # the posted key is ignored
+    rule.refresh_from_db()
+    assert (rule.key, rule.parameters.get().value) == ("hot", "31")
+    assert not Rule.objects.filter(key="renamed").exists()
+
+
+def test_the_service_refuses_to_change_the_key_of_a_saved_rule(live_hot, admin_user):
+    rule = Rule.objects.get(key="hot")
+    with pytest.raises(S.RuleValidationError) as refused:
+        services.rule_save(spec={**threshold_spec(31), "key": "renamed"}, rule=rule, user=admin_user)
+    assert refused.value.errors == {"key": [MSG_KEY_FIXED]}
+    assert Rule.objects.get().key == "hot"
 
 
 def test_second_concurrent_save_is_refused_with_a_clear_message(admin_client, live_hot, admin_user):
