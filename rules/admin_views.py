@@ -57,6 +57,10 @@ MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the dr
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
 MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
 MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
+MSG_DELETE_LIVE = (
+    "Deleting changes only the draft: {subjects} keep getting advice from {rules} until the draft is published."
+)
+MSG_DELETE_NOT_LIVE = "{rules} {verb} not live: deleting changes only the draft."
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -152,6 +156,22 @@ def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
     editor = RuleEditor(data=request.POST)
     editor.is_valid()
     return JsonResponse({"sentence": spec_describe(editor.spec())})
+
+
+def deletion_note(keys: list[str]) -> str:
+    """What deleting these rules does, for the delete confirmation: the draft changes at once,
+    the advice the subjects get only when the draft is published."""
+    live = version_live()
+    live_keys = {spec["key"] for spec in live.snapshot} if live else set()
+    reaching = [key for key in keys if key in live_keys]
+    if reaching:
+        return MSG_DELETE_LIVE.format(subjects=registry.subject()[1], rules=_quoted(reaching))
+    return MSG_DELETE_NOT_LIVE.format(rules=_quoted(keys), verb="is" if len(keys) == 1 else "are")
+
+
+def _quoted(keys: list[str]) -> str:
+    quoted = [f"“{key}”" for key in keys]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 # -- try it -----------------------------------------------------------------------------------

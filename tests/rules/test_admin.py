@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
-from rules.admin_views import MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
+from rules.admin_views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
 from rules.forms import KEY_FIXED_HELP
 from rules.models import Rule, RuleChange, RulesetVersion
@@ -226,6 +226,26 @@ def test_the_sentence_shows_numbers_never_placeholders(admin_client, live_hot):
     sentence = admin_client.post(DESCRIBE, editor_post(spec)).json()["sentence"]
     assert "“43 °C in the kitchen, 1 reading, cooldown 0”" in sentence
     assert "{" not in sentence
+
+
+def test_the_delete_confirmation_says_only_the_draft_changes(admin_client, live_hot, admin_user):
+    hot = Rule.objects.get(key="hot")
+    page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[hot.pk])))
+    assert MSG_DELETE_LIVE.format(subjects="thermostats", rules="“hot”") in page
+    assert (
+        "Deleting changes only the draft: thermostats keep getting advice from “hot” until the draft is published."
+        in page
+    )
+    services.rule_save(spec=make_spec("cold", conditions=[cond("temperature", "lt", 5)]), user=admin_user)
+    cold = Rule.objects.get(key="cold")
+    page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[cold.pk])))
+    assert "“cold” is not live: deleting changes only the draft." in page
+    both = {"action": "delete_selected", "_selected_action": [hot.pk, cold.pk]}
+    page = text(admin_client.post(LIST, both))
+    assert "thermostats keep getting advice from “hot” until the draft is published" in page
+    admin_client.post(LIST, {**both, "post": "yes"})
+    assert not Rule.objects.exists() and RuleChange.objects.filter(action="deleted").count() == 2
+    assert RulesetVersion.objects.get().snapshot[0]["key"] == "hot"  # live is untouched
 
 
 def test_deleting_a_rule_is_audited(admin_client, live_hot):
