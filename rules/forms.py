@@ -88,6 +88,30 @@ def _field_choices() -> list:
 
 KEY_FIXED_HELP = "Fixed once the rule exists: its advice and its change log refer to it."
 
+HOURS, DAYS, WEEKS = "hours", "days", "weeks"
+WINDOW_UNITS = {DAYS: "days", HOURS: "hours"}
+COOLDOWN_UNITS = {DAYS: "days", WEEKS: "weeks"}
+_HOURS_IN = {HOURS: 1, DAYS: 24}
+_DAYS_IN = {DAYS: 1, WEEKS: 7}
+# Spec fields the editor shows as a number and a unit: spec field -> (number field, unit field).
+AMOUNT_FIELDS = {"window_hours": ("window", "window_unit"), "cooldown_days": ("cooldown", "cooldown_unit")}
+
+
+def window_amount(hours: Any) -> tuple[Any, str]:
+    """A window in hours as the editor shows it: whole days in days, anything else in hours."""
+    if hours in (None, ""):
+        return None, DAYS
+    hours = float(hours)
+    if hours > 0 and hours % 24 == 0:
+        return int(hours // 24), DAYS
+    return (int(hours) if hours.is_integer() else hours), HOURS
+
+
+def cooldown_amount(days: Any) -> tuple[Any, str]:
+    """A cooldown in days as the editor shows it: whole weeks in weeks, anything else in days."""
+    days = int(days or 0)
+    return (days // 7, WEEKS) if days > 0 and days % 7 == 0 else (days, DAYS)
+
 
 class RuleForm(forms.Form):
     key = forms.SlugField(max_length=80, help_text="Stable identifier, e.g. pain-stop. Never reuse one.")
@@ -100,13 +124,14 @@ class RuleForm(forms.Form):
     count = forms.IntegerField(
         required=False, min_value=2, label="How many events", widget=forms.NumberInput(attrs={"style": "width:5em"})
     )
-    window_hours = forms.FloatField(
+    # The time window in days or hours, as the clinician chooses; the spec stores hours.
+    window = forms.FloatField(
         required=False,
-        min_value=0,
-        label="Within (hours)",
-        help_text="24 = one day, 168 = one week.",
-        widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any"}),
+        label="Within",
+        help_text="How close in time the events must be: the last at most this long after the first.",
+        widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any", "min": 0}),
     )
+    window_unit = forms.ChoiceField(choices=list(WINDOW_UNITS.items()), initial=DAYS, label="Unit of the window")
     message = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         help_text=format_lazy(
@@ -128,16 +153,18 @@ class RuleForm(forms.Form):
         ),
         widget=forms.TextInput(attrs={"size": 80, "class": "rules-counted", "data-max": SUMMARY_MAX}),
     )
-    cooldown_days = forms.IntegerField(
-        min_value=0,
+    # The cooldown in days or weeks (a cooldown is whole days); the spec stores days.
+    cooldown = forms.IntegerField(
+        required=False,
         initial=0,
-        label=_label("cooldown_days"),
+        label="Cooldown",
         help_text=format_lazy(
-            "No new advice from this rule for the same {} within this many days of its last advice (0: no limit).",
+            "No new advice from this rule for the same {} within this long of its last advice (0: no limit).",
             _subject(),
         ),
-        widget=forms.NumberInput(attrs={"style": "width:5em"}),
+        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 0, "step": 1}),
     )
+    cooldown_unit = forms.ChoiceField(choices=list(COOLDOWN_UNITS.items()), initial=DAYS, label="Unit of the cooldown")
     holds_back_lower = forms.BooleanField(
         required=False,
         label=_label("holds_back_lower"),
@@ -261,6 +288,8 @@ class RuleEditor:
                 for name, (_, default) in RULE_FIELDS.items()
                 if spec.get(name) is not None or default is not None
             }
+            initial["window"], initial["window_unit"] = window_amount(spec.get("window_hours"))
+            initial["cooldown"], initial["cooldown_unit"] = cooldown_amount(spec.get("cooldown_days"))
             initial["revision"] = revision
             self.rule = RuleForm(initial=initial, fixed_key=fixed_key)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
@@ -310,8 +339,11 @@ class RuleEditor:
                 spec[name] = raw.get(name) or None
         for name in _CHECKBOXES:
             spec[name] = bool(rule.get(name, raw.get(name) in ("on", "true", "1", True)))
-        if spec.get("window_hours") in ("",):
-            spec["window_hours"] = None
+        if self.rule.is_bound:
+            window, window_unit = self._typed("window", float), self._typed("window_unit", str)
+            spec["window_hours"] = None if window is None else round(window * _HOURS_IN.get(window_unit, 1), 6)
+            cooldown, cooldown_unit = self._typed("cooldown", int), self._typed("cooldown_unit", str)
+            spec["cooldown_days"] = 0 if cooldown is None else cooldown * _DAYS_IN.get(cooldown_unit, 1)
         self._step_forms = _live_forms(self.steps)
         self._condition_forms = _live_forms(self.conditions)
         self._parameter_forms = _live_forms(self.parameters)
@@ -343,6 +375,17 @@ class RuleEditor:
             spec["count"] = None
         return spec
 
+    def _typed(self, name: str, kind: type) -> Any:
+        """A rule field's cleaned value, else its raw value as ``kind``, else None."""
+        cleaned = getattr(self.rule, "cleaned_data", None) or {}
+        if name in cleaned:
+            return cleaned[name] if cleaned[name] != "" else None
+        try:
+            value = kind(self.rule.data.get(name))
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return value if value == value else None  # not NaN
+
     def add_spec_errors(self, errors: Mapping[str, list[str]]) -> None:
         """Put spec validation messages (by field path) on the widgets they belong to."""
         lists = {
@@ -360,6 +403,8 @@ class RuleEditor:
                     form.add_error(field if field in form.fields else None, list(messages))
                 else:
                     formset._non_form_errors = formset.non_form_errors() + list(messages)
+            elif head in AMOUNT_FIELDS:
+                self.rule.add_error(AMOUNT_FIELDS[head][0], list(messages))
             elif head in self.rule.fields:
                 self.rule.add_error(head, list(messages))
             else:

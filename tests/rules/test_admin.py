@@ -169,6 +169,49 @@ def test_editor_puts_spec_errors_on_the_right_widget_and_saves_nothing(admin_cli
     assert not Rule.objects.exists()
 
 
+def streak_spec(**overrides) -> dict:
+    fields = {"pattern": "count", "count": 3, "window_hours": 48, "message": "{count} in {window_days} days"}
+    return make_spec("streak", conditions=[cond("temperature", "gt", 30)], **{**fields, **overrides})
+
+
+def test_windows_in_days_are_stored_as_hours_and_cooldowns_in_weeks_as_days(admin_client):
+    data = {
+        **editor_post(streak_spec()),
+        "window": "7",
+        "window_unit": "days",
+        "cooldown": "2",
+        "cooldown_unit": "weeks",
+    }
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 302, text(response)[:3000]
+    saved = ruleset_draft_specs()[0]
+    assert (saved["window_hours"], saved["cooldown_days"]) == (168, 14)
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert 'name="window" value="7"' in page and '<option value="days" selected>days</option>' in page
+    assert 'name="cooldown" value="2"' in page and '<option value="weeks" selected>weeks</option>' in page
+    assert "When 3 readings with temperature over 30 °C occur within 7 days" in page
+    response = admin_client.post(change_url(Rule.objects.get()), {**data, "window": "36", "window_unit": "hours"})
+    assert response.status_code == 302
+    assert ruleset_draft_specs()[0]["window_hours"] == 36
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"window": "91", "window_unit": "days"}, "window", S.MSG_WINDOW_MAX),
+        ({"window": "0", "window_unit": "hours"}, "window", S.MSG_WINDOW),
+        ({"cooldown": "53", "cooldown_unit": "weeks"}, "cooldown", S.MSG_COOLDOWN),
+        ({"cooldown": "1.5", "cooldown_unit": "weeks"}, "cooldown", "Enter a whole number."),
+    ],
+)
+def test_a_refused_window_or_cooldown_is_said_once_next_to_it(admin_client, change, field, message):
+    page = text(admin_client.post(ADD, {**editor_post(streak_spec()), **change}))
+    row = page.split(f'<div class="form-row field-{field} errors">')[1].split('<div class="form-row')[0]
+    assert f"><li>{message}</li></ul>" in row
+    assert page.count('<ul class="errorlist') == 1
+    assert not Rule.objects.exists()
+
+
 def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
     page = admin_client.post(ADD, editor_post(threshold_spec(99))).content.decode()
     assert MSG_KEY_TAKEN in page
@@ -542,7 +585,7 @@ def text(response) -> str:
 
 def test_editor_shows_the_policy_fields_in_the_domains_words(admin_client):
     page = text(admin_client.get(ADD))
-    for label in ("Summary", "Holds back lower advice", "Refers the thermostat", "Priority", "Cooldown (days)"):
+    for label in ("Summary", "Holds back lower advice", "Refers the thermostat", "Priority", "Cooldown"):
         assert f">{label}:</label>" in page, label
     assert "0 of 140 characters" in page
     assert "only advice at least as urgent as “Urgent” is given" in page
