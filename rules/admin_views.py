@@ -8,6 +8,7 @@ Each view checks the rules models' permissions, calls one service or selector, a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from rules import simulation
 from rules.audit import diff_html, draft_state, rule_statistics
-from rules.describe import spec_describe
+from rules.describe import message_example, spec_describe
 from rules.forms import (
     ImportForm,
     PublishForm,
@@ -42,7 +43,7 @@ from rules.selectors import (
     version_live,
 )
 from rules.services import RuleConflictError, rule_save, ruleset_publish, ruleset_rollback, ruleset_settings_save
-from rules.spec import SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
+from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
 
 PERM_VIEW = "rules.view_rule"
 PERM_ADD = "rules.add_rule"
@@ -123,6 +124,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     else:
         spec = rule_spec(rule) if rule else {}
         editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
+    previews = message_previews(spec)
     changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
     title = f"Rule “{rule.key}”" if rule else "New rule"
     return _render(
@@ -135,6 +137,9 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             rule=rule,
             editor=editor,
             sentence=spec_describe(spec),
+            message_preview=previews["message_preview"],
+            summary_preview=previews["summary_preview"],
+            sequence=(spec.get("pattern") or SINGLE) == SEQUENCE,
             catalog=catalog_json(),
             describe_url=reverse("admin:rules_rule_describe"),
             changes=[(c, spec_diff(c.before, c.after)) for c in changes],
@@ -155,7 +160,18 @@ def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["POST"])
     editor = RuleEditor(data=request.POST)
     editor.is_valid()
-    return JsonResponse({"sentence": spec_describe(editor.spec())})
+    spec = editor.spec()
+    return JsonResponse({"sentence": spec_describe(spec), **message_previews(spec)})
+
+
+def message_previews(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The message and the summary as a subject would read them after an example event (an empty
+    summary shows the rule's name, as the advice does)."""
+    summary = str(spec.get("summary") or "")
+    return {
+        "message_preview": message_example(spec) or "…",
+        "summary_preview": message_example(spec, summary) if summary else str(spec.get("name") or "…"),
+    }
 
 
 def deletion_note(keys: list[str]) -> str:

@@ -18,7 +18,7 @@ from rules import evaluation, services, simulation
 from rules import spec as S
 from rules.admin_views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
-from rules.forms import KEY_FIXED_HELP
+from rules.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import FactSource, registry
@@ -210,6 +210,116 @@ def test_a_refused_window_or_cooldown_is_said_once_next_to_it(admin_client, chan
     assert f"><li>{message}</li></ul>" in row
     assert page.count('<ul class="errorlist') == 1
     assert not Rule.objects.exists()
+
+
+def block_ui_post(rows: list[dict], **spec_fields) -> dict[str, str]:
+    """What the editor posts: conditions in the order they were added, each with the hidden event
+    (step) and block (group) the page gave it; the first row came with the page, the rest were added."""
+    data = editor_post(make_spec("mixed", conditions=[], **{"message": "Level {level}", **spec_fields}))
+    data.update({"conditions-TOTAL_FORMS": str(len(rows)), "conditions-INITIAL_FORMS": "1"})
+    for index, row in enumerate(rows):
+        data.update({f"conditions-{index}-{name}": str(value) for name, value in row.items()})
+    return data
+
+
+def test_conditions_posted_in_blocks_give_the_spec_groups(admin_client):
+    rows = [
+        {"step": 1, "group": 1, "field": "level", "operator": "gte", "value": "8"},
+        {"step": 1, "group": 3, "field": "alarm", "operator": "eq", "value": "true"},
+        {"step": 1, "group": 1, "field": "temperature", "operator": "gt", "value": "30"},  # "Add an alternative"
+        {"step": 1, "group": 2, "field": "room", "operator": "eq", "value": "hall", "DELETE": "on"},  # block removed
+        {"step": 1, "group": 3},  # an alternative added and left empty
+        {"step": 1, "group": 3, "field": "temperature", "operator": "lt", "value": "100"},
+    ]
+    response = admin_client.post(ADD, block_ui_post(rows))
+    assert response.status_code == 302, text(response)[:3000]
+    saved = spec_normalize(ruleset_draft_specs()[0])
+    assert [(c["group"], c["field"], c["operator"], c["value"]) for c in saved["conditions"]] == [
+        (1, "level", "gte", 8),
+        (1, "temperature", "gt", 30),
+        (2, "alarm", "eq", True),
+        (2, "temperature", "lt", 100),
+    ]
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert "When a reading has (level of 8 or more or temperature over 30 °C) and (“alarm”: yes or" in page
+    assert page.count('<div class="rules-block-title">Any of these</div>') == 2  # both shown
+    assert page.count('<div class="rules-and">and</div>') == 1  # between the two blocks
+    assert '<input type="hidden" name="conditions-0-group" value="1"' in page
+    assert '<input type="hidden" name="conditions-2-group" value="2"' in page
+    assert 'type="number" name="conditions-0-group"' not in page and "Same group" not in page
+
+
+def test_a_block_of_one_condition_has_no_title(admin_client, live_hot):
+    page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
+    assert '<div class="rules-block-title" hidden>Any of these</div>' in page
+    assert 'class="rules-and" hidden>and</div>' in page
+
+
+def test_a_parameter_is_made_from_its_label_and_picked_by_it(admin_client):
+    data = block_ui_post(
+        [{"step": 1, "group": 1, "field": "level", "operator": "gte", "parameter": "highest_level"}],
+        parameters=[{"label": "Highest level", "kind": "integer", "value": 8, "unit": ""}],
+        message="Level {level} over {highest_level}",
+    )
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 302, text(response)[:3000]
+    saved = ruleset_draft_specs()[0]
+    assert saved["parameters"][0]["name"] == "highest_level"
+    assert saved["conditions"][0]["parameter"] == "highest_level"
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert '<option value="highest_level" selected>Highest level</option>' in page
+    assert 'name="parameters-0-name" value="highest_level"' in page and "readonly" in page
+
+
+def test_a_parameter_without_a_label_or_name_is_refused_once(admin_client):
+    data = block_ui_post(
+        [{"step": 1, "group": 1, "field": "level", "operator": "gte", "value": "3"}],
+        parameters=[{"label": "", "kind": "integer", "value": 8, "unit": ""}],
+    )
+    page = text(admin_client.post(ADD, data))
+    assert MSG_PARAMETER_LABEL in page and page.count('<ul class="errorlist') == 1
+    assert not Rule.objects.exists()
+
+
+@pytest.mark.parametrize("where", ["parameter", "condition"])
+def test_a_fraction_for_a_whole_number_gives_one_error_next_to_it(admin_client, where):
+    if where == "parameter":
+        data = block_ui_post(
+            [{"step": 1, "group": 1, "field": "level", "operator": "gte", "parameter": "threshold"}],
+            parameters=[{"name": "threshold", "label": "Threshold", "kind": "integer", "value": "5.5", "unit": ""}],
+            message="Level {level} over {threshold}",
+        )
+    else:
+        data = block_ui_post([{"step": 1, "group": 1, "field": "level", "operator": "gte", "value": "5.5"}])
+    page = text(admin_client.post(ADD, data))
+    assert page.count('<ul class="errorlist') == 1
+    assert f"><li>{S.MSG_NOT_INTEGER}</li></ul>" in page
+    row = page.split('class="param-row row-errors"' if where == "parameter" else 'class="cond-row row-errors"')[1]
+    assert S.MSG_NOT_INTEGER in row.split("</tr>")[0]
+    assert "neither a field of the matched events nor a parameter" not in page
+    assert not Rule.objects.exists()
+
+
+def test_the_message_and_summary_are_previewed_with_an_example_event(admin_client, live_hot):
+    page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
+    assert '<p class="rules-preview" id="message-preview" aria-live="polite">Temperature 31 over 30</p>' in page
+    assert '<p class="rules-preview" id="summary-preview" aria-live="polite">Hot</p>' in page  # empty: its name
+    spec = {**threshold_spec(40), "summary": "Cool the {room} below {limit} °C"}
+    previews = admin_client.post(DESCRIBE, editor_post(spec)).json()
+    assert (previews["message_preview"], previews["summary_preview"]) == (
+        "Temperature 41 over 40",
+        "Cool the kitchen below 40 °C",
+    )
+
+
+def test_the_editor_gives_its_script_the_ranges_and_the_words_of_the_live_checks(admin_client):
+    page = admin_client.get(ADD).content.decode()
+    catalog = json.loads(page.split('<script id="rules-catalog" type="application/json">')[1].split("</script>")[0])
+    level = next(f for f in catalog["fact_types"][0]["fields"] if f["name"] == "level")
+    assert (level["kind"], level["min"], level["max"]) == ("integer", 0, 10)
+    assert catalog["messages"] == LIVE_CHECK_MESSAGES and catalog["messages"]["integer"] == S.MSG_NOT_INTEGER
+    assert LIVE_CHECK_MESSAGES["outside"].format(value=15, low=0, high=10) == "15 is outside 0–10."
+    assert {"count", "window_days", "window_hours", "cooldown_days"} == {s["name"] for s in catalog["settings"]}
 
 
 def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
