@@ -324,6 +324,7 @@ class ParameterForm(forms.Form):
 
 StepFormSet = formset_factory(StepForm, extra=0, can_delete=True, min_num=0)
 ConditionFormSet = formset_factory(ConditionForm, extra=0, can_delete=True)
+NewConditionFormSet = formset_factory(ConditionForm, extra=1, can_delete=True)
 ParameterFormSet = formset_factory(ParameterForm, extra=0, can_delete=True)
 
 # The editor edits every scalar field of a spec (rules.spec.RULE_FIELDS); yes/no ones are checkboxes.
@@ -392,15 +393,13 @@ class RuleEditor:
                 ((p["name"], p.get("label") or p["name"]) for p in spec.get("parameters") or [] if p.get("name")),
                 key=lambda p: p[1].lower(),
             )
-            self.conditions = ConditionFormSet(
-                prefix="conditions",
-                form_kwargs={"parameters": parameters},
-                initial=[
-                    {**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
-                    for c in spec.get("conditions") or []
-                ]
-                or [{"step": 1, "group": 1}],
-            )
+            conditions = [
+                {**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
+                for c in spec.get("conditions") or []
+            ]
+            # A new rule starts with one empty condition, posted back as an added one: left empty, it is ignored.
+            formset = ConditionFormSet if conditions else NewConditionFormSet
+            self.conditions = formset(prefix="conditions", form_kwargs={"parameters": parameters}, initial=conditions)
             self.parameters = ParameterFormSet(
                 prefix="parameters",
                 initial=[{**p, "value": value_text(p.get("value"))} for p in spec.get("parameters") or []],

@@ -213,10 +213,10 @@ def test_a_refused_window_or_cooldown_is_said_once_next_to_it(admin_client, chan
 
 
 def block_ui_post(rows: list[dict], **spec_fields) -> dict[str, str]:
-    """What the editor posts: conditions in the order they were added, each with the hidden event
-    (step) and block (group) the page gave it; the first row came with the page, the rest were added."""
+    """What the editor of a new rule posts: conditions in the order they were added, each with the
+    hidden event (step) and block (group) the page gave it."""
     data = editor_post(make_spec("mixed", conditions=[], **{"message": "Level {level}", **spec_fields}))
-    data.update({"conditions-TOTAL_FORMS": str(len(rows)), "conditions-INITIAL_FORMS": "1"})
+    data.update({"conditions-TOTAL_FORMS": str(len(rows)), "conditions-INITIAL_FORMS": "0"})
     for index, row in enumerate(rows):
         data.update({f"conditions-{index}-{name}": str(value) for name, value in row.items()})
     return data
@@ -247,6 +247,14 @@ def test_conditions_posted_in_blocks_give_the_spec_groups(admin_client):
     assert '<input type="hidden" name="conditions-0-group" value="1"' in page
     assert '<input type="hidden" name="conditions-2-group" value="2"' in page
     assert 'type="number" name="conditions-0-group"' not in page and "Same group" not in page
+
+
+def test_a_new_rule_starts_with_one_empty_condition_that_may_stay_empty(admin_client):
+    page = text(admin_client.get(ADD))
+    assert 'name="conditions-TOTAL_FORMS" value="1"' in page and 'name="conditions-INITIAL_FORMS" value="0"' in page
+    rows = [{"step": 1, "group": 1}, {"step": 1, "group": 2, "field": "level", "operator": "gte", "value": "3"}]
+    assert admin_client.post(ADD, block_ui_post(rows)).status_code == 302
+    assert [(c["group"], c["field"]) for c in ruleset_draft_specs()[0]["conditions"]] == [(1, "level")]
 
 
 def test_a_block_of_one_condition_has_no_title(admin_client, live_hot):

@@ -197,7 +197,12 @@
     $(row, ".col-parameter").classList.toggle("hidden-cell", !needsValue);
     replaceValue(row, field ? field.kind : "text", field, operator);
     // A condition compares with a value or with a parameter: hide the value once a parameter is picked.
-    $(row, ".col-value .value-slot").hidden = Boolean(named(row, "parameter").value);
+    // What is hidden is also disabled, so it is not posted: an invisible value can never be refused.
+    const parameter = named(row, "parameter");
+    const slot = $(row, ".col-value .value-slot");
+    slot.hidden = Boolean(parameter.value);
+    $$(slot, "input, select").forEach((input) => { input.disabled = slot.hidden || !needsValue; });
+    parameter.disabled = !needsValue;
   }
 
   function refreshCondition(row) {
