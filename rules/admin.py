@@ -11,8 +11,10 @@ import threading
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -55,8 +57,10 @@ class RuleAdmin(admin.ModelAdmin):
     list_filter = (CategoryFilter, SeverityFilter, "enabled")
     search_fields = ("key", "name", "description", "message")
     list_select_related = ("updated_by",)
-    actions = ("enable_rules", "disable_rules")
+    actions = ("enable_rules", "disable_rules", "delete_selected")
     change_list_template = "admin/rules/rule/change_list.html"
+    delete_confirmation_template = "admin/rules/rule/delete_confirmation.html"
+    delete_selected_confirmation_template = "admin/rules/rule/delete_selected_confirmation.html"
     list_per_page = 100
     _request_state = threading.local()
 
@@ -122,6 +126,21 @@ class RuleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
         return rules_with_children().select_related("updated_by")
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        rule = self.get_object(request, object_id)
+        note = {"draft_note": admin_views.deletion_note([rule.key])} if rule else {}
+        return super().delete_view(request, object_id, extra_context={**note, **(extra_context or {})})
+
+    @admin.action(description="Delete the selected rules (from the draft)", permissions=["delete"])
+    def delete_selected(self, request: HttpRequest, queryset: QuerySet[Rule]) -> HttpResponse | None:
+        """Django's own deletion action; its confirmation says that only the draft changes."""
+        response = django_delete_selected(self, request, queryset)
+        if isinstance(response, TemplateResponse):
+            response.context_data["draft_note"] = admin_views.deletion_note(
+                list(queryset.order_by("key").values_list("key", flat=True))
+            )
+        return response
 
     def delete_model(self, request: HttpRequest, obj: Rule) -> None:
         rule_delete(rule=obj, user=request.user)

@@ -7,6 +7,7 @@ Each view checks the rules models' permissions, calls one service or selector, a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from rules import simulation
 from rules.audit import change_summary, diff_html, draft_state, rule_statistics
-from rules.describe import spec_describe
+from rules.describe import message_example, spec_describe
 from rules.forms import (
     ImportForm,
     PublishForm,
@@ -50,7 +51,7 @@ from rules.services import (
     ruleset_rollback,
     ruleset_settings_save,
 )
-from rules.spec import SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
+from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
 
 PERM_VIEW = "rules.view_rule"
 PERM_ADD = "rules.add_rule"
@@ -68,6 +69,10 @@ MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the 
 MSG_DISCARDED = "The draft was discarded: it equals live version {number} again."
 # Discarding creates, changes and deletes draft rules, so it needs all three permissions.
 PERMS_DISCARD = (PERM_ADD, PERM_CHANGE, PERM_DELETE)
+MSG_DELETE_LIVE = (
+    "Deleting changes only the draft: {subjects} keep getting advice from {rules} until the draft is published."
+)
+MSG_DELETE_NOT_LIVE = "{rules} {verb} not live: deleting changes only the draft."
 
 
 def _require(request: HttpRequest, *perms: str) -> None:
@@ -106,7 +111,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     _require(request, PERM_VIEW)
     if request.method == "POST":
         _require(request, PERM_CHANGE if rule else PERM_ADD)
-        editor = RuleEditor(data=request.POST)
+        editor = RuleEditor(data=request.POST, fixed_key=rule.key if rule else None)
         forms_valid = editor.is_valid()
         spec = editor.spec()
         if forms_valid:
@@ -130,7 +135,8 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
                 return HttpResponseRedirect(_changelist_url())
     else:
         spec = rule_spec(rule) if rule else {}
-        editor = RuleEditor(spec=spec, revision=rule.revision if rule else None)
+        editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
+    previews = message_previews(spec)
     changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
     title = f"Rule “{rule.key}”" if rule else "New rule"
     return _render(
@@ -143,6 +149,9 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             rule=rule,
             editor=editor,
             sentence=spec_describe(spec),
+            message_preview=previews["message_preview"],
+            summary_preview=previews["summary_preview"],
+            sequence=(spec.get("pattern") or SINGLE) == SEQUENCE,
             catalog=catalog_json(),
             describe_url=reverse("admin:rules_rule_describe"),
             changes=[(c, spec_diff(c.before, c.after), change_summary(c)) for c in changes],
@@ -163,7 +172,34 @@ def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
         return HttpResponseNotAllowed(["POST"])
     editor = RuleEditor(data=request.POST)
     editor.is_valid()
-    return JsonResponse({"sentence": spec_describe(editor.spec())})
+    spec = editor.spec()
+    return JsonResponse({"sentence": spec_describe(spec), **message_previews(spec)})
+
+
+def message_previews(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The message and the summary as a subject would read them after an example event (an empty
+    summary shows the rule's name, as the advice does)."""
+    summary = str(spec.get("summary") or "")
+    return {
+        "message_preview": message_example(spec) or "…",
+        "summary_preview": message_example(spec, summary) if summary else str(spec.get("name") or "…"),
+    }
+
+
+def deletion_note(keys: list[str]) -> str:
+    """What deleting these rules does, for the delete confirmation: the draft changes at once,
+    the advice the subjects get only when the draft is published."""
+    live = version_live()
+    live_keys = {spec["key"] for spec in live.snapshot} if live else set()
+    reaching = [key for key in keys if key in live_keys]
+    if reaching:
+        return MSG_DELETE_LIVE.format(subjects=registry.subject()[1], rules=_quoted(reaching))
+    return MSG_DELETE_NOT_LIVE.format(rules=_quoted(keys), verb="is" if len(keys) == 1 else "are")
+
+
+def _quoted(keys: list[str]) -> str:
+    quoted = [f"“{key}”" for key in keys]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
 # -- try it -----------------------------------------------------------------------------------

@@ -2,16 +2,30 @@
 
 ``spec_describe`` works on any spec, even an unsaved, half-filled one from the editor:
 unknown event types, fields or parameters are shown as typed instead of failing.
+``message_example`` fills a rule's message the way the engine does, from an example event
+that meets the rule's conditions: the sentence and the editor's preview show numbers, never
+``{placeholders}``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from rules.internal.render import display_value
-from rules.registry import BOOLEAN, TEXT, FieldSpec, registry
-from rules.spec import COUNT, LIST_OPERATORS, OPERATORS, SEQUENCE
+from rules.internal.render import display_value, placeholders, render_message
+from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
+from rules.spec import (
+    COUNT,
+    LIST_OPERATORS,
+    NEGATIONS,
+    OPERATORS,
+    PARAMETER_KINDS,
+    SEQUENCE,
+    SINGLE,
+    coerce_list,
+    coerce_value,
+)
 
 _NUMERIC_PHRASES = {
     "gte": "{label} of {value} or more",
@@ -163,7 +177,7 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
         noun, conditions = _step_phrase(spec, 1, parameters)
         when = f"When {_article(noun)} has {conditions}" if conditions else f"When any {noun} arrives"
     severity = registry.severity_label(str(spec.get("severity") or "")) if spec.get("severity") else "…"
-    message = " ".join(str(spec.get("message") or "").split()) or "…"
+    message = " ".join(message_example(spec).split()) or "…"
     sentence = f"{when}: {_lower_first(severity)} — “{message}”"
     try:
         cooldown = int(spec.get("cooldown_days") or 0)
@@ -181,3 +195,152 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
     if spec.get("enabled") is False:
         sentence = "Disabled. " + sentence
     return sentence
+
+
+# -- the message with an example event --------------------------------------------------------
+_MISSING = object()
+
+
+def message_example(spec: Mapping[str, Any], template: str | None = None) -> str:
+    """``template`` (the rule's message by default) filled as the engine fills it, from an example
+    event that meets the rule's conditions, the rule's parameters and its own settings."""
+    text = str(spec.get("message") or "") if template is None else template
+    labels = {}
+    for fact_type in _fact_types(spec):
+        for name, field in fact_type.fields.items():
+            if field.kind == TEXT and field.choices:
+                labels[name] = {code: field.choice_label(code) for code in field.choices}
+    return render_message(
+        text, placeholders(text), example_event(spec), _parameter_values(spec), _rule_settings(spec), labels=labels
+    )
+
+
+def example_event(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of an example event for ``spec``: a field a condition tests takes a value that meets
+    the first such condition (pain of 5 for "pain of 5 or more"); any other field a typical value
+    from the catalog (the middle of its range, its first choice). The last event of a pattern
+    comes first, as in the engine."""
+    parameters = _parameter_values(spec)
+    steps = spec.get("steps") or []
+    values: dict[str, Any] = {}
+    for number in range(len(steps), 0, -1):
+        fact_type = registry.fact_type(str(steps[number - 1].get("fact_type") or ""))
+        if fact_type is None:
+            continue
+        tests: dict[str, list[Mapping[str, Any]]] = {}
+        for condition in spec.get("conditions") or []:
+            if _int(condition.get("step"), 1) == number:
+                tests.setdefault(str(condition.get("field") or ""), []).append(condition)
+        for name, field in fact_type.fields.items():
+            if name in values:
+                continue
+            value = _meeting_value(field, tests.get(name, []), parameters)
+            if value is not _MISSING:
+                values[name] = value
+    return values
+
+
+def _fact_types(spec: Mapping[str, Any]) -> list:
+    found = (registry.fact_type(str(step.get("fact_type") or "")) for step in spec.get("steps") or [])
+    return [fact_type for fact_type in found if fact_type is not None]
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _parameter_values(spec: Mapping[str, Any]) -> dict[str, Any]:
+    values = {}
+    for parameter in spec.get("parameters") or []:
+        name, raw, kind = parameter.get("name"), parameter.get("value"), parameter.get("kind")
+        if not name:
+            continue
+        try:
+            values[str(name)] = coerce_value(raw, kind) if kind in PARAMETER_KINDS else raw
+        except ValueError:
+            values[str(name)] = raw if raw not in (None, "") else None
+    return values
+
+
+def _rule_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What a message may say of the rule itself ({count}, {window_days} ...), as the engine says it."""
+    pattern = spec.get("pattern") or SINGLE
+    settings: dict[str, Any] = {"cooldown_days": _int(spec.get("cooldown_days"), 0)}
+    try:
+        hours = float(spec.get("window_hours"))
+    except (TypeError, ValueError):
+        hours = 0.0
+    if pattern != SINGLE and hours > 0 and hours == hours:
+        settings["window_hours"] = int(hours) if hours.is_integer() else hours
+        days = hours / 24
+        settings["window_days"] = int(days) if days.is_integer() else round(days, 1)
+    if pattern == COUNT:
+        settings["count"] = _int(spec.get("count"), 0) or None
+    else:
+        settings["count"] = len(spec.get("steps") or []) if pattern == SEQUENCE else 1
+    return settings
+
+
+def _meeting_value(field: FieldSpec, conditions: list[Mapping[str, Any]], parameters: Mapping[str, Any]) -> Any:
+    for condition in conditions:
+        operator = str(condition.get("operator") or "")
+        if condition.get("negate") and operator in NEGATIONS:
+            operator = NEGATIONS[operator]
+        if operator == "missing":
+            return _MISSING
+        if operator == "exists":
+            break
+        value = parameters.get(condition["parameter"]) if condition.get("parameter") else condition.get("value")
+        try:
+            meeting = _value_meeting(field, operator, value)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if meeting is not None:
+            return meeting
+    return _typical_value(field)
+
+
+def _value_meeting(field: FieldSpec, operator: str, value: Any) -> Any:
+    """A value of ``field`` for which "field <operator> value" holds, or None when there is none to give."""
+    if value in (None, "", []):
+        return None
+    if field.kind in (NUMBER, INTEGER):
+        number = float(coerce_value(value, field.kind))
+        low = field.minimum if field.minimum is not None else float("-inf")
+        high = field.maximum if field.maximum is not None else float("inf")
+        candidate = {"eq": number, "gte": number, "lte": number, "gt": number + 1, "lt": number - 1}.get(operator)
+        if operator == "ne":
+            candidate = number + 1 if number + 1 <= high else number - 1
+        if candidate is None:
+            return None
+        candidate = min(max(candidate, low), high)
+        return int(candidate) if field.kind == INTEGER or float(candidate).is_integer() else candidate
+    if field.kind == BOOLEAN:
+        truth = coerce_value(value, BOOLEAN)
+        return {"eq": truth, "ne": not truth}.get(operator)
+    if field.kind == DATE:
+        day = dt.date.fromisoformat(coerce_value(value, DATE))
+        shift = {"eq": 0, "gte": 0, "lte": 0, "gt": 1, "lt": -1}.get(operator)
+        return None if shift is None else (day + dt.timedelta(days=shift)).isoformat()
+    if operator in ("eq", "in"):
+        return coerce_list(value)[0] if operator == "in" else str(value)
+    if operator in ("ne", "not_in"):
+        excluded = set(coerce_list(value))
+        return next((choice for choice in field.choices if choice not in excluded), None)
+    return None
+
+
+def _typical_value(field: FieldSpec) -> Any:
+    if field.kind in (NUMBER, INTEGER):
+        low = field.minimum if field.minimum is not None else 0
+        high = field.maximum if field.maximum is not None else low + 10
+        middle = (low + high) / 2
+        return int(middle) if field.kind == INTEGER or float(middle).is_integer() else middle
+    if field.kind == BOOLEAN:
+        return True
+    if field.kind == DATE:
+        return dt.date.today().isoformat()
+    return field.choices[0] if field.choices else "…"

@@ -8,7 +8,11 @@ they belong to. The catalog (event types, fields, units, choices) drives every w
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any
 
 from django import forms
@@ -21,14 +25,23 @@ from rules.models import RulesetVersion
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
     ADVICE_LIMIT_MAX,
+    COOLDOWN_MAX_DAYS,
+    COUNT,
+    COUNT_MAX,
     KIND_LABELS,
+    MSG_NOT_INTEGER,
+    MSG_NOT_NUMBER,
+    NUMBER_MAX,
     OPERATORS,
     PARAMETER_KINDS,
     PATTERNS,
     PRIORITY_MAX,
     RULE_FIELDS,
     RULESET_SETTINGS,
+    SEQUENCE,
+    SINGLE,
     SUMMARY_MAX,
+    WINDOW_MAX_HOURS,
     rule_field_label,
     value_text,
 )
@@ -46,10 +59,37 @@ def _referral_floor_label() -> str:
     return severities[registry.referral_floor_rank()].label if severities else "the most urgent"
 
 
+# What the editor's script says as a clinician types a number (the server's validation stays the authority).
+LIVE_CHECK_MESSAGES = {
+    "outside": "{value} is outside {low}–{high}.",
+    "below": "{value} is under {low}, the lowest possible value.",
+    "above": "{value} is over {high}, the highest possible value.",
+    "number": MSG_NOT_NUMBER,
+    "integer": MSG_NOT_INTEGER,
+}
+# The rule's own settings a message may name (rules.spec.MESSAGE_EXTRA_PLACEHOLDERS), with the
+# patterns that have them.
+SETTING_PLACEHOLDERS = [
+    {"name": "count", "label": "How many events", "patterns": [COUNT]},
+    {"name": "window_days", "label": "Time window in days", "patterns": [SEQUENCE, COUNT]},
+    {"name": "window_hours", "label": "Time window in hours", "patterns": [SEQUENCE, COUNT]},
+    {"name": "cooldown_days", "label": "Cooldown in days", "patterns": [SINGLE, SEQUENCE, COUNT]},
+]
+
+
 def catalog_json() -> dict[str, Any]:
     """The catalog and operators for the editor's script (rendered with ``json_script``)."""
     return {
         "derived_label": f"Figures from the {registry.subject()[0]}'s history",
+        "settings": SETTING_PLACEHOLDERS,
+        "messages": LIVE_CHECK_MESSAGES,
+        "limits": {
+            "count": [2, COUNT_MAX],
+            "window_hours": [0, WINDOW_MAX_HOURS],
+            "cooldown_days": [0, COOLDOWN_MAX_DAYS],
+            "priority": [0, PRIORITY_MAX],
+            "number": NUMBER_MAX,
+        },
         "fact_types": [
             {
                 "name": ft.name,
@@ -60,7 +100,7 @@ def catalog_json() -> dict[str, Any]:
                         "label": f.label,
                         "kind": f.kind,
                         "unit": f.unit,
-                        "choices": list(f.choices),
+                        "choices": [[code, f.choice_label(code)] for code in f.choices],
                         "min": f.minimum,
                         "max": f.maximum,
                         "derived": f.derived,
@@ -86,6 +126,33 @@ def _field_choices() -> list:
     return [("", "— field —"), *groups]
 
 
+KEY_FIXED_HELP = "Fixed once the rule exists: its advice and its change log refer to it."
+
+HOURS, DAYS, WEEKS = "hours", "days", "weeks"
+WINDOW_UNITS = {DAYS: "days", HOURS: "hours"}
+COOLDOWN_UNITS = {DAYS: "days", WEEKS: "weeks"}
+_HOURS_IN = {HOURS: 1, DAYS: 24}
+_DAYS_IN = {DAYS: 1, WEEKS: 7}
+# Spec fields the editor shows as a number and a unit: spec field -> (number field, unit field).
+AMOUNT_FIELDS = {"window_hours": ("window", "window_unit"), "cooldown_days": ("cooldown", "cooldown_unit")}
+
+
+def window_amount(hours: Any) -> tuple[Any, str]:
+    """A window in hours as the editor shows it: whole days in days, anything else in hours."""
+    if hours in (None, ""):
+        return None, DAYS
+    hours = float(hours)
+    if hours > 0 and hours % 24 == 0:
+        return int(hours // 24), DAYS
+    return (int(hours) if hours.is_integer() else hours), HOURS
+
+
+def cooldown_amount(days: Any) -> tuple[Any, str]:
+    """A cooldown in days as the editor shows it: whole weeks in weeks, anything else in days."""
+    days = int(days or 0)
+    return (days // 7, WEEKS) if days > 0 and days % 7 == 0 else (days, DAYS)
+
+
 class RuleForm(forms.Form):
     key = forms.SlugField(max_length=80, help_text="Stable identifier, e.g. pain-stop. Never reuse one.")
     name = forms.CharField(max_length=200)
@@ -97,18 +164,19 @@ class RuleForm(forms.Form):
     count = forms.IntegerField(
         required=False, min_value=2, label="How many events", widget=forms.NumberInput(attrs={"style": "width:5em"})
     )
-    window_hours = forms.FloatField(
+    # The time window in days or hours, as the clinician chooses; the spec stores hours.
+    window = forms.FloatField(
         required=False,
-        min_value=0,
-        label="Within (hours)",
-        help_text="24 = one day, 168 = one week.",
-        widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any"}),
+        label="Within",
+        help_text="How close in time the events must be: the last at most this long after the first.",
+        widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any", "min": 0}),
     )
+    window_unit = forms.ChoiceField(choices=list(WINDOW_UNITS.items()), initial=DAYS, label="Unit of the window")
     message = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         help_text=format_lazy(
-            "What the {} reads. Use {{field_name}} for a value of the matched event and "
-            "{{parameter_name}} for a parameter.",
+            "What the {} reads. The buttons below insert a value of the matched event, a parameter or a "
+            "setting of this rule: it shows as {{name}} here and as the number itself in the advice.",
             _subject(),
         ),
     )
@@ -120,21 +188,23 @@ class RuleForm(forms.Form):
         label=_label("summary"),
         help_text=format_lazy(
             "What to do, in at most {} characters: many clinical systems show only this line. "
-            "It may use the same {{placeholders}} as the message; empty: the rule's name.",
+            "It may use the same values as the message; empty: the rule's name.",
             SUMMARY_MAX,
         ),
         widget=forms.TextInput(attrs={"size": 80, "class": "rules-counted", "data-max": SUMMARY_MAX}),
     )
-    cooldown_days = forms.IntegerField(
-        min_value=0,
+    # The cooldown in days or weeks (a cooldown is whole days); the spec stores days.
+    cooldown = forms.IntegerField(
+        required=False,
         initial=0,
-        label=_label("cooldown_days"),
+        label="Cooldown",
         help_text=format_lazy(
-            "No new advice from this rule for the same {} within this many days of its last advice (0: no limit).",
+            "No new advice from this rule for the same {} within this long of its last advice (0: no limit).",
             _subject(),
         ),
-        widget=forms.NumberInput(attrs={"style": "width:5em"}),
+        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 0, "step": 1}),
     )
+    cooldown_unit = forms.ChoiceField(choices=list(COOLDOWN_UNITS.items()), initial=DAYS, label="Unit of the cooldown")
     holds_back_lower = forms.BooleanField(
         required=False,
         label=_label("holds_back_lower"),
@@ -162,8 +232,13 @@ class RuleForm(forms.Form):
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fixed_key: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if fixed_key:
+            # A saved rule's key never changes: a key in the posted data is ignored (Django's disabled field).
+            self.fields["key"].disabled = True
+            self.fields["key"].help_text = KEY_FIXED_HELP
+            self.initial["key"] = fixed_key
         self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
         self.fields["severity"].choices = [("", "—")] + [
             (s.code, f"{s.code} — {s.label}") for s in registry.severities()
@@ -181,47 +256,107 @@ class StepForm(forms.Form):
 
 
 class ConditionForm(forms.Form):
-    step = forms.IntegerField(
-        min_value=1, initial=1, label="Event", widget=forms.NumberInput(attrs={"style": "width:3.5em"})
-    )
-    group = forms.IntegerField(
-        min_value=1,
-        initial=1,
-        help_text="Same group: any of them",
-        widget=forms.NumberInput(attrs={"style": "width:3.5em"}),
-    )
+    """One condition. Its event (``step``) and its block (``group``) are hidden: the editor shows
+    conditions under their event, in "any of these" blocks that all must hold."""
+
+    step = forms.IntegerField(min_value=1, initial=1, widget=forms.HiddenInput)
+    group = forms.IntegerField(min_value=1, initial=1, widget=forms.HiddenInput)
     negate = forms.BooleanField(required=False, label="not")
     field = forms.CharField(widget=forms.Select)
     operator = forms.ChoiceField(choices=[("", "—")] + [(code, label) for code, (label, _, _) in OPERATORS.items()])
     value = forms.CharField(required=False, max_length=300)
     parameter = forms.CharField(required=False, max_length=60, widget=forms.Select)
 
-    def __init__(self, *args: Any, parameter_names: list[str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, parameters: list[tuple[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["field"].widget.choices = _field_choices()
-        self.fields["parameter"].widget.choices = [("", "— or a parameter —")] + [(n, n) for n in parameter_names or []]
+        choices = [("", "— or a parameter —"), *(parameters or [])]
+        current = self.data.get(self.add_prefix("parameter")) if self.is_bound else self.initial.get("parameter")
+        if current and current not in dict(choices):
+            choices.append((current, current))  # keeps a parameter that no longer exists, to show the error
+        self.fields["parameter"].widget.choices = choices
+
+    def has_changed(self) -> bool:
+        # A new row carries its event and block: it is still blank until something else is filled in.
+        return any(name not in ("step", "group") for name in self.changed_data)
+
+
+MSG_PARAMETER_LABEL = "Give the parameter a label, for example “Pain threshold”."
+
+
+def parameter_name(label: str) -> str:
+    """The name a parameter gets from its label: "Pain threshold (/10)" -> "pain_threshold_10".
+    (The editor's script derives the same as the clinician types.)"""
+    ascii_label = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^a-z0-9]+", "_", ascii_label.lower()).strip("_")
+    if name[:1].isdigit():
+        name = f"p_{name}"
+    return name[:60].rstrip("_")
 
 
 class ParameterForm(forms.Form):
+    """One parameter, made from its label: the name placeholders and conditions use follows the label."""
+
+    label = forms.CharField(
+        required=False, max_length=200, widget=forms.TextInput(attrs={"size": 24, "class": "rules-param-label"})
+    )
     name = forms.RegexField(
         regex=r"^[a-z_][a-z0-9_]*$",
+        required=False,
         max_length=60,
-        widget=forms.TextInput(attrs={"size": 14}),
+        widget=forms.TextInput(attrs={"size": 16, "readonly": True, "class": "rules-param-name"}),
         error_messages={"invalid": "Use lower-case letters, digits and underscores, starting with a letter."},
     )
-    label = forms.CharField(required=False, max_length=200, widget=forms.TextInput(attrs={"size": 24}))
     kind = forms.ChoiceField(choices=[(k, PARAMETER_KIND_LABELS[k]) for k in PARAMETER_KINDS], initial=NUMBER)
     value = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"size": 8}))
     unit = forms.CharField(required=False, max_length=30, widget=forms.TextInput(attrs={"size": 6}))
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not cleaned.get("name") and "name" not in self.errors:
+            name = parameter_name(cleaned.get("label") or "")
+            if name:
+                cleaned["name"] = name
+            else:
+                self.add_error("label", MSG_PARAMETER_LABEL)
+        return cleaned
+
 
 StepFormSet = formset_factory(StepForm, extra=0, can_delete=True, min_num=0)
 ConditionFormSet = formset_factory(ConditionForm, extra=0, can_delete=True)
+NewConditionFormSet = formset_factory(ConditionForm, extra=1, can_delete=True)
 ParameterFormSet = formset_factory(ParameterForm, extra=0, can_delete=True)
 
 # The editor edits every scalar field of a spec (rules.spec.RULE_FIELDS); yes/no ones are checkboxes.
 _TOP_LEVEL = tuple(RULE_FIELDS)
 _CHECKBOXES = tuple(name for name, (_, default) in RULE_FIELDS.items() if isinstance(default, bool))
+# Condition fields the clinician never sees: their refusals are shown on the condition's row.
+_HIDDEN_CONDITION_FIELDS = ("step", "group")
+
+
+@dataclass
+class ConditionBlock:
+    """Conditions of one event that share a group: "any of these"; the blocks of an event all hold."""
+
+    group: int
+    forms: list[forms.Form] = dc_field(default_factory=list)
+
+    @property
+    def alternatives(self) -> int:
+        return sum(1 for form in self.forms if not _deleted(form))
+
+
+@dataclass
+class EventSection:
+    """One event of the rule (a step) with its condition blocks, as the editor shows it."""
+
+    number: int  # 1, 2 ... among the events kept; 0 for a removed one
+    step_form: forms.Form | None  # None: conditions naming an event the rule does not have
+    blocks: list[ConditionBlock]
+
+    @property
+    def removed(self) -> bool:
+        return self.step_form is not None and _deleted(self.step_form)
 
 
 class RuleEditor:
@@ -233,17 +368,14 @@ class RuleEditor:
         data: Mapping[str, Any] | None = None,
         spec: Mapping[str, Any] | None = None,
         revision: int | None = None,
+        fixed_key: str | None = None,
     ) -> None:
         spec = spec or {}
-        parameter_names = [p["name"] for p in spec.get("parameters") or [] if p.get("name")]
         if data is not None:
-            parameter_names = sorted(
-                {v for k, v in data.items() if k.startswith("parameters-") and k.endswith("-name") and v}
-            )
-            self.rule = RuleForm(data)
+            self.rule = RuleForm(data, fixed_key=fixed_key)
             self.steps = StepFormSet(data, prefix="steps")
             self.conditions = ConditionFormSet(
-                data, prefix="conditions", form_kwargs={"parameter_names": parameter_names}
+                data, prefix="conditions", form_kwargs={"parameters": _posted_parameters(data)}
             )
             self.parameters = ParameterFormSet(data, prefix="parameters")
         else:
@@ -252,18 +384,22 @@ class RuleEditor:
                 for name, (_, default) in RULE_FIELDS.items()
                 if spec.get(name) is not None or default is not None
             }
+            initial["window"], initial["window_unit"] = window_amount(spec.get("window_hours"))
+            initial["cooldown"], initial["cooldown_unit"] = cooldown_amount(spec.get("cooldown_days"))
             initial["revision"] = revision
-            self.rule = RuleForm(initial=initial)
+            self.rule = RuleForm(initial=initial, fixed_key=fixed_key)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
-            self.conditions = ConditionFormSet(
-                prefix="conditions",
-                form_kwargs={"parameter_names": parameter_names},
-                initial=[
-                    {**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
-                    for c in spec.get("conditions") or []
-                ]
-                or [{"step": 1, "group": 1}],
+            parameters = sorted(
+                ((p["name"], p.get("label") or p["name"]) for p in spec.get("parameters") or [] if p.get("name")),
+                key=lambda p: p[1].lower(),
             )
+            conditions = [
+                {**c, "value": value_text(c.get("value")), "parameter": c.get("parameter") or ""}
+                for c in spec.get("conditions") or []
+            ]
+            # A new rule starts with one empty condition, posted back as an added one: left empty, it is ignored.
+            formset = ConditionFormSet if conditions else NewConditionFormSet
+            self.conditions = formset(prefix="conditions", form_kwargs={"parameters": parameters}, initial=conditions)
             self.parameters = ParameterFormSet(
                 prefix="parameters",
                 initial=[{**p, "value": value_text(p.get("value"))} for p in spec.get("parameters") or []],
@@ -287,6 +423,36 @@ class RuleEditor:
             else None
         )
 
+    def sections(self) -> list[EventSection]:
+        """The events with their condition blocks, in order (removed events too, so the page can
+        post them back); conditions naming an event the rule lacks come last, in their own section."""
+        by_step: dict[int, dict[int, list[forms.Form]]] = {}
+        for form in self.conditions.forms:
+            step, group = _int(_value(form, "step"), 1), _int(_value(form, "group"), 1)
+            by_step.setdefault(step, {}).setdefault(group, []).append(form)
+
+        def blocks(groups: dict[int, list[forms.Form]]) -> list[ConditionBlock]:
+            return [ConditionBlock(group, forms_) for group, forms_ in sorted(groups.items())]
+
+        sections, number = [], 0
+        for form in self.steps.forms:
+            if _deleted(form):
+                sections.append(EventSection(0, form, []))
+                continue
+            number += 1
+            sections.append(EventSection(number, form, blocks(by_step.pop(number, {}))))
+        sections.extend(EventSection(step, None, blocks(groups)) for step, groups in sorted(by_step.items()))
+        return sections
+
+    @property
+    def empty_section(self) -> EventSection:
+        """A new event, for the page's template of one (its names hold ``__prefix__``)."""
+        return EventSection(0, self.steps.empty_form, [])
+
+    @property
+    def empty_block(self) -> ConditionBlock:
+        return ConditionBlock(0)
+
     def spec(self) -> dict[str, Any]:
         """The spec as typed so far; call after ``is_valid()`` (works on partly invalid input too)."""
         rule = getattr(self.rule, "cleaned_data", {}) or {}
@@ -295,31 +461,36 @@ class RuleEditor:
         for name in _TOP_LEVEL:
             if name in rule:
                 spec[name] = rule[name]
+            elif name in self.rule.fields and self.rule.fields[name].disabled:
+                spec[name] = self.rule.initial.get(name)
             elif self.rule.is_bound:
                 spec[name] = raw.get(name) or None
         for name in _CHECKBOXES:
             spec[name] = bool(rule.get(name, raw.get(name) in ("on", "true", "1", True)))
-        if spec.get("window_hours") in ("",):
-            spec["window_hours"] = None
+        if self.rule.is_bound:
+            window, window_unit = self._typed("window", float), self._typed("window_unit", str)
+            spec["window_hours"] = None if window is None else round(window * _HOURS_IN.get(window_unit, 1), 6)
+            cooldown, cooldown_unit = self._typed("cooldown", int), self._typed("cooldown_unit", str)
+            spec["cooldown_days"] = 0 if cooldown is None else cooldown * _DAYS_IN.get(cooldown_unit, 1)
         self._step_forms = _live_forms(self.steps)
-        self._condition_forms = _live_forms(self.conditions)
+        self._condition_forms = _in_blocks(_live_forms(self.conditions))
         self._parameter_forms = _live_forms(self.parameters)
         spec["steps"] = [{"fact_type": _value(f, "fact_type")} for f in self._step_forms]
         spec["conditions"] = [
             {
-                "step": _int(_value(f, "step"), 1),
-                "group": _int(_value(f, "group"), 1),
+                "step": step,
+                "group": group,
                 "field": _value(f, "field"),
                 "operator": _value(f, "operator"),
                 "value": _value(f, "value") or None,
                 "parameter": _value(f, "parameter") or None,
                 "negate": bool(_value(f, "negate")),
             }
-            for f in self._condition_forms
+            for f, step, group in self._condition_forms
         ]
         spec["parameters"] = [
             {
-                "name": _value(f, "name"),
+                "name": _value(f, "name") or parameter_name(_value(f, "label") or ""),
                 "label": _value(f, "label") or "",
                 "kind": _value(f, "kind"),
                 "value": _value(f, "value"),
@@ -332,11 +503,22 @@ class RuleEditor:
             spec["count"] = None
         return spec
 
+    def _typed(self, name: str, kind: type) -> Any:
+        """A rule field's cleaned value, else its raw value as ``kind``, else None."""
+        cleaned = getattr(self.rule, "cleaned_data", None) or {}
+        if name in cleaned:
+            return cleaned[name] if cleaned[name] != "" else None
+        try:
+            value = kind(self.rule.data.get(name))
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return value if value == value else None  # not NaN
+
     def add_spec_errors(self, errors: Mapping[str, list[str]]) -> None:
         """Put spec validation messages (by field path) on the widgets they belong to."""
         lists = {
             "steps": (self.steps, self._step_forms),
-            "conditions": (self.conditions, self._condition_forms),
+            "conditions": (self.conditions, [form for form, _, _ in self._condition_forms]),
             "parameters": (self.parameters, self._parameter_forms),
         }
         for path, messages in errors.items():
@@ -346,9 +528,12 @@ class RuleEditor:
                 index, _, field = rest.partition(".")
                 if index.isdigit() and int(index) < len(live):
                     form = live[int(index)]
-                    form.add_error(field if field in form.fields else None, list(messages))
+                    shown = field in form.fields and field not in _HIDDEN_CONDITION_FIELDS
+                    form.add_error(field if shown else None, list(messages))
                 else:
                     formset._non_form_errors = formset.non_form_errors() + list(messages)
+            elif head in AMOUNT_FIELDS:
+                self.rule.add_error(AMOUNT_FIELDS[head][0], list(messages))
             elif head in self.rule.fields:
                 self.rule.add_error(head, list(messages))
             else:
@@ -362,12 +547,45 @@ class RuleEditor:
         return bool(self.rule.errors) or any(fs.total_error_count() for fs in self.formsets)
 
 
+def _posted_parameters(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(name, label) of the parameters in posted editor data, names made from labels where empty."""
+    parameters = []
+    indexes = {int(m[1]) for m in (re.fullmatch(r"parameters-(\d+)-(?:name|label)", k) for k in data) if m}
+    for index in sorted(indexes):
+        prefix = f"parameters-{index}-"
+        if data.get(f"{prefix}DELETE") in ("on", "true"):
+            continue
+        label = str(data.get(f"{prefix}label") or "").strip()
+        name = str(data.get(f"{prefix}name") or "").strip() or parameter_name(label)
+        if name:
+            parameters.append((name, label or name))
+    return sorted(parameters, key=lambda p: p[1].lower())
+
+
+def _in_blocks(condition_forms: list) -> list[tuple[forms.Form, int, int]]:
+    """Conditions in the spec's order: by event, then block; blocks numbered 1, 2 ... within each
+    event (a removed block leaves no gap), so the same rule is always stored the same way."""
+    keyed = [(form, _int(_value(form, "step"), 1), _int(_value(form, "group"), 1)) for form in condition_forms]
+    keyed.sort(key=lambda item: (item[1], item[2]))  # stable: a block keeps its conditions' order
+    numbers: dict[tuple[int, int], int] = {}
+    ordered = []
+    for form, step, group in keyed:
+        if (step, group) not in numbers:
+            numbers[(step, group)] = sum(1 for s, _ in numbers if s == step) + 1
+        ordered.append((form, step, numbers[(step, group)]))
+    return ordered
+
+
+def _deleted(form: forms.Form) -> bool:
+    cleaned = getattr(form, "cleaned_data", None) or {}
+    return bool(cleaned.get("DELETE")) or (form.is_bound and form.data.get(form.add_prefix("DELETE")) in ("on", "true"))
+
+
 def _live_forms(formset: Any) -> list:
     """The formset's forms that are not deleted and not left entirely blank."""
     forms_ = []
     for form in formset.forms:
-        cleaned = getattr(form, "cleaned_data", None) or {}
-        if cleaned.get("DELETE") or (form.is_bound and form.data.get(form.add_prefix("DELETE")) in ("on", "true")):
+        if _deleted(form):
             continue
         if form.is_bound and not form.has_changed() and not form.initial:
             if not any(

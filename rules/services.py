@@ -37,6 +37,12 @@ MSG_CONFLICT = (
 )
 
 
+MSG_KEY_TAKEN = "Another rule already uses this key."
+MSG_KEY_FIXED = (
+    "A saved rule keeps its key: its advice and its change log refer to it. To use another key, make a new rule."
+)
+
+
 class RuleConflictError(Exception):
     """A rule was saved by someone else since the editor loaded it."""
 
@@ -68,9 +74,10 @@ def rule_save(
         current = Rule.objects.select_for_update().filter(pk=rule.pk).values_list("revision", flat=True).first()
         if expected_revision is not None and current is not None and current != expected_revision:
             raise RuleConflictError(MSG_CONFLICT.format(mine=expected_revision, theirs=current))
-    clash = Rule.objects.filter(key=spec.get("key")).exclude(pk=rule.pk).exists()
-    if clash:
-        errors.setdefault("key", []).append("Another rule already uses this key.")
+    if rule.pk and spec.get("key") != rule.key:
+        errors.setdefault("key", []).append(MSG_KEY_FIXED)
+    elif Rule.objects.filter(key=spec.get("key")).exclude(pk=rule.pk).exists():
+        errors.setdefault("key", []).append(MSG_KEY_TAKEN)
     if errors:
         raise RuleValidationError(errors)
     normalized = spec_normalize(spec)

@@ -432,6 +432,9 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     # -- parameters ---------------------------------------------------------------------
     parameters: dict[str, Any] = {}
     parameter_kinds: dict[str, str] = {}
+    parameter_labels = {
+        str(p["name"]): str(p.get("label") or "") for p in spec.get("parameters") or [] if p.get("name")
+    }
     for index, parameter in enumerate(spec.get("parameters") or []):
         name = str(parameter.get("name") or "")
         kind = parameter.get("kind")
@@ -461,10 +464,14 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     for condition in conditions:
         slot = (condition.get("step") or 1, condition.get("group") or 1)
         group_sizes[slot] = group_sizes.get(slot, 0) + 1
+    crowded: set[tuple[Any, Any]] = set()
     for index, condition in enumerate(conditions):
         path = f"conditions.{index}"
-        if group_sizes[(condition.get("step") or 1, condition.get("group") or 1)] > ALTERNATIVES_MAX:
-            add(f"{path}.group", MSG_TOO_MANY_ALTERNATIVES)
+        slot = (condition.get("step") or 1, condition.get("group") or 1)
+        if group_sizes[slot] > ALTERNATIVES_MAX:
+            if slot not in crowded:  # one message for the whole group, on its first condition
+                crowded.add(slot)
+                add(f"{path}.group", MSG_TOO_MANY_ALTERNATIVES)
             continue
         try:
             step_number = int(condition.get("step") or 1)
@@ -525,7 +532,7 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
                 add(
                     f"{path}.parameter",
                     MSG_PARAMETER_KIND.format(
-                        name=parameter,
+                        name=parameter_labels.get(parameter) or parameter,
                         kind=KIND_LABELS[parameter_kinds[parameter]],
                         field=field.label,
                         field_kind=KIND_LABELS[field.kind],
@@ -534,6 +541,8 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
                 continue
             values = coerce_list(parameters[parameter]) if operator in LIST_OPERATORS else [parameters[parameter]]
             target = f"parameters.{_parameter_index(spec, parameter)}.value"
+            if target in errors:
+                continue  # a parameter used by several conditions is told what is wrong with it once
         else:
             try:
                 values = (
@@ -557,7 +566,9 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
             add(f"parameters.{index}.name", MSG_PARAMETER_UNUSED)
 
     # -- message placeholders -------------------------------------------------------------
-    allowed = set(parameters) | set(MESSAGE_EXTRA_PLACEHOLDERS)
+    # Every parameter the rule names counts, even one whose value is refused: its own field says
+    # what is wrong, and a second message about the placeholder would point at the wrong place.
+    allowed = set(parameter_labels) | set(MESSAGE_EXTRA_PLACEHOLDERS)
     for step in steps:
         fact_type = registry.fact_type(step.get("fact_type") or "")
         if fact_type:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rules.forms import AMOUNT_FIELDS, cooldown_amount, window_amount
 from rules.spec import RULE_FIELDS, value_text
 
 
@@ -12,7 +13,11 @@ def editor_post(spec: Mapping[str, Any], *, revision: int | None = None, **extra
     data: dict[str, str] = {}
     for name, (_, default) in RULE_FIELDS.items():
         value = spec.get(name, default)
-        if isinstance(default, bool):  # a checkbox: sent only when ticked
+        if name in AMOUNT_FIELDS:  # a number and a unit, as a clinician picks them
+            amount, unit = (window_amount if name == "window_hours" else cooldown_amount)(value)
+            number_field, unit_field = AMOUNT_FIELDS[name]
+            data[number_field], data[unit_field] = value_text(amount), unit
+        elif isinstance(default, bool):  # a checkbox: sent only when ticked
             if value:
                 data[name] = "on"
         else:

@@ -16,13 +16,14 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
-from rules.admin_views import MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
+from rules.admin_views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
+from rules.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import FactSource, registry
 from rules.selectors import ruleset_draft_settings, ruleset_draft_specs
-from rules.services import MSG_CONFLICT
+from rules.services import MSG_CONFLICT, MSG_KEY_FIXED, MSG_KEY_TAKEN
 from rules.spec import spec_normalize
 from tests.rules.conftest import T0, cond, make_spec
 from tests.rules.editor_data import editor_post
@@ -168,10 +169,191 @@ def test_editor_puts_spec_errors_on_the_right_widget_and_saves_nothing(admin_cli
     assert not Rule.objects.exists()
 
 
+def streak_spec(**overrides) -> dict:
+    fields = {"pattern": "count", "count": 3, "window_hours": 48, "message": "{count} in {window_days} days"}
+    return make_spec("streak", conditions=[cond("temperature", "gt", 30)], **{**fields, **overrides})
+
+
+def test_windows_in_days_are_stored_as_hours_and_cooldowns_in_weeks_as_days(admin_client):
+    data = {
+        **editor_post(streak_spec()),
+        "window": "7",
+        "window_unit": "days",
+        "cooldown": "2",
+        "cooldown_unit": "weeks",
+    }
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 302, text(response)[:3000]
+    saved = ruleset_draft_specs()[0]
+    assert (saved["window_hours"], saved["cooldown_days"]) == (168, 14)
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert 'name="window" value="7"' in page and '<option value="days" selected>days</option>' in page
+    assert 'name="cooldown" value="2"' in page and '<option value="weeks" selected>weeks</option>' in page
+    assert "When 3 readings with temperature over 30 °C occur within 7 days" in page
+    response = admin_client.post(change_url(Rule.objects.get()), {**data, "window": "36", "window_unit": "hours"})
+    assert response.status_code == 302
+    assert ruleset_draft_specs()[0]["window_hours"] == 36
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"window": "91", "window_unit": "days"}, "window", S.MSG_WINDOW_MAX),
+        ({"window": "0", "window_unit": "hours"}, "window", S.MSG_WINDOW),
+        ({"cooldown": "53", "cooldown_unit": "weeks"}, "cooldown", S.MSG_COOLDOWN),
+        ({"cooldown": "1.5", "cooldown_unit": "weeks"}, "cooldown", "Enter a whole number."),
+    ],
+)
+def test_a_refused_window_or_cooldown_is_said_once_next_to_it(admin_client, change, field, message):
+    page = text(admin_client.post(ADD, {**editor_post(streak_spec()), **change}))
+    row = page.split(f'<div class="form-row field-{field} errors">')[1].split('<div class="form-row')[0]
+    assert f"><li>{message}</li></ul>" in row
+    assert page.count('<ul class="errorlist') == 1
+    assert not Rule.objects.exists()
+
+
+def block_ui_post(rows: list[dict], **spec_fields) -> dict[str, str]:
+    """What the editor of a new rule posts: conditions in the order they were added, each with the
+    hidden event (step) and block (group) the page gave it."""
+    data = editor_post(make_spec("mixed", conditions=[], **{"message": "Level {level}", **spec_fields}))
+    data.update({"conditions-TOTAL_FORMS": str(len(rows)), "conditions-INITIAL_FORMS": "0"})
+    for index, row in enumerate(rows):
+        data.update({f"conditions-{index}-{name}": str(value) for name, value in row.items()})
+    return data
+
+
+def test_conditions_posted_in_blocks_give_the_spec_groups(admin_client):
+    rows = [
+        {"step": 1, "group": 1, "field": "level", "operator": "gte", "value": "8"},
+        {"step": 1, "group": 3, "field": "alarm", "operator": "eq", "value": "true"},
+        {"step": 1, "group": 1, "field": "temperature", "operator": "gt", "value": "30"},  # "Add an alternative"
+        {"step": 1, "group": 2, "field": "room", "operator": "eq", "value": "hall", "DELETE": "on"},  # block removed
+        {"step": 1, "group": 3},  # an alternative added and left empty
+        {"step": 1, "group": 3, "field": "temperature", "operator": "lt", "value": "100"},
+    ]
+    response = admin_client.post(ADD, block_ui_post(rows))
+    assert response.status_code == 302, text(response)[:3000]
+    saved = spec_normalize(ruleset_draft_specs()[0])
+    assert [(c["group"], c["field"], c["operator"], c["value"]) for c in saved["conditions"]] == [
+        (1, "level", "gte", 8),
+        (1, "temperature", "gt", 30),
+        (2, "alarm", "eq", True),
+        (2, "temperature", "lt", 100),
+    ]
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert "When a reading has (level of 8 or more or temperature over 30 °C) and (“alarm”: yes or" in page
+    assert page.count('<div class="rules-block-title">Any of these</div>') == 2  # both shown
+    assert page.count('<div class="rules-and">and</div>') == 1  # between the two blocks
+    assert '<input type="hidden" name="conditions-0-group" value="1"' in page
+    assert '<input type="hidden" name="conditions-2-group" value="2"' in page
+    assert 'type="number" name="conditions-0-group"' not in page and "Same group" not in page
+
+
+def test_a_new_rule_starts_with_one_empty_condition_that_may_stay_empty(admin_client):
+    page = text(admin_client.get(ADD))
+    assert 'name="conditions-TOTAL_FORMS" value="1"' in page and 'name="conditions-INITIAL_FORMS" value="0"' in page
+    rows = [{"step": 1, "group": 1}, {"step": 1, "group": 2, "field": "level", "operator": "gte", "value": "3"}]
+    assert admin_client.post(ADD, block_ui_post(rows)).status_code == 302
+    assert [(c["group"], c["field"]) for c in ruleset_draft_specs()[0]["conditions"]] == [(1, "level")]
+
+
+def test_a_block_of_one_condition_has_no_title(admin_client, live_hot):
+    page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
+    assert '<div class="rules-block-title" hidden>Any of these</div>' in page
+    assert 'class="rules-and" hidden>and</div>' in page
+
+
+def test_a_parameter_is_made_from_its_label_and_picked_by_it(admin_client):
+    data = block_ui_post(
+        [{"step": 1, "group": 1, "field": "level", "operator": "gte", "parameter": "highest_level"}],
+        parameters=[{"label": "Highest level", "kind": "integer", "value": 8, "unit": ""}],
+        message="Level {level} over {highest_level}",
+    )
+    response = admin_client.post(ADD, data)
+    assert response.status_code == 302, text(response)[:3000]
+    saved = ruleset_draft_specs()[0]
+    assert saved["parameters"][0]["name"] == "highest_level"
+    assert saved["conditions"][0]["parameter"] == "highest_level"
+    page = text(admin_client.get(change_url(Rule.objects.get())))
+    assert '<option value="highest_level" selected>Highest level</option>' in page
+    assert 'name="parameters-0-name" value="highest_level"' in page and "readonly" in page
+
+
+def test_a_parameter_without_a_label_or_name_is_refused_once(admin_client):
+    data = block_ui_post(
+        [{"step": 1, "group": 1, "field": "level", "operator": "gte", "value": "3"}],
+        parameters=[{"label": "", "kind": "integer", "value": 8, "unit": ""}],
+    )
+    page = text(admin_client.post(ADD, data))
+    assert MSG_PARAMETER_LABEL in page and page.count('<ul class="errorlist') == 1
+    assert not Rule.objects.exists()
+
+
+@pytest.mark.parametrize("where", ["parameter", "condition"])
+def test_a_fraction_for_a_whole_number_gives_one_error_next_to_it(admin_client, where):
+    if where == "parameter":
+        data = block_ui_post(
+            [{"step": 1, "group": 1, "field": "level", "operator": "gte", "parameter": "threshold"}],
+            parameters=[{"name": "threshold", "label": "Threshold", "kind": "integer", "value": "5.5", "unit": ""}],
+            message="Level {level} over {threshold}",
+        )
+    else:
+        data = block_ui_post([{"step": 1, "group": 1, "field": "level", "operator": "gte", "value": "5.5"}])
+    page = text(admin_client.post(ADD, data))
+    assert page.count('<ul class="errorlist') == 1
+    assert f"><li>{S.MSG_NOT_INTEGER}</li></ul>" in page
+    row = page.split('class="param-row row-errors"' if where == "parameter" else 'class="cond-row row-errors"')[1]
+    assert S.MSG_NOT_INTEGER in row.split("</tr>")[0]
+    assert "neither a field of the matched events nor a parameter" not in page
+    assert not Rule.objects.exists()
+
+
+def test_the_message_and_summary_are_previewed_with_an_example_event(admin_client, live_hot):
+    page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
+    assert '<p class="rules-preview" id="message-preview" aria-live="polite">Temperature 31 over 30</p>' in page
+    assert '<p class="rules-preview" id="summary-preview" aria-live="polite">Hot</p>' in page  # empty: its name
+    spec = {**threshold_spec(40), "summary": "Cool the {room} below {limit} °C"}
+    previews = admin_client.post(DESCRIBE, editor_post(spec)).json()
+    assert (previews["message_preview"], previews["summary_preview"]) == (
+        "Temperature 41 over 40",
+        "Cool the kitchen below 40 °C",
+    )
+
+
+def test_the_editor_gives_its_script_the_ranges_and_the_words_of_the_live_checks(admin_client):
+    page = admin_client.get(ADD).content.decode()
+    catalog = json.loads(page.split('<script id="rules-catalog" type="application/json">')[1].split("</script>")[0])
+    level = next(f for f in catalog["fact_types"][0]["fields"] if f["name"] == "level")
+    assert (level["kind"], level["min"], level["max"]) == ("integer", 0, 10)
+    assert catalog["messages"] == LIVE_CHECK_MESSAGES and catalog["messages"]["integer"] == S.MSG_NOT_INTEGER
+    assert LIVE_CHECK_MESSAGES["outside"].format(value=15, low=0, high=10) == "15 is outside 0–10."
+    assert {"count", "window_days", "window_hours", "cooldown_days"} == {s["name"] for s in catalog["settings"]}
+
+
 def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
     page = admin_client.post(ADD, editor_post(threshold_spec(99))).content.decode()
-    assert "Another rule already uses this key." in page
+    assert MSG_KEY_TAKEN in page
     assert Rule.objects.get(key="hot").parameters.get().value == "30"
+
+
+def test_the_key_of_a_saved_rule_is_fixed(admin_client, live_hot):
+    rule = Rule.objects.get(key="hot")
+    page = text(admin_client.get(change_url(rule)))
+    assert '<div class="readonly" id="rule-key">hot</div>' in page and 'name="key"' not in page
+    assert KEY_FIXED_HELP in page
+    renamed = editor_post({**threshold_spec(31), "key": "renamed"}, revision=rule.revision)
+    assert admin_client.post(change_url(rule), renamed).status_code == 302  # the posted key is ignored
+    rule.refresh_from_db()
+    assert (rule.key, rule.parameters.get().value) == ("hot", "31")
+    assert not Rule.objects.filter(key="renamed").exists()
+
+
+def test_the_service_refuses_to_change_the_key_of_a_saved_rule(live_hot, admin_user):
+    rule = Rule.objects.get(key="hot")
+    with pytest.raises(S.RuleValidationError) as refused:
+        services.rule_save(spec={**threshold_spec(31), "key": "renamed"}, rule=rule, user=admin_user)
+    assert refused.value.errors == {"key": [MSG_KEY_FIXED]}
+    assert Rule.objects.get().key == "hot"
 
 
 def test_second_concurrent_save_is_refused_with_a_clear_message(admin_client, live_hot, admin_user):
@@ -192,6 +374,39 @@ def test_sentence_follows_the_unsaved_form(admin_client, live_hot):
     response = admin_client.post(DESCRIBE, editor_post(threshold_spec(42)))
     assert response.json()["sentence"].startswith("When a reading has temperature over 42 °C: urgent")
     assert Rule.objects.get(key="hot").parameters.get().value == "30"
+
+
+def test_the_sentence_shows_numbers_never_placeholders(admin_client, live_hot):
+    page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
+    # {limit} is the parameter's value; {temperature} a value that meets the condition ("over 30").
+    assert "When a reading has temperature over 30 °C: urgent — “Temperature 31 over 30”" in page
+    spec = {
+        **threshold_spec(42),
+        "message": "{temperature} °C in the {room}, {count} reading, cooldown {cooldown_days}",
+    }
+    sentence = admin_client.post(DESCRIBE, editor_post(spec)).json()["sentence"]
+    assert "“43 °C in the kitchen, 1 reading, cooldown 0”" in sentence
+    assert "{" not in sentence
+
+
+def test_the_delete_confirmation_says_only_the_draft_changes(admin_client, live_hot, admin_user):
+    hot = Rule.objects.get(key="hot")
+    page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[hot.pk])))
+    assert MSG_DELETE_LIVE.format(subjects="thermostats", rules="“hot”") in page
+    assert (
+        "Deleting changes only the draft: thermostats keep getting advice from “hot” until the draft is published."
+        in page
+    )
+    services.rule_save(spec=make_spec("cold", conditions=[cond("temperature", "lt", 5)]), user=admin_user)
+    cold = Rule.objects.get(key="cold")
+    page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[cold.pk])))
+    assert "“cold” is not live: deleting changes only the draft." in page
+    both = {"action": "delete_selected", "_selected_action": [hot.pk, cold.pk]}
+    page = text(admin_client.post(LIST, both))
+    assert "thermostats keep getting advice from “hot” until the draft is published" in page
+    admin_client.post(LIST, {**both, "post": "yes"})
+    assert not Rule.objects.exists() and RuleChange.objects.filter(action="deleted").count() == 2
+    assert RulesetVersion.objects.get().snapshot[0]["key"] == "hot"  # live is untouched
 
 
 def test_deleting_a_rule_is_audited(admin_client, live_hot):
@@ -513,7 +728,7 @@ def text(response) -> str:
 
 def test_editor_shows_the_policy_fields_in_the_domains_words(admin_client):
     page = text(admin_client.get(ADD))
-    for label in ("Summary", "Holds back lower advice", "Refers the thermostat", "Priority", "Cooldown (days)"):
+    for label in ("Summary", "Holds back lower advice", "Refers the thermostat", "Priority", "Cooldown"):
         assert f">{label}:</label>" in page, label
     assert "0 of 140 characters" in page
     assert "only advice at least as urgent as “Urgent” is given" in page

@@ -123,6 +123,48 @@ def test_invalid_spec_names_the_offending_field(change, path, message_start):
     assert any(message.startswith(message_start) for message in errors[path]), errors[path]
 
 
+@pytest.mark.parametrize(
+    ("change", "path", "message"),
+    [
+        (  # a refused value: the message's {limit} is not a second, wrong error
+            {
+                "parameters": [{"name": "limit", "kind": "integer", "value": "5.5"}],
+                "conditions": [cond("level", "gte", parameter="limit")],
+                "message": "Level {level} over {limit}",
+            },
+            "parameters.0.value",
+            S.MSG_NOT_INTEGER,
+        ),
+        (  # out of range for both conditions that use it: said once
+            {
+                "parameters": [{"name": "limit", "kind": "integer", "value": "15"}],
+                "conditions": [cond("level", "gte", parameter="limit"), cond("level", "lte", parameter="limit")],
+                "message": "Level {level} over {limit}",
+            },
+            "parameters.0.value",
+            "15 is outside the range of Level (0–10).",
+        ),
+        (  # too many alternatives in one group: said on the group's first condition only
+            {"conditions": [cond("level", "eq", n) for n in range(S.ALTERNATIVES_MAX + 1)]},
+            "conditions.0.group",
+            S.MSG_TOO_MANY_ALTERNATIVES,
+        ),
+    ],
+)
+def test_one_mistake_gives_one_message(change, path, message):
+    assert errors_of(make_spec(**change)) == {path: [message]}
+
+
+def test_a_parameter_of_the_wrong_kind_is_named_by_its_label():
+    spec = make_spec(
+        parameters=[{"name": "limit", "label": "Highest level", "kind": "boolean", "value": "true"}],
+        conditions=[cond("level", "gte", parameter="limit")],
+    )
+    assert errors_of(spec)["conditions.0.parameter"] == [
+        S.MSG_PARAMETER_KIND.format(name="Highest level", kind="yes or no", field="Level", field_kind="a whole number")
+    ]
+
+
 @pytest.mark.django_db
 def test_an_invalid_rule_is_not_saved_and_the_live_version_is_unchanged(publish):
     version = publish(make_spec())

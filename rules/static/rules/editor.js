@@ -1,34 +1,87 @@
-/* The rule editor: catalog-driven widgets, add/remove rows, and the live sentence.
+/* The rule editor in a clinician's words.
  *
- * The catalog (event types, fields with label, unit, kind, choices, range; operators with
- * the kinds they fit) comes from the page as JSON. Every widget keeps the name Django's
- * formsets expect, so the form also works (plainer) without this script.
+ * - Conditions sit under their event, in blocks: every block must hold; a block titled "Any of
+ *   these" needs one of its conditions. Blocks and events are hidden inputs (group, step) that this
+ *   script keeps numbered; nobody types a group number.
+ * - Value widgets follow the catalog (event types, fields with label, unit, kind, choices, range),
+ *   and a number is checked against its field's range as it is typed; the server's validation
+ *   (rules.spec) stays the authority and checks everything again on save.
+ * - Parameters are made from a label (the name follows it) and picked by label in conditions.
+ * - "Insert a value" buttons put {name} into the message or the summary; the sentence and the
+ *   previews (filled from an example event by the server) follow every change.
+ *
+ * Every widget keeps the name Django's formsets expect, so the form also posts without this script.
  */
 (function () {
   "use strict";
-  const catalog = JSON.parse(document.getElementById("rules-catalog").textContent);
   const form = document.getElementById("rule-form");
-  const sentence = document.getElementById("rule-sentence");
   if (!form) return;
+  const catalog = JSON.parse(document.getElementById("rules-catalog").textContent);
   const factTypes = Object.fromEntries(catalog.fact_types.map((ft) => [ft.name, ft]));
+  const messages = catalog.messages;
+  const eventsBox = document.getElementById("rule-events");
+  const editable = form.dataset.editable === "1";
 
   const $ = (root, sel) => root.querySelector(sel);
   const $$ = (root, sel) => Array.from(root.querySelectorAll(sel));
   const named = (row, field) => $(row, `[name="${row.dataset.prefix}-${field}"]`);
-  const isDeleted = (row) => { const d = named(row, "DELETE"); return d && d.checked; };
+  const isDeleted = (row) => { const d = row.dataset.prefix && named(row, "DELETE"); return Boolean(d && d.checked); };
   const el = (tag, attrs = {}, text) => {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs)) if (v !== undefined && v !== null) node.setAttribute(k, v);
     if (text !== undefined) node.textContent = text;
     return node;
   };
+  const format = (template, values) => template.replace(/\{(\w+)\}/g, (all, key) => (key in values ? values[key] : all));
   const unitText = (unit) => (!unit ? "" : unit.startsWith("/") ? `out of ${unit.slice(1)}` : unit);
+  const numberText = (n) => String(n);
+  const pattern = () => form.elements.pattern.value;
+  const choiceCode = (c) => (Array.isArray(c) ? c[0] : c);
+  const choiceLabel = (c) => (Array.isArray(c) ? c[1] : c);
 
-  // -- steps --------------------------------------------------------------------------------
-  function stepRows() { return $$(document, "#steps-table tbody tr.step-row").filter((r) => !isDeleted(r)); }
-  function stepTypes() { return stepRows().map((r) => named(r, "fact_type").value); }
-  function numberSteps() {
-    stepRows().forEach((row, i) => { $(row, ".step-number").textContent = i + 1; });
+  // -- events and their blocks ----------------------------------------------------------------
+  function events() { return $$(eventsBox, ":scope > .rules-event"); }
+  function liveEvents() { return events().filter((s) => s.dataset.prefix && !isDeleted(s)); }
+  function eventOf(node) { return node.closest(".rules-event"); }
+  function factTypeOf(section) {
+    const select = section && section.dataset.prefix ? named(section, "fact_type") : null;
+    return select ? factTypes[select.value] || null : null;
+  }
+  function conditionRows(root = eventsBox) { return $$(root, "tr.cond-row"); }
+  function fieldOf(row) {
+    const ft = factTypeOf(eventOf(row));
+    const name = named(row, "field").value;
+    return ft ? ft.fields.find((f) => f.name === name) || null : null;
+  }
+
+  /* Number the events, keep each condition's hidden event number, and title the blocks. */
+  function refreshStructure() {
+    const sequence = pattern() === "sequence";
+    let number = 0;
+    events().forEach((section) => {
+      if (section.dataset.orphan) return; // conditions of an event the rule lacks: shown with their error
+      const removed = isDeleted(section);
+      if (!removed) number += 1;
+      section.classList.toggle("rules-removed", removed);
+      $(section, ".rules-event-number").textContent = removed ? "Removed event" : sequence ? `Event ${number}` : "The event";
+      $(section, ".rules-then").hidden = removed || number === 1 || !sequence;
+      conditionRows(section).forEach((row) => {
+        const box = named(row, "DELETE");
+        if (removed && box && !box.checked) { box.checked = true; row.dataset.removedWithEvent = "1"; }
+        if (!removed && row.dataset.removedWithEvent) { if (box) box.checked = false; delete row.dataset.removedWithEvent; }
+        if (!removed) named(row, "step").value = String(number);
+      });
+      let firstBlock = true;
+      $$(section, ".rules-block").forEach((block) => {
+        const rows = conditionRows(block);
+        const live = rows.filter((r) => !isDeleted(r));
+        rows.forEach((r) => r.classList.toggle("rules-removed", isDeleted(r)));
+        $(block, ".rules-block-title").hidden = live.length < 2;
+        rows.forEach((r) => { $(r, ".rules-or").hidden = r === live[0] || isDeleted(r) || live.length < 2; });
+        $(block, ".rules-and").hidden = firstBlock;
+        if (live.length) firstBlock = false;
+      });
+    });
   }
 
   // -- value widgets ------------------------------------------------------------------------
@@ -42,20 +95,20 @@
         wrap.appendChild(hidden);
         field.choices.forEach((choice) => {
           const label = el("label", { class: "choice-box" });
-          const box = el("input", { type: "checkbox", value: choice });
-          box.checked = chosen.has(choice);
+          const box = el("input", { type: "checkbox", value: choiceCode(choice) });
+          box.checked = chosen.has(choiceCode(choice));
           box.addEventListener("change", () => {
             hidden.value = $$(wrap, "input[type=checkbox]").filter((b) => b.checked).map((b) => b.value).join(", ");
             hidden.dispatchEvent(new Event("change", { bubbles: true }));
           });
-          label.append(box, " " + choice);
+          label.append(box, " " + choiceLabel(choice));
           wrap.appendChild(label);
         });
         return wrap;
       }
       const select = el("select", { name, id });
       select.appendChild(el("option", { value: "" }, "—"));
-      field.choices.forEach((c) => select.appendChild(el("option", { value: c }, c)));
+      field.choices.forEach((c) => select.appendChild(el("option", { value: choiceCode(c) }, choiceLabel(c))));
       select.value = value || "";
       wrap.appendChild(select);
       return wrap;
@@ -71,7 +124,8 @@
     if (kind === "number" || kind === "integer") {
       const input = el("input", {
         type: "number", name, id, value: value || "", step: kind === "integer" ? "1" : "any",
-        min: field && field.min !== null ? field.min : undefined, max: field && field.max !== null ? field.max : undefined,
+        min: field && field.min !== null && field.min !== undefined ? field.min : undefined,
+        max: field && field.max !== null && field.max !== undefined ? field.max : undefined,
         class: "value-number",
       });
       wrap.appendChild(input);
@@ -90,27 +144,16 @@
     const slot = $(row, ".col-value .value-slot");
     const current = named(row, "value");
     const value = current ? current.value : "";
-    const name = `${row.dataset.prefix}-value`;
-    const id = `id_${row.dataset.prefix}-value`;
     const key = [kind, field && field.name, operator].join("|");
     if (slot.dataset.key === key && current) return;
     slot.dataset.key = key;
-    slot.replaceChildren(valueWidget(name, id, value, kind, field, operator));
+    slot.replaceChildren(valueWidget(`${row.dataset.prefix}-value`, `id_${row.dataset.prefix}-value`, value, kind, field, operator));
   }
 
   // -- conditions ---------------------------------------------------------------------------
-  function conditionRows() { return $$(document, "#conditions-table tbody tr.cond-row"); }
-
-  function fieldFor(row) {
-    const types = stepTypes();
-    const step = parseInt(named(row, "step").value || "1", 10);
-    const ft = factTypes[types[step - 1]];
-    return { ft, field: ft ? ft.fields.find((f) => f.name === named(row, "field").value) : null };
-  }
-
   function refreshFieldOptions(row) {
     const select = named(row, "field");
-    const { ft } = fieldFor(row);
+    const ft = factTypeOf(eventOf(row));
     const current = select.value;
     select.replaceChildren(el("option", { value: "" }, "— field —"));
     if (!ft) return;
@@ -125,21 +168,28 @@
     select.value = ft.fields.some((f) => f.name === current) ? current : "";
   }
 
+  function rangeText(field) {
+    if (field.min !== null && field.max !== null) return `range ${numberText(field.min)}–${numberText(field.max)}`;
+    if (field.min !== null) return `at least ${numberText(field.min)}`;
+    if (field.max !== null) return `at most ${numberText(field.max)}`;
+    return "";
+  }
+
   function refreshOperator(row) {
-    const { field } = fieldFor(row);
+    const field = fieldOf(row);
     const select = named(row, "operator");
     const current = select.value;
     const ops = catalog.operators.filter((op) => !field || op.kinds.includes(field.kind));
     select.replaceChildren(el("option", { value: "" }, "—"));
     ops.forEach((op) => select.appendChild(el("option", { value: op.code }, op.label)));
     select.value = ops.some((op) => op.code === current) ? current : "";
-    const help = $(row, ".field-help");
-    help.textContent = field ? [field.help, field.min !== null || field.max !== null ? `range ${field.min ?? ""}–${field.max ?? ""}` : "",
-      field.choices && field.choices.length ? field.choices.join(", ") : ""].filter(Boolean).join(" · ") : "";
+    $(row, ".field-help").textContent = field
+      ? [field.help, rangeText(field), (field.choices || []).map(choiceLabel).join(", ")].filter(Boolean).join(" · ")
+      : "";
   }
 
   function refreshValue(row) {
-    const { field } = fieldFor(row);
+    const field = fieldOf(row);
     const operator = named(row, "operator").value;
     const op = catalog.operators.find((o) => o.code === operator);
     const needsValue = !op || op.needs_value;
@@ -147,19 +197,12 @@
     $(row, ".col-parameter").classList.toggle("hidden-cell", !needsValue);
     replaceValue(row, field ? field.kind : "text", field, operator);
     // A condition compares with a value or with a parameter: hide the value once a parameter is picked.
-    $(row, ".col-value .value-slot").hidden = Boolean(named(row, "parameter").value);
-  }
-
-  function refreshParameterChoices() {
-    const names = parameterRows().filter((r) => !isDeleted(r)).map((r) => named(r, "name").value).filter(Boolean);
-    conditionRows().forEach((row) => {
-      const select = named(row, "parameter");
-      const current = select.value;
-      select.replaceChildren(el("option", { value: "" }, "— or a parameter —"));
-      names.forEach((n) => select.appendChild(el("option", { value: n }, n)));
-      if (current && !names.includes(current)) select.appendChild(el("option", { value: current }, current));
-      select.value = current;
-    });
+    // What is hidden is also disabled, so it is not posted: an invisible value can never be refused.
+    const parameter = named(row, "parameter");
+    const slot = $(row, ".col-value .value-slot");
+    slot.hidden = Boolean(parameter.value);
+    $$(slot, "input, select").forEach((input) => { input.disabled = slot.hidden || !needsValue; });
+    parameter.disabled = !needsValue;
   }
 
   function refreshCondition(row) {
@@ -170,68 +213,287 @@
 
   // -- parameters ---------------------------------------------------------------------------
   function parameterRows() { return $$(document, "#parameters-table tbody tr.param-row"); }
+  function liveParameters() {
+    return parameterRows()
+      .filter((r) => !isDeleted(r) && named(r, "name").value)
+      .map((r) => ({ row: r, name: named(r, "name").value, label: named(r, "label").value.trim() || named(r, "name").value }));
+  }
+
+  /* The name a label gives (the same as rules.forms.parameter_name). */
+  function nameFromLabel(label) {
+    let name = label.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
+    if (/^[0-9]/.test(name)) name = `p_${name}`;
+    return name.slice(0, 60).replace(/_+$/, "");
+  }
+
+  function uniqueName(base, row) {
+    if (!base) return "";
+    const taken = new Set(liveParameters().filter((p) => p.row !== row).map((p) => p.name));
+    let name = base;
+    for (let n = 2; taken.has(name); n += 1) name = `${base}_${n}`;
+    return name;
+  }
+
+  function placeholderIsField(name) {
+    return liveEvents().some((s) => { const ft = factTypeOf(s); return ft && ft.fields.some((f) => f.name === name); })
+      || catalog.settings.some((s) => s.name === name);
+  }
+
+  /* Give a parameter a new name and follow it everywhere: conditions that use it, and {old} in the
+   * message and summary (unless {old} names a field of the events, which stays as it is). */
+  function renameParameter(row, name) {
+    const input = named(row, "name");
+    input.value = name;
+    if (!name) return; // an emptied label: the next one renames from the last name
+    const old = row.dataset.name || "";
+    row.dataset.name = name;
+    if (!old || old === name) return;
+    conditionRows().forEach((r) => {
+      const select = named(r, "parameter");
+      if (select.value === old) { select.appendChild(el("option", { value: name }, name)); select.value = name; }
+    });
+    if (!placeholderIsField(old)) {
+      ["message", "summary"].forEach((field) => {
+        const box = form.elements[field];
+        if (box && box.value.includes(`{${old}}`)) box.value = box.value.split(`{${old}}`).join(`{${name}}`);
+      });
+    }
+  }
+
+  function refreshParameterChoices() {
+    const parameters = liveParameters().sort((a, b) => a.label.localeCompare(b.label));
+    conditionRows().forEach((row) => {
+      const select = named(row, "parameter");
+      const current = select.value;
+      select.replaceChildren(el("option", { value: "" }, "— or a parameter —"));
+      parameters.forEach((p) => select.appendChild(el("option", { value: p.name }, p.label)));
+      if (current && !parameters.some((p) => p.name === current)) select.appendChild(el("option", { value: current }, current));
+      select.value = current;
+    });
+  }
+
   function refreshParameter(row) {
     const kind = named(row, "kind").value;
-    const unit = named(row, "unit").value;
     replaceValue(row, kind, { name: "", unit: "", choices: [], min: null, max: null }, "eq");
-    $(row, ".param-unit-display").textContent = unitText(unit);
+    $(row, ".param-unit-display").textContent = unitText(named(row, "unit").value);
+  }
+
+  // -- checking numbers as they are typed ------------------------------------------------------
+  /* The first problem of a typed number: not a number, not whole, or outside one of the ranges. */
+  function numberProblem(input, kind, ranges) {
+    const raw = input.value.trim();
+    if (input.validity && input.validity.badInput) return kind === "integer" ? messages.integer : messages.number;
+    if (raw === "") return "";
+    const value = Number(raw);
+    if (!Number.isFinite(value)) return kind === "integer" ? messages.integer : messages.number;
+    if (kind === "integer" && !Number.isInteger(value)) return messages.integer;
+    for (const [low, high] of ranges) {
+      const hasLow = low !== null && low !== undefined;
+      const hasHigh = high !== null && high !== undefined;
+      if ((hasLow && value < low) || (hasHigh && value > high)) {
+        const template = hasLow && hasHigh ? messages.outside : hasLow && value < low ? messages.below : messages.above;
+        return format(template, { value: raw, low: numberText(low), high: numberText(high) });
+      }
+    }
+    return "";
+  }
+
+  /* Show (or clear) a problem next to a field. A server refusal shown with the page stays until
+   * the clinician changes the field: then the live check takes over. */
+  function showProblem(box, input, problem, typed) {
+    if (!box) return;
+    const holder = box.parentElement;
+    const serverErrors = $$(holder, ":scope > .errorlist");
+    if (typed) serverErrors.forEach((list) => { list.hidden = true; });
+    const serverShown = serverErrors.some((list) => !list.hidden);
+    box.textContent = serverShown ? "" : problem;
+    box.hidden = serverShown || !problem;
+    if (input && problem) input.setAttribute("aria-invalid", "true");
+    else if (input) input.removeAttribute("aria-invalid");
+  }
+
+  function checkCondition(row, typed = false) {
+    const input = named(row, "value");
+    const field = fieldOf(row);
+    const operator = named(row, "operator").value;
+    const numeric = field && (field.kind === "number" || field.kind === "integer") && !["in", "not_in"].includes(operator);
+    const problem = input && numeric && !named(row, "parameter").value ? numberProblem(input, field.kind, [[field.min, field.max]]) : "";
+    showProblem($(row, ".col-value .rules-value-check"), input, problem, typed);
+  }
+
+  /* A parameter's value must fit the range of every field a condition compares with it. */
+  function checkParameter(row, typed = false) {
+    const input = named(row, "value");
+    const kind = named(row, "kind").value;
+    const name = named(row, "name").value;
+    let problem = "";
+    if (input && (kind === "number" || kind === "integer") && !isDeleted(row)) {
+      const ranges = conditionRows()
+        .filter((r) => !isDeleted(r) && name && named(r, "parameter").value === name)
+        .map(fieldOf)
+        .filter((f) => f && (f.kind === "number" || f.kind === "integer"))
+        .map((f) => [f.min, f.max]);
+      problem = numberProblem(input, kind, ranges);
+    }
+    showProblem($(row, ".col-value .rules-value-check"), input, problem, typed);
+  }
+
+  /* Count, window, cooldown and priority: their own bounds (the window's and cooldown's in their unit). */
+  function amountRanges(name) {
+    const limits = catalog.limits;
+    if (name === "count") return ["integer", [limits.count]];
+    if (name === "priority") return ["integer", [limits.priority]];
+    if (name === "window") {
+      const perUnit = form.elements.window_unit && form.elements.window_unit.value === "days" ? 24 : 1;
+      return ["number", [[null, limits.window_hours[1] / perUnit]]];
+    }
+    if (name === "cooldown") {
+      const perUnit = form.elements.cooldown_unit && form.elements.cooldown_unit.value === "weeks" ? 7 : 1;
+      return ["integer", [[0, Math.floor(limits.cooldown_days[1] / perUnit)]]];
+    }
+    return null;
+  }
+
+  function checkAmount(name, typed = false) {
+    const input = form.elements[name];
+    const spec = amountRanges(name);
+    if (!input || !spec) return;
+    const row = input.closest(".form-row");
+    let box = $(row, ":scope > .rules-value-check");
+    if (!box) {
+      box = el("div", { class: "rules-value-check", "aria-live": "polite", id: `${name}-check` });
+      box.hidden = true;
+      row.insertBefore(box, $(row, ":scope > .flex-container"));
+    }
+    showProblem(box, input, numberProblem(input, spec[0], spec[1]), typed);
+  }
+  const AMOUNTS = ["count", "window", "cooldown", "priority"];
+
+  function checkAll() {
+    conditionRows().forEach((row) => checkCondition(row));
+    parameterRows().forEach((row) => checkParameter(row));
+    AMOUNTS.forEach((name) => checkAmount(name));
   }
 
   // -- pattern ------------------------------------------------------------------------------
   function refreshPattern() {
-    const pattern = form.elements.pattern.value;
-    $$(document, ".pattern-only").forEach((node) => { node.hidden = pattern === "single"; });
+    const value = pattern();
+    $$(document, ".pattern-only").forEach((node) => { node.hidden = value === "single"; });
+    $$(document, ".sequence-only").forEach((node) => { node.hidden = value !== "sequence"; });
     const count = $(document, ".field-count");
-    if (count) count.hidden = pattern !== "count";
+    if (count) count.hidden = value !== "count";
   }
 
-  // -- rows: add ----------------------------------------------------------------------------
-  function addRow(prefix) {
-    const total = document.getElementById(`id_${prefix}-TOTAL_FORMS`);
-    const index = parseInt(total.value, 10);
-    const html = document.getElementById(`${prefix}-empty`).innerHTML.replace(/__prefix__/g, index);
-    const tbody = $(document, `#${prefix}-table tbody`);
-    tbody.insertAdjacentHTML("beforeend", html);
-    total.value = index + 1;
-    const row = tbody.lastElementChild;
-    wireRow(row);
-    if (prefix === "conditions") {
-      named(row, "step").value = "1";
-      named(row, "group").value = String(conditionRows().length);
+  // -- adding events, blocks, conditions and parameters ----------------------------------------
+  function fromTemplate(id, prefix) {
+    const holder = document.createElement("tbody");
+    let html = document.getElementById(id).innerHTML;
+    if (prefix) {
+      const total = document.getElementById(`id_${prefix}-TOTAL_FORMS`);
+      html = html.replace(/__prefix__/g, total.value);
+      total.value = String(parseInt(total.value, 10) + 1);
     }
-    refreshAll();
-    const first = $(row, "select, input:not([type=hidden])");
-    if (first) first.focus();
+    const wrapper = id === "conditions-empty" || id === "parameters-empty" ? holder : document.createElement("div");
+    wrapper.innerHTML = html.trim();
+    return wrapper.firstElementChild;
   }
 
-  function wireRow(row) {
-    if (row.classList.contains("cond-row")) {
-      row.addEventListener("change", (e) => {
-        const name = e.target.name || "";
-        if (name.endsWith("-step")) refreshCondition(row);
-        else if (name.endsWith("-field")) { refreshOperator(row); refreshValue(row); }
-        else if (name.endsWith("-operator") || name.endsWith("-parameter")) refreshValue(row);
-      });
-    } else if (row.classList.contains("param-row")) {
-      row.addEventListener("change", (e) => {
-        const name = e.target.name || "";
-        if (name.endsWith("-kind") || name.endsWith("-unit")) refreshParameter(row);
-        if (name.endsWith("-name") || name.endsWith("-DELETE")) refreshParameterChoices();
-      });
-    } else if (row.classList.contains("step-row")) {
-      row.addEventListener("change", () => { numberSteps(); conditionRows().forEach(refreshCondition); });
-    }
-  }
-
-  function refreshAll() {
-    numberSteps();
-    refreshPattern();
-    parameterRows().forEach(refreshParameter);
+  function addCondition(block) {
+    const row = fromTemplate("conditions-empty", "conditions");
+    named(row, "group").value = block.dataset.group;
+    $(block, "tbody").appendChild(row);
+    refreshStructure();
+    refreshCondition(row);
     refreshParameterChoices();
-    conditionRows().forEach(refreshCondition);
+    named(row, "field").focus();
+    return row;
   }
 
-  // -- the sentence -------------------------------------------------------------------------
+  function addBlock(section) {
+    const block = fromTemplate("block-empty");
+    const groups = $$(section, ".rules-block").map((b) => parseInt(b.dataset.group, 10) || 0);
+    block.dataset.group = String(Math.max(0, ...groups) + 1);
+    $(section, ".rules-blocks").appendChild(block);
+    return addCondition(block);
+  }
+
+  function addEvent() {
+    const section = fromTemplate("event-empty", "steps");
+    eventsBox.appendChild(section);
+    refreshPattern();
+    addBlock(section);
+    named(section, "fact_type").focus();
+  }
+
+  function addParameter() {
+    const row = fromTemplate("parameters-empty", "parameters");
+    $(document, "#parameters-table tbody").appendChild(row);
+    row.dataset.auto = "1";
+    refreshParameter(row);
+    named(row, "label").focus();
+  }
+
+  // -- "insert a value" ---------------------------------------------------------------------
+  const insertBox = document.getElementById("rules-insert");
+  const insertGroups = document.getElementById("rules-insert-groups");
+  const insertTarget = document.getElementById("rules-insert-target");
+  let target = "message";
+
+  /* One row of buttons; a long one (the figures from the history) folds away under its title. */
+  function insertGroup(title, values, folded = false) {
+    if (!values.length) return null;
+    const group = el(folded ? "details" : "div", { class: "rules-insert-group" });
+    group.appendChild(folded ? el("summary", {}, `${title} (${values.length})`) : el("span", { class: "rules-insert-title" }, title + ":"));
+    values.forEach(({ name, label }) => {
+      group.appendChild(el("button", {
+        type: "button", class: "button rules-insert-value", "data-placeholder": name, title: `Inserts {${name}}`,
+      }, label));
+    });
+    return group;
+  }
+
+  function rebuildInsert() {
+    if (!insertBox || !editable) return;
+    const groups = [];
+    const seen = new Set();
+    const derived = [];
+    liveEvents().forEach((section) => {
+      const ft = factTypeOf(section);
+      if (!ft || seen.has(ft.name)) return;
+      seen.add(ft.name);
+      const label = (f) => f.label + (f.unit ? ` (${unitText(f.unit)})` : "");
+      groups.push(insertGroup(`The ${ft.label.toLowerCase()}`, ft.fields.filter((f) => !f.derived).map((f) => ({ name: f.name, label: label(f) }))));
+      ft.fields.filter((f) => f.derived && !derived.some((d) => d.name === f.name)).forEach((f) => derived.push({ name: f.name, label: label(f) }));
+    });
+    groups.push(insertGroup(catalog.derived_label, derived, true));
+    groups.push(insertGroup("Parameters", liveParameters().map((p) => ({ name: p.name, label: p.label }))));
+    groups.push(insertGroup("This rule", catalog.settings.filter((s) => s.patterns.includes(pattern()))));
+    const open = $(insertGroups, "details[open]") !== null;
+    insertGroups.replaceChildren(...groups.filter(Boolean));
+    const details = $(insertGroups, "details");
+    if (details && open) details.open = true;
+    insertBox.hidden = false;
+  }
+
+  function insertPlaceholder(name) {
+    const box = form.elements[target];
+    if (!box) return;
+    const text = `{${name}}`;
+    const start = box.selectionStart ?? box.value.length;
+    const end = box.selectionEnd ?? start;
+    box.setRangeText(text, start, end, "end");
+    box.focus();
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+
+  ["message", "summary"].forEach((name) => {
+    const box = form.elements[name];
+    if (box) box.addEventListener("focus", () => { target = name; if (insertTarget) insertTarget.textContent = name; });
+  });
+
+  // -- the sentence and the previews ----------------------------------------------------------
+  const sentence = document.getElementById("rule-sentence");
+  const previews = { message_preview: document.getElementById("message-preview"), summary_preview: document.getElementById("summary-preview") };
   let timer = null;
   let sequence = 0;
   function updateSentence() {
@@ -245,16 +507,16 @@
         });
         if (!response.ok) return;
         const body = await response.json();
-        if (mine === sequence) {
-          sentence.textContent = body.sentence;
-          sentence.classList.add("updated");
-          setTimeout(() => sentence.classList.remove("updated"), 400);
-        }
+        if (mine !== sequence) return;
+        sentence.textContent = body.sentence;
+        sentence.classList.add("updated");
+        setTimeout(() => sentence.classList.remove("updated"), 400);
+        for (const [key, node] of Object.entries(previews)) if (node && key in body) node.textContent = body[key];
       } catch (err) { /* keep the last sentence */ }
     }, 250);
   }
 
-  // -- the summary's length ---------------------------------------------------------------------
+  // -- the summary's length -----------------------------------------------------------------
   const summaryCount = document.getElementById("summary-count");
   function countSummary() {
     if (!summaryCount || !form.elements.summary) return;
@@ -265,13 +527,93 @@
       : `${length} of ${max} characters`;
     summaryCount.classList.toggle("rules-too-long", length > max);
   }
-  if (form.elements.summary) form.elements.summary.addEventListener("input", countSummary);
 
-  $$(document, ".rules-add").forEach((button) => button.addEventListener("click", () => addRow(button.dataset.formset)));
-  $$(document, "tr.step-row, tr.cond-row, tr.param-row").forEach(wireRow);
-  form.elements.pattern.addEventListener("change", refreshPattern);
-  form.addEventListener("input", updateSentence);
-  form.addEventListener("change", updateSentence);
-  refreshAll();
+  // -- wiring -------------------------------------------------------------------------------
+  form.addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    if (button.classList.contains("rules-add-alternative")) addCondition(button.closest(".rules-block"));
+    else if (button.classList.contains("rules-add-block")) addBlock(eventOf(button));
+    else if (button.id === "rules-add-event") addEvent();
+    else if (button.id === "rules-add-parameter") addParameter();
+    else if (button.classList.contains("rules-edit-name")) {
+      const row = button.closest("tr.param-row");
+      const input = named(row, "name");
+      input.readOnly = false;
+      row.dataset.auto = "";
+      input.focus();
+      input.select();
+    } else if (button.classList.contains("rules-insert-value")) insertPlaceholder(button.dataset.placeholder);
+    else return;
+    rebuildInsert();
+    updateSentence();
+  });
+
+  form.addEventListener("change", (event) => {
+    const name = event.target.name || "";
+    const row = event.target.closest("tr.cond-row, tr.param-row");
+    if (/^steps-\d+-fact_type$/.test(name)) {
+      conditionRows(eventOf(event.target)).forEach(refreshCondition);
+      refreshParameterChoices();
+      rebuildInsert();
+      checkAll();
+    } else if (/^steps-\d+-DELETE$/.test(name)) {
+      refreshStructure();
+      rebuildInsert();
+      parameterRows().forEach((r) => checkParameter(r));
+    } else if (/^conditions-\d+-field$/.test(name)) {
+      refreshOperator(row); refreshValue(row); checkCondition(row, true);
+      parameterRows().forEach((r) => checkParameter(r));
+    } else if (/^conditions-\d+-(operator|parameter)$/.test(name)) {
+      refreshValue(row); checkCondition(row, true);
+      parameterRows().forEach((r) => checkParameter(r));
+    } else if (/^conditions-\d+-DELETE$/.test(name)) {
+      refreshStructure();
+      parameterRows().forEach((r) => checkParameter(r));
+    } else if (/^parameters-\d+-(kind|unit)$/.test(name)) {
+      refreshParameter(row); checkParameter(row, true);
+    } else if (/^parameters-\d+-DELETE$/.test(name)) {
+      refreshParameterChoices(); rebuildInsert();
+    } else if (/^parameters-\d+-name$/.test(name)) {
+      renameParameter(row, event.target.value.trim());
+      refreshParameterChoices(); rebuildInsert();
+    } else if (name === "pattern") {
+      refreshPattern(); refreshStructure(); rebuildInsert();
+    } else if (name === "window_unit" || name === "cooldown_unit") {
+      checkAmount(name.replace("_unit", ""), true);
+    }
+    updateSentence();
+  });
+
+  form.addEventListener("input", (event) => {
+    const name = event.target.name || "";
+    const row = event.target.closest("tr.cond-row, tr.param-row");
+    if (/^parameters-\d+-label$/.test(name)) {
+      if (row.dataset.auto === "1") renameParameter(row, uniqueName(nameFromLabel(event.target.value), row));
+      refreshParameterChoices();
+      rebuildInsert();
+    } else if (/^conditions-\d+-value$/.test(name)) {
+      checkCondition(row, true);
+    } else if (/^parameters-\d+-value$/.test(name)) {
+      checkParameter(row, true);
+    } else if (AMOUNTS.includes(name)) {
+      checkAmount(name, true);
+    } else if (name === "summary") {
+      countSummary();
+    }
+    updateSentence();
+  });
+
+  parameterRows().forEach((row) => {
+    row.dataset.name = named(row, "name").value;
+    if (!named(row, "name").value) row.dataset.auto = "1";
+  });
+  refreshPattern();
+  refreshStructure();
+  parameterRows().forEach(refreshParameter);
+  refreshParameterChoices();
+  conditionRows().forEach(refreshCondition);
+  rebuildInsert();
+  checkAll();
   countSummary();
 })();
