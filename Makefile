@@ -29,7 +29,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run test test-postgres lint bench venv setup clean
+.PHONY: run test test-postgres lint bench screenshots venv setup clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -72,6 +72,11 @@ test-postgres: venv
 	@[ -n "$(DATABASE_URL)" ] || { echo "Set DATABASE_URL=postgres://user:password@host/db" >&2; exit 1; }
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider -m "not browser"
+
+# The README's screenshots (docs/screenshots/), taken by the browser test (needs Chromium).
+screenshots: venv
+	$(PY) manage.py collectstatic --noinput -v 0
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
 
 bench: setup
 	$(PIP_INSTALL) -r requirements-bench.txt
