@@ -84,4 +84,4 @@ bench: setup
 	$(PY) -m bench.api
 
 clean:
-	rm -rf $(VENV) .venv .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3
+	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3
