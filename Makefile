@@ -1,28 +1,50 @@
 # make run   : set up everything and serve on http://127.0.0.1:$(PORT) (SQLite by default)
 # make test  : set up everything and run the whole suite
 # make bench : engine and API benchmarks (prints tables)
+# Interpreter: the first of python3.12, python3.11, python3.13 (or python3, if it is one of
+# them) on PATH; PYTHON=/path/to/python3.x picks one, VENV=.venv-3.13 gives it its own
+# virtualenv (CI runs the suite in .venv and again with PYTHON=python3.13 VENV=.venv-3.13).
 SHELL := /bin/bash
 PORT ?= 8000
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-# First interpreter that durable-rules' C extension supports (3.11 or 3.12).
-PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
-	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then command -v $$p; break; fi; done)
+# The CPythons durable-rules' C extension is built and tested on (README, set-up).
+SUPPORTED := 3.11 3.12 3.13
+version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifndef PYTHON
+PYTHON := $(firstword $(foreach p,python3.12 python3.11 python3.13 python3,$(if $(filter $(SUPPORTED),$(call version_of,$(p))),$(p))))
+endif
+PYTHON_VERSION := $(if $(PYTHON),$(call version_of,$(PYTHON)))
+# One stamp per Python version: switching PYTHON to another version rebuilds the venv.
+INSTALLED := $(VENV)/.installed-$(PYTHON_VERSION)
 
-.PHONY: run test test-postgres lint bench venv setup clean
+# durable-rules is an sdist with a C extension, so pip compiles it. CPython 3.13 removed
+# PyEval_CallObject, which the extension calls; mapping it to its equivalent,
+# PyObject_CallObject, makes a module that works on 3.13 (CPPFLAGS: its setup.py overwrites
+# CFLAGS). It is always built here from the sdist, bypassing pip's cache, so a wheel built
+# earlier without the flag is never reused.
+DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
+DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
+PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	@if [ -z "$(PYTHON)" ] || ! "$(PYTHON)" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)' 2>/dev/null; then \
-		echo "Python 3.11 or 3.12 is needed ('$(PYTHON)' is not one): durable-rules' C extension does not build on 3.13 or later. Install python3.11 or python3.12 with its venv and headers (Debian: apt-get install python3.11 python3.11-venv python3.11-dev), or point PYTHON=/path/to/python3.11 at one, and run again." >&2; exit 1; fi
-	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3,11),(3,12)) else 1)'; then \
-		echo "$(VENV) uses an unsupported Python; recreating it with $(PYTHON)"; rm -rf $(VENV); fi
+.PHONY: run test test-postgres lint bench screenshots venv setup clean
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
+		echo "Python 3.11, 3.12 or 3.13 is needed ($(if $(PYTHON),'$(PYTHON)' is $(if $(PYTHON_VERSION),Python $(PYTHON_VERSION),not a working Python),none is on PATH)): durable-rules' C extension is built and tested on these only. Install one with its venv module and headers, and gcc (Debian 13, Ubuntu 25.04: apt-get install python3.13 python3.13-venv python3.13-dev gcc; Debian 12: python3.11 python3.11-venv python3.11-dev gcc; Fedora: dnf install python3.13 python3.13-devel gcc), or point PYTHON=/path/to/python3.13 at one, and run again." >&2; exit 1; fi
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PYTHON_VERSION)" ]; then \
+		echo "$(VENV) uses another Python; recreating it with $(PYTHON) ($(PYTHON_VERSION))"; rm -rf $(VENV); fi
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed*
+	$(if $(DURABLE_CPPFLAGS),CPPFLAGS="$(DURABLE_CPPFLAGS) $$CPPFLAGS") $(PIP_INSTALL) --no-cache-dir --no-binary durable-rules --use-pep517 \
+		--force-reinstall --no-deps "$(DURABLE_RULES)"
+	@$(PY) -c 'import durable_rules_engine' || { echo "durable-rules was built but does not import on Python $(PYTHON_VERSION)" >&2; exit 1; }
+	$(PIP_INSTALL) -r requirements-dev.txt
 	@touch $@
 
-venv: $(VENV)/.installed
+venv: $(INSTALLED)
 
 setup: venv
 	$(PY) manage.py migrate --noinput
@@ -56,10 +78,15 @@ test-postgres: venv
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider -m "not browser"
 
+# The README's screenshots (docs/screenshots/), taken by the browser test (needs Chromium).
+screenshots: venv
+	$(PY) manage.py collectstatic --noinput -v 0
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
+
 bench: setup
-	$(PIP) install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PIP_INSTALL) -r requirements-bench.txt
 	$(PY) -m bench.engine
 	$(PY) -m bench.api
 
 clean:
-	rm -rf $(VENV) db.sqlite3 db.sqlite3-* test-rules.sqlite3
+	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3

@@ -1,8 +1,10 @@
 """A clinician in a real browser: tune pain-stop, watch the sentence, simulate, publish, roll back.
 
 Drives Debian's Chromium through Playwright against pytest-django's live server, and
-saves the screenshots the README links (docs/screenshots/). Skipped when Chromium is not
-installed locally; under CI=true a missing Chromium fails the test instead.
+takes the screenshots the README links: into docs/screenshots/ with ``make screenshots``
+(which sets SCREENSHOTS_DIR), into a temporary folder otherwise, so that ``make test``
+leaves the work tree clean. Skipped when Chromium is not installed locally; under CI=true a
+missing Chromium fails the test instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from coaching.services import clinician_ensure, gym_create, rulepack_install
@@ -33,7 +34,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 PASSWORD = "a-long-clinician-password"
 _ids = itertools.count(1)
 
@@ -69,7 +69,7 @@ class Api:
             return [advice["rule"]["key"] for advice in json.load(response)["advice"]]
 
 
-def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_server, transactional_db):
+def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_server, transactional_db, tmp_path):
     executable = _chromium()
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"  # Playwright's sync API runs an event loop in this thread
     from playwright.sync_api import expect, sync_playwright
@@ -82,7 +82,8 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_serve
     for member, days in (("m-1", 6), ("m-2", 5), ("m-3", 4), ("m-1", 3)):
         api.post_run(member=member, hours_ago=days * 24, pain_during=6)
     api.post_run(member="m-2", hours_ago=48, pain_during=8)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
+    screenshots.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -94,7 +95,7 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_serve
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
             expect(page.locator("#rules-live-banner")).to_contain_text("Live: version 1")
-            page.screenshot(path=str(SCREENSHOTS / "rule-list.png"), full_page=True)
+            page.screenshot(path=str(screenshots / "rule-list.png"), full_page=True)
 
             # Author: change the threshold and watch the sentence follow.
             page.click("#result_list a:text-is('pain-stop')")
@@ -105,7 +106,7 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_serve
             threshold.fill("7")
             expect(sentence).to_contain_text("pain during the run of 7 or more (out of 10)")
             page.wait_for_timeout(600)  # let the sentence's highlight fade before the screenshot
-            page.screenshot(path=str(SCREENSHOTS / "rule-editor.png"), full_page=True)
+            page.screenshot(path=str(screenshots / "rule-editor.png"), full_page=True)
             page.click("input[name=_save]")
             expect(page.locator("ul.messagelist")).to_contain_text("was saved to the draft")
             expect(page.locator("#rules-live-banner")).to_contain_text("Draft: 1 changed")
@@ -115,7 +116,7 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_serve
             page.click("#simulate-form input[type=submit]")
             row = page.locator("#simulation-result tr[data-rule='pain-stop']")
             expect(row.locator(".disappear")).to_have_text("−4")
-            page.screenshot(path=str(SCREENSHOTS / "simulation.png"), full_page=True)
+            page.screenshot(path=str(screenshots / "simulation.png"), full_page=True)
 
             # Publish with a comment; the API follows at once.
             page.goto(f"{live_server.url}/admin/rules/rule/publish/")
@@ -135,6 +136,6 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(live_serve
 
             page.goto(f"{live_server.url}/admin/rules/rule/statistics/")
             expect(page.locator("#statistics-table tr[data-rule='pain-stop'] svg")).to_be_visible()
-            page.screenshot(path=str(SCREENSHOTS / "statistics.png"), full_page=True)
+            page.screenshot(path=str(screenshots / "statistics.png"), full_page=True)
         finally:
             browser.close()
