@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from rules.services import Fact, facts_evaluate
+from rules.evaluation import Fact, facts_evaluate
 from tests.rules.conftest import T0, cond, make_spec
 
 # In a child process: the 1,024 states cannot be freed (delete_state crashes on a sid with facts).
