@@ -216,6 +216,7 @@ def test_try_it_offers_and_shows_choices_by_their_labels(clinician):
     url = reverse("admin:rules_rule_try")
     form = clinician.get(f"{url}?type=run").content.decode()
     assert '<option value="leaning_back">leaning back</option>' in form
+    assert "One of good, slouching, overstriding, leaning back" in form
     page = clinician.post(
         url,
         {
