@@ -179,8 +179,9 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(clinic):
     for member, days in (("m-1", 6), ("m-2", 5), ("m-3", 4), ("m-1", 3)):
         api.post_run(member=member, hours_ago=days * 24, pain_during=6, posture="leaning_back")
     api.post_run(member="m-2", hours_ago=48, pain_during=8, posture="leaning_back")
-    # A gym's backfill of four weeks of easy runs: the statistics count them on the days they were run.
-    for day in range(1, 29, 2):
+    # A gym's backfill of four weeks of easy runs, oldest first: the statistics count them on the
+    # days they were run.
+    for day in range(27, 0, -2):
         api.post_run(member="m-4", hours_ago=day * 24 + 5, warmup_min=2, posture="slouched")
         if day % 3 == 0:
             api.post_run(member="m-5", hours_ago=day * 24 + 7, running_shoes=False, shoes_km=900)
