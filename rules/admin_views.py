@@ -287,7 +287,12 @@ def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, 
         spec = fields.get(name)
         label = spec.label if spec else name
         unit = spec.unit if spec else ""
-        shown = ("yes" if value else "no") if isinstance(value, bool) else f"{value} {unit}".strip()
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif spec is not None and spec.choices and isinstance(value, str):
+            shown = spec.choice_label(value)
+        else:
+            shown = f"{value} {unit}".strip()
         rows.append((label, shown, bool(spec and spec.derived)))
     return rows
 

@@ -677,7 +677,7 @@ def _try_field(spec: FieldSpec) -> forms.Field:
         return forms.ChoiceField(
             label=label,
             required=False,
-            choices=[("", "not recorded")] + [(c, c) for c in spec.choices],
+            choices=[("", "not recorded")] + [(c, spec.choice_label(c)) for c in spec.choices],
             help_text=help_text,
         )
     if spec.kind == TEXT:

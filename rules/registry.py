@@ -57,8 +57,9 @@ class FieldSpec:
         return str(code).replace("_", " ")
 
     def describe_range(self) -> str:
+        """The values the field takes, as a clinician reads them: "0–10", "road, leaning back"."""
         if self.choices:
-            return ", ".join(self.choices)
+            return ", ".join(self.choice_label(code) for code in self.choices)
         if self.minimum is not None and self.maximum is not None:
             return f"{_fmt(self.minimum)}–{_fmt(self.maximum)}"
         if self.minimum is not None:

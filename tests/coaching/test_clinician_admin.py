@@ -212,6 +212,26 @@ def test_try_it_with_a_real_members_history(clinician, client):
     assert "Days in a row with a run" in page and Event.objects.count() == 2
 
 
+def test_try_it_offers_and_shows_choices_by_their_labels(clinician):
+    url = reverse("admin:rules_rule_try")
+    form = clinician.get(f"{url}?type=run").content.decode()
+    assert '<option value="leaning_back">leaning back</option>' in form
+    assert "One of good, slouching, overstriding, leaning back" in form
+    page = clinician.post(
+        url,
+        {
+            "fact_type": "run",
+            "_shown_type": "run",
+            "occurred_at": timezone.localtime().strftime("%Y-%m-%d %H:%M"),
+            "data_distance_km": "4",
+            "data_duration_min": "30",
+            "data_posture": "leaning_back",
+        },
+    ).content.decode()
+    assert "<tr><td>Posture</td><td>leaning back</td>" in page
+    assert "leaning_back</td>" not in page
+
+
 def test_statistics_count_advice_per_rule(clinician, client):
     client.fired(run(at=timezone.now() - dt.timedelta(hours=2), pain_during=8))
     page = clinician.get(reverse("admin:rules_rule_statistics")).content.decode()
