@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from rules import admin_views
@@ -52,7 +53,7 @@ class SeverityFilter(admin.SimpleListFilter):
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "category_label", "severity", "enabled", "status", "last_change")
+    list_display = ("key", "name", "category_label", "severity_label", "enabled", "status", "last_change")
     list_display_links = ("key", "name")
     list_filter = (CategoryFilter, SeverityFilter, "enabled")
     search_fields = ("key", "name", "description", "message")
@@ -82,6 +83,10 @@ class RuleAdmin(admin.ModelAdmin):
     def category_label(self, rule: Rule) -> str:
         return registry.category_label(rule.category)
 
+    @admin.display(description="severity", ordering="severity")
+    def severity_label(self, rule: Rule) -> str:
+        return registry.severity_label(rule.severity)
+
     @admin.display(description="live / draft")
     def status(self, rule: Rule) -> str:
         status = getattr(self._request_state, "statuses", {}).get(rule.key, "")
@@ -89,7 +94,7 @@ class RuleAdmin(admin.ModelAdmin):
 
     @admin.display(description="last change", ordering="updated_at")
     def last_change(self, rule: Rule) -> str:
-        when = timezone.localtime(rule.updated_at).strftime("%b %d, %H:%M")
+        when = date_format(timezone.localtime(rule.updated_at), "DATETIME_FORMAT")
         return f"{when} by {rule.updated_by}" if rule.updated_by else when
 
     @admin.action(description="Enable the selected rules (in the draft)", permissions=["change"])
@@ -106,10 +111,10 @@ class RuleAdmin(admin.ModelAdmin):
             if rule.enabled != enabled:
                 rule_set_enabled(rule=rule, enabled=enabled, user=request.user)
                 changed += 1
+        rules = "1 rule" if changed == 1 else f"{changed} rules"
         messages.success(
             request,
-            f"{changed} rule(s) {'enabled' if enabled else 'disabled'} in the draft. "
-            "Publish the draft to make it live.",
+            f"{rules} {'enabled' if enabled else 'disabled'} in the draft. Publish the draft to make it live.",
         )
 
     # -- editor, deletion --------------------------------------------------------------------

@@ -31,6 +31,7 @@ from rules.forms import (
     TryForm,
     catalog_json,
 )
+from rules.internal.render import with_unit
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_read, ruleset_diff, spec_diff
 from rules.registry import registry
@@ -292,7 +293,7 @@ def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, 
         elif spec is not None and spec.choices and isinstance(value, str):
             shown = spec.choice_label(value)
         else:
-            shown = f"{value} {unit}".strip()
+            shown = with_unit(value, unit)
         rows.append((label, shown, bool(spec and spec.derived)))
     return rows
 

@@ -18,6 +18,7 @@ from typing import Any
 from django import forms
 from django.forms import formset_factory
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
@@ -240,9 +241,7 @@ class RuleForm(forms.Form):
             self.fields["key"].help_text = KEY_FIXED_HELP
             self.initial["key"] = fixed_key
         self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
-        self.fields["severity"].choices = [("", "—")] + [
-            (s.code, f"{s.code} — {s.label}") for s in registry.severities()
-        ]
+        self.fields["severity"].choices = [("", "—")] + [(s.code, s.label) for s in registry.severities()]
 
 
 class StepForm(forms.Form):
@@ -630,7 +629,11 @@ class RollbackForm(forms.Form):
         super().__init__(*args, **kwargs)
         live = RulesetVersion.objects.order_by("-number").values_list("number", flat=True).first()
         self.fields["version"].choices = [
-            (v.number, f"Version {v.number} — {timezone.localtime(v.created_at):%Y-%m-%d %H:%M} — {v.comment[:80]}")
+            (
+                v.number,
+                f"Version {v.number} — {date_format(timezone.localtime(v.created_at), 'DATETIME_FORMAT')}"
+                f" — {v.comment[:80]}",
+            )
             for v in RulesetVersion.objects.order_by("-number").only("number", "created_at", "comment")
             if v.number != live
         ]

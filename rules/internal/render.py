@@ -17,6 +17,18 @@ def display_value(value: Any) -> str:
     return str(value)
 
 
+def with_unit(value: Any, unit: str) -> str:
+    """A value with its unit as people write it: "5 km", "6/10", "1 run", "3 runs"."""
+    text = display_value(value)
+    if not unit:
+        return text
+    if unit.startswith("/"):
+        return f"{text}{unit}"
+    if value == 1 and unit.endswith("s") and len(unit) > 2:
+        unit = unit[:-1]  # "1 runs" reads "1 run"
+    return f"{text} {unit}"
+
+
 def placeholders(template: str) -> tuple[str, ...]:
     """The names a message template uses, e.g. ("pain_during", "threshold")."""
     try:
