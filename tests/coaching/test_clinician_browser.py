@@ -314,7 +314,7 @@ def test_clinician_builds_a_pattern_rule_from_labels_and_buttons_then_discards_t
     page.fill("#id_key", "pain-twice-in-days")
     page.fill("#id_name", "Pain twice in a few days")
     page.select_option("#id_category", label="Pain")
-    page.select_option("#id_severity", label="caution — Adjust the next runs")
+    page.select_option("#id_severity", label="Adjust the next runs")
     page.select_option("#id_pattern", label="Several matching events within a time window")
     page.fill("#id_count", "2")
     page.fill("#id_window", "3")
