@@ -162,9 +162,9 @@ def _member_ingest(*, gym: Gym, member_external_id: str, cleans: Sequence[CleanE
             earliest = min(to_judge, key=event_order)
             cause = min(new, key=event_order) if new else None
             member_judge_safely(member=member, since=event_order(earliest), cause=cause, new_events=to_judge)
-    # The answer shows the event and its advice, read in two queries: the judged fields of the
-    # events themselves are not re-read (that was one query per event of an array).
     events = [event for _, event in answers]
+    for event in events:
+        event.refresh_from_db(fields=["evaluated", "evaluation_error", "figures"])
     advice = advice_for_events(events=events)
     withdrawn = advice_withdrawn_by(events=events)
     return [IngestResult(status, event, advice[event.pk], withdrawn[event.pk]) for status, event in answers]
