@@ -123,6 +123,10 @@ class Clinic:
         self.page.click("input[type=submit]")
         self.page.wait_for_selector("#user-tools")
 
+    def editor_ready(self) -> None:
+        """Wait for the rule editor's script: typing before it runs would skip its checks."""
+        self.page.wait_for_selector("#rule-form[data-ready='1']", state="attached")
+
     def screenshot(self, name: str) -> None:
         self.page.wait_for_timeout(600)  # let highlights (the sentence's, a message's) fade first
         self.page.screenshot(path=str(self.screenshots / name), full_page=True)
@@ -192,6 +196,7 @@ def test_clinician_tunes_pain_stop_simulates_publishes_and_rolls_back(clinic):
 
     # Author: change the threshold and watch the sentence follow.
     page.click("#result_list a:text-is('pain-stop')")
+    clinic.editor_ready()
     sentence = page.locator("#rule-sentence")
     expect(sentence).to_contain_text("pain during the run of 5 or more (out of 10)")
     threshold = page.locator("tr.param-row:has(input[value='threshold']) input[name$='-value']")
@@ -310,6 +315,7 @@ def test_clinician_builds_a_pattern_rule_from_labels_and_buttons_then_discards_t
     clinic.log_in("/admin/rules/rule/")
     expect(page.locator("#rules-live-banner")).to_contain_text("The draft equals the live version.")
     page.get_by_role("link", name="Add rule").click()
+    clinic.editor_ready()
 
     page.fill("#id_key", "pain-twice-in-days")
     page.fill("#id_name", "Pain twice in a few days")
@@ -373,6 +379,7 @@ def test_clinician_builds_a_pattern_rule_from_labels_and_buttons_then_discards_t
 
     # Reopened, it reads as it was built: one "any of these" block, a window in days, a fixed key.
     page.click("#result_list a:text-is('pain-twice-in-days')")
+    clinic.editor_ready()
     expect(page.locator("#rule-key")).to_have_text("pain-twice-in-days")
     expect(page.locator("#id_window")).to_have_value("3")
     expect(page.locator("#id_window_unit")).to_have_value("days")
@@ -396,7 +403,8 @@ def test_clinician_tries_a_painful_run_and_reads_what_was_held_back_and_why(clin
 
     page = clinic.page
     clinic.log_in("/admin/rules/rule/try/")
-    page.locator(".rules-type-picker select").select_option(label="Run")
+    with page.expect_navigation():
+        page.locator(".rules-type-picker select").select_option(label="Run")
     form = page.locator("#try-form")
     form.get_by_label("Distance (km)").fill("5")
     form.get_by_label("Duration (min)").fill("30")

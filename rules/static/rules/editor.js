@@ -616,4 +616,8 @@
   rebuildInsert();
   checkAll();
   countSummary();
+  // Whatever was typed before this script ran shows in the sentence too; then tell the page (and
+  // the browser tests) that the editor is live.
+  updateSentence();
+  form.dataset.ready = "1";
 })();
