@@ -1,4 +1,5 @@
 # make run   : set up everything and serve on http://127.0.0.1:$(PORT) (SQLite by default)
+# make serve : production: WEB_CONCURRENCY web processes on HOST:PORT and QUEUE_WORKERS workers
 # make test  : set up everything and run the whole suite
 # make bench : engine and API benchmarks (prints tables)
 # Interpreter: the first of python3.12, python3.11, python3.13 (or python3, if it is one of
@@ -29,7 +30,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run test test-postgres lint bench screenshots venv setup clean
+.PHONY: run serve test test-postgres lint bench screenshots venv setup clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -51,17 +52,21 @@ setup: venv
 	$(PY) manage.py installpack
 	$(PY) manage.py collectstatic --noinput -v 0
 
-# gunicorn, one process with threads: a production server (no dev-server warnings, no
-# keep-alive stalls), and one process keeps a background simulation's progress in one place.
 # Served as in production, with debug off: a development secret key is made on the first run
-# and kept in the git-ignored .dev-secret-key (a DJANGO_SECRET_KEY of your own wins).
+# and kept in the git-ignored .dev-secret-key (a DJANGO_SECRET_KEY of your own wins). One web
+# process with threads and one task-queue worker beside it (manage.py serve keeps both running).
 RUN_ENV = DJANGO_DEBUG=false ALLOWED_HOSTS=127.0.0.1,localhost \
 	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .dev-secret-key)}"
 run: setup
 	@[ -s .dev-secret-key ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > .dev-secret-key)
 	$(RUN_ENV) $(PY) manage.py demo --port $(PORT)
-	$(RUN_ENV) $(VENV)/bin/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 1 --threads 8 \
-		--access-logfile - --error-logfile - --graceful-timeout 5
+	$(RUN_ENV) $(PY) manage.py serve --host 127.0.0.1 --port $(PORT) --web-concurrency 1 --threads 8 --queue-workers 1
+
+# Production: gunicorn with WEB_CONCURRENCY processes (default 2) on HOST:PORT (default
+# 127.0.0.1:8000) and QUEUE_WORKERS task-queue workers (default 1); no demo data, debug off
+# unless DJANGO_DEBUG says otherwise; DJANGO_SECRET_KEY and ALLOWED_HOSTS come from you.
+serve: setup
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-false} $(PY) manage.py serve
 
 test: venv
 	$(PY) manage.py collectstatic --noinput -v 0

@@ -30,11 +30,15 @@ from django.utils.text import Truncator
 
 from . import selectors, services, words
 from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
+from .jobs import reevaluate_start
 from .models import Advice, Event, Gym, Member
 
 logger = logging.getLogger(__name__)
 
 REEVALUATED = "Re-evaluated {events}; {failed} failed."
+REEVALUATE_QUEUED = "Re-running the evaluation of {members} members in the background: see {link}."
+# More members than this are re-judged by a worker, not while the clinician's page waits.
+REEVALUATE_INLINE_MEMBERS = 20
 KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and will not be shown again)."
 
 # What a clinician reads about referrals (tests reuse these).
@@ -538,6 +542,11 @@ class EventAdmin(CoachingAdmin):
         earliest: dict[int, Event] = {}
         for event in queryset.select_related("member").order_by("occurred_at", "external_id"):
             earliest.setdefault(event.member_id, event)
+        if len(earliest) > REEVALUATE_INLINE_MEMBERS:
+            job = reevaluate_start({pk: event.occurred_at for pk, event in earliest.items()}, user=request.user)
+            link = _link(reverse("admin:rules_job_change", args=[job.pk]), "its progress")
+            messages.info(request, format_html(REEVALUATE_QUEUED, members=len(earliest), link=link))
+            return
         judged = failed = 0
         for event in earliest.values():
             result = services.events_reevaluate(member=event.member, since=event.occurred_at)

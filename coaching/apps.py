@@ -11,6 +11,8 @@ class CoachingConfig(AppConfig):
 
         from .catalog import catalog_register
         from .facts import CoachingFactSource
+        from .jobs import jobs_register
 
         catalog_register(registry)
         registry.register_fact_source(CoachingFactSource())
+        jobs_register(registry)

@@ -66,6 +66,9 @@ class CoachingFactSource(FactSource):
             labels = {str(e.pk): f"{member.gym.name} / {member.external_id} / {e.external_id}" for e in events}
             yield member_facts(events), labels
 
+    def fact_count(self, *, since: dt.datetime) -> int:
+        return Event.objects.filter(occurred_at__gte=since).count()
+
     def subject_url(self, subject_id: str) -> str | None:
         """The member's timeline in the coaching admin."""
         if not str(subject_id).isdigit():

@@ -15,7 +15,7 @@ from django.contrib.admin.actions import delete_selected as django_delete_select
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
@@ -23,10 +23,11 @@ from django.utils.html import format_html, format_html_join
 from rules import admin_views
 from rules.audit import STATUS_LABELS, change_diff, change_summary, diff_html, version_diff, versions_with_previous
 from rules.describe import spec_describe
-from rules.models import Rule, RuleChange, RulesetVersion
+from rules.models import Job, Rule, RuleChange, RulesetVersion
 from rules.registry import registry
 from rules.selectors import rules_with_children
 from rules.services import rule_delete, rule_set_enabled
+from rules.simulation import SIMULATION_JOB
 
 
 class CategoryFilter(admin.SimpleListFilter):
@@ -280,3 +281,44 @@ class RuleChangeAdmin(ReadOnlyAdmin):
     @admin.display(description="after")
     def sentence_after(self, change: RuleChange) -> str:
         return spec_describe(change.after) if change.after and not change.is_settings else "—"
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    """Work running on the task queue, with its progress, as any web process reads it."""
+
+    list_display = ("title", "status_words", "progress", "created_by", "created_at", "finished_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("created_by",)
+    fields = ("title", "status_words", "progress", "created_by", "created_at", "started_at", "finished_at", "outcome")
+    readonly_fields = fields
+
+    @admin.display(description="status", ordering="status")
+    def status_words(self, job: Job) -> str:
+        return job.get_status_display()
+
+    @admin.display(description="progress")
+    def progress(self, job: Job) -> str:
+        if job.status == Job.Status.QUEUED:
+            return "not started"
+        return f"{job.done} of {job.total}" if job.total else "—"
+
+    @admin.display(description="outcome")
+    def outcome(self, job: Job) -> str:
+        if job.error:
+            return job.error
+        if job.kind == SIMULATION_JOB and job.status == Job.Status.DONE:
+            url = f"{reverse('admin:rules_rule_simulate')}?job={job.pk}"
+            return format_html('<a href="{}">Open the simulation’s result</a>', url)
+        if isinstance(job.result, dict):
+            return "; ".join(f"{name.replace('_', ' ')}: {value}" for name, value in job.result.items()) or "—"
+        return "—"
+
+
+# The queue's own records hold arguments and tracebacks for developers; people read ``Job``.
+try:
+    from django_tasks_db.models import DBTaskResult
+
+    admin.site.unregister(DBTaskResult)
+except (ImportError, admin.exceptions.NotRegistered):
+    pass

@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from rules import simulation
+from rules import jobs, simulation
 from rules.audit import change_summary, diff_html, draft_state, rule_statistics
 from rules.describe import message_example, spec_describe
 from rules.forms import (
@@ -311,16 +311,16 @@ def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
     result = job = None
     form = SimulateForm(request.POST or None, initial={"days": 30})
     if request.method == "POST" and form.is_valid():
-        data = simulation.simulation_prepare(days=form.cleaned_data["days"])
-        if len(data.facts) > simulation.BACKGROUND_ABOVE:
-            job = simulation.simulation_start(data)
-            return HttpResponseRedirect(f"{reverse('admin:rules_rule_simulate')}?job={job.id}")
-        result = simulation.simulation_run(data)
+        days = form.cleaned_data["days"]
+        if simulation.simulation_facts_since(days) > simulation.BACKGROUND_ABOVE:
+            job = simulation.simulation_start(days=days, user=request.user)
+            return HttpResponseRedirect(f"{reverse('admin:rules_rule_simulate')}?job={job.pk}")
+        result = simulation.simulation_run(simulation.simulation_prepare(days=days))
     elif request.GET.get("job"):
-        job = simulation.simulation_job(request.GET["job"])
-        if job is None:
+        job = jobs.job_get(request.GET["job"])
+        if job is None or job.kind != simulation.SIMULATION_JOB:
             raise Http404("This simulation is no longer available; run it again.")
-        result = job.result
+        result = simulation.simulation_result(job)
     return _render(
         request,
         "simulate.html",
@@ -331,17 +331,26 @@ def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
             form=form,
             result=result,
             job=job,
-            status_url=reverse("admin:rules_rule_simulate_status", args=[job.id]) if job else "",
+            status_url=reverse("admin:rules_rule_simulate_status", args=[job.pk]) if job else "",
         ),
     )
 
 
 def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> JsonResponse:
+    """A simulation's progress, read from the database (any web process answers it)."""
     _require(request, PERM_VIEW)
-    job = simulation.simulation_job(job_id)
-    if job is None:
+    job = jobs.job_get(job_id)
+    if job is None or job.kind != simulation.SIMULATION_JOB:
         raise Http404
-    return JsonResponse({"done": job.done, "total": job.total, "finished": job.finished, "error": job.error})
+    return JsonResponse(
+        {
+            "done": job.done,
+            "total": job.total,
+            "finished": job.finished,
+            "status": job.get_status_display(),
+            "error": job.error,
+        }
+    )
 
 
 # -- publish and roll back -------------------------------------------------------------------

@@ -8,3 +8,9 @@ class RulesConfig(AppConfig):
 
     def ready(self) -> None:
         from rules import checks  # noqa: F401  (registers system checks)
+        from rules.jobs import jobs_sweep
+        from rules.registry import registry
+        from rules.simulation import SIMULATION_JOB, simulation_job
+
+        registry.register_job(SIMULATION_JOB, simulation_job)
+        registry.register_periodic("jobs-sweep", 60, jobs_sweep)

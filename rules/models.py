@@ -7,6 +7,8 @@ always uses the latest version, never the draft.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -236,3 +238,64 @@ class RuleChange(models.Model):
         if self.origin == self.Origin.DISCARD and self.origin_version:
             return f"draft discarded (back to version {self.origin_version})"
         return self.get_origin_display() or "not recorded"
+
+
+class Job(models.Model):
+    """Work that outlives a request (a simulation, a re-evaluation, an import).
+
+    A worker process takes it from the task queue (``rules.jobs``); its progress and result are
+    stored here, so any web process on any host can show them, and a restart loses nothing.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "waiting for a worker"
+        RUNNING = "running", "running"
+        DONE = "done", "finished"
+        FAILED = "failed", "failed"
+        CUT_OFF = "cut_off", "cut off (its worker stopped)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=40, db_index=True)
+    title = models.CharField(max_length=200)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Written by the running worker every few seconds: a running job whose heartbeat stopped
+    # was cut off (its process was killed), and the sweep marks it so.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["kind", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.get_status_display()})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED, self.Status.CUT_OFF}
+
+
+class PeriodicRun(models.Model):
+    """One row per periodic job and time slot: the unique pair makes exactly one worker, of
+    however many on however many hosts, enqueue each periodic run."""
+
+    name = models.CharField(max_length=80)
+    slot = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "slot"], name="rules_periodic_once_per_slot")]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.slot}"

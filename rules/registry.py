@@ -10,9 +10,10 @@ read the catalog from here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from typing import Any
 
 from django.utils import timezone
 
@@ -133,6 +134,11 @@ class FactSource:
         """
         raise NotImplementedError
 
+    def fact_count(self, *, since) -> int:
+        """How many facts occurred since ``since`` (what a simulation counts). The default walks
+        ``timelines``; a domain with a database answers with one count."""
+        return sum(1 for facts, _ in self.timelines(since=since) for fact in facts if fact.occurred_at >= since)
+
     def advice_statistics(self, *, first_day: dt.date) -> Iterable[AdviceTally]:
         """The advice given on the days from ``first_day`` on, as ``AdviceTally`` rows (per rule,
         subject and day; current and withdrawn apart), each counted on the day of the event it
@@ -163,6 +169,13 @@ class FactSource:
         return None
 
 
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    every_seconds: int
+    function: Callable[[], Any]
+
+
 class Registry:
     """Fact types, derived figures, categories and severities known to the engine."""
 
@@ -173,6 +186,8 @@ class Registry:
         self._fact_source: FactSource | None = None
         self._subject = ("subject", "subjects")
         self._referral_floor: str | None = None
+        self._job_handlers: dict[str, Callable[..., Any]] = {}
+        self._periodic: dict[str, Periodic] = {}
 
     # -- declaration -------------------------------------------------------------------
     def register_fact_type(self, name: str, label: str, fields: Iterable[FieldSpec]) -> FactType:
@@ -216,6 +231,24 @@ class Registry:
 
     def register_fact_source(self, source: FactSource) -> None:
         self._fact_source = source
+
+    def register_job(self, kind: str, handler: Callable[..., Any]) -> None:
+        """Work of ``kind`` that a worker runs from the task queue (``rules.jobs.job_start``).
+
+        ``handler(job, progress)`` reads ``job.params``, calls ``progress(done, total)`` as it
+        goes, and returns a JSON-serializable result, stored on the job."""
+        self._job_handlers[kind] = handler
+
+    def job_handler(self, kind: str) -> Callable[..., Any] | None:
+        return self._job_handlers.get(kind)
+
+    def register_periodic(self, name: str, every_seconds: int, function: Callable[[], Any]) -> None:
+        """``function()`` runs every ``every_seconds`` on one of the workers (exactly one per
+        period, however many workers run); it returns a JSON-serializable summary."""
+        self._periodic[name] = Periodic(name=name, every_seconds=every_seconds, function=function)
+
+    def periodic(self) -> list[Periodic]:
+        return list(self._periodic.values())
 
     def clear(self) -> None:
         self._fact_source = None

@@ -7,22 +7,21 @@ what was given, what was held back and why. ``ruleset_simulate`` judges every su
 facts in the last N days from their first fact, through the draft and through the live
 version, and counts per rule the advice that would appear, disappear or change: what
 publishing the draft and re-evaluating would do. Facts are read from the database first;
-the engine work that follows touches no database, so a long simulation can run in the
-background (``simulation_start``).
+the engine work that follows touches no database. A long simulation runs as a job on the
+task queue (``simulation_start``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.utils import timezone
 
+from rules import jobs
 from rules.evaluation import (
     HELD_COOLDOWN,
     HELD_LIMIT,
@@ -35,6 +34,7 @@ from rules.evaluation import (
     Match,
 )
 from rules.internal.render import display_value
+from rules.models import Job
 from rules.registry import registry
 from rules.selectors import ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.services import ruleset_check
@@ -49,7 +49,7 @@ HELD_LABELS = {
     HELD_REFERRAL: "under referral",
     HELD_LIMIT: "over the limit per event",
 }
-# Simulations of more stored facts than this run in a background thread with a progress bar.
+# Simulations of more stored facts than this run on the task queue, with a progress bar.
 BACKGROUND_ABOVE = 20_000
 
 
@@ -388,51 +388,55 @@ def ruleset_simulate(
     return result
 
 
-# -- background jobs --------------------------------------------------------------------------
-@dataclass
-class SimulationJob:
-    id: str
-    total: int
-    done: int = 0
-    result: SimulationResult | None = None
-    error: str = ""
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def finished(self) -> bool:
-        return self.result is not None or bool(self.error)
+# -- on the task queue ------------------------------------------------------------------------
+SIMULATION_JOB = "simulation"
 
 
-_jobs: dict[str, SimulationJob] = {}
-_jobs_lock = threading.Lock()
-_MAX_JOBS = 20
+def simulation_facts_since(days: int, now: dt.datetime | None = None) -> int:
+    """How many stored facts a simulation over ``days`` days would count (cheap: no figures)."""
+    return _source().fact_count(since=(now or timezone.now()) - dt.timedelta(days=days))
 
 
-def simulation_start(data: SimulationInput) -> SimulationJob:
-    """Run ``simulation_run`` in a background thread; poll ``simulation_job(id)`` for progress.
-
-    Jobs live in this process's memory (the admin polls the worker that started them).
-    """
-    job = SimulationJob(id=uuid.uuid4().hex, total=len(data.facts))
-
-    def progress(done: int, total: int) -> None:
-        job.done = done
-
-    def work() -> None:
-        try:
-            job.result = simulation_run(data, progress=progress)
-            job.result.seconds = time.monotonic() - job.started
-        except Exception as exc:  # shown to the clinician on the progress page
-            job.error = f"{type(exc).__name__}: {exc}"
-
-    with _jobs_lock:
-        while len(_jobs) >= _MAX_JOBS:
-            _jobs.pop(next(iter(_jobs)))
-        _jobs[job.id] = job
-    threading.Thread(target=work, name=f"simulation-{job.id[:8]}", daemon=True).start()
-    return job
+def simulation_start(*, days: int, user: Any = None, now: dt.datetime | None = None) -> Job:
+    """Put a simulation of the draft as it is now on the task queue; a worker runs it and any
+    web process shows its progress (``rules.jobs.job_get``) and result (``simulation_result``)."""
+    params = {
+        "days": days,
+        "now": (now or timezone.now()).isoformat(),
+        "draft_specs": list(ruleset_draft_specs()),
+        "draft_settings": dict(ruleset_draft_settings()),
+    }
+    return jobs.job_start(SIMULATION_JOB, title=f"Simulation of the draft over {days} days", params=params, user=user)
 
 
-def simulation_job(job_id: str) -> SimulationJob | None:
-    with _jobs_lock:
-        return _jobs.get(job_id)
+def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, Any]:
+    """The queue's handler: read, judge, and return the result as JSON for the job's row."""
+    started = time.monotonic()
+    params = job.params
+    data = simulation_prepare(
+        days=params["days"],
+        now=dt.datetime.fromisoformat(params["now"]),
+        draft_specs=params["draft_specs"],
+        draft_settings=params["draft_settings"],
+    )
+    result = simulation_run(data, progress=progress)
+    result.seconds = time.monotonic() - started
+    return simulation_result_dump(result)
+
+
+def simulation_result_dump(result: SimulationResult) -> dict[str, Any]:
+    """A result as JSON (without the per-fact prediction, which only tests read)."""
+    data = asdict(result)
+    data["since"] = result.since.isoformat()
+    data["predicted"] = {}
+    return data
+
+
+def simulation_result(job: Job) -> SimulationResult | None:
+    """A finished simulation job's result, as ``simulation_run`` returned it."""
+    if job.kind != SIMULATION_JOB or job.status != Job.Status.DONE or not job.result:
+        return None
+    data = dict(job.result)
+    data["since"] = dt.datetime.fromisoformat(data["since"])
+    data["rules"] = [RuleImpact(**impact) for impact in data["rules"]]
+    return SimulationResult(**data)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import time
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -580,20 +580,40 @@ def test_a_fact_source_has_no_subject_pages_unless_it_says_so():
     assert FactSource().subject_url("a") is None
 
 
-def test_long_simulation_runs_in_the_background_with_progress(admin_client, admin_user, live_hot, source, monkeypatch):
+def test_long_simulation_runs_on_the_task_queue_with_progress(
+    transactional_db, admin_client, admin_user, live_hot, source, monkeypatch
+):
     monkeypatch.setattr(simulation, "BACKGROUND_ABOVE", 1)
     services.rule_save(spec=threshold_spec(35), user=admin_user)
     response = admin_client.post(SIMULATE, {"days": 30})
     assert response.status_code == 302 and "?job=" in response["Location"]
     job_id = response["Location"].split("job=")[1]
     status_url = reverse("admin:rules_rule_simulate_status", args=[job_id])
-    for _ in range(100):
-        status = admin_client.get(status_url).json()
-        if status["finished"]:
-            break
-        time.sleep(0.05)
-    assert status == {"done": 5, "total": 5, "finished": True, "error": ""}
+    assert admin_client.get(status_url).json() == {
+        "done": 0,
+        "total": 0,
+        "finished": False,
+        "status": "waiting for a worker",
+        "error": "",
+    }
+    assert "Waiting for a worker" in admin_client.get(response["Location"]).content.decode()
+
+    call_command("worker", "--batch", verbosity=0)
+
+    assert admin_client.get(status_url).json() == {
+        "done": 5,
+        "total": 5,
+        "finished": True,
+        "status": "finished",
+        "error": "",
+    }
     assert "2 would disappear" in admin_client.get(response["Location"]).content.decode()
+
+
+def test_a_simulation_that_is_not_there_answers_not_found(admin_client, live_hot, source):
+    for job_id in ("not-a-job", "00000000-0000-0000-0000-000000000000"):
+        assert admin_client.get(f"{SIMULATE}?job={job_id}").status_code == 404
+        assert admin_client.get(reverse("admin:rules_rule_simulate_status", args=[job_id])).status_code == 404
 
 
 def test_statistics_show_advice_per_rule_with_a_chart(admin_client, live_hot, source):

@@ -1,0 +1,59 @@
+"""The coaching domain's work on the task queue (``rules.jobs``).
+
+- ``reevaluate``: the admin's "re-run evaluation" of many members, off the request.
+- ``evaluations-complete`` (periodic): events whose evaluation failed or was cut off (a killed
+  process, a busy database) are judged again without an operator. Judging a member is
+  idempotent and serialized by the member's lock, so a run that overlaps a request, or a
+  second worker, never doubles advice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from rules.models import Job
+
+from . import services
+from .models import Member
+
+REEVALUATE_JOB = "reevaluate"
+COMPLETE_EVERY_SECONDS = 60
+
+
+def reevaluate_start(starts: dict[int, dt.datetime], *, user: Any = None) -> Job:
+    """Re-judge each member (pk) from the given moment on, as a job on the queue."""
+    from rules.jobs import job_start
+
+    count = len(starts)
+    return job_start(
+        REEVALUATE_JOB,
+        title=f"Re-run evaluation of {count} member{'s' if count != 1 else ''}",
+        params={"members": {str(pk): at.isoformat() for pk, at in starts.items()}},
+        user=user,
+    )
+
+
+def reevaluate_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, int]:
+    starts = job.params["members"]
+    total = services.ReevaluationResult()
+    for done, (pk, at) in enumerate(starts.items(), start=1):
+        member = Member.objects.filter(pk=int(pk)).first()
+        if member is not None:  # erased meanwhile: nothing to judge
+            result = services.events_reevaluate(member=member, since=dt.datetime.fromisoformat(at))
+            for name, value in asdict(result).items():
+                setattr(total, name, getattr(total, name) + value)
+        progress(done, len(starts))
+    return asdict(total)
+
+
+def evaluations_complete() -> dict[str, int]:
+    """Judge every event still waiting for its evaluation (the periodic job)."""
+    return asdict(services.events_reevaluate(pending=True))
+
+
+def jobs_register(registry: Any) -> None:
+    registry.register_job(REEVALUATE_JOB, reevaluate_job)
+    registry.register_periodic("evaluations-complete", COMPLETE_EVERY_SECONDS, evaluations_complete)

@@ -1,0 +1,111 @@
+"""``manage.py serve``: the web server and the queue workers of one host, kept running together.
+
+gunicorn serves the product with ``--web-concurrency`` processes (gunicorn restarts one that
+dies); beside it run ``--queue-workers`` task-queue workers (``manage.py worker``), each
+restarted if it dies. Ctrl+C or SIGTERM stops them all gracefully. ``make run`` and
+``make serve`` call this; on several hosts, run it on each (or run gunicorn and the workers
+under your own supervisor: they need nothing from each other but the database).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+RESTART_PAUSE = 1.0  # seconds before a queue worker that died is started again
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError:
+        raise CommandError(f"{name} must be a whole number, not {value!r}.") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the product: gunicorn with WEB_CONCURRENCY processes on HOST:PORT, and QUEUE_WORKERS task-queue workers."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="Address (env HOST).")
+        parser.add_argument("--port", type=int, default=_env_int("PORT", 8000), help="Port (env PORT, default 8000).")
+        parser.add_argument(
+            "--web-concurrency",
+            type=int,
+            default=_env_int("WEB_CONCURRENCY", 2),
+            help="gunicorn worker processes (env WEB_CONCURRENCY, default 2).",
+        )
+        parser.add_argument(
+            "--threads", type=int, default=_env_int("WEB_THREADS", 4), help="Threads per web process (default 4)."
+        )
+        parser.add_argument(
+            "--queue-workers",
+            type=int,
+            default=_env_int("QUEUE_WORKERS", 1),
+            help="Task-queue workers on this host (env QUEUE_WORKERS, default 1; 0: none).",
+        )
+
+    def handle(
+        self, *args: Any, host: str, port: int, web_concurrency: int, threads: int, queue_workers: int, **options: Any
+    ) -> None:
+        if web_concurrency < 1 or threads < 1 or queue_workers < 0:
+            raise CommandError("WEB_CONCURRENCY and the threads must be at least 1, QUEUE_WORKERS at least 0.")
+        manage = str(Path(settings.BASE_DIR) / "manage.py")
+        web_command = [
+            sys.executable, "-m", "gunicorn", "config.wsgi",
+            "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+            "--workers", str(web_concurrency), "--threads", str(threads),
+            "--access-logfile", "-", "--error-logfile", "-", "--graceful-timeout", "10",
+        ]  # fmt: skip
+        gunicorn_config = Path(settings.BASE_DIR) / "config" / "gunicorn.py"
+        if gunicorn_config.exists():
+            web_command += ["--config", str(gunicorn_config)]
+        worker_command = [sys.executable, manage, "worker", "--verbosity", "1"]
+
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        # Our own interpreter and fixed arguments: nothing from outside is executed.
+        web = subprocess.Popen(web_command)  # noqa: S603
+        workers = [subprocess.Popen(worker_command) for _ in range(queue_workers)]  # noqa: S603
+        self.stdout.write(
+            f"Serving on http://{host}:{port}/ with {web_concurrency} web process(es) "
+            f"and {queue_workers} queue worker(s)."
+        )
+        try:
+            while not stopping and web.poll() is None:
+                for n, worker in enumerate(workers):
+                    if worker.poll() is not None:
+                        self.stderr.write(
+                            f"Queue worker {worker.pid} stopped (exit {worker.returncode}); starting another."
+                        )
+                        time.sleep(RESTART_PAUSE)
+                        workers[n] = subprocess.Popen(worker_command)  # noqa: S603
+                time.sleep(0.5)
+        finally:
+            for process in [web, *workers]:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            for process in [web, *workers]:
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        if not stopping and web.returncode:
+            raise CommandError(f"gunicorn stopped (exit {web.returncode}).")

@@ -1,0 +1,112 @@
+"""Work that outlives a request runs on the task queue: evaluations that failed or were cut off
+are completed by a periodic job without an operator, exactly once; re-running the evaluation
+of many members and long simulations run on a worker, with progress any web process reads."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from coaching import admin as coaching_admin
+from coaching.models import Advice, Event
+from coaching.services import clinician_ensure
+from rules import simulation
+from rules.models import Job, PeriodicRun
+
+from .conftest import day, engine_break, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EVENTS = reverse("admin:coaching_event_changelist")
+
+
+def worker() -> None:
+    """One pass of a real worker: enqueue the periodic jobs that are due, run what is queued."""
+    call_command("worker", "--batch", verbosity=0)
+
+
+def advice_of(external_id: str) -> list[str]:
+    return sorted(Advice.objects.filter(event__external_id=external_id).values_list("rule_key", flat=True))
+
+
+@pytest.fixture
+def clinician(db) -> Client:
+    user, _ = clinician_ensure(username="pt-anna", password="a-long-password")
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def test_an_evaluation_that_failed_is_completed_by_the_worker_without_an_operator(
+    client, other_client, pack, monkeypatch
+):
+    engine_break(monkeypatch)
+    assert client.send(run(at=day(0), pain_during=8, external_id="outage"), expect=201).json()["advice"] == []
+    monkeypatch.undo()
+    assert Event.objects.get(external_id="outage").evaluated is False
+    other_client.send(run(at=day(0), pain_during=8, external_id="normal"), expect=201)
+
+    worker()
+
+    outage = Event.objects.get(external_id="outage")
+    assert outage.evaluated is True and outage.evaluation_error == ""
+    assert advice_of("outage") == advice_of("normal") != []
+    assert Client().get("/healthz").status_code == 200
+    assert PeriodicRun.objects.filter(name="evaluations-complete").count() == 1
+
+    # Another pass in the same period enqueues nothing; a later one changes nothing.
+    worker()
+    assert PeriodicRun.objects.filter(name="evaluations-complete").count() == 1
+    PeriodicRun.objects.all().delete()
+    worker()
+    assert advice_of("outage") == advice_of("normal")
+
+
+def test_rerunning_the_evaluation_of_many_members_is_a_job_with_progress(client, pack, clinician, monkeypatch):
+    monkeypatch.setattr(coaching_admin, "REEVALUATE_INLINE_MEMBERS", 2)
+    for n in range(4):
+        client.send(run(at=day(n), member=f"m-{n}", pain_during=7), expect=201)
+    before = sorted(Advice.objects.values_list("pk", "rule_key"))
+    selected = list(Event.objects.values_list("pk", flat=True))
+
+    response = clinician.post(EVENTS, {"action": "reevaluate", "_selected_action": selected}, follow=True)
+
+    text = response.content.decode()
+    assert "Re-running the evaluation of 4 members in the background" in text
+    job = Job.objects.get(kind="reevaluate")
+    assert job.status == Job.Status.QUEUED and reverse("admin:rules_job_change", args=[job.pk]) in text
+    worker()
+    job.refresh_from_db()
+    assert (job.status, job.done, job.total) == (Job.Status.DONE, 4, 4)
+    assert job.result["members"] == 4 and job.result["failed"] == 0
+    page = clinician.get(reverse("admin:rules_job_change", args=[job.pk])).content.decode()
+    assert "4 of 4" in page and "advice created: 0" in page
+    assert sorted(Advice.objects.values_list("pk", "rule_key")) == before  # no duplicates, nothing redone
+
+
+def test_a_long_simulation_runs_on_a_worker_and_any_session_reads_its_progress(client, pack, clinician, monkeypatch):
+    monkeypatch.setattr(simulation, "BACKGROUND_ABOVE", 1)
+    for n in range(3):
+        client.send(run(at=day(n), member=f"m-{n}", pain_during=6), expect=201)
+    response = clinician.post(reverse("admin:rules_rule_simulate"), {"days": 365})
+    assert response.status_code == 302
+    job_id = re.search(r"job=([0-9a-f-]+)", response["Location"]).group(1)
+
+    another = Client()  # another browser, as another web process would serve it
+    another.force_login(clinician_ensure(username="pt-ben", password="another-long-password")[0])
+    status_url = reverse("admin:rules_rule_simulate_status", args=[job_id])
+    assert another.get(status_url).json()["status"] == "waiting for a worker"
+    worker()
+    assert another.get(status_url).json() == {
+        "done": 3,
+        "total": 3,
+        "finished": True,
+        "status": "finished",
+        "error": "",
+    }
+    page = another.get(response["Location"]).content.decode()
+    assert 'id="simulation-result"' in page and "3 events of 3 members" in page

@@ -1,0 +1,139 @@
+"""The task queue: jobs stored in the database, run by workers, progress readable anywhere,
+periodic jobs enqueued exactly once per period, and jobs whose worker died marked cut off."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from rules import jobs
+from rules.models import Job, PeriodicRun
+from rules.registry import registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COUNTED: list[int] = []
+
+
+def count_to(job: Job, progress) -> dict[str, int]:
+    for n in range(1, job.params["to"] + 1):
+        COUNTED.append(n)
+        progress(n, job.params["to"])
+    return {"counted": job.params["to"]}
+
+
+def break_down(job: Job, progress) -> None:
+    raise RuntimeError("the engine fell over")
+
+
+@pytest.fixture
+def kinds():
+    COUNTED.clear()
+    registry.register_job("count", count_to)
+    registry.register_job("break", break_down)
+    yield
+    registry._job_handlers.pop("count")
+    registry._job_handlers.pop("break")
+
+
+def run_worker() -> None:
+    call_command("worker", "--batch", verbosity=0)
+
+
+def test_a_job_waits_in_the_database_until_a_worker_runs_it(kinds):
+    job = jobs.job_start("count", title="Count to three", params={"to": 3})
+    assert job.status == Job.Status.QUEUED and COUNTED == []
+
+    run_worker()
+
+    job.refresh_from_db()
+    assert (job.status, job.done, job.total, job.result) == (Job.Status.DONE, 3, 3, {"counted": 3})
+    assert COUNTED == [1, 2, 3] and job.attempts == 1 and job.finished_at is not None
+
+
+def test_a_job_runs_once_even_when_its_queue_entry_is_taken_twice(kinds):
+    job = jobs.job_start("count", title="Count to two", params={"to": 2})
+    assert jobs.job_run.call(str(job.pk)) == Job.Status.DONE
+    assert jobs.job_run.call(str(job.pk)) == "skipped"
+    assert COUNTED == [1, 2]
+
+
+def test_a_failing_job_says_so_in_words_and_keeps_the_details_for_the_log(kinds, caplog):
+    job = jobs.job_start("break", title="Break")
+    run_worker()
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert job.error == jobs.MSG_FAILED.format(id=job.pk)
+    assert "RuntimeError" not in job.error
+    assert "the engine fell over" in caplog.text
+
+
+def test_a_job_whose_worker_stopped_is_marked_cut_off_and_can_be_started_again(kinds, settings):
+    settings.JOBS_STALE_SECONDS = 60
+    job = jobs.job_start("count", title="Count", params={"to": 2})
+    # As a worker killed mid-run leaves it: running, with a heartbeat that stopped.
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.RUNNING, heartbeat_at=timezone.now() - dt.timedelta(seconds=61)
+    )
+    fresh = jobs.job_start("count", title="Count", params={"to": 1})
+    Job.objects.filter(pk=fresh.pk).update(status=Job.Status.RUNNING, heartbeat_at=timezone.now())
+
+    assert jobs.jobs_sweep()["cut_off"] == 1
+
+    job.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (job.status, job.error, job.finished) == (Job.Status.CUT_OFF, jobs.MSG_CUT_OFF, True)
+    assert fresh.status == Job.Status.RUNNING  # its worker is alive
+    again = jobs.job_start("count", title="Count", params={"to": 2})
+    run_worker()
+    again.refresh_from_db()
+    assert again.status == Job.Status.DONE
+
+
+def test_each_periodic_job_is_enqueued_once_per_period_however_many_workers_look(kinds):
+    ran: list[str] = []
+    registry.register_periodic("tally", 60, lambda: ran.append("tally") or {"tallied": 1})
+    try:
+        at = 1_000_000 * 60 + 5
+        # Three workers' clocks in the same minute: the first one enqueues it, the others do not.
+        looks = [jobs.periodic_due(at), jobs.periodic_due(at + 10), jobs.periodic_due(at + 50)]
+        assert ["tally" in enqueued for enqueued in looks] == [True, False, False]
+        assert PeriodicRun.objects.filter(name="tally").count() == 1
+        # The next minute: once more.
+        assert "tally" in jobs.periodic_due(at + 60)
+        assert PeriodicRun.objects.filter(name="tally").count() == 2
+        call_command("worker", "--batch", verbosity=0)
+        assert ran.count("tally") >= 2
+    finally:
+        registry._periodic.pop("tally")
+
+
+def test_the_worker_enqueues_what_is_due_and_runs_it(kinds):
+    ran: list[str] = []
+    registry.register_periodic("ping", 3600, lambda: ran.append("ping"))
+    try:
+        run_worker()
+        run_worker()  # the same hour: not again
+        assert ran == ["ping"]
+    finally:
+        registry._periodic.pop("ping")
+
+
+def test_jobs_are_listed_in_the_admin_with_their_progress_in_words(kinds, client):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+    waiting = jobs.job_start("count", title="Count to four", params={"to": 4})
+    page = client.get(reverse("admin:rules_job_changelist")).content.decode()
+    assert "Count to four" in page and "waiting for a worker" in page and "not started" in page
+    run_worker()
+    page = client.get(reverse("admin:rules_job_change", args=[waiting.pk])).content.decode()
+    assert "finished" in page and "4 of 4" in page and "counted: 4" in page
+    assert "{" not in page.split('id="content"')[1].split("</form>")[0]
+    # Read-only: nothing to add, change or delete.
+    assert client.post(reverse("admin:rules_job_delete", args=[waiting.pk]), {"post": "yes"}).status_code == 403
