@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from django.conf import settings
+
 from rules.models import Job
 
 from . import services
 from .models import Member
 
 REEVALUATE_JOB = "reevaluate"
-COMPLETE_EVERY_SECONDS = 60
 
 
 def reevaluate_start(starts: dict[int, dt.datetime], *, user: Any = None) -> Job:
@@ -56,4 +57,5 @@ def evaluations_complete() -> dict[str, int]:
 
 def jobs_register(registry: Any) -> None:
     registry.register_job(REEVALUATE_JOB, reevaluate_job)
-    registry.register_periodic("evaluations-complete", COMPLETE_EVERY_SECONDS, evaluations_complete)
+    every = int(getattr(settings, "EVALUATIONS_COMPLETE_SECONDS", 60))
+    registry.register_periodic("evaluations-complete", every, evaluations_complete)

@@ -120,6 +120,10 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 JOBS_HEARTBEAT_SECONDS = float(os.environ.get("JOBS_HEARTBEAT_SECONDS", "10"))
 JOBS_STALE_SECONDS = float(os.environ.get("JOBS_STALE_SECONDS", "120"))
 JOBS_KEEP_DAYS = int(os.environ.get("JOBS_KEEP_DAYS", "30"))
+# Periodic jobs: how often cut-off jobs are looked for, and events whose evaluation failed or
+# was cut off are judged again (each period's run happens on exactly one worker).
+JOBS_SWEEP_SECONDS = int(os.environ.get("JOBS_SWEEP_SECONDS", "60"))
+EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS", "60"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

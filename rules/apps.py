@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class RulesConfig(AppConfig):
@@ -13,4 +14,4 @@ class RulesConfig(AppConfig):
         from rules.simulation import SIMULATION_JOB, simulation_job
 
         registry.register_job(SIMULATION_JOB, simulation_job)
-        registry.register_periodic("jobs-sweep", 60, jobs_sweep)
+        registry.register_periodic("jobs-sweep", int(getattr(settings, "JOBS_SWEEP_SECONDS", 60)), jobs_sweep)
