@@ -9,7 +9,6 @@ from datetime import UTC
 from typing import Any
 from urllib import parse
 
-from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils.dateparse import parse_datetime
@@ -24,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from .. import selectors, services
+from ..database import OK, database_unavailable, database_write_status
 from ..models import Member
 from .authentication import GymKeyAuthentication, IsGym
 from .parsers import LimitedJSONParser, body_limit, too_large
@@ -55,9 +55,9 @@ CURSOR_INVALID = "Not a cursor of this list: follow the 'next' and 'previous' li
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s reshaped to the contract's ``{"errors": {path: [message]}}``."""
-    if isinstance(exc, OperationalError):
-        # SQLite under a burst of concurrent writes, a PostgreSQL lock timeout or a lost
-        # connection: a retry will succeed, and events are idempotent.
+    if database_unavailable(exc):
+        # SQLite under a burst of concurrent writes, a PostgreSQL lock timeout, a lost connection
+        # or a read-only database: a retry will succeed once it is back, and events are idempotent.
         logger.warning("Database busy: %s", exc)
         return Response(
             {"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
@@ -319,7 +319,9 @@ class AdviceFeedView(GymAPIView):
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.CharField(help_text='"ok", or "degraded" when something below is not ok')
-    database = serializers.CharField(help_text='"ok", or "error" when the database does not answer')
+    database = serializers.CharField(
+        help_text='"ok" when the database takes writes; "read-only", or "error" when it does not answer'
+    )
     ruleset_version = serializers.IntegerField(allow_null=True)
     pending_evaluations = serializers.IntegerField(
         required=False, help_text="Events waiting for an evaluation that failed (only when there are any)."
@@ -327,7 +329,7 @@ class HealthSerializer(serializers.Serializer):
 
 
 class HealthView(APIView):
-    """Liveness for operators: the database answers and which rule set version is live."""
+    """Liveness for operators: the database takes writes, and which rule set version is live."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
@@ -335,17 +337,15 @@ class HealthView(APIView):
     renderer_classes = [JSONRenderer]
 
     @extend_schema(
-        summary="Health: the database answers, and the live rule set version",
+        summary="Health: the database takes writes, and the live rule set version",
         auth=[],
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except Exception:
-            body.update(status="degraded", database="error")
+        database = database_write_status()
+        if database != OK:
+            body.update(status="degraded", database=database)
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         try:
             from rules.evaluation import ruleset_live
