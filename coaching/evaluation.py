@@ -26,6 +26,7 @@ from django.utils import timezone
 from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, timeline_judge
 
 from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
+from .database import database_unavailable
 from .figures import figures_timeline
 from .models import Advice, Event, Member
 
@@ -266,6 +267,10 @@ def member_judge_safely(
         with transaction.atomic():
             return member_judge(member=member, since=since, cause=cause, fresh={e.pk for e in new_events})
     except Exception as exc:  # the events are safe in the database; record why and move on
+        if database_unavailable(exc):
+            # Not the evaluation's fault, and recording it would fail the same way: the caller's
+            # transaction rolls back whole, and the request is answered 503 to be sent again.
+            raise
         logger.exception("Evaluation of member %s failed", member.pk)
         error = f"{type(exc).__name__}: {exc}"[:10000]
         pks = [event.pk for event in new_events]

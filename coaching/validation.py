@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ MAX_FUTURE = timedelta(days=1)
 # Dates before this are typing mistakes, and far-past datetimes overflow the window arithmetic.
 EARLIEST = date(1970, 1, 1)
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# /api/v1/members/<member>/advice/ is a member's advice, so a member id ending so could not be read.
+AMBIGUOUS_MEMBER_SUFFIX = "/advice"
 
 NOT_AN_OBJECT = "Send an event as a JSON object."
 REQUIRED = "This field is required."
@@ -28,6 +31,10 @@ NOT_NULL = "This field may not be null."
 UNKNOWN_FIELD = "Unknown field."
 ID_INVALID = f"Must be a string of 1 to {MAX_ID_LENGTH} characters."
 ID_CONTROL_CHARACTER = "Must not contain control characters (such as NUL, tab or newline)."
+NOT_UNICODE = "Must be valid Unicode text: a lone surrogate (such as \\ud800) is not a character."
+MEMBER_ID_AMBIGUOUS = (
+    "Must not end in '/advice': /api/v1/members/<member>/advice/ would read as the advice of another member."
+)
 TYPE_INVALID = "Must be one of: {choices}."
 DATETIME_INVALID = "Must be an ISO 8601 date and time with a UTC offset, for example 2026-11-20T07:30:00+01:00."
 DATETIME_NO_OFFSET = "Add a UTC offset (for example +01:00 or Z): a time without one is ambiguous."
@@ -68,10 +75,13 @@ def event_validate(payload: Any, *, now: datetime | None = None) -> tuple[CleanE
 
     for key in payload:
         if key not in TOP_LEVEL_FIELDS:
-            errors[str(key)] = [UNKNOWN_FIELD]
+            errors[_path(key)] = [UNKNOWN_FIELD]
 
     external_id = _identifier(payload, "external_id", errors)
     member = _identifier(payload, "member", errors)
+    if member is not None and member.endswith(AMBIGUOUS_MEMBER_SUFFIX):
+        errors["member"] = [MEMBER_ID_AMBIGUOUS]
+        member = None
 
     event_type = payload.get("type")
     if "type" not in payload:
@@ -106,7 +116,25 @@ def _identifier(payload: Mapping[str, Any], name: str, errors: Errors) -> str | 
     if any(unicodedata.category(char) == "Cc" for char in value):  # PostgreSQL cannot even store a NUL
         errors[name] = [ID_CONTROL_CHARACTER]
         return None
+    if not _unicode(value):
+        errors[name] = [NOT_UNICODE]
+        return None
     return value
+
+
+def _unicode(text: str) -> bool:
+    """False for a string with a lone surrogate: JSON's "\\ud800" decodes to one, and no database
+    (nor UTF-8) can store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _path(key: Any, prefix: str = "") -> str:
+    """The field path an error is keyed by, printable even when the key itself is not valid text."""
+    return prefix + str(key).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _occurred_at(payload: Mapping[str, Any], now: datetime, errors: Errors) -> datetime | None:
@@ -147,7 +175,7 @@ def _data(
     by_name = {spec.name: spec for spec in specs}
     clean: dict[str, Any] = {}
     for name, value in data.items():
-        path = f"data.{name}"
+        path = _path(name, prefix="data.")
         spec = by_name.get(name)
         if spec is None:
             errors[path] = [UNKNOWN_FIELD]
@@ -172,6 +200,8 @@ def _field(spec: FieldSpec, value: Any, occurred_at: datetime, now: datetime) ->
     if spec.kind == TEXT:
         if not isinstance(value, str):
             return None, TEXT_INVALID
+        if not _unicode(value):
+            return None, NOT_UNICODE
         if spec.choices and value not in spec.choices:
             return None, CHOICE_INVALID.format(choices=", ".join(spec.choices))
         return value, None
@@ -185,12 +215,17 @@ def _field(spec: FieldSpec, value: Any, occurred_at: datetime, now: datetime) ->
                 return None, INTEGER_INVALID
             value = int(value)
     elif spec.kind == NUMBER:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, NUMBER_INVALID
+        if isinstance(value, float) and not math.isfinite(value):
+            return None, NUMBER_INVALID
+    # Python compares an int of any size with a bound exactly; only converting it to float overflows.
     if spec.minimum is not None and value < spec.minimum:
         return None, BELOW_MINIMUM.format(minimum=_fmt(spec.minimum))
     if spec.maximum is not None and value > spec.maximum:
         return None, ABOVE_MAXIMUM.format(maximum=_fmt(spec.maximum))
+    if abs(value) > sys.float_info.max:  # a field without bounds: the engine judges numbers as floats
+        return None, NUMBER_INVALID
     return value, None
 
 

@@ -1,9 +1,9 @@
 """Every error answer under /api/ is JSON, whatever ``DJANGO_DEBUG`` says.
 
 DRF turns its own exceptions into JSON; this catches the rest (a bug, a database that went
-away) before Django renders its HTML error page, logs it, and answers in JSON: 503 with
-``Retry-After`` when the database is busy or unavailable (the request can simply be sent
-again: events are idempotent), 500 otherwise.
+away or read-only) before Django renders its HTML error page, logs it, and answers in JSON:
+503 with ``Retry-After`` when the database is busy or unavailable (the request can simply be
+sent again: events are idempotent), 500 otherwise.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from ..database import database_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class ApiErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path_info.startswith(JSON_PREFIXES):
             return None
-        if isinstance(exception, OperationalError):
+        if database_unavailable(exception):
             logger.warning("Database unavailable on %s: %s", request.path_info, exception)
             response = JsonResponse({"detail": DATABASE_UNAVAILABLE}, status=503)
             response["Retry-After"] = "1"

@@ -37,7 +37,7 @@ class LimitedJSONParser(JSONParser):
             raise too_large()
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return json.loads(raw.decode(encoding), parse_constant=_reject_constant)
+            return json.loads(raw.decode(encoding), parse_constant=_reject_constant, parse_int=_parse_int)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(JSON_INVALID.format(error=exc)) from None
         except RecursionError:
@@ -46,3 +46,12 @@ class LimitedJSONParser(JSONParser):
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a valid JSON value")
+
+
+def _parse_int(digits: str) -> int | float:
+    # Python refuses to parse an int of over 4300 digits, which would fail the whole array; as a
+    # float (infinity) it fails only the field it is in, like any number out of range.
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)

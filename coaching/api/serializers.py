@@ -209,6 +209,10 @@ class DateOrDateTimeField(serializers.Field):
             self.fail("invalid")
         if timezone.is_naive(parsed):
             parsed = timezone.make_aware(parsed, UTC)
+        try:
+            parsed.astimezone(UTC)  # the database compares in UTC; year 1 at +14:00 has none
+        except OverflowError:
+            self.fail("invalid")
         return parsed
 
     def to_representation(self, value: datetime) -> str:

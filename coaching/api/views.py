@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from base64 import b64decode
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any
+from urllib import parse
 
-from django.db import OperationalError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -20,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from .. import selectors, services
+from ..database import OK, database_unavailable, database_write_status
 from ..models import Member
 from .authentication import GymKeyAuthentication, IsGym
 from .parsers import LimitedJSONParser, body_limit, too_large
@@ -46,13 +50,14 @@ MEMBER_NOT_FOUND = "No such member."
 DATABASE_BUSY = "The database is busy with other requests; send the same request again in a moment."
 URL_NOT_FOUND = "No such API endpoint. See /api/docs/ for the endpoints."
 URL_MOVED = "API URLs end with a slash: use {location}"
+CURSOR_INVALID = "Not a cursor of this list: follow the 'next' and 'previous' links as they are, or leave it out."
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s reshaped to the contract's ``{"errors": {path: [message]}}``."""
-    if isinstance(exc, OperationalError):
-        # SQLite under a burst of concurrent writes, a PostgreSQL lock timeout or a lost
-        # connection: a retry will succeed, and events are idempotent.
+    if database_unavailable(exc):
+        # SQLite under a burst of concurrent writes, a PostgreSQL lock timeout, a lost connection
+        # or a read-only database: a retry will succeed once it is back, and events are idempotent.
         logger.warning("Database busy: %s", exc)
         return Response(
             {"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
@@ -103,16 +108,67 @@ class GymAPIView(APIView):
         return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 
-class EventPagination(CursorPagination):
+class DateTimeCursorPagination(CursorPagination):
+    """Cursor pages over a list ordered by a date and time first, refusing a cursor it did not make.
+
+    DRF answers 404 to a cursor it cannot decode, takes one without a position for the first page,
+    and passes a forged position to the database unchecked, where it fails (500) or overflows. The
+    list exists, so a bad cursor is the client's mistake: 400 naming ``cursor``.
+    """
+
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None
+        cursor = self._cursor_parse(encoded)
+        if cursor is None:
+            raise exceptions.ValidationError({self.cursor_query_param: [CURSOR_INVALID]})
+        return cursor
+
+    def _cursor_parse(self, encoded: str) -> Cursor | None:
+        """The cursor ``encode_cursor`` wrote: ``o`` (offset), ``r`` (reverse), ``p`` (position), each at most once."""
+        try:
+            tokens = parse.parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"), strict_parsing=True)
+        except ValueError:  # also binascii.Error and UnicodeError
+            return None
+        if not tokens or not set(tokens) <= {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+            return None
+        reverse, position = tokens.get("r", ["0"])[0], tokens.get("p", [None])[0]
+        try:
+            offset = int(tokens.get("o", ["0"])[0])
+        except ValueError:  # also an int of over 4300 digits
+            return None
+        if offset < 0 or reverse not in ("0", "1"):
+            return None
+        if position is not None and not _moment_valid(position):
+            return None
+        return Cursor(offset=min(offset, self.offset_cutoff), reverse=reverse == "1", position=position)
+
+
+def _moment_valid(position: str) -> bool:
+    # The position is the str() of an aware datetime this class wrote into a cursor earlier.
+    try:
+        moment = parse_datetime(position)
+    except ValueError:
+        return False
+    if moment is None or moment.tzinfo is None:
+        return False
+    try:
+        moment.astimezone(UTC)  # the database compares in UTC; year 1 at +14:00 has no UTC
+    except OverflowError:
+        return False
+    return True
+
+
+class EventPagination(DateTimeCursorPagination):
     ordering = ("-occurred_at", "-id")
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
-class AdvicePagination(CursorPagination):
+class AdvicePagination(DateTimeCursorPagination):
     ordering = ("-created_at", "-id")
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class AdviceChangesPagination(AdvicePagination):
@@ -263,7 +319,9 @@ class AdviceFeedView(GymAPIView):
 
 class HealthSerializer(serializers.Serializer):
     status = serializers.CharField(help_text='"ok", or "degraded" when something below is not ok')
-    database = serializers.CharField(help_text='"ok", or "error" when the database does not answer')
+    database = serializers.CharField(
+        help_text='"ok" when the database takes writes; "read-only", or "error" when it does not answer'
+    )
     ruleset_version = serializers.IntegerField(allow_null=True)
     pending_evaluations = serializers.IntegerField(
         required=False, help_text="Events waiting for an evaluation that failed (only when there are any)."
@@ -271,7 +329,7 @@ class HealthSerializer(serializers.Serializer):
 
 
 class HealthView(APIView):
-    """Liveness for operators: the database answers and which rule set version is live."""
+    """Liveness for operators: the database takes writes, and which rule set version is live."""
 
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
@@ -279,17 +337,15 @@ class HealthView(APIView):
     renderer_classes = [JSONRenderer]
 
     @extend_schema(
-        summary="Health: the database answers, and the live rule set version",
+        summary="Health: the database takes writes, and the live rule set version",
         auth=[],
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-        except Exception:
-            body.update(status="degraded", database="error")
+        database = database_write_status()
+        if database != OK:
+            body.update(status="degraded", database=database)
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         try:
             from rules.evaluation import ruleset_live
