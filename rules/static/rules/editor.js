@@ -21,6 +21,16 @@
   const messages = catalog.messages;
   const eventsBox = document.getElementById("rule-events");
   const editable = form.dataset.editable === "1";
+  // Typed before this script ran (a slow page)? Looked at before the script changes anything.
+  const typedEarly = Array.from(form.elements).some((box) => {
+    if (box.type === "checkbox" || box.type === "radio") return box.checked !== box.defaultChecked;
+    if (box.tagName === "SELECT" && !box.multiple) {
+      const chosen = Array.from(box.options).findIndex((o) => o.defaultSelected);
+      return box.options.length > 0 && box.selectedIndex !== Math.max(chosen, 0);
+    }
+    if (box.tagName === "SELECT") return Array.from(box.options).some((o) => o.selected !== o.defaultSelected);
+    return "defaultValue" in box && box.value !== box.defaultValue;
+  });
 
   const $ = (root, sel) => root.querySelector(sel);
   const $$ = (root, sel) => Array.from(root.querySelectorAll(sel));
@@ -618,6 +628,6 @@
   countSummary();
   // Whatever was typed before this script ran shows in the sentence too; then tell the page (and
   // the browser tests) that the editor is live.
-  updateSentence();
+  if (typedEarly) updateSentence();
   form.dataset.ready = "1";
 })();
