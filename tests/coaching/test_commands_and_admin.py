@@ -49,16 +49,16 @@ def test_creategym_rotate_issues_a_new_key_and_revokes_the_old():
 
 
 def test_createclinician_makes_a_staff_user_in_the_clinicians_group():
-    _call("createclinician", "dr-lee", "--password", "s3cret-pass")
-    _call("createclinician", "dr-lee", "--password", "s3cret-pass")  # idempotent
+    _call("createclinician", "dr-lee", "--password", "s3cret-clinic-pass")
+    _call("createclinician", "dr-lee", "--password", "s3cret-clinic-pass")  # idempotent
     user = get_user_model().objects.get(username="dr-lee")
     assert user.is_staff and not user.is_superuser
-    assert user.check_password("s3cret-pass")
+    assert user.check_password("s3cret-clinic-pass")
     assert list(user.groups.values_list("name", flat=True)) == [CLINICIANS_GROUP]
 
 
 def test_clinicians_read_coaching_records_and_manage_rules_but_not_gyms():
-    clinician_ensure(username="dr-lee", password="pw-123456")
+    clinician_ensure(username="dr-lee", password="a-long-clinician-password")
     perms = set(Group.objects.get(name=CLINICIANS_GROUP).permissions.values_list("content_type__app_label", "codename"))
     assert {("coaching", "view_event"), ("coaching", "view_advice"), ("coaching", "view_member")} <= perms
     # The only writes: marking a referral cleared and re-running evaluations (admin actions).
