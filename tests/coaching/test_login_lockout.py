@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client, RequestFactory, override_settings
@@ -116,3 +117,12 @@ def test_client_address_behind_proxies(header, count, expected):
     request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR=header)
     with override_settings(CLIENT_IP_HEADER="HTTP_X_FORWARDED_FOR", PROXY_COUNT=count):
         assert client_ip(request) == expected
+
+
+def test_tries_during_the_pause_do_not_extend_it(clinician):
+    fail(5)
+    ends = AccessAttempt.objects.get(username="pt-anna").attempt_time
+    assert log_in(Client(), WRONG).status_code == 429
+    assert log_in(Client(), PASSWORD).status_code == 429
+    attempt = AccessAttempt.objects.get(username="pt-anna")
+    assert (attempt.attempt_time, attempt.failures_since_start) == (ends, 5)
