@@ -1,8 +1,9 @@
 """Admin for operators (gyms) and clinicians (members, events, advice).
 
 The coaching records are read-only here; the only writes are actions that call a service and
-need their own permission (``coaching.clear_referral``, ``coaching.reevaluate_event``), so a
-staff user who may only view records never runs one.
+need their own permission (``coaching.clear_referral``, ``coaching.reevaluate_event``; a gym's
+key rotation needs ``coaching.change_gym``), so a staff user who may only view records never
+runs one: a POST of it answers 403 (``ActionPermissionMixin``).
 
 Clinicians read everything in words (``coaching.words``): no JSON, no internal numbers or codes,
 one date format. Each member's page is their timeline. A link is only shown to a page the user
@@ -27,6 +28,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
+
+from rules.admin_actions import ActionPermissionMixin
 
 from . import selectors, services, words
 from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
@@ -166,7 +169,7 @@ class ViewableLinksMixin:
         return obj.gym.name
 
 
-class CoachingAdmin(ViewableLinksMixin, ReadOnlyMixin, admin.ModelAdmin):
+class CoachingAdmin(ActionPermissionMixin, ViewableLinksMixin, ReadOnlyMixin, admin.ModelAdmin):
     """The shared wording of the members', events' and advice pages."""
 
     link_permissions = {"gym": VIEW_GYM, "member_link": VIEW_MEMBER, "event_link": VIEW_EVENT}
@@ -181,7 +184,7 @@ class CoachingAdmin(ViewableLinksMixin, ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Gym)
-class GymAdmin(admin.ModelAdmin):
+class GymAdmin(ActionPermissionMixin, admin.ModelAdmin):
     list_display = ["name", "key_prefix", "created"]
     search_fields = ["name"]
     readonly_fields = ["key_prefix", "created"]
@@ -202,7 +205,7 @@ class GymAdmin(admin.ModelAdmin):
         obj._state.db = gym._state.db
         messages.warning(request, KEY_SHOWN_ONCE.format(gym=gym.name, key=key))
 
-    @admin.action(description="Issue a new API key (the old one stops working)")
+    @admin.action(description="Issue a new API key (the old one stops working)", permissions=["change"])
     def rotate_key(self, request: HttpRequest, queryset: QuerySet[Gym]) -> None:
         for gym in queryset:
             key = services.gym_key_rotate(gym=gym)

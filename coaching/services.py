@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
@@ -367,11 +367,16 @@ def clinicians_group_ensure() -> Group:
 
 
 def clinician_ensure(*, username: str, password: str | None = None) -> tuple[Any, bool]:
-    """Create or update a staff user in the Clinicians group; returns (user, created)."""
+    """Create or update a staff user in the Clinicians group; returns (user, created).
+
+    A password must pass ``AUTH_PASSWORD_VALIDATORS``; otherwise ``ValidationError`` carries
+    every validator's message and nothing is created or changed.
+    """
     User = get_user_model()
     with transaction.atomic():
         user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True})
         if password:
+            password_validation.validate_password(password, user)
             user.set_password(password)
         elif created:
             user.set_unusable_password()

@@ -6,6 +6,7 @@ development defaults. With DJANGO_DEBUG off, a missing DJANGO_SECRET_KEY stops t
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -36,12 +37,18 @@ ALLOWED_HOSTS = [
 ]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
-# Behind HTTPS (DJANGO_HTTPS=true): secure cookies, HSTS and redirects to https.
+# Behind HTTPS (DJANGO_HTTPS=true): secure cookies, HSTS and redirects to https. HSTS defaults to
+# a year for this host and its subdomains, with the preload directive (README, Security), so that
+# `check --deploy` is clean; each part can be turned down by its variable.
 if env_bool("DJANGO_HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "3600"))
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+# Load balancers probe health (and scrape metrics) over plain http: never redirected to https.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics/?$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -125,9 +132,39 @@ JOBS_KEEP_DAYS = int(os.environ.get("JOBS_KEEP_DAYS", "30"))
 JOBS_SWEEP_SECONDS = int(os.environ.get("JOBS_SWEEP_SECONDS", "60"))
 EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS", "60"))
 
+# Checked wherever a password is set: the admin's forms, createclinician, demo (README, Security).
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login lockout (django-axes, README, Security): after DJANGO_LOGIN_FAILURE_LIMIT wrong passwords
+# for one username from one address, that pair may not log in for DJANGO_LOGIN_COOLOFF_MINUTES.
+# Failures are rows in the database, so every process and host sees the same count.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # axes wants it last; it only rewrites a locked-out answer
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=float(os.environ.get("DJANGO_LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Tries while locked out do not push the end of the pause further, so the page's time holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "config.security.login_locked_out"
+AXES_CLIENT_IP_CALLABLE = "config.security.client_ip"
+# Behind proxies: the header they write the client's address into (e.g. X-Forwarded-For), and how
+# many of them append to it. Unset: REMOTE_ADDR, the only address a client cannot forge.
+CLIENT_IP_HEADER = os.environ.get("DJANGO_CLIENT_IP_HEADER", "").strip()
+if CLIENT_IP_HEADER and not CLIENT_IP_HEADER.upper().startswith("HTTP_"):
+    CLIENT_IP_HEADER = "HTTP_" + CLIENT_IP_HEADER  # the header's name as request.META spells it
+CLIENT_IP_HEADER = CLIENT_IP_HEADER.upper().replace("-", "_")
+PROXY_COUNT = int(os.environ.get("DJANGO_PROXY_COUNT", "1"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

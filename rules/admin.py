@@ -21,6 +21,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
 from rules import admin_views
+from rules.admin_actions import ActionPermissionMixin
 from rules.audit import STATUS_LABELS, change_diff, change_summary, diff_html, version_diff, versions_with_previous
 from rules.describe import spec_describe
 from rules.models import Job, Rule, RuleChange, RulesetVersion
@@ -53,7 +54,7 @@ class SeverityFilter(admin.SimpleListFilter):
 
 
 @admin.register(Rule)
-class RuleAdmin(admin.ModelAdmin):
+class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
     list_display = ("key", "name", "category_label", "severity_label", "enabled", "status", "last_change")
     list_display_links = ("key", "name")
     list_filter = (CategoryFilter, SeverityFilter, "enabled")
@@ -73,9 +74,7 @@ class RuleAdmin(admin.ModelAdmin):
         extra = {
             "live": state.live,
             "draft_diff": state.diff,
-            "can_publish": request.user.has_perm(admin_views.PERM_PUBLISH),
-            "can_change": request.user.has_perm(admin_views.PERM_CHANGE),
-            "can_discard": request.user.has_perms(admin_views.PERMS_DISCARD),
+            **admin_views.may(request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
@@ -182,7 +181,7 @@ class RuleAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ActionPermissionMixin, admin.ModelAdmin):
     """Versions and audit records are written by the services only, never edited by hand."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -68,8 +68,10 @@ MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish
 MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
 MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
 MSG_DISCARDED = "The draft was discarded: it equals live version {number} again."
-# Discarding creates, changes and deletes draft rules, so it needs all three permissions.
-PERMS_DISCARD = (PERM_ADD, PERM_CHANGE, PERM_DELETE)
+# Discarding and importing create, change and delete draft rules, so they need all three
+# permissions; rolling back also publishes.
+PERMS_DISCARD = PERMS_IMPORT = (PERM_ADD, PERM_CHANGE, PERM_DELETE)
+PERMS_ROLLBACK = (PERM_PUBLISH, *PERMS_DISCARD)
 MSG_DELETE_LIVE = (
     "Deleting changes only the draft: {subjects} keep getting advice from {rules} until the draft is published."
 )
@@ -81,6 +83,18 @@ def _require(request: HttpRequest, *perms: str) -> None:
         raise PermissionDenied
 
 
+def may(request: HttpRequest) -> dict[str, bool]:
+    """Which writing pages the user may open: their links and buttons are shown only then."""
+    user = request.user
+    return {
+        "can_publish": user.has_perm(PERM_PUBLISH),
+        "can_roll_back": user.has_perms(PERMS_ROLLBACK),
+        "can_change": user.has_perm(PERM_CHANGE),
+        "can_import": user.has_perms(PERMS_IMPORT),
+        "can_discard": user.has_perms(PERMS_DISCARD),
+    }
+
+
 def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
     state = draft_state()
     return {
@@ -89,9 +103,7 @@ def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -
         "title": title,
         "live": state.live,
         "draft_diff": state.diff,
-        "can_publish": request.user.has_perm(PERM_PUBLISH),
-        "can_change": request.user.has_perm(PERM_CHANGE),
-        "can_discard": request.user.has_perms(PERMS_DISCARD),
+        **may(request),
         "subject": registry.subject()[0],
         "subjects": registry.subject()[1],
         **extra,
@@ -378,7 +390,7 @@ def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse
 
 
 def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    _require(request, PERM_PUBLISH, PERM_CHANGE, PERM_ADD, PERM_DELETE)
+    _require(request, *PERMS_ROLLBACK)
     data = request.POST if request.method == "POST" else (request.GET if "version" in request.GET else None)
     form = RollbackForm(data)
     preview = None
@@ -481,7 +493,7 @@ def pack_export_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
 
 def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """Upload a pack, see it as a diff against the draft, then apply it as the new draft."""
-    _require(request, PERM_ADD, PERM_CHANGE, PERM_DELETE)
+    _require(request, *PERMS_IMPORT)
     form = ImportForm(request.POST or None, request.FILES or None)
     preview = specs = None
     pack_text = ""

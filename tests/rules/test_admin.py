@@ -643,6 +643,27 @@ def test_publishing_needs_the_add_version_permission(client, live_hot):
     assert RulesetVersion.objects.count() == 1
 
 
+def test_a_list_action_without_its_permission_answers_403_and_changes_nothing(client, live_hot):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_rule"))
+    client.force_login(viewer)
+    hot, changes = Rule.objects.get(key="hot"), RuleChange.objects.count()
+    for action in ("disable_rules", "delete_selected"):
+        response = client.post(LIST, {"action": action, "_selected_action": [hot.pk], "post": "yes"})
+        assert response.status_code == 403
+    assert Rule.objects.get(key="hot").enabled and RuleChange.objects.count() == changes
+
+
+def test_publishing_alone_shows_neither_roll_back_nor_import(client, live_hot):
+    """Rolling back and importing also need the rights to add, change and delete rules."""
+    publisher = User.objects.create_user("publisher", password="pw", is_staff=True)
+    publisher.user_permissions.add(*Permission.objects.filter(codename__in=["view_rule", "add_rulesetversion"]))
+    client.force_login(publisher)
+    page = client.get(LIST).content.decode()
+    assert "Publish" in page and "Roll back" not in page and "Import pack" not in page
+    assert client.get(ROLLBACK).status_code == 403 and client.get(IMPORT).status_code == 403
+
+
 def test_simulation_judges_each_timeline_from_its_first_fact(admin_user, live_hot, source):
     """Worked by hand: a cooldown of 36 days counts from advice given before the simulated days."""
     services.rule_save(spec={**threshold_spec(30), "cooldown_days": 36}, user=admin_user)

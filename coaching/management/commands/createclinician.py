@@ -3,9 +3,13 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from coaching.services import CLINICIANS_GROUP, clinician_ensure
+
+MSG_REFUSED = "The password was refused; nothing was changed:"
+MSG_BLANK = "The password may not be blank."
 
 
 class Command(BaseCommand):
@@ -26,11 +30,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, username: str, password: str | None, interactive: bool, **options: Any) -> None:
+        if password is not None and not password:
+            raise CommandError(MSG_BLANK)
         if not password and interactive and self.stdin_is_tty():
             password = getpass.getpass(f"Password for {username}: ")
+            if not password:
+                raise CommandError(MSG_BLANK)
             if password != getpass.getpass("Password (again): "):
                 raise CommandError("The passwords do not match.")
-        user, created = clinician_ensure(username=username, password=password or None)
+        try:
+            user, created = clinician_ensure(username=username, password=password or None)
+        except ValidationError as exc:  # the password validators' own words, one per line
+            raise CommandError("\n".join([MSG_REFUSED, *exc.messages])) from exc
         verb = "Created" if created else "Updated"
         self.stdout.write(f"{verb} clinician {user.get_username()} (staff, group {CLINICIANS_GROUP}).")
 

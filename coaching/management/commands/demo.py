@@ -38,7 +38,8 @@ class Command(BaseCommand):
             saved["api_key"] = gym_key_rotate(gym=gym)  # the key was lost: issue a new one
         user = get_user_model().objects.filter(username=DEMO_CLINICIAN).first()
         if user is None or not saved.get("password") or not user.check_password(saved["password"]):
-            saved["password"] = saved.get("password") or secrets.token_hex(8)
+            # Never all digits, never common: it passes the password validators like any other.
+            saved["password"] = saved.get("password") or f"demo-{secrets.token_hex(8)}"
             clinician_ensure(username=DEMO_CLINICIAN, password=saved["password"])
         path.write_text(json.dumps(saved, indent=2))
         path.chmod(0o600)
