@@ -9,6 +9,7 @@ import os
 from config.settings import *
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "coaching"] + ["tests.rules.testdomain"]
+MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("coaching.")]
 ROOT_URLCONF = "tests.rules.urls"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
