@@ -10,7 +10,7 @@ def cache_table_create(*, using: str, verbosity: int = 1, **kwargs: Any) -> None
     when it exists, or when the cache is Redis."""
     from django.core.management import call_command
 
-    call_command("createcachetable", database=using, verbosity=max(verbosity - 1, 0))
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 class CoachingConfig(AppConfig):

@@ -19,21 +19,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 if TYPE_CHECKING:
     from .models import Advice, Event
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 REQUESTS = Counter(
     "rlbp_http_requests", "HTTP requests answered, by method, view and status.", ["method", "view", "status"]
@@ -97,14 +88,19 @@ class PendingEvaluations:
         )
 
 
-def metrics_text() -> bytes:
-    """The Prometheus text exposition of every metric, from all processes in multiprocess mode."""
-    registry = CollectorRegistry()
+class _ThisProcess:
+    def collect(self) -> Iterator[Any]:
+        return REGISTRY.collect()
+
+
+def metrics_exposition(accept: str) -> tuple[bytes, str]:
+    """Every metric, from all processes in multiprocess mode, in the format the scraper asked
+    for (``Accept``: Prometheus text by default, or OpenMetrics); (body, content type)."""
+    registry = CollectorRegistry(auto_describe=False)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
-        own = registry
     else:
-        own = REGISTRY
-    pending = CollectorRegistry()
-    pending.register(PendingEvaluations())
-    return generate_latest(own) + generate_latest(pending)
+        registry.register(_ThisProcess())
+    registry.register(PendingEvaluations())
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type

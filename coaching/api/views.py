@@ -343,7 +343,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics, for the operator's network only (the peer's address, never a header)."""
     if not metrics_allowed(request.META.get("REMOTE_ADDR", "")):
         return JsonResponse({"detail": METRICS_FORBIDDEN}, status=403)
-    return HttpResponse(metrics.metrics_text(), content_type=metrics.CONTENT_TYPE)
+    body, content_type = metrics.metrics_exposition(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)
 
 
 @csrf_exempt
