@@ -28,7 +28,7 @@ from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, tim
 from . import metrics
 from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
 from .figures import figures_timeline
-from .logs import log_context_add
+from .logs import log_context, log_context_add
 from .models import Advice, Event, Member
 
 logger = logging.getLogger(__name__)
@@ -274,7 +274,11 @@ def member_judge_safely(
     """``member_judge`` in a savepoint: on a failure the events stay stored, not evaluated, with
     the error recorded (a later evaluation of the member, or ``reevaluate``, completes them)."""
     try:
-        with metrics.evaluation_timed(), transaction.atomic():
+        with (
+            log_context(gym=member.gym_id, member=member.external_id),
+            metrics.evaluation_timed(),
+            transaction.atomic(),
+        ):
             return member_judge(member=member, since=since, cause=cause, fresh={e.pk for e in new_events})
     except Exception as exc:  # the events are safe in the database; record why and move on
         logger.exception("Evaluation of member %s failed", member.pk)

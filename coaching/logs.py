@@ -20,7 +20,8 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 CONTEXT_FIELDS = ("request_id", "gym", "member", "event", "ruleset_version")
 
-_context: ContextVar[dict[str, Any]] = ContextVar("log_context", default={})  # noqa: B039 (never mutated)
+_OUTSIDE: dict[str, Any] = {}  # never mutated
+_context: ContextVar[dict[str, Any]] = ContextVar("log_context", default=_OUTSIDE)
 
 
 @contextmanager
@@ -34,8 +35,11 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 
 def log_context_add(**fields: Any) -> None:
-    """Add ``fields`` until the enclosing ``log_context`` (the request's) ends."""
-    _context.set({**_context.get(), **{k: v for k, v in fields.items() if v is not None}})
+    """Add ``fields`` until the enclosing ``log_context`` (the request's) ends; outside one,
+    nothing (they would otherwise stick to every later line of the thread)."""
+    current = _context.get()
+    if current is not _OUTSIDE:
+        _context.set({**current, **{k: v for k, v in fields.items() if v is not None}})
 
 
 def log_context_get() -> dict[str, Any]:
