@@ -1,4 +1,16 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def cache_table_create(*, using: str, verbosity: int = 1, **kwargs: Any) -> None:
+    """The database cache's table (throttle counters, settings.CACHES) is made wherever
+    ``migrate`` runs: ``make setup``, a fresh ``make run``, the test databases. Does nothing
+    when it exists, or when the cache is Redis."""
+    from django.core.management import call_command
+
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 class CoachingConfig(AppConfig):
@@ -16,3 +28,4 @@ class CoachingConfig(AppConfig):
         catalog_register(registry)
         registry.register_fact_source(CoachingFactSource())
         jobs_register(registry)
+        post_migrate.connect(cache_table_create, sender=self, dispatch_uid="coaching.cache_table_create")

@@ -25,9 +25,11 @@ from django.utils import timezone
 
 from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, timeline_judge
 
+from . import metrics
 from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
 from .database import database_unavailable
 from .figures import figures_timeline
+from .logs import log_context, log_context_add
 from .models import Advice, Event, Member
 
 logger = logging.getLogger(__name__)
@@ -171,6 +173,8 @@ def member_judge(
         current[advice.event_id].append(advice)
     state = _prior_state(events[:start], current)
     decisions = timeline_judge(facts=facts, start=start, state=state)
+    if decisions:
+        log_context_add(ruleset_version=decisions[-1].version)
 
     external_ids = {str(event.pk): event.external_id for event in events}
     now = timezone.now()
@@ -241,6 +245,13 @@ def member_judge(
         Event.objects.filter(pk__in=completed).update(evaluated=True, evaluation_error="")
     result.judged = len(decisions)
     _member_referral_keep(member, decisions[-1].referral, events)
+    logger.debug(
+        "Judged %d events of member %s: %d advice given, %d withdrawn",
+        result.judged,
+        member.external_id,
+        len(result.created),
+        len(result.withdrawn),
+    )
     return result
 
 
@@ -264,7 +275,11 @@ def member_judge_safely(
     """``member_judge`` in a savepoint: on a failure the events stay stored, not evaluated, with
     the error recorded (a later evaluation of the member, or ``reevaluate``, completes them)."""
     try:
-        with transaction.atomic():
+        with (
+            log_context(gym=member.gym_id, member=member.external_id),
+            metrics.evaluation_timed(),
+            transaction.atomic(),
+        ):
             return member_judge(member=member, since=since, cause=cause, fresh={e.pk for e in new_events})
     except Exception as exc:  # the events are safe in the database; record why and move on
         if database_unavailable(exc):

@@ -21,8 +21,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from . import metrics
 from .catalog import PROFILE
 from .figures import profile_merged
+from .logs import log_context
 from .models import Advice, Event, Gym, Member
 from .validation import CleanEvent, Errors, event_validate
 
@@ -97,7 +99,8 @@ def event_ingest(*, gym: Gym, payload: Any) -> IngestResult:
     clean, errors = event_validate(payload)
     if errors or clean is None:
         raise EventInvalid(errors)
-    return _member_ingest(gym=gym, member_external_id=clean.member, cleans=[clean])[0]
+    with log_context(event=clean.external_id):
+        return _member_ingest(gym=gym, member_external_id=clean.member, cleans=[clean])[0]
 
 
 def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
@@ -133,7 +136,8 @@ def _member_ingest(*, gym: Gym, member_external_id: str, cleans: Sequence[CleanE
     """Store one member's events (repeats recognised by their content) and judge what is new."""
     from .evaluation import event_order, member_judge_safely, member_lock
 
-    with transaction.atomic():
+    judged = None
+    with log_context(gym=gym.pk, member=member_external_id), transaction.atomic():
         member, _created = Member.objects.get_or_create(gym=gym, external_id=member_external_id)
         member = member_lock(member_id=member.pk)
         known = {
@@ -161,7 +165,11 @@ def _member_ingest(*, gym: Gym, member_external_id: str, cleans: Sequence[CleanE
         if to_judge:
             earliest = min(to_judge, key=event_order)
             cause = min(new, key=event_order) if new else None
-            member_judge_safely(member=member, since=event_order(earliest), cause=cause, new_events=to_judge)
+            judged = member_judge_safely(member=member, since=event_order(earliest), cause=cause, new_events=to_judge)
+    # Counted once the transaction has ended: what a rollback undid was never stored.
+    metrics.events_stored(new)
+    if judged is not None:
+        metrics.advice_changed(created=judged.created, withdrawn=judged.withdrawn)
     events = [event for _, event in answers]
     for event in events:
         event.refresh_from_db(fields=["evaluated", "evaluation_error", "figures"])
@@ -302,6 +310,8 @@ def events_reevaluate(
                 judged = member_judge_safely(
                     member=locked, since=event_order(first) if (since or pending) else None, cause=None
                 )
+        if judged is not None:
+            metrics.advice_changed(created=judged.created, withdrawn=judged.withdrawn)
         result.members += 1
         result.events += count
         if judged is None:

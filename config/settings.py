@@ -67,6 +67,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that its request id, timing and log line cover everything below it.
+    "coaching.api.middleware.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and Swagger UI's static files with DEBUG off too, without a web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -187,7 +189,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_THROTTLE_RATES": {"gym": os.environ.get("API_THROTTLE_RATE", "100000/minute")},
+    # Per gym, counted in the shared cache (CACHES below); an array of events is one request.
+    "DEFAULT_THROTTLE_RATES": {"gym": os.environ.get("API_THROTTLE_RATE", "1200/minute")},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -200,9 +203,42 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# -- Operations (README, "Operations"): shared cache, metrics, logs ----------------------------
+# Throttle counters (and anything else the processes share) live in a shared store: Redis
+# when CACHE_URL names one, else a table of the database (made by `migrate`, see
+# coaching.apps) whose increments are atomic across processes (config/cache.py).
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": CACHE_URL}}
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, or unset for the database cache: {CACHE_URL!r}.")
+else:
+    CACHES = {"default": {"BACKEND": "config.cache.DatabaseCache", "LOCATION": "cache_entries"}}
+
+# Who may read GET /metrics: comma-separated IPs or networks (CIDR).
+METRICS_ALLOWED_IPS = [
+    ip.strip() for ip in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",") if ip.strip()
+]
+
+# LOG_FORMAT=json: one JSON object per line; anything else: plain text. Either way each line
+# carries what is known of its request (request id, gym, member, event, ruleset version).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"context": {"()": "coaching.logs.LogContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {"()": "coaching.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["context"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    # One line per request (method, path, status, duration): REQUEST_LOG_LEVEL=WARNING silences it.
+    "loggers": {"coaching.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")}},
 }

@@ -1,4 +1,4 @@
-"""URLs: the admin for clinicians and operators, the gym API, health and API docs."""
+"""URLs: the admin for clinicians and operators, the gym API, health, metrics and API docs."""
 
 from django.contrib import admin
 from django.templatetags.static import static
@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from coaching.api.views import HealthView, api_not_found
+from coaching.api.views import HealthView, api_not_found, metrics_view
 
 # The admin is the only site for people: no "View site" link to a page that does not exist.
 admin.site.site_url = None
@@ -16,6 +16,7 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"))),
     path("admin/", admin.site.urls),
     path("healthz", HealthView.as_view(), name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("coaching.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

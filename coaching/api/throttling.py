@@ -1,24 +1,94 @@
-"""Request limits per gym (rate from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['gym']``)."""
+"""Request limits per gym (rate from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['gym']``).
+
+Counted in the shared cache, so every process and host counts against the same limit: a
+fixed window (a minute for ``1200/minute``) whose counter is one cache key, raised with the
+cache's atomic ``incr`` (Redis's INCRBY; the database cache's locked read and write in
+config/cache.py). DRF's ``SimpleRateThrottle`` keeps a list of timestamps that it reads and
+writes back, so two processes at once lose one of the requests; a counter cannot.
+
+Fixed windows start on the clock (every minute at :00), which is what lets every process
+agree on them and tell the client when the window resets; a client can send up to twice the
+limit across a window boundary, which a limit meant to stop runaway clients allows for.
+The state of the window is kept on the request for ``rate_limit_headers``.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from dataclasses import dataclass
 from typing import Any
 
+from django.core.cache import cache
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 
 from ..models import Gym
 
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-class GymRateThrottle(SimpleRateThrottle):
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    remaining: int
+    reset: int  # seconds until the window ends
+    window: int  # seconds
+
+
+def rate_parse(rate: str) -> tuple[int, int]:
+    """``"1200/minute"`` -> (1200, 60): DRF's format, a number and s/m/h/d (or a word starting so)."""
+    number, period = rate.split("/")
+    return int(number), PERIODS[period.strip()[0]]
+
+
+def counter_hit(key: str, window: int) -> int:
+    """Count one request under ``key`` (which names the window); the count so far."""
+    for _ in range(3):
+        try:
+            return cache.incr(key)
+        except ValueError:  # the window's first request (or its key just expired)
+            if cache.add(key, 1, timeout=window + 1):
+                return 1
+    return cache.incr(key)
+
+
+class GymRateThrottle(BaseThrottle):
     scope = "gym"
+    timer = staticmethod(time.time)
 
     def get_rate(self) -> str | None:
         # Read at request time, not import time, so a changed setting takes effect.
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
-    def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if not isinstance(request.auth, Gym):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
+    def allow_request(self, request: Request, view: Any) -> bool:
+        rate = self.get_rate()
+        if not rate or not isinstance(request.auth, Gym):
+            return True
+        limit, window = rate_parse(rate)
+        now = self.timer()
+        start = int(now // window) * window
+        count = counter_hit(f"throttle:{self.scope}:{request.auth.pk}:{window}:{start}", window)
+        self.state = RateLimit(
+            limit=limit, remaining=max(limit - count, 0), reset=max(math.ceil(start + window - now), 1), window=window
+        )
+        request.rate_limit = self.state
+        return count <= limit
+
+    def wait(self) -> float | None:
+        state = getattr(self, "state", None)
+        return state.reset if state is not None else None
+
+
+def rate_limit_headers(request: Request) -> dict[str, str]:
+    """The IETF draft's RateLimit header fields for the answer, when the request was counted."""
+    state: RateLimit | None = getattr(request, "rate_limit", None)
+    if state is None:
+        return {}
+    return {
+        "RateLimit-Limit": str(state.limit),
+        "RateLimit-Remaining": str(state.remaining),
+        "RateLimit-Reset": str(state.reset),
+        "RateLimit-Policy": f"{state.limit};w={state.window}",
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 from base64 import b64decode
 from collections.abc import Callable
@@ -9,6 +11,7 @@ from datetime import UTC
 from typing import Any
 from urllib import parse
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.utils.dateparse import parse_datetime
@@ -22,8 +25,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from .. import selectors, services
+from .. import metrics, selectors, services
 from ..database import OK, database_unavailable, database_write_status
+from ..logs import log_context_add
 from ..models import Member
 from .authentication import GymKeyAuthentication, IsGym
 from .parsers import LimitedJSONParser, body_limit, too_large
@@ -39,7 +43,7 @@ from .serializers import (
     EventSerializer,
     MemberSerializer,
 )
-from .throttling import GymRateThrottle
+from .throttling import GymRateThrottle, rate_limit_headers
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +85,11 @@ class GymAPIView(APIView):
     def get_exception_handler(self) -> Callable[..., Response | None]:
         return api_exception_handler
 
+    def perform_authentication(self, request: Request) -> None:
+        super().perform_authentication(request)
+        if request.auth is not None:
+            log_context_add(gym=request.auth.pk)
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         try:
@@ -89,6 +98,12 @@ class GymAPIView(APIView):
             length = 0
         if length > body_limit():
             raise too_large()
+
+    def finalize_response(self, request: Request, response: HttpResponse, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in rate_limit_headers(request).items():
+            response[name] = value
+        return response
 
     def member_or_404(self, external_id: str) -> Member:
         # No stored id has a NUL (ingest refuses them), and PostgreSQL would fail on the query.
@@ -360,6 +375,32 @@ class HealthView(APIView):
             body.update(status="degraded", pending_evaluations=pending)
             return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(body)
+
+
+METRICS_FORBIDDEN = "Metrics are open to the operator's network only (METRICS_ALLOWED_IPS)."
+
+
+@functools.cache
+def _networks(allowed: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed)
+
+
+def metrics_allowed(remote_addr: str) -> bool:
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_IPS)))
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, for the operator's network only (the peer's address, never a header)."""
+    if not metrics_allowed(request.META.get("REMOTE_ADDR", "")):
+        return JsonResponse({"detail": METRICS_FORBIDDEN}, status=403)
+    body, content_type = metrics.metrics_exposition(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type)
 
 
 @csrf_exempt

@@ -10,9 +10,11 @@ under your own supervisor: they need nothing from each other but the database).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -65,12 +67,20 @@ class Command(BaseCommand):
             sys.executable, "-m", "gunicorn", "config.wsgi",
             "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
             "--workers", str(web_concurrency), "--threads", str(threads),
-            "--access-logfile", "-", "--error-logfile", "-", "--graceful-timeout", "10",
+            "--error-logfile", "-", "--graceful-timeout", "10",  # requests: the product's own log lines
         ]  # fmt: skip
         gunicorn_config = Path(settings.BASE_DIR) / "config" / "gunicorn.py"
         if gunicorn_config.exists():
             web_command += ["--config", str(gunicorn_config)]
         worker_command = [sys.executable, manage, "worker", "--verbosity", "1"]
+
+        # /metrics adds up the figures of every process of this host: they write them to files
+        # in one directory (a fresh one for this run unless PROMETHEUS_MULTIPROC_DIR names one).
+        env = dict(os.environ)
+        own_metrics_dir = None
+        if not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            own_metrics_dir = tempfile.mkdtemp(prefix="rlbp-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
 
         stopping = False
 
@@ -81,8 +91,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         # Our own interpreter and fixed arguments: nothing from outside is executed.
-        web = subprocess.Popen(web_command)  # noqa: S603
-        workers = [subprocess.Popen(worker_command) for _ in range(queue_workers)]  # noqa: S603
+        web = subprocess.Popen(web_command, env=env)  # noqa: S603
+        workers = [subprocess.Popen(worker_command, env=env) for _ in range(queue_workers)]  # noqa: S603
         self.stdout.write(
             f"Serving on http://{host}:{port}/ with {web_concurrency} web process(es) "
             f"and {queue_workers} queue worker(s)."
@@ -95,7 +105,7 @@ class Command(BaseCommand):
                             f"Queue worker {worker.pid} stopped (exit {worker.returncode}); starting another."
                         )
                         time.sleep(RESTART_PAUSE)
-                        workers[n] = subprocess.Popen(worker_command)  # noqa: S603
+                        workers[n] = subprocess.Popen(worker_command, env=env)  # noqa: S603
                 time.sleep(0.5)
         finally:
             for process in [web, *workers]:
@@ -107,5 +117,7 @@ class Command(BaseCommand):
                     process.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     process.kill()
+            if own_metrics_dir:
+                shutil.rmtree(own_metrics_dir, ignore_errors=True)
         if not stopping and web.returncode:
             raise CommandError(f"gunicorn stopped (exit {web.returncode}).")

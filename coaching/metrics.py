@@ -1,0 +1,106 @@
+"""Prometheus metrics of the product (``GET /metrics``, API.md section 6).
+
+Services and the request middleware report through the small functions here; nothing else
+imports ``prometheus_client``. With several processes (gunicorn workers) set
+``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before they start: each process then
+writes its figures to files there and a scrape adds up the files of all processes
+(prometheus_client's multiprocess mode; config/gunicorn.py removes a dead worker's files and
+empties the directory at start). Without it, a scrape reports the one process it reaches.
+The number of pending evaluations is read from the database at scrape time, so every
+process answers the same.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
+
+if TYPE_CHECKING:
+    from .models import Advice, Event
+
+REQUESTS = Counter(
+    "rlbp_http_requests", "HTTP requests answered, by method, view and status.", ["method", "view", "status"]
+)
+EVENTS_STORED = Counter("rlbp_events_stored", "Events stored (repeats not counted), by event type.", ["type"])
+ADVICE_GIVEN = Counter("rlbp_advice_given", "Advice given, by rule key and severity.", ["rule", "severity"])
+ADVICE_WITHDRAWN = Counter(
+    "rlbp_advice_withdrawn",
+    "Advice withdrawn (by a late event or a re-evaluation), by rule key and severity.",
+    ["rule", "severity"],
+)
+EVALUATION_SECONDS = Histogram(
+    "rlbp_evaluation_seconds",
+    "Time to judge a member's events and store what changed (one per ingest or re-evaluation of a member).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+EVALUATIONS_FAILED = Counter(
+    "rlbp_evaluations_failed", "Evaluations that failed (the events stay stored, waiting for a later evaluation)."
+)
+
+
+def request_observed(*, method: str, view: str, status: int) -> None:
+    REQUESTS.labels(method=method, view=view, status=str(status)).inc()
+
+
+def events_stored(events: Iterable[Event]) -> None:
+    for type_, n in Tally(event.type for event in events).items():
+        EVENTS_STORED.labels(type=type_).inc(n)
+
+
+def advice_changed(*, created: Iterable[Advice] = (), withdrawn: Iterable[Advice] = ()) -> None:
+    for (rule, severity), n in Tally((a.rule_key, a.severity) for a in created).items():
+        ADVICE_GIVEN.labels(rule=rule, severity=severity).inc(n)
+    for (rule, severity), n in Tally((a.rule_key, a.severity) for a in withdrawn).items():
+        ADVICE_WITHDRAWN.labels(rule=rule, severity=severity).inc(n)
+
+
+@contextmanager
+def evaluation_timed() -> Iterator[None]:
+    """Time the block as one evaluation; count it as failed if it raises."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        EVALUATIONS_FAILED.inc()
+        raise
+    finally:
+        EVALUATION_SECONDS.observe(time.perf_counter() - started)
+
+
+class PendingEvaluations:
+    """A collector reading the pending evaluations from the database when scraped."""
+
+    def collect(self) -> Iterator[Any]:
+        from .selectors import evaluations_pending_count
+
+        yield GaugeMetricFamily(
+            "rlbp_evaluations_pending",
+            "Events waiting for an evaluation that failed or was cut off (as /healthz counts them).",
+            value=evaluations_pending_count(),
+        )
+
+
+class _ThisProcess:
+    def collect(self) -> Iterator[Any]:
+        return REGISTRY.collect()
+
+
+def metrics_exposition(accept: str) -> tuple[bytes, str]:
+    """Every metric, from all processes in multiprocess mode, in the format the scraper asked
+    for (``Accept``: Prometheus text by default, or OpenMetrics); (body, content type)."""
+    registry = CollectorRegistry(auto_describe=False)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_ThisProcess())
+    registry.register(PendingEvaluations())
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type

@@ -1,0 +1,25 @@
+"""gunicorn settings for running several worker processes (``gunicorn -c config/gunicorn.py``).
+
+Only what multi-process Prometheus metrics need (coaching/metrics.py); everything else is
+given on the command line. With ``PROMETHEUS_MULTIPROC_DIR`` set, the directory is emptied
+when gunicorn starts (figures of an earlier run would otherwise be added to this one's), and
+a worker's files for live gauges are removed when it exits. Without it, nothing happens.
+"""
+
+import glob
+import os
+
+
+def on_starting(server):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for path in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(path)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
