@@ -190,7 +190,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     # Per gym, counted in the shared cache (CACHES below); an array of events is one request.
-    "DEFAULT_THROTTLE_RATES": {"gym": os.environ.get("API_THROTTLE_RATE", "1200/minute")},
+    "DEFAULT_THROTTLE_RATES": {"gym": os.environ.get("API_THROTTLE_RATE", "6000/minute")},
 }
 
 SPECTACULAR_SETTINGS = {

@@ -1,7 +1,7 @@
 """Request limits per gym (rate from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['gym']``).
 
 Counted in the shared cache, so every process and host counts against the same limit: a
-fixed window (a minute for ``1200/minute``) whose counter is one cache key, raised with the
+fixed window (a minute for ``6000/minute``) whose counter is one cache key, raised with the
 cache's atomic ``incr`` (Redis's INCRBY; the database cache's locked read and write in
 config/cache.py). DRF's ``SimpleRateThrottle`` keeps a list of timestamps that it reads and
 writes back, so two processes at once lose one of the requests; a counter cannot.
@@ -14,12 +14,14 @@ The state of the window is kept on the request for ``rate_limit_headers``.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
+from django.db import DatabaseError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
@@ -37,21 +39,30 @@ class RateLimit:
     window: int  # seconds
 
 
+logger = logging.getLogger(__name__)
+
+
 def rate_parse(rate: str) -> tuple[int, int]:
-    """``"1200/minute"`` -> (1200, 60): DRF's format, a number and s/m/h/d (or a word starting so)."""
+    """``"6000/minute"`` -> (6000, 60): DRF's format, a number and s/m/h/d (or a word starting so)."""
     number, period = rate.split("/")
     return int(number), PERIODS[period.strip()[0]]
 
 
-def counter_hit(key: str, window: int) -> int:
-    """Count one request under ``key`` (which names the window); the count so far."""
+def counter_hit(key: str, window: int) -> int | None:
+    """Count one request under ``key`` (which names the window); the count so far, or None when
+    the shared store takes no writes (a read-only or unreachable database, Redis down)."""
     for _ in range(3):
         try:
             return cache.incr(key)
         except ValueError:  # the window's first request (or its key just expired)
             if cache.add(key, 1, timeout=window + 1):
                 return 1
-    return cache.incr(key)
+        except DatabaseError:
+            break
+    # The database cache swallows write errors (add answers False): not countable now. The
+    # limit fails open; the request itself meets the database's state (503 when unwritable).
+    logger.warning("rate limit not counted: the cache takes no writes (%s)", key)
+    return None
 
 
 class GymRateThrottle(BaseThrottle):
@@ -70,6 +81,8 @@ class GymRateThrottle(BaseThrottle):
         now = self.timer()
         start = int(now // window) * window
         count = counter_hit(f"throttle:{self.scope}:{request.auth.pk}:{window}:{start}", window)
+        if count is None:
+            return True
         self.state = RateLimit(
             limit=limit, remaining=max(limit - count, 0), reset=max(math.ceil(start + window - now), 1), window=window
         )

@@ -60,6 +60,7 @@ pytestmark = [
 MEMBERS = 100
 EVENTS_EACH = 20
 CLIENTS = 8
+RATE_LIMIT = 1_000_000
 
 
 @dataclass
@@ -96,6 +97,7 @@ def serving(*, web: int, queue: int) -> Iterator[Served]:
         "JOBS_STALE_SECONDS": "5",
         "JOBS_SWEEP_SECONDS": "2",
         "EVALUATIONS_COMPLETE_SECONDS": "2",
+        "API_THROTTLE_RATE": f"{RATE_LIMIT}/day",  # counted, never reached (a day's window: no reset mid-test)
     }
     port = free_port()
     command = [sys.executable, "manage.py", "serve", "--port", str(port)]
@@ -201,6 +203,12 @@ def test_many_clients_on_two_web_processes_and_two_workers_give_the_sequential_a
             assert client.exitcode == 0
         wait_for(lambda: get_json(status_url, cookie)["finished"], seconds=120, what="the simulation")
         seen.append(get_json(status_url, cookie))
+        # Both web processes counted every request of the gym into one shared counter.
+        request = urllib.request.Request(f"{served.url}/api/v1/events/?page_size=1")
+        request.add_header("Authorization", f"Bearer {racing.key}")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            remaining = int(response.headers["RateLimit-Remaining"])
+        assert remaining == RATE_LIMIT - len(payloads) - 1
 
     assert sorted(status for _, status in received) == [201] * len(payloads)
     events = racing.gym.events

@@ -1,6 +1,6 @@
 """API.md 3 and 6: a per-gym request limit, counted in a store every process shares.
 
-The limit is on by default (1200 requests a minute per gym; an array of events is one
+The limit is on by default (6000 requests a minute per gym; an array of events is one
 request); every counted answer says where the gym stands (the IETF draft's RateLimit header
 fields), and over the limit the answer is a JSON 429 with Retry-After. The counter is raised
 atomically, so two processes counting at once are counted together, never over each other.
@@ -31,10 +31,10 @@ def test_every_counted_answer_carries_ratelimit_headers_at_the_default_limit(cli
     first = client.get(EVENTS_URL)
     second = client.get(EVENTS_URL)
     assert first.status_code == second.status_code == 200
-    assert first["RateLimit-Limit"] == "1200"
-    assert first["RateLimit-Policy"] == "1200;w=60"
-    assert int(first["RateLimit-Remaining"]) == 1199
-    assert int(second["RateLimit-Remaining"]) == 1198
+    assert first["RateLimit-Limit"] == "6000"
+    assert first["RateLimit-Policy"] == "6000;w=60"
+    assert int(first["RateLimit-Remaining"]) == 5999
+    assert int(second["RateLimit-Remaining"]) == 5998
     assert 1 <= int(first["RateLimit-Reset"]) <= 60
 
 
@@ -47,7 +47,7 @@ def test_an_array_of_events_counts_as_one_request(client):
 def test_gyms_are_counted_apart(client, other_client):
     client.get(EVENTS_URL)
     client.get(EVENTS_URL)
-    assert other_client.get(EVENTS_URL)["RateLimit-Remaining"] == "1199"
+    assert other_client.get(EVENTS_URL)["RateLimit-Remaining"] == "5999"
 
 
 @override_settings(REST_FRAMEWORK={"DEFAULT_THROTTLE_RATES": {"gym": "2/minute"}})
