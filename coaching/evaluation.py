@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, timeline_judge
@@ -61,6 +62,7 @@ def member_lock(*, member_id: int) -> Member:
     """The member's row, locked until the transaction ends (PostgreSQL: a row lock, so that
     evaluations of one member never overlap across processes and hosts; SQLite serializes
     every write transaction anyway)."""
+    Member.objects.filter(pk=member_id).update(revision=F("revision") + 1)
     return Member.objects.select_for_update().get(pk=member_id)
 
 
@@ -68,10 +70,15 @@ def clears_referral(event: Event) -> bool:
     return event.type == PROFILE and (event.data or {}).get("cleared_by_physician") is True
 
 
+def fact_id(event: Event) -> str:
+    """The engine's id of an event: its primary key, or (not stored yet) its gym's id."""
+    return str(event.pk) if event.pk is not None else f"new:{event.external_id}"
+
+
 def event_fact(event: Event, figures: dict[str, Any]) -> Fact:
     """An event as the engine sees it: its fields over its derived figures."""
     return Fact(
-        id=str(event.pk),
+        id=fact_id(event),
         type=event.type,
         occurred_at=event.occurred_at,
         data={**figures, **(event.data or {})},
@@ -137,6 +144,183 @@ def _reason(decision: Decision, rule_key: str, replaced: bool, cause: Event | No
     return template.format(what=what, date=cause.occurred_at_local.date().isoformat(), external_id=cause.external_id)
 
 
+@dataclass
+class Plan:
+    """What judging one member's events changes, worked out without writing anything."""
+
+    member: Member
+    events: list[Event]  # all of the member's events, in judging order (new ones may be unsaved)
+    decisions: list[Decision]
+    start: int
+    state: DecisionState  # the policy's memory after the last event
+    cause: Event | None
+    creating: list[Advice] = field(default_factory=list)
+    withdrawn: list[Advice] = field(default_factory=list)
+    refigured: list[Event] = field(default_factory=list)  # stored events whose figures change
+    completed: list[Event] = field(default_factory=list)  # stored events evaluated at last
+    now: datetime = field(default_factory=timezone.now)
+    by_fact: dict[str, Event] = field(default_factory=dict)  # the events by their ids when judged
+
+    @property
+    def referral(self) -> Referral | None:
+        return self.decisions[-1].referral if self.decisions else self.state.referral
+
+
+def judging_start(events: Sequence[Event], since: tuple[datetime, str] | None) -> int:
+    """Where judging begins: at ``since``, or earlier at an event not evaluated yet; 0 for None."""
+    if since is None:
+        return 0
+    for index, event in enumerate(events):
+        if event_order(event) >= since or not event.evaluated:
+            return index
+    return len(events)
+
+
+def member_plan(
+    *,
+    member: Member,
+    events: list[Event],
+    facts: list[Fact],
+    start: int,
+    decisions: list[Decision],
+    state: DecisionState,
+    current: dict[int, list[Advice]],
+    cause: Event | None,
+    fresh: Collection[str] = (),
+) -> Plan:
+    """Compare the decisions for ``events[start:]`` with their stored current advice (``current``,
+    by event primary key): what to create, withdraw, re-figure. ``fresh`` holds the fact ids of the
+    events just stored (their new advice names no trigger)."""
+    plan = Plan(member=member, events=events, decisions=decisions, start=start, state=state, cause=cause)
+    plan.by_fact = {fact_id(event): event for event in events}
+    external_ids = {fact_id(event): event.external_id for event in events}
+    for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
+        wanted = {match.rule_key: match for match in decision.given}
+        stored = {advice.rule_key: advice for advice in current.get(event.pk, ())} if event.pk else {}
+        for rule_key, advice in stored.items():
+            match = wanted.get(rule_key)
+            matched = [external_ids[i] for i in match.fact_ids if i in external_ids] if match else []
+            if (
+                match is not None
+                and _same(advice, match, matched)
+                and advice.refers == (decision.referral_started_by == rule_key)
+            ):
+                del wanted[rule_key]  # still holds, unchanged: kept as it is
+                continue
+            advice.withdrawn_at = advice.changed_at = plan.now
+            advice.withdrawn_by = cause
+            advice.withdrawn_reason = _reason(decision, rule_key, match is not None, cause)
+            plan.withdrawn.append(advice)
+        triggered = cause is not None and fact_id(event) not in fresh and fact_id(cause) != fact_id(event)
+        # Least urgent first: lists are newest first, so one event's advice then reads most urgent first.
+        for match in reversed(wanted.values()):
+            matched = [external_ids[i] for i in match.fact_ids if i in external_ids] or [event.external_id]
+            plan.creating.append(
+                Advice(
+                    gym_id=event.gym_id,
+                    member=member,
+                    event=event,
+                    trigger=cause if triggered else None,
+                    rule_key=match.rule_key,
+                    rule_name=match.rule_name,
+                    rule_version=match.version,
+                    category=match.category,
+                    severity=match.severity,
+                    message=match.message,
+                    matched_events=matched,
+                    source_label=match.source_label,
+                    card=advice_card(match=match),
+                    occurred_at=event.occurred_at,
+                    refers=decision.referral_started_by == match.rule_key,
+                    changed_at=plan.now,
+                )
+            )
+        figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
+        if event.figures != figures:
+            event.figures = figures
+            if event.pk is not None:
+                plan.refigured.append(event)
+        if event.pk is not None and (not event.evaluated or event.evaluation_error):
+            plan.completed.append(event)
+        event.evaluated, event.evaluation_error = True, ""
+    return plan
+
+
+def plan_apply(plan: Plan, *, create: bool = True) -> JudgeResult:
+    """Write what ``plan`` changes (the new events among ``plan.events`` stored already);
+    ``create=False``: its new advice was written with other members' in one statement."""
+    now, cause = plan.now, plan.cause
+    # Withdrawals first, so that a replacement never meets the one it replaces; they share
+    # the moment and the cause, so one statement per reason writes them.
+    by_reason: dict[str, list[int]] = defaultdict(list)
+    for advice in plan.withdrawn:
+        advice.withdrawn_by = cause  # again: a cause stored since the plan was made has its key now
+        by_reason[advice.withdrawn_reason].append(advice.pk)
+    for reason, pks in by_reason.items():
+        Advice.objects.filter(pk__in=pks).update(
+            withdrawn_at=now, changed_at=now, withdrawn_by=cause, withdrawn_reason=reason
+        )
+    created = Advice.objects.bulk_create(plan.creating) if plan.creating and create else plan.creating
+    # Only what changed is written, one field per statement: bulk_update builds a CASE per
+    # object and field, and rewriting every re-judged event cost more than judging them.
+    if plan.refigured:
+        Event.objects.bulk_update(plan.refigured, ["figures"], batch_size=500)
+    if plan.completed:
+        Event.objects.filter(pk__in=[e.pk for e in plan.completed]).update(evaluated=True, evaluation_error="")
+    return JudgeResult(judged=len(plan.decisions), created=created, withdrawn=list(plan.withdrawn))
+
+
+def member_state_values(plan: Plan) -> dict[str, Any]:
+    """The member's columns after ``plan`` (its new events stored): the referral in force and
+    the policy's memory."""
+    referral = plan.referral
+    by_fact = plan.by_fact
+    last = plan.events[-1] if plan.events else None
+    return {
+        "referral_since": referral.since if referral else None,
+        "referral_rule_key": referral.rule_key if referral else "",
+        "referral_rule_name": referral.rule_name if referral else "",
+        "referral_event_id": getattr(by_fact.get(referral.fact_id), "pk", None) if referral else None,
+        "policy_state": policy_state_dump(plan.state, last) if last is not None else None,
+    }
+
+
+def policy_state_dump(state: DecisionState, last: Event) -> dict[str, Any]:
+    return {
+        "through": [last.occurred_at.isoformat(), last.external_id],
+        "last_given": {key: at.isoformat() for key, at in state.last_given.items()},
+    }
+
+
+def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState | None:
+    """What the policy remembers after ``events`` (all of the member's, in order), from the
+    member's row: None unless it was written after the last of them."""
+    stored = member.policy_state
+    if not stored or not events:
+        return None
+    at, external_id = stored["through"]
+    last = events[-1]
+    if last.external_id != external_id or last.occurred_at != datetime.fromisoformat(at):
+        return None
+    referral = None
+    if member.referral_since is not None:
+        referral = Referral(
+            member.referral_since, member.referral_rule_key, member.referral_rule_name, str(member.referral_event_id)
+        )
+    return DecisionState(
+        last_given={key: datetime.fromisoformat(value) for key, value in stored["last_given"].items()},
+        referral=referral,
+    )
+
+
+def member_current_advice(member_ids: Collection[int]) -> dict[int, dict[int, list[Advice]]]:
+    """Current advice per member and event (primary keys), oldest first."""
+    current: dict[int, dict[int, list[Advice]]] = defaultdict(lambda: defaultdict(list))
+    for advice in Advice.objects.filter(member_id__in=member_ids, withdrawn_at__isnull=True).order_by("id"):
+        current[advice.member_id][advice.event_id].append(advice)
+    return current
+
+
 def member_judge(
     *,
     member: Member,
@@ -154,97 +338,28 @@ def member_judge(
     engine failure; the caller's savepoint keeps the events stored.
     """
     events = member_events(member)
-    result = JudgeResult()
-    if not events:
-        return result
-    start = len(events)
-    for index, event in enumerate(events):
-        if (since is not None and event_order(event) >= since) or not event.evaluated:
-            start = index
-            break
-    if since is None:
-        start = 0
+    start = judging_start(events, since)
     if start == len(events):
-        return result
-
+        return JudgeResult()
     facts = member_facts(events)
-    current: dict[int, list[Advice]] = defaultdict(list)
-    for advice in Advice.objects.filter(member=member, withdrawn_at__isnull=True).order_by("id"):
-        current[advice.event_id].append(advice)
+    current = member_current_advice([member.pk])[member.pk]
     state = _prior_state(events[:start], current)
     decisions = timeline_judge(facts=facts, start=start, state=state)
     if decisions:
         log_context_add(ruleset_version=decisions[-1].version)
-
-    external_ids = {str(event.pk): event.external_id for event in events}
-    now = timezone.now()
-    creating: list[Advice] = []
-    refigured: list[Event] = []  # the events whose stored figures change
-    completed: list[int] = []  # the events not (successfully) evaluated before
-    for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
-        wanted = {match.rule_key: match for match in decision.given}
-        stored = {advice.rule_key: advice for advice in current.get(event.pk, ())}
-        for rule_key, advice in stored.items():
-            match = wanted.get(rule_key)
-            matched = [external_ids[i] for i in match.fact_ids if i in external_ids] if match else []
-            if (
-                match is not None
-                and _same(advice, match, matched)
-                and advice.refers == (decision.referral_started_by == rule_key)
-            ):
-                del wanted[rule_key]  # still holds, unchanged: kept as it is
-                continue
-            advice.withdrawn_at = advice.changed_at = now
-            advice.withdrawn_by = cause
-            advice.withdrawn_reason = _reason(decision, rule_key, match is not None, cause)
-            result.withdrawn.append(advice)
-        # Least urgent first: lists are newest first, so one event's advice then reads most urgent first.
-        for match in reversed(wanted.values()):
-            matched = [external_ids[i] for i in match.fact_ids if i in external_ids] or [event.external_id]
-            creating.append(
-                Advice(
-                    gym_id=event.gym_id,
-                    member_id=event.member_id,
-                    event=event,
-                    trigger=cause if cause is not None and event.pk not in fresh and cause.pk != event.pk else None,
-                    rule_key=match.rule_key,
-                    rule_name=match.rule_name,
-                    rule_version=match.version,
-                    category=match.category,
-                    severity=match.severity,
-                    message=match.message,
-                    matched_events=matched,
-                    source_label=match.source_label,
-                    card=advice_card(match=match),
-                    occurred_at=event.occurred_at,
-                    refers=decision.referral_started_by == match.rule_key,
-                    changed_at=now,
-                )
-            )
-        figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
-        if event.figures != figures:
-            event.figures = figures
-            refigured.append(event)
-        if not event.evaluated or event.evaluation_error:
-            event.evaluated, event.evaluation_error = True, ""
-            completed.append(event.pk)
-    # Withdrawals first, so that a replacement never meets the one it replaces; they share
-    # the moment and the cause, so one statement per reason writes them.
-    by_reason: dict[str, list[int]] = defaultdict(list)
-    for advice in result.withdrawn:
-        by_reason[advice.withdrawn_reason].append(advice.pk)
-    for reason, pks in by_reason.items():
-        Advice.objects.filter(pk__in=pks).update(
-            withdrawn_at=now, changed_at=now, withdrawn_by=cause, withdrawn_reason=reason
-        )
-    result.created = Advice.objects.bulk_create(creating)
-    # Only what changed is written, one field per statement: bulk_update builds a CASE per
-    # object and field, and rewriting every re-judged event cost more than judging them.
-    Event.objects.bulk_update(refigured, ["figures"], batch_size=500)
-    if completed:
-        Event.objects.filter(pk__in=completed).update(evaluated=True, evaluation_error="")
-    result.judged = len(decisions)
-    _member_referral_keep(member, decisions[-1].referral, events)
+    plan = member_plan(
+        member=member,
+        events=events,
+        facts=facts,
+        start=start,
+        decisions=decisions,
+        state=state,
+        current=current,
+        cause=cause,
+        fresh={str(pk) for pk in fresh},
+    )
+    result = plan_apply(plan)
+    _member_state_keep(member, member_state_values(plan))
     logger.debug(
         "Judged %d events of member %s: %d advice given, %d withdrawn",
         result.judged,
@@ -255,18 +370,11 @@ def member_judge(
     return result
 
 
-def _member_referral_keep(member: Member, referral: Referral | None, events: Sequence[Event]) -> None:
-    by_pk = {str(event.pk): event for event in events}
-    values = {
-        "referral_since": referral.since if referral else None,
-        "referral_rule_key": referral.rule_key if referral else "",
-        "referral_rule_name": referral.rule_name if referral else "",
-        "referral_event": by_pk.get(referral.fact_id) if referral else None,
-    }
+def _member_state_keep(member: Member, values: dict[str, Any]) -> None:
     if any(getattr(member, name) != value for name, value in values.items()):
         for name, value in values.items():
             setattr(member, name, value)
-        member.save(update_fields=list(values))
+        member.save(update_fields=[name.removesuffix("_id") for name in values])
 
 
 def member_judge_safely(

@@ -55,7 +55,15 @@ def evaluations_complete() -> dict[str, int]:
     return asdict(services.events_reevaluate(pending=True))
 
 
+def rate_counters_prune() -> dict[str, int]:
+    """Forget the rate limit's counters of windows that ended (the periodic job)."""
+    from .api.throttling import counters_prune
+
+    return counters_prune()
+
+
 def jobs_register(registry: Any) -> None:
     registry.register_job(REEVALUATE_JOB, reevaluate_job)
     every = int(getattr(settings, "EVALUATIONS_COMPLETE_SECONDS", 60))
     registry.register_periodic("evaluations-complete", every, evaluations_complete)
+    registry.register_periodic("rate-counters-prune", 3600, rate_counters_prune)

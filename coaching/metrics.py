@@ -62,6 +62,12 @@ def advice_changed(*, created: Iterable[Advice] = (), withdrawn: Iterable[Advice
         ADVICE_WITHDRAWN.labels(rule=rule, severity=severity).inc(n)
 
 
+def evaluations_observed(seconds: Iterable[float]) -> None:
+    """Evaluations of members judged together (each one's share of the batched engine call)."""
+    for each in seconds:
+        EVALUATION_SECONDS.observe(each)
+
+
 @contextmanager
 def evaluation_timed() -> Iterator[None]:
     """Time the block as one evaluation; count it as failed if it raises."""

@@ -42,6 +42,14 @@ class Member(models.Model):
         "Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="The referring event."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Raised by every write to the member's events or advice: an ingest that judged without
+    # a lock writes only if the member is still at the revision it read (else it judges again
+    # under the member's lock), so evaluations of one member never interleave.
+    revision = models.PositiveBigIntegerField(default=0, editable=False)
+    # What the decision policy remembers after the member's latest event ("through", its
+    # order key): the last time each rule's advice was given. An event later than all others
+    # is judged from this, without reading the member's advice.
+    policy_state = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["gym", "external_id"]
@@ -165,3 +173,15 @@ class Advice(models.Model):
         what = words.event_type_words(event.type).lower()
         day = words.day_words(event.occurred_at_local.date())
         return f"{self.rule_name} — member {self.member.external_id}, {what} of {day}"
+
+
+class RateCounter(models.Model):
+    """A gym's requests in one window of the rate limit, raised by one atomic upsert (used when
+    no ``CACHE_URL`` names a Redis); a periodic job forgets the ones whose window ended."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count}"

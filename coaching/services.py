@@ -100,7 +100,7 @@ def event_ingest(*, gym: Gym, payload: Any) -> IngestResult:
     if errors or clean is None:
         raise EventInvalid(errors)
     with log_context(event=clean.external_id):
-        return _member_ingest(gym=gym, member_external_id=clean.member, cleans=[clean])[0]
+        return _events_ingest(gym=gym, cleans=[clean])[0]
 
 
 def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
@@ -111,25 +111,45 @@ def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
     time order, whatever the array's order.
     """
     items: list[BatchItem | None] = [None] * len(payloads)
-    by_member: dict[str, list[tuple[int, CleanEvent]]] = {}
+    indexed: list[tuple[int, CleanEvent]] = []
     for index, payload in enumerate(payloads):
         clean, errors = event_validate(payload)
         if errors or clean is None:
             items[index] = BatchItem(status=400, errors=errors)
         else:
-            by_member.setdefault(clean.member, []).append((index, clean))
-    for member_external_id, indexed in by_member.items():
-        results = _member_ingest(gym=gym, member_external_id=member_external_id, cleans=[c for _, c in indexed])
-        for (index, _), result in zip(indexed, results, strict=True):
-            errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
-            items[index] = BatchItem(
-                status=result.status,
-                event=result.event,
-                advice=result.advice,
-                withdrawn=result.withdrawn,
-                errors=errors,
-            )
+            indexed.append((index, clean))
+    results = _events_ingest(gym=gym, cleans=[clean for _, clean in indexed]) if indexed else []
+    for (index, _), result in zip(indexed, results, strict=True):
+        errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
+        items[index] = BatchItem(
+            status=result.status,
+            event=result.event,
+            advice=result.advice,
+            withdrawn=result.withdrawn,
+            errors=errors,
+        )
     return [item for item in items if item is not None]
+
+
+def _events_ingest(*, gym: Gym, cleans: Sequence[CleanEvent]) -> list[IngestResult]:
+    """Valid events of any members: the set-based path (``coaching.ingest``), or, when a
+    concurrent write got in its way, each member under its lock (the same result)."""
+    from .ingest import events_ingest_set
+
+    answers = events_ingest_set(gym=gym, cleans=cleans, content_hash=event_content_hash)
+    if answers is not None:
+        return [IngestResult(a.status, a.event, a.advice, a.withdrawn) for a in answers]
+    by_member: dict[str, list[int]] = {}
+    for position, clean in enumerate(cleans):
+        by_member.setdefault(clean.member, []).append(position)
+    results: list[IngestResult | None] = [None] * len(cleans)
+    for member_external_id, positions in by_member.items():
+        member_results = _member_ingest(
+            gym=gym, member_external_id=member_external_id, cleans=[cleans[p] for p in positions]
+        )
+        for position, result in zip(positions, member_results, strict=True):
+            results[position] = result
+    return [result for result in results if result is not None]
 
 
 def _member_ingest(*, gym: Gym, member_external_id: str, cleans: Sequence[CleanEvent]) -> list[IngestResult]:

@@ -62,8 +62,10 @@ __all__ = [
     "engine_reset",
     "facts_evaluate",
     "facts_evaluate_many",
+    "live_version_expression",
     "ruleset_live",
     "timeline_judge",
+    "timelines_judge",
 ]
 
 HELD_COOLDOWN = "cooldown"
@@ -272,6 +274,42 @@ def timeline_judge(
                 if attempt == 4:
                     raise  # published-and-reloaded under us five times in a row
     return _judge(loaded, evaluations, facts, start, state)
+
+
+def timelines_judge(
+    timelines: Sequence[tuple[Sequence[Fact], int, DecisionState]], *, live_version: int | None = None
+) -> list[list[Decision]]:
+    """``timeline_judge`` for several subjects at once, on the live version: one look at the live
+    version and one batched engine call for all of them. Each entry is (facts, start, state), as
+    ``timeline_judge`` takes them; ``state`` is updated in place. Returns the decisions per entry.
+
+    ``live_version``: the live version's number, when the caller read it with its own query
+    (``live_version_expression``); otherwise it is asked for."""
+    if not timelines:
+        return []
+    for attempt in range(5):
+        loaded = loaded_live(live_version if attempt == 0 else None)
+        items = [item for facts, start, _state in timelines for item in _timeline_items(loaded, facts, start)]
+        try:
+            evaluations = evaluate(loaded, items)
+            break
+        except EngineClosedError:
+            if attempt == 4:
+                raise
+    judged, offset = [], 0
+    for facts, start, state in timelines:
+        count = len(facts) - start
+        judged.append(_judge(loaded, evaluations[offset : offset + count], facts, start, state))
+        offset += count
+    return judged
+
+
+def live_version_expression() -> Any:
+    """The live version's number as a query expression (NULL: none), to read it in the same
+    round trip as a domain's own query and pass it to ``timelines_judge``."""
+    from rules.selectors import version_live_number_expression
+
+    return version_live_number_expression()
 
 
 def ruleset_live() -> LiveRuleset:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery
 
 from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
 from rules.spec import LIST_OPERATORS, RULE_FIELDS, settings_normalize
@@ -57,6 +57,12 @@ def ruleset_draft_settings() -> dict[str, Any]:
 
 def version_live() -> RulesetVersion | None:
     return RulesetVersion.objects.order_by("-number").first()
+
+
+def version_live_number_expression() -> Subquery:
+    """The live version's number as an expression, to ask for it in another query's round trip
+    (NULL: nothing published)."""
+    return Subquery(RulesetVersion.objects.order_by("-number").values("number")[:1])
 
 
 def version_live_number() -> int:

@@ -1,9 +1,9 @@
 """Request limits per gym (rate from ``REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['gym']``).
 
-Counted in the shared cache, so every process and host counts against the same limit: a
-fixed window (a minute for ``6000/minute``) whose counter is one cache key, raised with the
-cache's atomic ``incr`` (Redis's INCRBY; the database cache's locked read and write in
-config/cache.py). DRF's ``SimpleRateThrottle`` keeps a list of timestamps that it reads and
+Counted in a shared store, so every process and host counts against the same limit: a fixed
+window (a minute for ``6000/minute``) has one counter, raised atomically: by one upsert
+statement in the database (``RateCounter``; one query, no transaction), or with Redis's
+INCRBY when ``CACHE_URL`` names a Redis. DRF's ``SimpleRateThrottle`` keeps a list of timestamps that it reads and
 writes back, so two processes at once lose one of the requests; a counter cannot.
 
 Fixed windows start on the clock (every minute at :00), which is what lets every process
@@ -18,15 +18,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
+from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
-from ..models import Gym
+from ..models import Gym, RateCounter
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -51,6 +54,12 @@ def rate_parse(rate: str) -> tuple[int, int]:
 def counter_hit(key: str, window: int) -> int | None:
     """Count one request under ``key`` (which names the window); the count so far, or None when
     the shared store takes no writes (a read-only or unreachable database, Redis down)."""
+    if not settings.CACHE_URL:
+        try:
+            return counter_upsert(key, window)
+        except DatabaseError:
+            logger.warning("rate limit not counted: the database takes no writes (%s)", key)
+            return None
     for _ in range(3):
         try:
             return cache.incr(key)
@@ -63,6 +72,27 @@ def counter_hit(key: str, window: int) -> int | None:
     # limit fails open; the request itself meets the database's state (503 when unwritable).
     logger.warning("rate limit not counted: the cache takes no writes (%s)", key)
     return None
+
+
+def counter_upsert(key: str, window: int) -> int:
+    """One statement, atomic on SQLite and PostgreSQL alike: insert the window's counter at 1, or
+    add 1 to it, and read the count (no read-then-write to lose an update, no transaction)."""
+    q = connection.ops.quote_name
+    table, key_, count, expires_at = q(RateCounter._meta.db_table), q("key"), q("count"), q("expires_at")
+    expires = timezone.now() + timedelta(seconds=window + 1)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({key_}, {count}, {expires_at}) VALUES (%s, 1, %s) "  # noqa: S608 (quoted names)
+            f"ON CONFLICT ({key_}) DO UPDATE SET {count} = {table}.{count} + 1 RETURNING {count}",
+            [key, expires],
+        )
+        return cursor.fetchone()[0]
+
+
+def counters_prune() -> dict[str, int]:
+    """Forget the counters of windows that ended (a periodic job)."""
+    forgotten, _ = RateCounter.objects.filter(expires_at__lt=timezone.now()).delete()
+    return {"forgotten": forgotten}
 
 
 class GymRateThrottle(BaseThrottle):

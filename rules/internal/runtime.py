@@ -137,17 +137,26 @@ _loaded: LoadedRuleset | None = None
 _loaded_lock = threading.Lock()
 
 
-def loaded_live() -> LoadedRuleset:
-    """The live version, loaded; recompiled when a newer version was published."""
+def loaded_live(known_number: int | None = None) -> LoadedRuleset:
+    """The live version, loaded; recompiled when a newer version was published.
+
+    ``known_number``: the live version's number, just read by the caller in a query of its own
+    (``version_live_number_expression``), so that it is not asked for again."""
     from rules.models import RulesetVersion
     from rules.selectors import version_live_number
 
     global _loaded
     loaded = _loaded
     wait = rules_settings.VERSION_CHECK_SECONDS
-    if loaded is not None and not loaded.broken and wait and time.monotonic() - loaded.checked_at < wait:
+    if (
+        known_number is None
+        and loaded is not None
+        and not loaded.broken
+        and wait
+        and time.monotonic() - loaded.checked_at < wait
+    ):
         return loaded
-    number = version_live_number()
+    number = known_number if known_number is not None else version_live_number()
     with _loaded_lock:
         loaded = _loaded
         if loaded is not None and loaded.version == number and not loaded.broken:

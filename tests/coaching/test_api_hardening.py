@@ -391,12 +391,15 @@ def test_healthz_is_degraded_while_the_database_cannot_be_written(client, pack):
 def test_a_database_error_while_judging_rolls_the_event_back_rather_than_leaving_it_unjudged(client, pack, monkeypatch):
     from django.db import OperationalError
 
-    from coaching import evaluation
+    from rules import evaluation
+    from rules.internal import runtime
 
-    def locked(**kwargs: Any) -> Any:
+    def locked(*args: Any, **kwargs: Any) -> Any:
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(evaluation, "member_judge", locked)
+    # The database fails in the middle of judging (where the engine is called).
+    monkeypatch.setattr(runtime, "evaluate", locked)
+    monkeypatch.setattr(evaluation, "evaluate", locked)
     response = client.send(run(external_id="judged-later"), expect=503)
     assert response["Retry-After"] == "1"
     assert not Event.objects.exists()

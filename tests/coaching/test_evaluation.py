@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from coaching import evaluation
 from coaching.models import Advice, Event
 
 from .conftest import day, pain, profile, rule_keys, run
@@ -22,15 +21,19 @@ def _pack(pack):
 
 
 def engine_down(monkeypatch, *, when=lambda facts: True) -> None:
-    """Make judging a member fail (as an engine failure would) when ``when(their facts)`` holds."""
-    real = evaluation.timeline_judge
+    """Make the engine fail (as an engine failure would) when ``when(the facts it is given)`` holds."""
+    from rules import evaluation as rules_evaluation
+    from rules.internal import runtime
 
-    def judge(*, facts, **kwargs):
-        if when(facts):
+    real = runtime.evaluate
+
+    def evaluate(loaded, items):
+        if when([fact for fact, _history in items]):
             raise RuntimeError(ENGINE_DOWN)
-        return real(facts=facts, **kwargs)
+        return real(loaded, items)
 
-    monkeypatch.setattr(evaluation, "timeline_judge", judge)
+    monkeypatch.setattr(runtime, "evaluate", evaluate)
+    monkeypatch.setattr(rules_evaluation, "evaluate", evaluate)
 
 
 def test_late_event_completes_a_pattern_that_belongs_to_the_last_event_in_time(client, member):

@@ -1,0 +1,328 @@
+"""The set-based ingest: one or many events, of one or many members, in a few statements.
+
+1. Read, without a lock: the events the request names (repeats) and every touched member's
+   events, in one query; their members' rows come with them.
+2. Judge, without a lock: each member's figures in memory, every member's new events in one
+   engine call, the one decision policy, and the difference with the stored advice. An event
+   later than all of its member's others is judged from the policy's memory kept on the
+   member's row; otherwise the member's current advice is read (one query for all of them).
+3. Write, holding the write lock only now: each member moves to its next revision if it is
+   still at the one read in 1 (otherwise that member is judged again under its lock, the
+   classic path), then the events, the advice, the withdrawals, the figures, in bulk.
+
+So the queries of a request grow with the members it touches, not with its events, and the
+result is exactly what judging each event in time order gives (the same policy, the same
+comparison with stored advice as ``coaching.evaluation.member_judge``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from rules.evaluation import DecisionState, live_version_expression, timelines_judge
+
+from . import metrics
+from .catalog import PROFILE
+from .database import database_unavailable
+from .evaluation import (
+    Plan,
+    _prior_state,
+    event_order,
+    fact_id,
+    judging_start,
+    member_current_advice,
+    member_facts,
+    member_plan,
+    member_state_values,
+    plan_apply,
+    severity_rank,
+)
+from .figures import profile_merged
+from .logs import log_context, log_context_add
+from .models import Advice, Event, Gym, Member
+from .validation import CleanEvent
+
+logger = logging.getLogger("coaching.evaluation")  # where evaluation failures are logged
+
+
+@dataclass
+class Answer:
+    status: int  # 201 new, 200 identical repeat, 409 conflicting repeat
+    event: Event
+    advice: list[Advice] = field(default_factory=list)
+    withdrawn: list[Advice] = field(default_factory=list)
+
+
+@dataclass
+class _Member:
+    """One touched member during an ingest."""
+
+    key: str
+    row: Member | None  # None: a new member
+    stored: list[Event] = field(default_factory=list)  # its events, in judging order
+    new: list[Event] = field(default_factory=list)
+    revision: int = 0
+    plan: Plan | None = None
+    error: str = ""
+    seconds: float | None = None  # its share of a batched engine call
+
+    @property
+    def events(self) -> list[Event]:
+        return sorted(self.stored + self.new, key=event_order)
+
+
+class _Retry(Exception):
+    """A member changed (or appeared) since it was read: judge the whole request the classic way."""
+
+
+def events_ingest_set(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -> list[Answer] | None:
+    """Ingest valid events of ``gym``: an answer per clean event, in their order.
+
+    Returns None when a concurrent write got in the way of a member; the caller then takes the
+    classic path (per member, under its lock), which gives the same result.
+    """
+    ids = {clean.external_id for clean in cleans}
+    keys = {clean.member for clean in cleans}
+    # One round trip: the repeats, the touched members' events and rows, the live version.
+    rows = list(
+        Event.objects.filter(Q(gym=gym, external_id__in=ids) | Q(gym=gym, member__external_id__in=keys))
+        .select_related("member")
+        .annotate(live_version=live_version_expression())
+        .order_by("occurred_at", "external_id")
+    )
+    live_version = rows[0].live_version if rows else None
+    members: dict[str, _Member] = {}
+    known: dict[str, Event] = {}
+    for event in rows:
+        if event.external_id in ids:
+            known[event.external_id] = event
+        key = event.member.external_id
+        if key in keys:
+            touched = members.setdefault(key, _Member(key, event.member, revision=event.member.revision))
+            touched.stored.append(event)
+    missing = keys - members.keys()
+    if missing:  # members without events, or new ones
+        for row in Member.objects.filter(gym=gym, external_id__in=missing):
+            members[row.external_id] = _Member(row.external_id, row, revision=row.revision)
+        for key in missing - members.keys():
+            members[key] = _Member(key, None)
+
+    answers: list[Answer] = []
+    for clean in cleans:
+        touched = members[clean.member]
+        digest = content_hash(clean)
+        event = known.get(clean.external_id)
+        if event is not None:
+            answers.append(Answer(200 if event.content_hash == digest else 409, event))
+            continue
+        offset = clean.occurred_at.utcoffset() or timedelta(0)
+        event = Event(
+            gym=gym,
+            member=touched.row,
+            external_id=clean.external_id,
+            type=clean.type,
+            occurred_at=clean.occurred_at,
+            utc_offset_minutes=int(offset.total_seconds() // 60),
+            data=clean.data,
+            content_hash=digest,
+            evaluated=True,
+        )
+        known[clean.external_id] = event
+        touched.new.append(event)
+        answers.append(Answer(201, event))
+    if any(not event.evaluated for touched in members.values() for event in touched.stored):
+        return None  # a member with an evaluation to complete: the classic path judges it whole
+
+    # In the order of the members' ids: concurrent requests lock shared members in one order.
+    judging = sorted((m for m in members.values() if m.new), key=lambda m: m.key)
+    _judge(judging, live_version)
+    try:
+        with transaction.atomic():
+            _write(gym, judging)
+    except (_Retry, IntegrityError) as exc:
+        if isinstance(exc, IntegrityError) and database_unavailable(exc):
+            raise
+        return None
+    new_events = [event for m in judging for event in m.new]
+    metrics.events_stored(new_events)
+    metrics.evaluations_observed([m.seconds for m in judging if m.seconds is not None])
+    for touched in judging:
+        if touched.plan is not None and logger.isEnabledFor(logging.DEBUG):
+            with log_context(member=touched.key):
+                logger.debug(
+                    "Judged %d events of member %s: %d advice given, %d withdrawn",
+                    len(touched.plan.decisions),
+                    touched.key,
+                    len(touched.plan.creating),
+                    len(touched.plan.withdrawn),
+                )
+    for touched in judging:
+        if touched.plan is not None:
+            metrics.advice_changed(created=touched.plan.creating, withdrawn=touched.plan.withdrawn)
+    _answers_fill(answers, judging)
+    return answers
+
+
+def _judge(judging: list[_Member], live_version: int | None) -> None:
+    """Plan every touched member's judging: figures, one engine call, the policy, the diff."""
+    timelines = []
+    needs_advice = []
+    for touched in judging:
+        events = touched.events
+        since = event_order(min(touched.new, key=event_order))
+        start = judging_start(events, since)
+        state = _memory(touched, events[:start]) if touched.row is not None else DecisionState()
+        if state is None:
+            needs_advice.append(touched)
+        timelines.append([touched, events, start, state])
+    current = member_current_advice([t.row.pk for t in needs_advice]) if needs_advice else {}
+    for entry in timelines:
+        touched, events, start, state = entry
+        if state is None:
+            entry[3] = _prior_state(events[:start], current.get(touched.row.pk, {}))
+    prepared = []
+    for touched, events, start, state in timelines:
+        facts = member_facts(events)
+        prepared.append((touched, events, facts, start, state))
+    started = time.perf_counter()
+    try:
+        judged = timelines_judge(
+            [(facts, start, state) for _t, _e, facts, start, state in prepared], live_version=live_version
+        )
+        for touched in judging:  # observed once written: a request judged again is counted once
+            touched.seconds = (time.perf_counter() - started) / len(prepared)
+    except Exception as exc:
+        if database_unavailable(exc):
+            raise
+        judged = _judge_one_by_one(prepared)
+    for (touched, events, facts, start, state), decisions in zip(prepared, judged, strict=True):
+        if decisions is None:
+            continue  # the engine failed for this member: its events are stored, waiting
+        if decisions:
+            log_context_add(ruleset_version=decisions[-1].version)
+        cause = min(touched.new, key=event_order)
+        member_advice = current.get(touched.row.pk, {}) if touched.row is not None else {}
+        touched.plan = member_plan(
+            member=touched.row,
+            events=events,
+            facts=facts,
+            start=start,
+            decisions=decisions,
+            state=state,
+            current=member_advice,
+            cause=cause,
+            fresh={fact_id(event) for event in touched.new},
+        )
+
+
+def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
+    """The policy's memory after ``before`` from the member's row, when the judging starts
+    after all of its stored events (an on-time event); None: read from the stored advice."""
+    from .evaluation import policy_state_load
+
+    if len(before) != len(touched.stored):
+        return None
+    if not before:
+        return DecisionState()
+    return policy_state_load(touched.row, before)
+
+
+def _judge_one_by_one(prepared: list) -> list:
+    """After a failed batch: each member on its own, so that one member's failure (recorded on
+    its events) never stops the others."""
+    judged = []
+    for touched, _events, facts, start, state in prepared:
+        try:
+            with metrics.evaluation_timed():
+                judged.append(timelines_judge([(facts, start, state)])[0])
+        except Exception as exc:
+            if database_unavailable(exc):
+                raise
+            with log_context(member=touched.key):
+                logger.exception("Evaluation of member %s failed", touched.key)
+            touched.error = f"{type(exc).__name__}: {exc}"[:10000]
+            judged.append(None)
+    return judged
+
+
+def _write(gym: Gym, judging: list[_Member]) -> None:
+    """The writes, in one transaction: members, events, advice, withdrawals, figures."""
+    fresh = [m for m in judging if m.row is None]
+    if fresh:
+        created = Member.objects.bulk_create([Member(gym=gym, external_id=m.key) for m in fresh])
+        for touched, row in zip(fresh, created, strict=True):
+            touched.row = row
+            for event in touched.new:
+                event.member = row
+            if touched.plan is not None:
+                touched.plan.member = row
+                for advice in touched.plan.creating:
+                    advice.member = row
+    events = []
+    for touched in judging:
+        if touched.error:
+            for event in touched.new:
+                event.evaluated, event.evaluation_error = False, touched.error
+        events.extend(touched.new)
+    Event.objects.bulk_create(events)
+    plans = [m.plan for m in judging if m.plan is not None]
+    creating = [advice for plan in plans for advice in plan.creating]
+    if creating:
+        Advice.objects.bulk_create(creating)
+    for plan in plans:
+        plan_apply(plan, create=False)
+    for touched in judging:
+        values: dict[str, Any] = {"revision": touched.revision + 1}
+        if touched.plan is not None:
+            values.update(member_state_values(touched.plan))
+        if any(event.type == PROFILE for event in touched.new):
+            values["profile"] = _profile(touched)
+        # The member moves on only from the revision that was judged: a concurrent write to it
+        # since then makes this 0 rows, and the request is judged again the classic way.
+        if not Member.objects.filter(pk=touched.row.pk, revision=touched.revision).update(**values):
+            raise _Retry
+        if touched.error:
+            later = Event.objects.filter(member=touched.row, occurred_at__gte=min(e.occurred_at for e in touched.new))
+            later.update(evaluated=False, evaluation_error=touched.error)
+
+
+def _profile(touched: _Member) -> dict[str, Any]:
+    return profile_merged(e.data for e in touched.events if e.type == PROFILE)
+
+
+def _answers_fill(answers: list[Answer], judging: list[_Member]) -> None:
+    """Each new event's advice and withdrawals from memory; repeats' from the database."""
+    created_for: dict[int, list[Advice]] = defaultdict(list)
+    withdrawn_by: dict[int, list[Advice]] = defaultdict(list)
+    for touched in judging:
+        plan = touched.plan
+        if plan is None:
+            continue
+        for advice in plan.creating:
+            created_for[id(advice.event)].append(advice)
+            if advice.trigger is not None:
+                created_for[id(advice.trigger)].append(advice)
+        if plan.cause is not None:
+            withdrawn_by[id(plan.cause)].extend(plan.withdrawn)
+    repeats = [answer.event for answer in answers if answer.status != 201]
+    if repeats:
+        from .services import advice_for_events, advice_withdrawn_by
+
+        stored_advice = advice_for_events(events=repeats)
+        stored_withdrawn = advice_withdrawn_by(events=repeats)
+    for answer in answers:
+        if answer.status == 201:
+            answer.advice = sorted(created_for[id(answer.event)], key=lambda a: (severity_rank(a.severity), a.rule_key))
+            answer.withdrawn = withdrawn_by[id(answer.event)]
+        else:
+            answer.advice = stored_advice[answer.event.pk]
+            answer.withdrawn = stored_withdrawn[answer.event.pk]
