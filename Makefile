@@ -1,7 +1,7 @@
 # make run   : set up everything and serve on http://127.0.0.1:$(PORT) (SQLite by default)
 # make serve : production: WEB_CONCURRENCY web processes on HOST:PORT and QUEUE_WORKERS workers
 # make test  : set up everything and run the whole suite
-# make bench : engine and API benchmarks (prints tables)
+# make bench : engine and API benchmarks (prints tables; BENCH_API_ARGS=--full for the long API run)
 # Interpreter: the first of python3.12, python3.11, python3.13 (or python3, if it is one of
 # them) on PATH; PYTHON=/path/to/python3.x picks one, VENV=.venv-3.13 gives it its own
 # virtualenv (CI runs the suite in .venv and again with PYTHON=python3.13 VENV=.venv-3.13).
@@ -88,10 +88,11 @@ screenshots: venv
 	$(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
 
+# BENCH_API_ARGS=--full: the issue's sizes for the API comparison (the default is --quick).
 bench: setup
 	$(PIP_INSTALL) -r requirements-bench.txt
 	$(PY) -m bench.engine
-	$(PY) -m bench.api
+	$(PY) -m bench.api $(BENCH_API_ARGS)
 
 clean:
 	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3
