@@ -320,6 +320,19 @@ def _converted(kind: str, value: str) -> Any:
 
 
 # -- imports uploaded in the admin, run by a worker ---------------------------------------------
+def file_check(*, first_line: bytes, format: str) -> None:
+    """Raise ``ImportFileError`` if a file starting with ``first_line`` cannot be imported at all
+    (so an upload is refused at once rather than failing later on a worker)."""
+    try:
+        text = first_line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFileError(NOT_UTF8) from None
+    if format == CSV:
+        _header_check([name.strip() for name in next(csv.reader([text]), [])])
+    elif text.lstrip().startswith("["):
+        raise ImportFileError(JSON_ARRAY)
+
+
 def event_import_start(*, gym: Gym, name: str, content: bytes, format: str, user: Any = None) -> EventImport:
     """Store an uploaded file and queue its import (``event_import_run`` on a worker)."""
     from rules.jobs import job_start
@@ -333,13 +346,17 @@ def event_import_start(*, gym: Gym, name: str, content: bytes, format: str, user
             size=len(content),
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        upload.job = job_start(
-            IMPORT_JOB,
-            title=f"Import events from {upload.file_name} into {gym.name}",
-            params={"import": upload.pk},
-            user=user,
-        )
+        upload.job = job_start(IMPORT_JOB, title=upload.job_title, params={"import": upload.pk}, user=user)
         upload.save(update_fields=["job"])
+    return upload
+
+
+def event_import_restart(*, upload: EventImport, user: Any = None) -> EventImport:
+    """Queue an import again whose worker stopped before the end (repeats store nothing)."""
+    from rules.jobs import job_start
+
+    upload.job = job_start(IMPORT_JOB, title=upload.job_title, params={"import": upload.pk}, user=user)
+    upload.save(update_fields=["job"])
     return upload
 
 

@@ -207,3 +207,7 @@ class EventImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.file_name} into {self.gym.name}"
+
+    @property
+    def job_title(self) -> str:
+        return f"Import events from {self.file_name} into {self.gym.name}"

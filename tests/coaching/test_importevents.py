@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
 
 from coaching import imports, validation
 from coaching.management.commands.importevents import NO_GYM
-from coaching.models import Advice, Event
-from coaching.services import CONFLICT_MESSAGE
+from coaching.models import Advice, Event, EventImport
+from coaching.services import CONFLICT_MESSAGE, clinician_ensure
+from rules.models import Job
 
 from .conftest import day, pain, run
 from .properties import advice_state, gym_client, judging_order, member_history
@@ -225,3 +231,90 @@ def test_a_file_that_cannot_be_read_or_an_unknown_gym_stops_with_a_clear_error(c
 
     # --format reads a file whatever its name.
     assert "1 new events" in import_file(tmp_path / "history.txt", "Riverside Runners", "--format", "jsonl")
+
+
+# -- the admin -----------------------------------------------------------------------------------
+def worker() -> None:
+    call_command("worker", "--batch", verbosity=0)
+
+
+def operator_browser() -> Client:
+    """A staff user who may import events and see gyms (not a clinician)."""
+    user = get_user_model().objects.create_user("ops-olga", password="a-long-password", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="coaching", codename__in=["import_events", "view_gym"])
+    )
+    browser = Client()
+    browser.force_login(user)
+    return browser
+
+
+def visible_text(html: str) -> str:
+    main = html[html.index('<div id="content-main">') :]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_uploads_a_file_in_the_admin_a_worker_imports_it_and_the_report_is_in_words(pack):
+    gym = gym_client("Riverside Runners").gym
+    browser = operator_browser()
+    gym_page = browser.get(reverse("admin:coaching_gym_change", args=[gym.pk])).content.decode()
+    upload_url = f"{reverse('admin:coaching_eventimport_add')}?gym={gym.pk}"
+    assert f'href="{upload_url}"' in gym_page
+    assert browser.get(upload_url).status_code == 200
+
+    content = jsonl([run(at=day(0), external_id="r-1"), "{oops", run(at=day(1), external_id="r-3", pain_during=11)])
+    response = browser.post(
+        upload_url,
+        {"gym": gym.pk, "file": SimpleUploadedFile("history.jsonl", content.encode()), "format": ""},
+        follow=True,
+    )
+
+    upload = EventImport.objects.get()
+    assert response.redirect_chain[-1][0] == reverse("admin:coaching_eventimport_change", args=[upload.pk])
+    assert "Waiting for a worker" in visible_text(response.content.decode())
+    assert '<meta http-equiv="refresh"' in response.content.decode()  # it follows the job by itself
+    assert Job.objects.get(kind=imports.IMPORT_JOB).status == Job.Status.QUEUED
+
+    worker()
+
+    page = browser.get(reverse("admin:coaching_eventimport_change", args=[upload.pk])).content.decode()
+    text = visible_text(page)
+    assert "Finished" in text and "refresh" not in page
+    assert "3 lines read: 1 new event stored, 0 already there" in text
+    assert "2 bad lines skipped" in text
+    assert "2 " + imports.NOT_JSON.format(error="Expecting property name enclosed in double quotes") in text
+    assert "3 Pain during the run (pain_during): Must be at most 10." in text
+    assert "{" not in text and "data." not in text  # no JSON, no field paths
+    assert list(Event.objects.values_list("external_id", flat=True)) == ["r-1"]
+    upload.refresh_from_db()
+    assert bytes(upload.content) == b""  # the file is dropped once imported; the report stays
+
+    bad_lines = browser.get(reverse("admin:coaching_eventimport_bad_lines", args=[upload.pk]))
+    assert reported(bad_lines.content.decode()) == [(line, reason) for line, reason in upload.bad_lines]
+    listed = visible_text(browser.get(reverse("admin:coaching_eventimport_changelist")).content.decode())
+    assert "history.jsonl Riverside Runners Finished 1 new event, 0 already there, 2 bad lines skipped" in listed
+    job_page = browser.get(reverse("admin:rules_job_change", args=[upload.job_id]))
+    assert job_page.status_code == 403  # the job list is the clinicians' and superusers'; the report is here
+
+
+@pytest.mark.django_db
+def test_an_unusable_upload_is_refused_at_once_and_clinicians_may_not_import(client, monkeypatch):
+    browser = operator_browser()
+    upload_url = reverse("admin:coaching_eventimport_add")
+    header_only = SimpleUploadedFile("history.csv", b"external_id,member,occurred_at\n")
+    response = browser.post(upload_url, {"gym": client.gym.pk, "file": header_only})
+    assert imports.HEADER_COLUMNS_MISSING.format(
+        missing="type", columns="external_id, member, type, occurred_at"
+    ) in visible_text(response.content.decode())
+
+    monkeypatch.setattr(imports, "MAX_UPLOAD_BYTES", 10)
+    response = browser.post(upload_url, {"gym": client.gym.pk, "file": SimpleUploadedFile("h.jsonl", b"x" * 20)})
+    assert "files up to 0 MB can be imported here" in response.content.decode()
+    assert not EventImport.objects.exists()
+
+    clinician, _ = clinician_ensure(username="pt-anna", password="a-long-password")
+    as_clinician = Client()
+    as_clinician.force_login(clinician)
+    assert as_clinician.get(upload_url).status_code == 403
+    assert as_clinician.get(reverse("admin:coaching_eventimport_changelist")).status_code == 403
