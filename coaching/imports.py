@@ -35,8 +35,10 @@ JSONL = "jsonl"
 FORMATS = (CSV, JSONL)
 FORMAT_LABELS = {CSV: "CSV", JSONL: "JSON Lines"}
 EXTENSIONS = {".csv": CSV, ".jsonl": JSONL, ".ndjson": JSONL, ".json": JSONL}
-# The API's largest array: each call judges what one request could send.
-CHUNK_SIZE = 500
+# Lines per call of events_ingest_batch. Each call judges each member once, so larger chunks
+# judge more events per member at a time: on 2,000 lines of 500 members (bench/history.py),
+# 2,000 a call imported 156 lines/s against 106 with the API's 500. Memory stays small.
+CHUNK_SIZE = 2000
 # An upload in the admin is stored in the database until a worker has imported it.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # A file that is mostly bad lines would otherwise fill a database row with reasons.
@@ -92,7 +94,7 @@ class ImportReport:
     created: int = 0
     repeated: int = 0
     bad_count: int = 0
-    bad: list[BadLine] = field(default_factory=list)  # the first MAX_BAD_LINES_KEPT of them, by line
+    bad: list[BadLine] = field(default_factory=list)  # at most MAX_BAD_LINES_KEPT of them, by line
 
     def bad_add(self, line: int, reason: str) -> None:
         self.bad_count += 1

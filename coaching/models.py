@@ -196,7 +196,7 @@ class EventImport(models.Model):
     repeated = models.PositiveIntegerField(default=0)
     bad_count = models.PositiveIntegerField(default=0)
     bad_lines = models.JSONField(
-        default=list, blank=True, help_text="[line, reason] of each bad line (the first 10,000)."
+        default=list, blank=True, help_text="[line, reason] of each bad line (at most 10,000 are kept)."
     )
 
     class Meta:

@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
                 ('created', models.PositiveIntegerField(default=0)),
                 ('repeated', models.PositiveIntegerField(default=0)),
                 ('bad_count', models.PositiveIntegerField(default=0)),
-                ('bad_lines', models.JSONField(blank=True, default=list, help_text='[line, reason] of each bad line (the first 10,000).')),
+                ('bad_lines', models.JSONField(blank=True, default=list, help_text='[line, reason] of each bad line (at most 10,000 are kept).')),
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('gym', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='imports', to='coaching.gym')),
                 ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='rules.job')),

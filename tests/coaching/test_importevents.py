@@ -22,6 +22,7 @@ from django.test import Client
 from django.urls import reverse
 
 from coaching import imports, validation
+from coaching.admin import IMPORT_STARTED_AGAIN
 from coaching.management.commands.importevents import NO_GYM
 from coaching.models import Advice, Event, EventImport
 from coaching.services import CONFLICT_MESSAGE, clinician_ensure
@@ -158,7 +159,7 @@ def test_bad_jsonl_lines_are_reported_with_line_and_reason_and_the_good_ones_sto
 
     # Once the file is put right, a new run imports the rest and drops the stale list.
     path.write_text(jsonl([first, run(at=day(1), external_id="r-3")]))
-    assert "1 new events, 1 already there, 0 bad lines" in import_file(path)
+    assert "1 new event, 1 already there, 0 bad lines" in import_file(path)
     assert not errors_file.exists()
 
 
@@ -230,7 +231,7 @@ def test_a_file_that_cannot_be_read_or_an_unknown_gym_stops_with_a_clear_error(c
     assert Event.objects.count() == 0
 
     # --format reads a file whatever its name.
-    assert "1 new events" in import_file(tmp_path / "history.txt", "Riverside Runners", "--format", "jsonl")
+    assert "1 new event," in import_file(tmp_path / "history.txt", "Riverside Runners", "--format", "jsonl")
 
 
 # -- the admin -----------------------------------------------------------------------------------
@@ -318,3 +319,22 @@ def test_an_unusable_upload_is_refused_at_once_and_clinicians_may_not_import(cli
     as_clinician.force_login(clinician)
     assert as_clinician.get(upload_url).status_code == 403
     assert as_clinician.get(reverse("admin:coaching_eventimport_changelist")).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_stopped_can_be_started_again_and_stores_nothing_twice(pack):
+    gym = gym_client("Riverside Runners").gym
+    upload = imports.event_import_start(
+        gym=gym, name="history.jsonl", content=jsonl([run(at=day(0)), run(at=day(1))]).encode(), format="jsonl"
+    )
+    Job.objects.filter(pk=upload.job_id).update(status=Job.Status.CUT_OFF)  # as the sweep marks a killed worker
+    browser = operator_browser()
+    page_url = reverse("admin:coaching_eventimport_change", args=[upload.pk])
+    assert "Stopped before the end" in visible_text(browser.get(page_url).content.decode())
+
+    response = browser.post(reverse("admin:coaching_eventimport_start_again", args=[upload.pk]), follow=True)
+    assert IMPORT_STARTED_AGAIN in response.content.decode()
+    worker()
+
+    assert "2 new events stored" in visible_text(browser.get(page_url).content.decode())
+    assert Event.objects.count() == 2

@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from coaching.imports import FORMATS, ImportFileError, ImportReport, events_import, format_for, lines_count
 from coaching.models import Gym
+from coaching.words import count_words
 
 REPORT_SUFFIX = ".errors.txt"
 # The rest of a long list of bad lines is in the report file, not on the screen.
@@ -15,6 +16,7 @@ SHOWN_BAD_LINES = 100
 
 NO_GYM = 'No gym named "{name}". Create it first with: python manage.py creategym "{name}"'
 CANNOT_READ = "Cannot read {path}: {reason}"
+SUMMARY = "Imported {file}: {created}, {repeated} already there, {bad} skipped."
 
 
 def report_path(path: Path) -> Path:
@@ -78,6 +80,10 @@ class Command(BaseCommand):
         else:
             errors_file.unlink(missing_ok=True)  # it described an earlier run
         self.stdout.write(
-            f"Imported {path.name}: {report.created} new events, {report.repeated} already there, "
-            f"{report.bad_count} bad lines skipped."
+            SUMMARY.format(
+                file=path.name,
+                created=count_words(report.created, "new event"),
+                repeated=report.repeated,
+                bad=count_words(report.bad_count, "bad line"),
+            )
         )
