@@ -17,11 +17,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -30,11 +31,12 @@ from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
 from rules.admin_actions import ActionPermissionMixin
+from rules.models import Job
 
-from . import selectors, services, words
+from . import imports, selectors, services, words
 from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
 from .jobs import reevaluate_start
-from .models import Advice, Event, Gym, Member
+from .models import Advice, Event, EventImport, Gym, Member
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +196,23 @@ class GymAdmin(ActionPermissionMixin, admin.ModelAdmin):
     @admin.display(description="Created", ordering="created_at")
     def created(self, gym: Gym) -> str:
         return words.moment(gym.created_at)
+
+    def _import_url(self, request: HttpRequest, gym: Gym | None = None) -> str:
+        if not request.user.has_perm(IMPORT_EVENTS):
+            return ""
+        url = reverse("admin:coaching_eventimport_add")
+        return f"{url}?gym={gym.pk}" if gym is not None else url
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {"import_events_url": self._import_url(request), **(extra_context or {})}
+        return super().changelist_view(request, context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        gym = self.get_object(request, unquote(object_id))
+        context = {"import_events_url": self._import_url(request, gym) if gym else "", **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, context)
 
     def save_model(self, request: HttpRequest, obj: Gym, form: Any, change: bool) -> None:
         if change:
@@ -762,3 +781,205 @@ class AdviceAdmin(CoachingAdmin):
             _link(event_url(by.pk) if linked else None, words.lower_first(str(by))),
             advice.withdrawn_reason,
         )
+
+
+# -- importing a history of events ---------------------------------------------------------------
+IMPORT_EVENTS = "coaching.import_events"
+IMPORT_QUEUED = "{file} is stored, and a worker imports it in the background: this page shows how far it got."
+IMPORT_TOO_BIG = (
+    "The file is {size} MB; files up to {limit} MB can be imported here. "
+    "Split it, or import it on the server with the importevents command."
+)
+IMPORT_NOT_READ = "The file could not be read, so nothing was imported: {problem}"
+IMPORT_STARTED_AGAIN = "The import was started again; lines imported before are recognised and not stored twice."
+IMPORT_WAITING = "Waiting for a worker"
+IMPORT_RUNNING = "Importing: line {done} of {total}"
+IMPORT_FINISHED = "Finished"
+IMPORT_STOPPED = "Stopped before the end (its worker stopped); start it again"
+IMPORT_OUTCOME = "{created}, {repeated} already there, {bad} skipped"
+IMPORT_MORE_BAD_LINES = "… and {more} more bad lines, not kept."
+# The report page lists this many bad lines; all kept ones are in its download.
+SHOWN_BAD_LINES = 1000
+
+
+class EventImportForm(forms.Form):
+    gym = forms.ModelChoiceField(queryset=Gym.objects.all(), help_text="The gym whose members the events are of.")
+    file = forms.FileField(
+        help_text=f"A CSV or JSON Lines file of up to {imports.MAX_UPLOAD_BYTES // 2**20} MB, in UTF-8."
+    )
+    format = forms.ChoiceField(
+        required=False,
+        choices=[("", "From the file's name (.csv, or .jsonl, .ndjson, .json)"), *imports.FORMAT_LABELS.items()],
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload is None:
+            return cleaned
+        if upload.size > imports.MAX_UPLOAD_BYTES:
+            mb = 2**20
+            raise forms.ValidationError(
+                IMPORT_TOO_BIG.format(size=round(upload.size / mb, 1), limit=imports.MAX_UPLOAD_BYTES // mb)
+            )
+        try:
+            cleaned["format"] = cleaned.get("format") or imports.format_for(upload.name)
+            imports.file_check(first_line=upload.readline(), format=cleaned["format"])
+        except imports.ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        upload.seek(0)
+        return cleaned
+
+
+@admin.register(EventImport)
+class EventImportAdmin(admin.ModelAdmin):
+    """Uploads of a gym's history, each imported by a worker (``coaching.imports``), and their reports.
+
+    Importing writes a gym's events in bulk, so it has its own permission
+    (``coaching.import_events``), given to operators, not to the Clinicians group.
+    """
+
+    list_display = ["file_name", "gym", "state", "outcome", "uploaded_by", "uploaded"]
+    list_filter = ["gym"]
+    list_select_related = ["gym", "created_by", "job"]
+    search_fields = ["file_name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[EventImport]:
+        return super().get_queryset(request).defer("content", "bad_lines")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(IMPORT_EVENTS)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm(IMPORT_EVENTS)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(IMPORT_EVENTS)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Status")
+    def state(self, upload: EventImport) -> str:
+        if upload.finished:
+            return IMPORT_NOT_READ.format(problem=upload.problem) if upload.problem else IMPORT_FINISHED
+        job = upload.job
+        if job is None or job.finished:
+            return IMPORT_STOPPED
+        if job.status == Job.Status.RUNNING and job.total:
+            return IMPORT_RUNNING.format(done=f"{job.done:,}", total=f"{job.total:,}")
+        return IMPORT_WAITING
+
+    @admin.display(description="Outcome")
+    def outcome(self, upload: EventImport) -> str:
+        if not upload.finished or upload.problem:
+            return words.NOTHING
+        return IMPORT_OUTCOME.format(
+            created=words.count_words(upload.created, "new event"),
+            repeated=upload.repeated,
+            bad=words.count_words(upload.bad_count, "bad line"),
+        )
+
+    @admin.display(description="Uploaded by", ordering="created_by__username")
+    def uploaded_by(self, upload: EventImport) -> str:
+        user = upload.created_by
+        return (user.get_full_name() or user.get_username()) if user else words.NOTHING
+
+    @admin.display(description="Uploaded", ordering="created_at")
+    def uploaded(self, upload: EventImport) -> str:
+        return words.moment(upload.created_at)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/bad-lines/", view(self.bad_lines_view), name="coaching_eventimport_bad_lines"),
+            path("<path:object_id>/start-again/", view(self.start_again_view), name="coaching_eventimport_start_again"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {**self.admin_site.each_context(request), "opts": self.opts, "title": title, **extra}
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """The upload: the file is stored and its import queued; the report page follows it."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = EventImportForm(request.POST or None, request.FILES or None, initial={"gym": request.GET.get("gym")})
+        if request.method == "POST" and form.is_valid():
+            upload = imports.event_import_start(
+                gym=form.cleaned_data["gym"],
+                name=form.cleaned_data["file"].name,
+                content=form.cleaned_data["file"].read(),
+                format=form.cleaned_data["format"],
+                user=request.user,
+            )
+            messages.info(request, IMPORT_QUEUED.format(file=upload.file_name))
+            return HttpResponseRedirect(reverse("admin:coaching_eventimport_change", args=[upload.pk]))
+        context = self._context(request, "Import events", form=form, chunk=imports.CHUNK_SIZE)
+        return TemplateResponse(request, "admin/coaching/eventimport/upload.html", context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        """The import's progress while a worker runs it, then its report."""
+        upload = self._upload(request, object_id)
+        job = upload.job
+        running = not upload.finished and job is not None and not job.finished
+        context = self._context(
+            request,
+            f"Import of {upload.file_name} into {upload.gym.name}",
+            upload=upload,
+            state=self.state(upload),
+            running=running,
+            progress=(job.done, job.total) if running and job.total else None,
+            uploaded_by=self.uploaded_by(upload),
+            uploaded=self.uploaded(upload),
+            size=f"{upload.size / 2**20:.1f} MB" if upload.size >= 2**20 else f"{upload.size:,} bytes",
+            format_words=upload.get_format_display(),
+            created=words.count_words(upload.created, "new event"),
+            bad=words.count_words(upload.bad_count, "bad line"),
+            bad_lines=upload.bad_lines[:SHOWN_BAD_LINES],
+            more_shown=max(0, len(upload.bad_lines) - SHOWN_BAD_LINES),
+            not_kept=IMPORT_MORE_BAD_LINES.format(more=upload.bad_count - len(upload.bad_lines))
+            if upload.bad_count > len(upload.bad_lines)
+            else "",
+            may_start_again=not upload.finished and not running and self.has_add_permission(request),
+        )
+        return TemplateResponse(request, "admin/coaching/eventimport/report.html", context)
+
+    def bad_lines_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Every kept bad line as plain text, one a line, as the command's report file has them."""
+        upload = self._upload(request, object_id)
+        text = "".join(f"line {line}: {reason}\n" for line, reason in upload.bad_lines)
+        if upload.bad_count > len(upload.bad_lines):
+            text += IMPORT_MORE_BAD_LINES.format(more=upload.bad_count - len(upload.bad_lines)) + "\n"
+        response = HttpResponse(text, content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{upload.file_name}.errors.txt"'
+        return response
+
+    def start_again_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST" or not self.has_add_permission(request):
+            raise PermissionDenied
+        upload = self._upload(request, object_id)
+        if not upload.finished and (upload.job is None or upload.job.finished):
+            imports.event_import_restart(upload=upload, user=request.user)
+            messages.info(request, IMPORT_STARTED_AGAIN)
+        return HttpResponseRedirect(reverse("admin:coaching_eventimport_change", args=[upload.pk]))
+
+    def _upload(self, request: HttpRequest, object_id: str) -> EventImport:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        upload = (
+            EventImport.objects.select_related("gym", "job", "created_by")
+            .defer("content")
+            .filter(pk=unquote(object_id))
+            .first()
+            if object_id.isdigit()
+            else None
+        )
+        if upload is None:
+            raise Http404("This import does not exist (any more).")
+        return upload

@@ -1,6 +1,7 @@
 """The coaching domain's work on the task queue (``rules.jobs``).
 
 - ``reevaluate``: the admin's "re-run evaluation" of many members, off the request.
+- ``import-events``: a file of events uploaded in the admin (``coaching.imports``).
 - ``evaluations-complete`` (periodic): events whose evaluation failed or was cut off (a killed
   process, a busy database) are judged again without an operator. Judging a member is
   idempotent and serialized by the member's lock, so a run that overlaps a request, or a
@@ -50,6 +51,16 @@ def reevaluate_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
     return asdict(total)
 
 
+def import_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, Any]:
+    from .imports import event_import_run
+    from .models import EventImport
+
+    upload = event_import_run(upload=EventImport.objects.get(pk=job.params["import"]), progress=progress)
+    if upload.problem:
+        return {"file_not_read": upload.problem}
+    return {"events_created": upload.created, "repeats": upload.repeated, "bad_lines": upload.bad_count}
+
+
 def evaluations_complete() -> dict[str, int]:
     """Judge every event still waiting for its evaluation (the periodic job)."""
     return asdict(services.events_reevaluate(pending=True))
@@ -63,7 +74,10 @@ def rate_counters_prune() -> dict[str, int]:
 
 
 def jobs_register(registry: Any) -> None:
+    from .imports import IMPORT_JOB
+
     registry.register_job(REEVALUATE_JOB, reevaluate_job)
+    registry.register_job(IMPORT_JOB, import_job)
     every = int(getattr(settings, "EVALUATIONS_COMPLETE_SECONDS", 60))
     registry.register_periodic("evaluations-complete", every, evaluations_complete)
     registry.register_periodic("rate-counters-prune", 3600, rate_counters_prune)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -185,3 +186,48 @@ class RateCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.count}"
+
+
+class EventImport(models.Model):
+    """A file of events uploaded in the admin, and the report of its import.
+
+    The file's content is kept in the database (not on a disk) until a worker has imported
+    it, so the worker may run on any host; it is dropped once the import has read it.
+    """
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        JSONL = "jsonl", "JSON Lines"
+
+    gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="imports")
+    file_name = models.CharField(max_length=200)
+    format = models.CharField(max_length=8, choices=Format.choices)
+    content = models.BinaryField(editable=False)
+    size = models.PositiveBigIntegerField(default=0, help_text="The file's size in bytes.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    job = models.ForeignKey("rules.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    finished = models.BooleanField(default=False)
+    problem = models.TextField(blank=True, default="", help_text="Why the file could not be read, if it could not.")
+    lines = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    repeated = models.PositiveIntegerField(default=0)
+    bad_count = models.PositiveIntegerField(default=0)
+    bad_lines = models.JSONField(
+        default=list, blank=True, help_text="[line, reason] of each bad line (at most 10,000 are kept)."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        # Importing writes a gym's events in bulk: an operator's task, given on its own.
+        default_permissions = ()
+        permissions = [("import_events", "Can import a history of events from a file")]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} into {self.gym.name}"
+
+    @property
+    def job_title(self) -> str:
+        return f"Import events from {self.file_name} into {self.gym.name}"

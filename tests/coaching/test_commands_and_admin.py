@@ -74,7 +74,7 @@ def test_installpack_is_idempotent():
     assert "already" in _call("installpack")[0]
 
 
-@pytest.mark.parametrize("command", ["creategym", "createclinician", "reevaluate", "installpack"])
+@pytest.mark.parametrize("command", ["creategym", "createclinician", "reevaluate", "installpack", "importevents"])
 def test_commands_have_help(command):
     from django.core.management import get_commands, load_command_class
 
