@@ -96,7 +96,7 @@ def member_events(member: Member) -> list[Event]:
     return list(Event.objects.filter(member=member).order_by("occurred_at", "external_id"))
 
 
-def _prior_state(events: Sequence[Event], advice_by_event: dict[int, list[Advice]]) -> DecisionState:
+def prior_state(events: Sequence[Event], advice_by_event: dict[int, list[Advice]]) -> DecisionState:
     """What the policy remembers of ``events`` (already judged): the last advice of each rule
     and the referral in force after them, read from their stored current advice."""
     state = DecisionState()
@@ -343,7 +343,7 @@ def member_judge(
         return JudgeResult()
     facts = member_facts(events)
     current = member_current_advice([member.pk])[member.pk]
-    state = _prior_state(events[:start], current)
+    state = prior_state(events[:start], current)
     decisions = timeline_judge(facts=facts, start=start, state=state)
     if decisions:
         log_context_add(ruleset_version=decisions[-1].version)

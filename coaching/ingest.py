@@ -35,7 +35,6 @@ from .catalog import PROFILE
 from .database import database_unavailable
 from .evaluation import (
     Plan,
-    _prior_state,
     event_order,
     fact_id,
     judging_start,
@@ -44,6 +43,8 @@ from .evaluation import (
     member_plan,
     member_state_values,
     plan_apply,
+    policy_state_load,
+    prior_state,
     severity_rank,
 )
 from .figures import profile_merged
@@ -188,7 +189,7 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
     for entry in timelines:
         touched, events, start, state = entry
         if state is None:
-            entry[3] = _prior_state(events[:start], current.get(touched.row.pk, {}))
+            entry[3] = prior_state(events[:start], current.get(touched.row.pk, {}))
     prepared = []
     for touched, events, start, state in timelines:
         facts = member_facts(events)
@@ -227,8 +228,6 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
 def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
     """The policy's memory after ``before`` from the member's row, when the judging starts
     after all of its stored events (an on-time event); None: read from the stored advice."""
-    from .evaluation import policy_state_load
-
     if len(before) != len(touched.stored):
         return None
     if not before:
