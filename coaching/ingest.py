@@ -254,7 +254,9 @@ def _judge_one_by_one(prepared: list) -> list:
 
 
 def _write(gym: Gym, judging: list[_Member]) -> None:
-    """The writes, in one transaction: members, events, advice, withdrawals, figures."""
+    """The writes, in one transaction: members first (each moved to its next revision, which
+    locks its row: the classic path locks a member before its events too, so the two never wait
+    on each other in a circle), then events, advice, withdrawals, figures."""
     fresh = [m for m in judging if m.row is None]
     if fresh:
         created = Member.objects.bulk_create([Member(gym=gym, external_id=m.key) for m in fresh])
@@ -266,6 +268,21 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 touched.plan.member = row
                 for advice in touched.plan.creating:
                     advice.member = row
+    referred: list[tuple[Member, Event]] = []  # a referral that starts on an event stored below
+    for touched in judging:  # in the members' key order, as every ingest takes them
+        values: dict[str, Any] = {"revision": touched.revision + 1}
+        if touched.plan is not None:
+            values.update(member_state_values(touched.plan))
+            referral = touched.plan.referral
+            on = touched.plan.by_fact.get(referral.fact_id) if referral is not None else None
+            if on is not None and on.pk is None:
+                referred.append((touched.row, on))
+        if any(event.type == PROFILE for event in touched.new):
+            values["profile"] = _profile(touched)
+        # The member moves on only from the revision that was judged: a concurrent write to it
+        # since then makes this 0 rows, and the request is judged again the classic way.
+        if not Member.objects.filter(pk=touched.row.pk, revision=touched.revision).update(**values):
+            raise _Retry
     events = []
     for touched in judging:
         if touched.error:
@@ -273,6 +290,8 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 event.evaluated, event.evaluation_error = False, touched.error
         events.extend(touched.new)
     Event.objects.bulk_create(events)
+    for member, event in referred:
+        Member.objects.filter(pk=member.pk).update(referral_event_id=event.pk)
     plans = [m.plan for m in judging if m.plan is not None]
     creating = [advice for plan in plans for advice in plan.creating]
     if creating:
@@ -280,15 +299,6 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
     for plan in plans:
         plan_apply(plan, create=False)
     for touched in judging:
-        values: dict[str, Any] = {"revision": touched.revision + 1}
-        if touched.plan is not None:
-            values.update(member_state_values(touched.plan))
-        if any(event.type == PROFILE for event in touched.new):
-            values["profile"] = _profile(touched)
-        # The member moves on only from the revision that was judged: a concurrent write to it
-        # since then makes this 0 rows, and the request is judged again the classic way.
-        if not Member.objects.filter(pk=touched.row.pk, revision=touched.revision).update(**values):
-            raise _Retry
         if touched.error:
             later = Event.objects.filter(member=touched.row, occurred_at__gte=min(e.occurred_at for e in touched.new))
             later.update(evaluated=False, evaluation_error=touched.error)

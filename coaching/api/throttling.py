@@ -14,6 +14,7 @@ The state of the window is kept on the request for ``rate_limit_headers``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
@@ -80,7 +81,10 @@ def counter_upsert(key: str, window: int) -> int:
     q = connection.ops.quote_name
     table, key_, count, expires_at = q(RateCounter._meta.db_table), q("key"), q("count"), q("expires_at")
     expires = timezone.now() + timedelta(seconds=window + 1)
-    with connection.cursor() as cursor:
+    # Inside a transaction (a test's, or a caller's) a failing statement must not abort it on
+    # PostgreSQL: a savepoint then. A request is not in one, and stays at one statement.
+    guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+    with guard, connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({key_}, {count}, {expires_at}) VALUES (%s, 1, %s) "  # noqa: S608 (quoted names)
             f"ON CONFLICT ({key_}) DO UPDATE SET {count} = {table}.{count} + 1 RETURNING {count}",
