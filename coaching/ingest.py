@@ -22,7 +22,6 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -50,6 +49,7 @@ from .evaluation import (
 from .figures import profile_merged
 from .logs import log_context, log_context_add
 from .models import Advice, Event, Gym, Member
+from .services import advice_for_events, advice_withdrawn_by, event_build
 from .validation import CleanEvent
 
 logger = logging.getLogger("coaching.evaluation")  # where evaluation failures are logged
@@ -125,18 +125,7 @@ def events_ingest_set(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: A
         if event is not None:
             answers.append(Answer(200 if event.content_hash == digest else 409, event))
             continue
-        offset = clean.occurred_at.utcoffset() or timedelta(0)
-        event = Event(
-            gym=gym,
-            member=touched.row,
-            external_id=clean.external_id,
-            type=clean.type,
-            occurred_at=clean.occurred_at,
-            utc_offset_minutes=int(offset.total_seconds() // 60),
-            data=clean.data,
-            content_hash=digest,
-            evaluated=True,
-        )
+        event = event_build(gym=gym, member=touched.row, clean=clean, content_hash=digest, evaluated=True)
         known[clean.external_id] = event
         touched.new.append(event)
         answers.append(Answer(201, event))
@@ -324,8 +313,6 @@ def _answers_fill(answers: list[Answer], judging: list[_Member]) -> None:
             withdrawn_by[id(plan.cause)].extend(plan.withdrawn)
     repeats = [answer.event for answer in answers if answer.status != 201]
     if repeats:
-        from .services import advice_for_events, advice_withdrawn_by
-
         stored_advice = advice_for_events(events=repeats)
         stored_withdrawn = advice_withdrawn_by(events=repeats)
     for answer in answers:

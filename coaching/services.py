@@ -211,24 +211,30 @@ def event_content_hash(clean: CleanEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def event_build(*, gym: Gym, member: Member | None, clean: CleanEvent, content_hash: str, **fields: Any) -> Event:
+    """The (unsaved) event a clean payload describes, with its offset kept for local days."""
+    offset = clean.occurred_at.utcoffset() or timedelta(0)
+    return Event(
+        gym=gym,
+        member=member,
+        external_id=clean.external_id,
+        type=clean.type,
+        occurred_at=clean.occurred_at,
+        utc_offset_minutes=int(offset.total_seconds() // 60),
+        data=clean.data,
+        content_hash=content_hash,
+        **fields,
+    )
+
+
 def _event_store(
     *, gym: Gym, member: Member, clean: CleanEvent, content_hash: str, recorded_by: str = ""
 ) -> tuple[Event, bool]:
     """Store the event; (the stored event, True), or (the one stored first by a concurrent request, False)."""
-    offset = clean.occurred_at.utcoffset() or timedelta(0)
     try:
         with transaction.atomic():
-            event = Event.objects.create(
-                gym=gym,
-                member=member,
-                external_id=clean.external_id,
-                type=clean.type,
-                occurred_at=clean.occurred_at,
-                utc_offset_minutes=int(offset.total_seconds() // 60),
-                data=clean.data,
-                content_hash=content_hash,
-                recorded_by=recorded_by,
-            )
+            event = event_build(gym=gym, member=member, clean=clean, content_hash=content_hash, recorded_by=recorded_by)
+            event.save(force_insert=True)
             return event, True
     except IntegrityError:  # a concurrent request stored the same external_id first
         existing = Event.objects.select_related("member").filter(gym=gym, external_id=clean.external_id).first()

@@ -204,16 +204,16 @@ SPECTACULAR_SETTINGS = {
 }
 
 # -- Operations (README, "Operations"): shared cache, metrics, logs ----------------------------
-# Throttle counters (and anything else the processes share) live in a shared store: Redis
-# when CACHE_URL names one, else a table of the database (made by `migrate`, see
-# coaching.apps) whose increments are atomic across processes (config/cache.py).
+# What the processes share lives in a shared store: the rate limit's counters in Redis when
+# CACHE_URL names one, else in the database (coaching.RateCounter, one atomic upsert each); the
+# cache is Redis, or a table of the database (made by `migrate`, see coaching.apps).
 CACHE_URL = os.environ.get("CACHE_URL", "")
 if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
     CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": CACHE_URL}}
 elif CACHE_URL:
     raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, or unset for the database cache: {CACHE_URL!r}.")
 else:
-    CACHES = {"default": {"BACKEND": "config.cache.DatabaseCache", "LOCATION": "cache_entries"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_entries"}}
 
 # Who may read GET /metrics: comma-separated IPs or networks (CIDR).
 METRICS_ALLOWED_IPS = [

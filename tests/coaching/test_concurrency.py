@@ -55,6 +55,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_until_answering(url: str, process: subprocess.Popen, *, seconds: float, what: str) -> None:
+    """Wait until the server at ``url`` answers ``/healthz`` (503 "degraded" is an answer too)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, f"{what} stopped"
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=5).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"{what} did not answer within {seconds:.0f} s"
+            time.sleep(0.2)
+
+
 @contextmanager
 def served(*, workers: int) -> Iterator[str]:
     """A gunicorn with ``workers`` processes serving the test database; yields its URL."""
@@ -79,17 +94,7 @@ def served(*, workers: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, "gunicorn did not start"
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=5).close()
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (503 "degraded" is an answer)
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not answer within 60 s"
-                time.sleep(0.2)
+        wait_until_answering(url, server, seconds=60, what="gunicorn")
         yield url
     finally:
         server.terminate()

@@ -46,7 +46,7 @@ from rules.models import Job
 
 from .posting import events_post
 from .properties import advice_state, gym_client, judging_order, member_history
-from .test_concurrency import free_port
+from .test_concurrency import free_port, wait_until_answering
 
 pytestmark = [
     pytest.mark.slow,
@@ -105,17 +105,7 @@ def serving(*, web: int, queue: int) -> Iterator[Served]:
     process = subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, "manage.py serve stopped"
-            try:
-                urllib.request.urlopen(f"{url}/healthz", timeout=5).close()
-                break
-            except urllib.error.HTTPError:
-                break  # it answers (503 "degraded" is an answer)
-            except OSError:
-                assert time.monotonic() < deadline, "manage.py serve did not answer within 90 s"
-                time.sleep(0.3)
+        wait_until_answering(url, process, seconds=90, what="manage.py serve")
         yield Served(url, process)
     finally:
         process.send_signal(signal.SIGTERM)
