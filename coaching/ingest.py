@@ -49,6 +49,7 @@ from .evaluation import (
 from .figures import profile_merged
 from .logs import log_context, log_context_add
 from .models import Advice, Event, Gym, Member
+from .prepared import Prepared
 from .services import advice_for_events, advice_withdrawn_by, event_build
 from .validation import CleanEvent
 
@@ -81,6 +82,27 @@ class _Member:
         return sorted(self.stored + self.new, key=event_order)
 
 
+_EVENT_ATTNAMES = [field.attname for field in Event._meta.concrete_fields]
+_MEMBER_ATTNAMES = [field.attname for field in Member._meta.concrete_fields]
+_MEMBER_SLICE = slice(len(_EVENT_ATTNAMES), len(_EVENT_ATTNAMES) + len(_MEMBER_ATTNAMES))
+_EVENT_COLUMNS = [*range(len(_EVENT_ATTNAMES)), _MEMBER_SLICE.stop]  # and the live version
+_MEMBER_COLUMNS = range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop)
+# The repeats among the request's events and the touched members' events with their members.
+_TOUCHED = Prepared(
+    lambda gym_id, ids, keys: Event.objects.filter(
+        Q(gym_id=gym_id, external_id__in=ids) | Q(gym_id=gym_id, member__external_id__in=keys)
+    )
+    .annotate(live_version=live_version_expression())
+    .order_by("occurred_at", "external_id")
+    .values_list(
+        *(field.name for field in Event._meta.concrete_fields),
+        *(f"member__{field.name}" for field in Member._meta.concrete_fields),
+        "live_version",
+    ),
+    lists=("ids", "keys"),
+)
+
+
 class _Retry(Exception):
     """A member changed (or appeared) since it was read: judge the whole request the classic way."""
 
@@ -94,21 +116,27 @@ def events_ingest_set(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: A
     ids = {clean.external_id for clean in cleans}
     keys = {clean.member for clean in cleans}
     # One round trip: the repeats, the touched members' events and rows, the live version.
-    rows = list(
-        Event.objects.filter(Q(gym=gym, external_id__in=ids) | Q(gym=gym, member__external_id__in=keys))
-        .select_related("member")
-        .annotate(live_version=live_version_expression())
-        .order_by("occurred_at", "external_id")
-    )
-    live_version = rows[0].live_version if rows else None
+    rows, compiled = _TOUCHED.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
+    # Each row is an event's columns, then its member's (converted once per member), then
+    # the live version's number.
+    rows = _TOUCHED.converted(rows, compiled, _EVENT_COLUMNS)
+    live_version = rows[0][-1] if rows else None
+    db = Event.objects.db
     members: dict[str, _Member] = {}
+    by_pk: dict[int, Member] = {}
     known: dict[str, Event] = {}
-    for event in rows:
+    for row in rows:
+        event = Event.from_db(db, _EVENT_ATTNAMES, row[: len(_EVENT_ATTNAMES)])
+        member = by_pk.get(event.member_id)
+        if member is None:
+            member_row = _TOUCHED.converted([row], compiled, _MEMBER_COLUMNS)[0]
+            member = by_pk[event.member_id] = Member.from_db(db, _MEMBER_ATTNAMES, member_row[_MEMBER_SLICE])
+        event.member = member
         if event.external_id in ids:
             known[event.external_id] = event
-        key = event.member.external_id
+        key = member.external_id
         if key in keys:
-            touched = members.setdefault(key, _Member(key, event.member, revision=event.member.revision))
+            touched = members.setdefault(key, _Member(key, member, revision=member.revision))
             touched.stored.append(event)
     missing = keys - members.keys()
     if missing:  # members without events, or new ones

@@ -113,6 +113,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take the write lock when they begin: a deferred one that reads
     # and then writes fails at once with "database is locked" under concurrent requests
     # (SQLite cannot wait on a lock upgrade), instead of waiting its turn.
+    # config.sqlite: Django's SQLite backend whose writers in one process wait on a lock, not in
+    # SQLite's sleeping busy handler (see its docstring).
+    DATABASES["default"]["ENGINE"] = "config.sqlite"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,

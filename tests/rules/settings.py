@@ -16,7 +16,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A second process (the hot-reload test's worker) must reach the test database: it is told
 # the test database's name in RULES_TEST_DB.
 _shared = os.environ.get("RULES_TEST_DB")
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if "sqlite" in DATABASES["default"]["ENGINE"]:
     # A file, not an in-memory database, so that the worker can open it.
     _db = _shared or str(BASE_DIR / "test-rules.sqlite3")
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _db, "TEST": {"NAME": _db}}}

@@ -1,0 +1,110 @@
+"""Queries of the API's hot path, compiled once per shape and run many times.
+
+Building and compiling a queryset costs Django more than the database takes to run it: reading
+a member's history for one posted event took 1.03 ms, 0.63 ms of it compiling the queryset and
+0.09 ms running its SQL (measured in-process on SQLite). A ``Prepared`` query is written as an
+ordinary queryset, compiled once for each shape of its parameters (the lengths of its lists)
+with stand-in values in their places, and then run with the real values; its rows come back
+through the converters Django itself applies (JSON, aware datetimes, booleans), when and for
+the columns the caller asks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import QuerySet
+from django.db.models.sql.compiler import SQLCompiler
+
+MAX_SHAPES = 64  # compiled shapes kept per query (least recently used dropped)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    # Per SQL parameter: (name, None) a single parameter, (name, index) an item of a list, or
+    # (None, value) a constant of the query itself.
+    slots: tuple[tuple[str | None, Any], ...]
+    compiler: SQLCompiler
+    converters: dict[int, Any]  # by column position, as SQLCompiler.get_converters gives them
+
+
+class Prepared:
+    """``build(**params)`` returns the queryset (a ``values_list``); ``lists`` names its
+    parameters that are collections (of distinct ints or strings), the others are single
+    ints or strings."""
+
+    def __init__(self, build: Callable[..., QuerySet], *, lists: Collection[str] = ()) -> None:
+        self._build = build
+        self._lists = tuple(lists)
+        self._shapes: OrderedDict[tuple, _Compiled] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def fetch(self, *, using: str = DEFAULT_DB_ALIAS, **params: Any) -> tuple[list[tuple], _Compiled]:
+        """The rows as the database returns them, with what ``converted`` needs."""
+        params = {name: list(dict.fromkeys(value)) if name in self._lists else value for name, value in params.items()}
+        shape = (using, *(len(params[name]) for name in self._lists))
+        compiled = self._compiled(shape, using, params)
+        values = [
+            constant if name is None else params[name] if constant is None else params[name][constant]
+            for name, constant in compiled.slots
+        ]
+        with connections[using].cursor() as cursor:
+            cursor.execute(compiled.sql, values)
+            return cursor.fetchall(), compiled
+
+    @staticmethod
+    def converted(rows: Iterable[Sequence[Any]], compiled: _Compiled, columns: Iterable[int]) -> list[list[Any]]:
+        """``rows`` with the ``columns`` (positions) turned into Python values as Django would."""
+        wanted = set(columns)
+        converters = {position: value for position, value in compiled.converters.items() if position in wanted}
+        if not converters:
+            return [list(row) for row in rows]
+        return list(compiled.compiler.apply_converters(rows, converters))
+
+    def _compiled(self, shape: tuple, using: str, params: dict[str, Any]) -> _Compiled:
+        with self._lock:
+            compiled = self._shapes.get(shape)
+            if compiled is not None:
+                self._shapes.move_to_end(shape)
+                return compiled
+        compiled = self._compile(using, params)
+        with self._lock:
+            self._shapes[shape] = compiled
+            while len(self._shapes) > MAX_SHAPES:
+                self._shapes.popitem(last=False)
+        return compiled
+
+    def _compile(self, using: str, params: dict[str, Any]) -> _Compiled:
+        stand_ins: dict[Any, tuple[str, int | None]] = {}
+
+        def stand_in(name: str, index: int | None, like: Any) -> Any:
+            # A value no real parameter takes: a negative int, or a string with a NUL (which
+            # no stored id or key holds: the API refuses them).
+            number = len(stand_ins) + 1
+            value = -(10**15) - number if isinstance(like, int) else f"\x00{name}:{number}"
+            stand_ins[value] = (name, index)
+            return value
+
+        fake = {}
+        for name, value in params.items():
+            if name in self._lists:
+                fake[name] = [stand_in(name, index, item) for index, item in enumerate(value)]
+            else:
+                fake[name] = stand_in(name, None, value)
+        compiler = self._build(**fake).query.get_compiler(using=using)
+        sql, sql_params = compiler.as_sql()
+        slots = []
+        for param in sql_params:
+            slot = stand_ins.get(param) if isinstance(param, int | str) and not isinstance(param, bool) else None
+            slots.append(slot if slot is not None else (None, param))
+        unused = set(stand_ins.values()) - set(slots)
+        if unused:  # a parameter was written into the SQL text or dropped: it could not be replaced
+            raise ValueError(f"Prepared query: parameters {sorted({name for name, _i in unused})} not in its SQL")
+        fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
+        return _Compiled(sql=sql, slots=tuple(slots), compiler=compiler, converters=compiler.get_converters(fields))
