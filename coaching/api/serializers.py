@@ -66,6 +66,34 @@ class AdviceSerializer(serializers.ModelSerializer):
     def get_withdrawn(self, advice: Advice) -> dict[str, Any] | None:
         return WithdrawnSerializer(advice).data if advice.withdrawn_at is not None else None
 
+    def to_representation(self, advice: Advice) -> dict[str, Any]:
+        # The declared fields are the shape (and the OpenAPI schema); this writes that shape
+        # directly: answering a POST is the API's hot path, and DRF builds and deep-copies every
+        # field of a serializer for each object. tests/coaching/test_serializers.py holds the
+        # two equal.
+        card = advice.card
+        withdrawn = None
+        if advice.withdrawn_at is not None:
+            withdrawn = {
+                "at": datetime_text(advice.withdrawn_at),
+                "by_event": advice.withdrawn_by.external_id if advice.withdrawn_by_id else None,
+                "reason": str(advice.withdrawn_reason),
+            }
+        return {
+            "id": advice.id,
+            "member": str(advice.member.external_id),
+            "event": str(advice.event.external_id),
+            "rule": {"key": str(advice.rule_key), "name": str(advice.rule_name), "version": int(advice.rule_version)},
+            "category": advice.category,
+            "severity": advice.severity,
+            "message": str(advice.message),
+            "matched_events": [str(event) if event is not None else None for event in advice.matched_events],
+            "source": {"label": str(advice.source_label)},
+            "card": None if card is None else _card(card),
+            "created_at": datetime_text(advice.created_at),
+            "withdrawn": withdrawn,
+        }
+
     class Meta:
         model = Advice
         fields = [
@@ -82,6 +110,23 @@ class AdviceSerializer(serializers.ModelSerializer):
             "created_at",
             "withdrawn",
         ]
+
+
+def _card(card: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": str(card["summary"]),
+        "indicator": card["indicator"],
+        "detail": str(card["detail"]),
+        "source": None if card["source"] is None else {"label": str(card["source"]["label"])},
+    }
+
+
+def datetime_text(value: datetime | None) -> str | None:
+    """A moment as DRF's DateTimeField writes it: in the current time zone, UTC as "Z"."""
+    if not value:
+        return None
+    text = value.astimezone(timezone.get_current_timezone()).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 @extend_schema_field(EVENT_DATA_SCHEMA)
@@ -131,6 +176,19 @@ class EventSerializer(serializers.ModelSerializer):
             else:
                 withdrawn = advice_withdrawn_by(events=[event])[event.pk]
         return AdviceSerializer(withdrawn, many=True).data
+
+    def to_representation(self, event: Event) -> dict[str, Any]:
+        # As AdviceSerializer.to_representation: the declared fields' shape, written directly.
+        return {
+            "id": event.id,
+            "external_id": str(event.external_id),
+            "member": str(event.member.external_id),
+            "type": event.type,
+            "occurred_at": self.get_occurred_at(event),
+            "data": {str(key): value for key, value in event.data.items()},
+            "advice": self.get_advice(event),
+            "withdrawn": self.get_withdrawn(event),
+        }
 
 
 class EventInSerializer(serializers.Serializer):
