@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Q
 
 from rules.evaluation import DecisionState, live_version_expression, timelines_judge
@@ -286,6 +286,7 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 for advice in touched.plan.creating:
                     advice.member = row
     referred: list[tuple[Member, Event]] = []  # a referral that starts on an event stored below
+    advancing = []
     for touched in judging:  # in the members' key order, as every ingest takes them
         values: dict[str, Any] = {"revision": touched.revision + 1}
         if touched.plan is not None:
@@ -296,10 +297,8 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 referred.append((touched.row, on))
         if any(event.type == PROFILE for event in touched.new):
             values["profile"] = _profile(touched)
-        # The member moves on only from the revision that was judged: a concurrent write to it
-        # since then makes this 0 rows, and the request is judged again the classic way.
-        if not Member.objects.filter(pk=touched.row.pk, revision=touched.revision).update(**values):
-            raise _Retry
+        advancing.append((touched, values))
+    _members_advance(advancing)
     events = []
     for touched in judging:
         if touched.error:
@@ -319,6 +318,42 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
         if touched.error:
             later = Event.objects.filter(member=touched.row, occurred_at__gte=min(e.occurred_at for e in touched.new))
             later.update(evaluated=False, evaluation_error=touched.error)
+
+
+def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
+    """Move each member to its next revision with its new columns, in the order given, if it is
+    still at the revision that was judged: a concurrent write to one since then makes it 0 rows,
+    and the request is judged again the classic way (``_Retry``).
+
+    One statement run for each member (``executemany``), not a queryset's update each: for an
+    array touching 200 members that compiled 200 updates, a fifth of the array's time.
+    """
+    connection = connections[Member.objects.db]
+    quote = connection.ops.quote_name
+    meta = Member._meta
+    start = 0
+    while start < len(advancing):  # runs of members with the same columns to write
+        names = list(advancing[start][1])
+        end = start + 1
+        while end < len(advancing) and list(advancing[end][1]) == names:
+            end += 1
+        fields = [meta.get_field(name) for name in names]
+        sql = "UPDATE {} SET {} WHERE {} = %s AND {} = %s".format(  # noqa: S608 (names from the model)
+            quote(meta.db_table),
+            ", ".join(f"{quote(field.column)} = %s" for field in fields),
+            quote(meta.pk.column),
+            quote(meta.get_field("revision").column),
+        )
+        rows = [
+            [field.get_db_prep_save(values[name], connection) for field, name in zip(fields, names, strict=True)]
+            + [touched.row.pk, touched.revision]
+            for touched, values in advancing[start:end]
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+            if cursor.rowcount != len(rows):
+                raise _Retry
+        start = end
 
 
 def _profile(touched: _Member) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -67,32 +68,7 @@ class AdviceSerializer(serializers.ModelSerializer):
         return WithdrawnSerializer(advice).data if advice.withdrawn_at is not None else None
 
     def to_representation(self, advice: Advice) -> dict[str, Any]:
-        # The declared fields are the shape (and the OpenAPI schema); this writes that shape
-        # directly: answering a POST is the API's hot path, and DRF builds and deep-copies every
-        # field of a serializer for each object. tests/coaching/test_serializers.py holds the
-        # two equal.
-        card = advice.card
-        withdrawn = None
-        if advice.withdrawn_at is not None:
-            withdrawn = {
-                "at": datetime_text(advice.withdrawn_at),
-                "by_event": advice.withdrawn_by.external_id if advice.withdrawn_by_id else None,
-                "reason": str(advice.withdrawn_reason),
-            }
-        return {
-            "id": advice.id,
-            "member": str(advice.member.external_id),
-            "event": str(advice.event.external_id),
-            "rule": {"key": str(advice.rule_key), "name": str(advice.rule_name), "version": int(advice.rule_version)},
-            "category": advice.category,
-            "severity": advice.severity,
-            "message": str(advice.message),
-            "matched_events": [str(event) if event is not None else None for event in advice.matched_events],
-            "source": {"label": str(advice.source_label)},
-            "card": None if card is None else _card(card),
-            "created_at": datetime_text(advice.created_at),
-            "withdrawn": withdrawn,
-        }
+        return advice_representation(advice)
 
     class Meta:
         model = Advice
@@ -110,6 +86,38 @@ class AdviceSerializer(serializers.ModelSerializer):
             "created_at",
             "withdrawn",
         ]
+
+
+# The serializers' declared fields are the answers' shape (and the OpenAPI schema); these write
+# that shape directly: answering a POST is the API's hot path, and DRF builds and deep-copies
+# every field of a serializer for each object it writes (an array's answer took a tenth of its
+# time). tests/coaching/test_serializers.py holds the two equal.
+
+
+def advice_representation(advice: Advice) -> dict[str, Any]:
+    """What AdviceSerializer gives for ``advice``."""
+    card = advice.card
+    withdrawn = None
+    if advice.withdrawn_at is not None:
+        withdrawn = {
+            "at": datetime_text(advice.withdrawn_at),
+            "by_event": advice.withdrawn_by.external_id if advice.withdrawn_by_id else None,
+            "reason": str(advice.withdrawn_reason),
+        }
+    return {
+        "id": advice.id,
+        "member": str(advice.member.external_id),
+        "event": str(advice.event.external_id),
+        "rule": {"key": str(advice.rule_key), "name": str(advice.rule_name), "version": int(advice.rule_version)},
+        "category": advice.category,
+        "severity": advice.severity,
+        "message": str(advice.message),
+        "matched_events": [str(event) if event is not None else None for event in advice.matched_events],
+        "source": {"label": str(advice.source_label)},
+        "card": None if card is None else _card(card),
+        "created_at": datetime_text(advice.created_at),
+        "withdrawn": withdrawn,
+    }
 
 
 def _card(card: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +165,14 @@ class EventSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(AdviceSerializer(many=True))
     def get_advice(self, event: Event) -> list[dict[str, Any]]:
+        return AdviceSerializer(self.advice_of(event), many=True).data
+
+    @extend_schema_field(AdviceSerializer(many=True))
+    def get_withdrawn(self, event: Event) -> list[dict[str, Any]]:
+        """The advice this event's late arrival withdrew (empty for an event that came in time)."""
+        return AdviceSerializer(self.withdrawn_of(event), many=True).data
+
+    def advice_of(self, event: Event) -> list[Advice]:
         advice = self.context.get("advice")
         if advice is None:
             if hasattr(event, "_prefetched_objects_cache") and "advice" in event._prefetched_objects_cache:
@@ -164,31 +180,33 @@ class EventSerializer(serializers.ModelSerializer):
                 advice = sorted(current, key=lambda a: (severity_rank(a.severity), a.rule_key))
             else:
                 advice = advice_for_event(event=event)
-        return AdviceSerializer(advice, many=True).data
+        return advice
 
-    @extend_schema_field(AdviceSerializer(many=True))
-    def get_withdrawn(self, event: Event) -> list[dict[str, Any]]:
-        """The advice this event's late arrival withdrew (empty for an event that came in time)."""
+    def withdrawn_of(self, event: Event) -> list[Advice]:
         withdrawn = self.context.get("withdrawn")
         if withdrawn is None:
             if hasattr(event, "_prefetched_objects_cache") and "withdrawals" in event._prefetched_objects_cache:
                 withdrawn = list(event.withdrawals.all())
             else:
                 withdrawn = advice_withdrawn_by(events=[event])[event.pk]
-        return AdviceSerializer(withdrawn, many=True).data
+        return withdrawn
 
     def to_representation(self, event: Event) -> dict[str, Any]:
-        # As AdviceSerializer.to_representation: the declared fields' shape, written directly.
-        return {
-            "id": event.id,
-            "external_id": str(event.external_id),
-            "member": str(event.member.external_id),
-            "type": event.type,
-            "occurred_at": self.get_occurred_at(event),
-            "data": {str(key): value for key, value in event.data.items()},
-            "advice": self.get_advice(event),
-            "withdrawn": self.get_withdrawn(event),
-        }
+        return event_representation(event, self.advice_of(event), self.withdrawn_of(event))
+
+
+def event_representation(event: Event, advice: Sequence[Advice], withdrawn: Sequence[Advice]) -> dict[str, Any]:
+    """What EventSerializer gives for ``event`` with ``advice`` and ``withdrawn`` in its context."""
+    return {
+        "id": event.id,
+        "external_id": str(event.external_id),
+        "member": str(event.member.external_id),
+        "type": event.type,
+        "occurred_at": event.occurred_at_local.isoformat(),
+        "data": {str(key): value for key, value in event.data.items()},
+        "advice": [advice_representation(one) for one in advice],
+        "withdrawn": [advice_representation(one) for one in withdrawn],
+    }
 
 
 class EventInSerializer(serializers.Serializer):

@@ -42,6 +42,7 @@ from .serializers import (
     EventInSerializer,
     EventSerializer,
     MemberSerializer,
+    event_representation,
 )
 from .throttling import GymRateThrottle, rate_limit_headers
 
@@ -242,9 +243,7 @@ class EventListCreateView(GymAPIView):
             result = services.event_ingest(gym=gym, payload=body)
         except services.EventInvalid as invalid:
             return Response({"errors": invalid.errors}, status=status.HTTP_400_BAD_REQUEST)
-        event_body = EventSerializer(
-            result.event, context={"advice": result.advice, "withdrawn": result.withdrawn}
-        ).data
+        event_body = event_representation(result.event, result.advice, result.withdrawn)
         if result.status == 409:
             return Response(
                 {"errors": {"external_id": [services.CONFLICT_MESSAGE]}, "event": event_body},
@@ -268,8 +267,7 @@ class EventListCreateView(GymAPIView):
 def _batch_item(item: services.BatchItem) -> dict[str, Any]:
     body: dict[str, Any] = {"status": item.status}
     if item.event is not None:
-        context = {"advice": item.advice or [], "withdrawn": item.withdrawn or []}
-        body["event"] = EventSerializer(item.event, context=context).data
+        body["event"] = event_representation(item.event, item.advice or [], item.withdrawn or [])
     if item.errors:
         body["errors"] = item.errors
     return body
