@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Q
+from django.db.models import QuerySet
 
 from rules.evaluation import DecisionState, live_version_expression, timelines_judge
 
@@ -87,20 +87,28 @@ _MEMBER_ATTNAMES = [field.attname for field in Member._meta.concrete_fields]
 _MEMBER_SLICE = slice(len(_EVENT_ATTNAMES), len(_EVENT_ATTNAMES) + len(_MEMBER_ATTNAMES))
 _EVENT_COLUMNS = [*range(len(_EVENT_ATTNAMES)), _MEMBER_SLICE.stop]  # and the live version
 _MEMBER_COLUMNS = range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop)
-# The repeats among the request's events and the touched members' events with their members.
-_TOUCHED = Prepared(
-    lambda gym_id, ids, keys: Event.objects.filter(
-        Q(gym_id=gym_id, external_id__in=ids) | Q(gym_id=gym_id, member__external_id__in=keys)
-    )
-    .annotate(live_version=live_version_expression())
-    .order_by("occurred_at", "external_id")
-    .values_list(
-        *(field.name for field in Event._meta.concrete_fields),
-        *(f"member__{field.name}" for field in Member._meta.concrete_fields),
-        "live_version",
-    ),
-    lists=("ids", "keys"),
+_TOUCHED_COLUMNS = (
+    *(field.name for field in Event._meta.concrete_fields),
+    *(f"member__{field.name}" for field in Member._meta.concrete_fields),
+    "live_version",
 )
+
+
+def _touched(gym_id: int, ids: list[str], keys: list[str]) -> QuerySet:
+    """The repeats among the request's events, and the touched members' events, each with its
+    member's columns and the live version's number; a repeat of a touched member's event comes
+    twice. Two queries in one (UNION ALL), each on its own index: in one WHERE, an OR over the
+    two made PostgreSQL read every event of the gym."""
+
+    def touched(**condition: Any) -> QuerySet:
+        return Event.objects.filter(**condition).annotate(live_version=live_version_expression()).order_by()
+
+    repeats = touched(gym_id=gym_id, external_id__in=ids).values_list(*_TOUCHED_COLUMNS)
+    members = touched(member__gym_id=gym_id, member__external_id__in=keys).values_list(*_TOUCHED_COLUMNS)
+    return repeats.union(members, all=True).order_by("occurred_at", "external_id")
+
+
+_TOUCHED = Prepared(_touched, lists=("ids", "keys"))
 
 
 class _Retry(Exception):
@@ -125,7 +133,11 @@ def events_ingest_set(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: A
     members: dict[str, _Member] = {}
     by_pk: dict[int, Member] = {}
     known: dict[str, Event] = {}
+    read: set[int] = set()
     for row in rows:
+        if row[0] in read:
+            continue  # a repeat of a touched member's event
+        read.add(row[0])
         event = Event.from_db(db, _EVENT_ATTNAMES, row[: len(_EVENT_ATTNAMES)])
         member = by_pk.get(event.member_id)
         if member is None:
