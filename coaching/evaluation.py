@@ -248,7 +248,8 @@ def member_plan(
 
 def plan_apply(plan: Plan, *, create: bool = True) -> JudgeResult:
     """Write what ``plan`` changes (the new events among ``plan.events`` stored already);
-    ``create=False``: its new advice was written with other members' in one statement."""
+    ``create=False``: the caller writes its new advice afterwards (with other members', in one
+    statement)."""
     now, cause = plan.now, plan.cause
     # Withdrawals first, so that a replacement never meets the one it replaces; they share
     # the moment and the cause, so one statement per reason writes them.

@@ -7,8 +7,9 @@
    later than all of its member's others is judged from the policy's memory kept on the
    member's row; otherwise the member's current advice is read (one query for all of them).
 3. Write, holding the write lock only now: each member moves to its next revision if it is
-   still at the one read in 1 (otherwise that member is judged again under its lock, the
-   classic path), then the events, the advice, the withdrawals, the figures, in bulk.
+   still at the one read in 1, then the events, the advice, the withdrawals, the figures, in
+   bulk. A member written by another request meanwhile makes the request start again at 1; after
+   a few such attempts each member is judged under its lock (the classic path).
 
 So the queries of a request grow with the members it touches, not with its events, and the
 result is exactly what judging each event in time order gives (the same policy, the same
@@ -112,15 +113,31 @@ _TOUCHED = Prepared(_touched, lists=("ids", "keys"))
 
 
 class _Retry(Exception):
-    """A member changed (or appeared) since it was read: judge the whole request the classic way."""
+    """A member changed (or appeared) since it was read: read and judge the request again."""
+
+
+ATTEMPTS = 3  # reads and judgings before a request that meets concurrent writes goes classic
 
 
 def events_ingest_set(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -> list[Answer] | None:
     """Ingest valid events of ``gym``: an answer per clean event, in their order.
 
-    Returns None when a concurrent write got in the way of a member; the caller then takes the
-    classic path (per member, under its lock), which gives the same result.
+    Returns None when a touched member has an evaluation to complete, or when concurrent
+    writes to its members got in the way of every attempt; the caller then takes the classic
+    path (per member, under its lock), which gives the same result. A request that meets one
+    concurrent write (another request for the same member) is read and judged again: the
+    classic path costs several times as many queries.
     """
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _ingest_once(gym=gym, cleans=cleans, content_hash=content_hash)
+        except _Retry:
+            metrics.ingest_conflict(then="again" if attempt < ATTEMPTS else "classic")
+    return None
+
+
+def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -> list[Answer] | None:
+    """One attempt: raises _Retry when a member changed (or appeared) since it was read."""
     ids = {clean.external_id for clean in cleans}
     keys = {clean.member for clean in cleans}
     # One round trip: the repeats, the touched members' events and rows, the live version.
@@ -178,10 +195,10 @@ def events_ingest_set(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: A
     try:
         with transaction.atomic():
             _write(gym, judging)
-    except (_Retry, IntegrityError) as exc:
-        if isinstance(exc, IntegrityError) and database_unavailable(exc):
+    except IntegrityError as exc:  # a member or event stored by a concurrent request meanwhile
+        if database_unavailable(exc):
             raise
-        return None
+        raise _Retry from exc
     new_events = [event for m in judging for event in m.new]
     metrics.events_stored(new_events)
     metrics.evaluations_observed([m.seconds for m in judging if m.seconds is not None])
@@ -321,11 +338,11 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
     for member, event in referred:
         Member.objects.filter(pk=member.pk).update(referral_event_id=event.pk)
     plans = [m.plan for m in judging if m.plan is not None]
+    for plan in plans:  # withdrawals first: a replacement must not meet the advice it replaces
+        plan_apply(plan, create=False)
     creating = [advice for plan in plans for advice in plan.creating]
     if creating:
         Advice.objects.bulk_create(creating)
-    for plan in plans:
-        plan_apply(plan, create=False)
     for touched in judging:
         if touched.error:
             later = Event.objects.filter(member=touched.row, occurred_at__gte=min(e.occurred_at for e in touched.new))
@@ -335,7 +352,7 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
 def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
     """Move each member to its next revision with its new columns, in the order given, if it is
     still at the revision that was judged: a concurrent write to one since then makes it 0 rows,
-    and the request is judged again the classic way (``_Retry``).
+    and the request is read and judged again (``_Retry``).
 
     One statement run for each member (``executemany``), not a queryset's update each: for an
     array touching 200 members that compiled 200 updates, a fifth of the array's time.

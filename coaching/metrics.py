@@ -45,6 +45,13 @@ EVALUATIONS_FAILED = Counter(
     "rlbp_evaluations_failed", "Evaluations that failed (the events stay stored, waiting for a later evaluation)."
 )
 
+INGEST_CONFLICTS = Counter(
+    "rlbp_ingest_conflicts",
+    "Ingests that met a concurrent write to one of their members, by what followed: judged again "
+    "(again) or, after several, judged member by member under a lock (classic).",
+    ["then"],
+)
+
 
 def request_observed(*, method: str, view: str, status: int) -> None:
     REQUESTS.labels(method=method, view=view, status=str(status)).inc()
@@ -60,6 +67,10 @@ def advice_changed(*, created: Iterable[Advice] = (), withdrawn: Iterable[Advice
         ADVICE_GIVEN.labels(rule=rule, severity=severity).inc(n)
     for (rule, severity), n in Tally((a.rule_key, a.severity) for a in withdrawn).items():
         ADVICE_WITHDRAWN.labels(rule=rule, severity=severity).inc(n)
+
+
+def ingest_conflict(*, then: str) -> None:
+    INGEST_CONFLICTS.labels(then=then).inc()
 
 
 def evaluations_observed(seconds: Iterable[float]) -> None:

@@ -17,6 +17,7 @@ from .catalog import PROFILE, SEVERITY_CODES
 from .evaluation import member_events, member_facts
 from .figures import figures_now
 from .models import Advice, Event, Gym, Member
+from .prepared import Prepared
 from .services import key_hash
 
 # An event still not evaluated this long after it arrived had its evaluation cut off.
@@ -24,9 +25,18 @@ PENDING_AFTER = timedelta(minutes=2)
 
 
 def gym_for_key(*, key: str) -> Gym | None:
+    """The gym whose API key is ``key`` (asked on every API request, so compiled once)."""
     if not key:
         return None
-    return Gym.objects.filter(key_hash=key_hash(key)).first()
+    rows, compiled = _GYM_BY_KEY.fetch(key_hash=key_hash(key))
+    if not rows:
+        return None
+    [row] = _GYM_BY_KEY.converted(rows, compiled, range(len(_GYM_ATTNAMES)))  # the key hash is unique
+    return Gym.from_db(Gym.objects.db, _GYM_ATTNAMES, row)
+
+
+_GYM_ATTNAMES = [field.attname for field in Gym._meta.concrete_fields]
+_GYM_BY_KEY = Prepared(lambda key_hash: Gym.objects.filter(key_hash=key_hash).order_by().values_list(*_GYM_ATTNAMES))
 
 
 def member_get(*, gym: Gym, external_id: str) -> Member | None:
