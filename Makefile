@@ -53,14 +53,15 @@ setup: venv
 	$(PY) manage.py collectstatic --noinput -v 0
 
 # Served as in production, with debug off: a development secret key is made on the first run
-# and kept in the git-ignored .dev-secret-key (a DJANGO_SECRET_KEY of your own wins). One web
-# process with threads and one task-queue worker beside it (manage.py serve keeps both running).
+# and kept in the git-ignored .dev-secret-key (a DJANGO_SECRET_KEY of your own wins). Two web
+# processes (one request at a time each) and one task-queue worker beside them (manage.py serve
+# keeps them running).
 RUN_ENV = DJANGO_DEBUG=false ALLOWED_HOSTS=127.0.0.1,localhost \
 	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .dev-secret-key)}"
 run: setup
 	@[ -s .dev-secret-key ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > .dev-secret-key)
 	$(RUN_ENV) $(PY) manage.py demo --port $(PORT)
-	$(RUN_ENV) $(PY) manage.py serve --host 127.0.0.1 --port $(PORT) --web-concurrency 1 --threads 8 --queue-workers 1
+	$(RUN_ENV) $(PY) manage.py serve --host 127.0.0.1 --port $(PORT) --web-concurrency 2 --threads 1 --queue-workers 1
 
 # Production: gunicorn with WEB_CONCURRENCY processes (default 2) on HOST:PORT (default
 # 127.0.0.1:8000) and QUEUE_WORKERS task-queue workers (default 1); no demo data, debug off

@@ -2,7 +2,7 @@
 
     python -m bench.api [--quick | --full] [--no-postgres] [--import-lines 50000] [...]
 
-Serves the product as ``make run`` does (``manage.py serve --web-concurrency 1 --threads 8
+Serves the product as ``make run`` does (``manage.py serve --web-concurrency 2 --threads 1
 --queue-workers 1``, a SQLite file) and, when a PostgreSQL server is reachable
 (``BENCH_DATABASE_URL``, or a local cluster found with ``pg_lsclusters``), as ``make serve``
 does (``--web-concurrency 2``, default threads, one queue worker) on PostgreSQL. Beside each,

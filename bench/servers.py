@@ -209,7 +209,7 @@ class Shape:
         return f"{self.name} ({database}): manage.py serve {' '.join(self.serve_args)}"
 
 
-MAKE_RUN = Shape("make run", ("--web-concurrency", "1", "--threads", "8"), queue_workers=1)
+MAKE_RUN = Shape("make run", ("--web-concurrency", "2", "--threads", "1"), queue_workers=1)
 MAKE_SERVE = Shape("make serve", ("--web-concurrency", "2"), queue_workers=1)
 
 

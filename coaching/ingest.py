@@ -379,7 +379,10 @@ def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
             for touched, values in advancing[start:end]
         ]
         with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
+            if len(rows) == 1:  # psycopg runs executemany in pipeline mode: more round trips for one
+                cursor.execute(sql, rows[0])
+            else:
+                cursor.executemany(sql, rows)
             if cursor.rowcount != len(rows):
                 raise _Retry
         start = end
