@@ -12,6 +12,7 @@ event's local date and the 6 local dates before it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ STREAK_BREAKING_PAIN = 3  # a pain report of this or more breaks the pain-free s
 EPISODE_GAP = timedelta(days=14)
 LONGEST_RUN_DAYS = 30
 PAIN_REPORT_DAYS = 14
+# Events in time order can have local dates out of order by up to two days (an offset is under
+# a day each way).
+LOCAL_DAYS_SLACK = timedelta(days=2)
 # Runs further back than this cannot fall in any calendar window (30 days, plus offsets).
 RECENT_RUNS_SPAN = timedelta(days=LONGEST_RUN_DAYS + 2)
 
@@ -40,7 +44,12 @@ class EventLike(Protocol):
 
 
 def local_date(moment: datetime, offset_minutes: int) -> date:
-    return moment.astimezone(dt_timezone(timedelta(minutes=offset_minutes))).date()
+    return moment.astimezone(_zone(offset_minutes)).date()
+
+
+@functools.cache
+def _zone(offset_minutes: int) -> dt_timezone:
+    return dt_timezone(timedelta(minutes=offset_minutes))
 
 
 @dataclass
@@ -122,13 +131,24 @@ class _History:
             "consecutive_run_days": _consecutive_days(self.run_days, today),
             "pain_free_run_streak": self.pain_free_streak,
             "runs_without_group_streak": self.alone_streak,
-            "pain_reports_last_14_days": sum(1 for day in self.pain_report_days[-200:] if pain_from <= day <= today),
+            "pain_reports_last_14_days": self._pain_reports(pain_from, today),
             "pain_episode_weeks": self._episode_weeks(at),
         }
         if previous > 0:
             figures["weekly_distance_increase_pct"] = round((weekly - previous) / previous * 100, 2)
         figures.update(profile_figures(self.profile))
         return figures
+
+    def _pain_reports(self, first: date, last: date) -> int:
+        # The days are in time order, each in its own offset: a day more than two before the
+        # window's first can only be followed by days before the window, so the count stops there.
+        count = 0
+        for day in reversed(self.pain_report_days):
+            if day < first - LOCAL_DAYS_SLACK:
+                break
+            if first <= day <= last:
+                count += 1
+        return count
 
     def _episode_weeks(self, at: datetime) -> int:
         if self.last_pain_at is None or self.episode_start is None or at - self.last_pain_at >= EPISODE_GAP:

@@ -1,11 +1,13 @@
 """gunicorn settings for running several worker processes (``gunicorn -c config/gunicorn.py``).
 
-Only what multi-process Prometheus metrics need (coaching/metrics.py); everything else is
-given on the command line. With ``PROMETHEUS_MULTIPROC_DIR`` set, the directory is emptied
-when gunicorn starts (figures of an earlier run would otherwise be added to this one's), and
-a worker's files for live gauges are removed when it exits. Without it, nothing happens.
+What multi-process Prometheus metrics need (coaching/metrics.py), and the garbage collector
+told to leave the objects loaded at start alone; everything else is given on the command line.
+With ``PROMETHEUS_MULTIPROC_DIR`` set, the directory is emptied when gunicorn starts (figures of
+an earlier run would otherwise be added to this one's), and a worker's files for live gauges
+are removed when it exits. Without it, nothing happens.
 """
 
+import gc
 import glob
 import os
 
@@ -23,3 +25,10 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    # What is loaded by now (Django, the apps, the URLconf) lives as long as the process: frozen,
+    # the cyclic garbage collector no longer walks it at every full collection (measured on an
+    # array of 500 events: collections took a sixth of its time, a twentieth after).
+    gc.freeze()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, file: str, gym: str, format: str | None, **options: Any) -> None:
+        gc.freeze()  # what is loaded by now stays: out of the garbage collector's full walks
         gym_obj = Gym.objects.filter(name=gym).first()
         if gym_obj is None:
             raise CommandError(NO_GYM.format(name=gym))

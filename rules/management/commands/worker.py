@@ -8,6 +8,7 @@ worker however many run.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -38,6 +39,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, interval: float, tick: float, batch: bool, verbosity: int, **options: Any) -> None:
         self._configure_logging(verbosity)
+        # What is loaded by now lives as long as the worker: out of the cyclic garbage collector's
+        # walks (jobs such as imports make many short-lived objects, and full collections).
+        gc.freeze()
         worker = Worker(
             queue_names=["*"],
             interval=interval,
