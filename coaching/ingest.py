@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,14 +83,20 @@ class _Member:
         return sorted(self.stored + self.new, key=event_order)
 
 
-_EVENT_ATTNAMES = [field.attname for field in Event._meta.concrete_fields]
-_MEMBER_ATTNAMES = [field.attname for field in Member._meta.concrete_fields]
-_MEMBER_SLICE = slice(len(_EVENT_ATTNAMES), len(_EVENT_ATTNAMES) + len(_MEMBER_ATTNAMES))
-_EVENT_COLUMNS = [*range(len(_EVENT_ATTNAMES)), _MEMBER_SLICE.stop]  # and the live version
-_MEMBER_COLUMNS = range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop)
+# The columns read: what judging and answering use. An event's figures are read as the database
+# gives them and converted only for the events judged again (on time: none); the columns no
+# ingest reads stay deferred.
+_EVENT_FIELDS = [f for f in Event._meta.concrete_fields if f.name not in ("figures", "received_at", "recorded_by")]
+_MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if f.name not in ("profile", "created_at")]
+_EVENT_ATTNAMES = [field.attname for field in _EVENT_FIELDS]
+_MEMBER_ATTNAMES = [field.attname for field in _MEMBER_FIELDS]
+_FIGURES = len(_EVENT_FIELDS)
+_MEMBER_SLICE = slice(_FIGURES + 1, _FIGURES + 1 + len(_MEMBER_FIELDS))
+_LIVE_VERSION = _MEMBER_SLICE.stop
 _TOUCHED_COLUMNS = (
-    *(field.name for field in Event._meta.concrete_fields),
-    *(f"member__{field.name}" for field in Member._meta.concrete_fields),
+    *(field.name for field in _EVENT_FIELDS),
+    "figures",
+    *(f"member__{field.name}" for field in _MEMBER_FIELDS),
     "live_version",
 )
 
@@ -144,21 +150,21 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     rows, compiled = _TOUCHED.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
     # Each row is an event's columns, then its member's (converted once per member), then
     # the live version's number.
-    rows = _TOUCHED.converted(rows, compiled, _EVENT_COLUMNS)
-    live_version = rows[0][-1] if rows else None
+    rows = _TOUCHED.converted(rows, compiled, [*range(_FIGURES), _LIVE_VERSION])
+    live_version = rows[0][_LIVE_VERSION] if rows else None
     db = Event.objects.db
     members: dict[str, _Member] = {}
     by_pk: dict[int, Member] = {}
     known: dict[str, Event] = {}
-    read: set[int] = set()
+    unread_figures: dict[int, list[Any]] = {}  # by event, its row
     for row in rows:
-        if row[0] in read:
+        if row[0] in unread_figures:
             continue  # a repeat of a touched member's event
-        read.add(row[0])
-        event = Event.from_db(db, _EVENT_ATTNAMES, row[: len(_EVENT_ATTNAMES)])
+        unread_figures[row[0]] = row
+        event = Event.from_db(db, _EVENT_ATTNAMES, row[:_FIGURES])
         member = by_pk.get(event.member_id)
         if member is None:
-            member_row = _TOUCHED.converted([row], compiled, _MEMBER_COLUMNS)[0]
+            member_row = _TOUCHED.converted([row], compiled, range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop))[0]
             member = by_pk[event.member_id] = Member.from_db(db, _MEMBER_ATTNAMES, member_row[_MEMBER_SLICE])
         event.member = member
         if event.external_id in ids:
@@ -191,7 +197,15 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
 
     # In the order of the members' ids: concurrent requests lock shared members in one order.
     judging = sorted((m for m in members.values() if m.new), key=lambda m: m.key)
-    _judge(judging, live_version)
+
+    def figures_read(events: Sequence[Event]) -> None:
+        """The stored figures of ``events`` (judged again: compared with their new figures)."""
+        pending = [event for event in events if event.pk in unread_figures]
+        rows = _TOUCHED.converted([unread_figures.pop(event.pk) for event in pending], compiled, [_FIGURES])
+        for event, row in zip(pending, rows, strict=True):
+            event.figures = row[_FIGURES]
+
+    _judge(judging, live_version, figures_read)
     try:
         with transaction.atomic():
             _write(gym, judging)
@@ -219,7 +233,7 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     return answers
 
 
-def _judge(judging: list[_Member], live_version: int | None) -> None:
+def _judge(judging: list[_Member], live_version: int | None, figures_read: Callable[[Sequence[Event]], None]) -> None:
     """Plan every touched member's judging: figures, one engine call, the policy, the diff."""
     timelines = []
     needs_advice = []
@@ -257,6 +271,7 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
         if decisions:
             log_context_add(ruleset_version=decisions[-1].version)
         cause = min(touched.new, key=event_order)
+        figures_read(events[start:])
         member_advice = current.get(touched.row.pk, {}) if touched.row is not None else {}
         touched.plan = member_plan(
             member=touched.row,
