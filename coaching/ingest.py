@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,19 +83,16 @@ class _Member:
         return sorted(self.stored + self.new, key=event_order)
 
 
-# The columns read: what judging and answering use. An event's figures are read as the database
-# gives them and converted only for the events judged again (on time: none); the columns no
-# ingest reads stay deferred.
+# The columns read: what judging and answering use. The stored figures are read only for events
+# judged again (on time: none), as the other columns no ingest uses stay deferred.
 _EVENT_FIELDS = [f for f in Event._meta.concrete_fields if f.name not in ("figures", "received_at", "recorded_by")]
 _MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if f.name not in ("profile", "created_at")]
 _EVENT_ATTNAMES = [field.attname for field in _EVENT_FIELDS]
 _MEMBER_ATTNAMES = [field.attname for field in _MEMBER_FIELDS]
-_FIGURES = len(_EVENT_FIELDS)
-_MEMBER_SLICE = slice(_FIGURES + 1, _FIGURES + 1 + len(_MEMBER_FIELDS))
+_MEMBER_SLICE = slice(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + len(_MEMBER_FIELDS))
 _LIVE_VERSION = _MEMBER_SLICE.stop
 _TOUCHED_COLUMNS = (
     *(field.name for field in _EVENT_FIELDS),
-    "figures",
     *(f"member__{field.name}" for field in _MEMBER_FIELDS),
     "live_version",
 )
@@ -150,18 +147,18 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     rows, compiled = _TOUCHED.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
     # Each row is an event's columns, then its member's (converted once per member), then
     # the live version's number.
-    rows = _TOUCHED.converted(rows, compiled, [*range(_FIGURES), _LIVE_VERSION])
+    rows = _TOUCHED.converted(rows, compiled, [*range(_MEMBER_SLICE.start), _LIVE_VERSION])
     live_version = rows[0][_LIVE_VERSION] if rows else None
     db = Event.objects.db
     members: dict[str, _Member] = {}
     by_pk: dict[int, Member] = {}
     known: dict[str, Event] = {}
-    unread_figures: dict[int, list[Any]] = {}  # by event, its row
+    read: set[int] = set()
     for row in rows:
-        if row[0] in unread_figures:
+        if row[0] in read:
             continue  # a repeat of a touched member's event
-        unread_figures[row[0]] = row
-        event = Event.from_db(db, _EVENT_ATTNAMES, row[:_FIGURES])
+        read.add(row[0])
+        event = Event.from_db(db, _EVENT_ATTNAMES, row[: _MEMBER_SLICE.start])
         member = by_pk.get(event.member_id)
         if member is None:
             member_row = _TOUCHED.converted([row], compiled, range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop))[0]
@@ -197,15 +194,7 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
 
     # In the order of the members' ids: concurrent requests lock shared members in one order.
     judging = sorted((m for m in members.values() if m.new), key=lambda m: m.key)
-
-    def figures_read(events: Sequence[Event]) -> None:
-        """The stored figures of ``events`` (judged again: compared with their new figures)."""
-        pending = [event for event in events if event.pk in unread_figures]
-        rows = _TOUCHED.converted([unread_figures.pop(event.pk) for event in pending], compiled, [_FIGURES])
-        for event, row in zip(pending, rows, strict=True):
-            event.figures = row[_FIGURES]
-
-    _judge(judging, live_version, figures_read)
+    _judge(judging, live_version)
     try:
         with transaction.atomic():
             _write(gym, judging)
@@ -233,7 +222,7 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     return answers
 
 
-def _judge(judging: list[_Member], live_version: int | None, figures_read: Callable[[Sequence[Event]], None]) -> None:
+def _judge(judging: list[_Member], live_version: int | None) -> None:
     """Plan every touched member's judging: figures, one engine call, the policy, the diff."""
     timelines = []
     needs_advice = []
@@ -265,13 +254,20 @@ def _judge(judging: list[_Member], live_version: int | None, figures_read: Calla
         if database_unavailable(exc):
             raise
         judged = _judge_one_by_one(prepared)
+    judged_again = [
+        event
+        for (_touched, events, _facts, start, _state), decisions in zip(prepared, judged, strict=True)
+        if decisions is not None
+        for event in events[start:]
+        if event.pk is not None
+    ]
+    _figures_read(judged_again)
     for (touched, events, facts, start, state), decisions in zip(prepared, judged, strict=True):
         if decisions is None:
             continue  # the engine failed for this member: its events are stored, waiting
         if decisions:
             log_context_add(ruleset_version=decisions[-1].version)
         cause = min(touched.new, key=event_order)
-        figures_read(events[start:])
         member_advice = current.get(touched.row.pk, {}) if touched.row is not None else {}
         touched.plan = member_plan(
             member=touched.row,
@@ -284,6 +280,14 @@ def _judge(judging: list[_Member], live_version: int | None, figures_read: Calla
             cause=cause,
             fresh={fact_id(event) for event in touched.new},
         )
+
+
+def _figures_read(events: list[Event]) -> None:
+    """The stored figures of events judged again (compared with their new ones), in one query."""
+    if events:
+        figures = dict(Event.objects.filter(pk__in=[event.pk for event in events]).values_list("pk", "figures"))
+        for event in events:
+            event.figures = figures[event.pk]
 
 
 def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
