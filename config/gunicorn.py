@@ -7,7 +7,6 @@ an earlier run would otherwise be added to this one's), and a worker's files for
 are removed when it exits. Without it, nothing happens.
 """
 
-import gc
 import glob
 import os
 
@@ -28,7 +27,6 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    # What is loaded by now (Django, the apps, the URLconf) lives as long as the process: frozen,
-    # the cyclic garbage collector no longer walks it at every full collection (measured on an
-    # array of 500 events: collections took a sixth of its time, a twentieth after).
-    gc.freeze()
+    from rules.process import collector_tune
+
+    collector_tune()  # the application is loaded: see rules/process.py

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from tqdm import tqdm
 from coaching.imports import FORMATS, ImportFileError, ImportReport, events_import, format_for, lines_count
 from coaching.models import Gym
 from coaching.words import count_words
+from rules.process import collector_tune
 
 REPORT_SUFFIX = ".errors.txt"
 # The rest of a long list of bad lines is in the report file, not on the screen.
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, file: str, gym: str, format: str | None, **options: Any) -> None:
-        gc.freeze()  # what is loaded by now stays: out of the garbage collector's full walks
+        collector_tune()
         gym_obj = Gym.objects.filter(name=gym).first()
         if gym_obj is None:
             raise CommandError(NO_GYM.format(name=gym))

@@ -8,7 +8,6 @@ worker however many run.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ from django.core.management.base import BaseCommand
 from django_tasks_db.management.commands.db_worker import Worker
 
 from rules.jobs import periodic_due, scheduler_loop
+from rules.process import collector_tune
 
 
 class Command(BaseCommand):
@@ -39,9 +39,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, interval: float, tick: float, batch: bool, verbosity: int, **options: Any) -> None:
         self._configure_logging(verbosity)
-        # What is loaded by now lives as long as the worker: out of the cyclic garbage collector's
-        # walks (jobs such as imports make many short-lived objects, and full collections).
-        gc.freeze()
+        collector_tune()
         worker = Worker(
             queue_names=["*"],
             interval=interval,

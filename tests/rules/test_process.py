@@ -1,0 +1,19 @@
+"""A long-running process tunes its garbage collector once loaded (rules.process): what is
+loaded is frozen, and the first generation is collected far less often than the default."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from rules.process import FIRST_GENERATION_THRESHOLD
+
+
+def test_collector_tune_freezes_what_is_loaded_and_raises_the_first_threshold():
+    # In a process of its own: the test run's collector stays as it is.
+    script = (
+        "import gc; from rules.process import collector_tune; collector_tune(); "
+        "print(gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(FIRST_GENERATION_THRESHOLD), "True"]
