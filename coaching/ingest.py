@@ -65,13 +65,45 @@ class Answer:
     withdrawn: list[Advice] = field(default_factory=list)
 
 
+# The columns read: what judging and answering use. The stored figures are read only for events
+# judged again (on time: none), as the other columns no ingest uses stay deferred.
+_EVENT_FIELDS = [f for f in Event._meta.concrete_fields if f.name not in ("figures", "received_at", "recorded_by")]
+_MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if f.name not in ("profile", "created_at")]
+_EVENT_ATTNAMES = [field.attname for field in _EVENT_FIELDS]
+# What judging reads of a stored event, by position in its row.
+_EVENT_READ = {
+    name: _EVENT_ATTNAMES.index(name)
+    for name in ("id", "member_id", "external_id", "type", "occurred_at", "utc_offset_minutes", "data")
+    + ("content_hash", "evaluated", "evaluation_error")
+}
+
+
+class _Stored:
+    """A stored event as judging reads it. The model instance is made only for the events judged
+    again and for repeats (answered): building one for every event of every touched member took
+    a sixth of an array's time, and most of them are only history."""
+
+    __slots__ = ("values", "member", *(name for name in ("pk", *_EVENT_READ)))
+
+    def __init__(self, values: Sequence[Any], member: Member) -> None:
+        self.values, self.member = values, member
+        self.pk = values[0]
+        for name, position in _EVENT_READ.items():
+            setattr(self, name, values[position])
+
+    def event(self) -> Event:
+        event = Event.from_db(Event.objects.db, _EVENT_ATTNAMES, self.values)
+        event.member = self.member
+        return event
+
+
 @dataclass
 class _Member:
     """One touched member during an ingest."""
 
     key: str
     row: Member | None  # None: a new member
-    stored: list[Event] = field(default_factory=list)  # its events, in judging order
+    stored: list[_Stored] = field(default_factory=list)  # its events, in judging order
     new: list[Event] = field(default_factory=list)
     revision: int = 0
     plan: Plan | None = None
@@ -79,15 +111,10 @@ class _Member:
     seconds: float | None = None  # its share of a batched engine call
 
     @property
-    def events(self) -> list[Event]:
+    def events(self) -> list[Event | _Stored]:
         return sorted(self.stored + self.new, key=event_order)
 
 
-# The columns read: what judging and answering use. The stored figures are read only for events
-# judged again (on time: none), as the other columns no ingest uses stay deferred.
-_EVENT_FIELDS = [f for f in Event._meta.concrete_fields if f.name not in ("figures", "received_at", "recorded_by")]
-_MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if f.name not in ("profile", "created_at")]
-_EVENT_ATTNAMES = [field.attname for field in _EVENT_FIELDS]
 _MEMBER_ATTNAMES = [field.attname for field in _MEMBER_FIELDS]
 _MEMBER_SLICE = slice(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + len(_MEMBER_FIELDS))
 _LIVE_VERSION = _MEMBER_SLICE.stop
@@ -158,14 +185,14 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
         if row[0] in read:
             continue  # a repeat of a touched member's event
         read.add(row[0])
-        event = Event.from_db(db, _EVENT_ATTNAMES, row[: _MEMBER_SLICE.start])
-        member = by_pk.get(event.member_id)
+        member_id = row[_EVENT_READ["member_id"]]
+        member = by_pk.get(member_id)
         if member is None:
             member_row = _TOUCHED.converted([row], compiled, range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop))[0]
-            member = by_pk[event.member_id] = Member.from_db(db, _MEMBER_ATTNAMES, member_row[_MEMBER_SLICE])
-        event.member = member
+            member = by_pk[member_id] = Member.from_db(db, _MEMBER_ATTNAMES, member_row[_MEMBER_SLICE])
+        event = _Stored(row[: _MEMBER_SLICE.start], member)
         if event.external_id in ids:
-            known[event.external_id] = event
+            known[event.external_id] = event.event()
         key = member.external_id
         if key in keys:
             touched = members.setdefault(key, _Member(key, member, revision=member.revision))
@@ -230,6 +257,8 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
         events = touched.events
         since = event_order(min(touched.new, key=event_order))
         start = judging_start(events, since)
+        # The events judged again are compared with, and their advice refers to, stored rows.
+        events[start:] = [event.event() if isinstance(event, _Stored) else event for event in events[start:]]
         state = _memory(touched, events[:start]) if touched.row is not None else DecisionState()
         if state is None:
             needs_advice.append(touched)
