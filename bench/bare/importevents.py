@@ -31,12 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.db import transaction
 
     from coaching.models import Event, Gym, Member
-    from coaching.services import event_content_hash
+    from coaching.services import event_build, event_content_hash
     from coaching.validation import event_validate
 
     gym = Gym.objects.get(name=args.gym)
     before = Event.objects.filter(gym=gym).count()
-    members = dict(Member.objects.filter(gym=gym).values_list("external_id", "pk"))
+    members = {member.external_id: member for member in Member.objects.filter(gym=gym)}
     lines = bad = 0
     pending: list = []
 
@@ -44,22 +44,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with transaction.atomic():
             missing = {clean.member for clean in pending} - members.keys()
             Member.objects.bulk_create([Member(gym=gym, external_id=name) for name in missing], ignore_conflicts=True)
-            members.update(Member.objects.filter(gym=gym, external_id__in=missing).values_list("external_id", "pk"))
-            rows = []
-            for clean in pending:
-                offset = clean.occurred_at.utcoffset()
-                rows.append(
-                    Event(
-                        gym=gym,
-                        member_id=members[clean.member],
-                        external_id=clean.external_id,
-                        type=clean.type,
-                        occurred_at=clean.occurred_at,
-                        utc_offset_minutes=int(offset.total_seconds() // 60) if offset else 0,
-                        data=clean.data,
-                        content_hash=event_content_hash(clean),
-                    )
-                )
+            members.update({m.external_id: m for m in Member.objects.filter(gym=gym, external_id__in=missing)})
+            rows = [
+                event_build(gym=gym, member=members[clean.member], clean=clean, content_hash=event_content_hash(clean))
+                for clean in pending
+            ]
             Event.objects.bulk_create(rows, ignore_conflicts=True)
         pending.clear()
 

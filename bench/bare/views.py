@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from coaching.api.authentication import GymKeyAuthentication, IsGym
 from coaching.api.parsers import LimitedJSONParser
-from coaching.models import Event, Gym, Member
-from coaching.services import event_content_hash
+from coaching.models import Gym, Member
+from coaching.services import event_build, event_content_hash
 from coaching.validation import event_validate
 
 MAX_BATCH = 500
@@ -26,20 +26,11 @@ def event_insert(*, gym: Gym, payload: Any) -> tuple[int, dict[str, Any]]:
     clean, errors = event_validate(payload)
     if errors or clean is None:
         return status.HTTP_400_BAD_REQUEST, {"errors": errors}
-    offset = clean.occurred_at.utcoffset()
     try:
         with transaction.atomic():
             member, _ = Member.objects.get_or_create(gym=gym, external_id=clean.member)
-            event = Event.objects.create(
-                gym=gym,
-                member=member,
-                external_id=clean.external_id,
-                type=clean.type,
-                occurred_at=clean.occurred_at,
-                utc_offset_minutes=int(offset.total_seconds() // 60) if offset else 0,
-                data=clean.data,
-                content_hash=event_content_hash(clean),
-            )
+            event = event_build(gym=gym, member=member, clean=clean, content_hash=event_content_hash(clean))
+            event.save(force_insert=True)
     except IntegrityError:
         return status.HTTP_200_OK, {"external_id": clean.external_id}
     return status.HTTP_201_CREATED, {"id": event.pk, "external_id": event.external_id}
