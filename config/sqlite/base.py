@@ -17,43 +17,65 @@ EXCLUSIVE) are left as Django runs them.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from django.db import OperationalError
 from django.db.backends.sqlite3 import base
 
-# One lock per database file, shared by the connections of all threads of this process.
-_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
-def _writer_lock(name: str) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(name, threading.Lock())
+class _Turns:
+    """The writers' turns on one database file, shared by the connections of all threads of
+    this process."""
+
+    def __init__(self, timeout: float) -> None:
+        self.lock = threading.Lock()
+        self.timeout = timeout
+
+    def take(self) -> None:
+        # As long as SQLite itself would wait, then its own "database is locked" error.
+        if not self.lock.acquire(timeout=self.timeout):
+            raise OperationalError("database is locked")
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        self.take()
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+
+_turns: dict[str, _Turns] = {}
+_turns_guard = threading.Lock()
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _holding: threading.Lock | None = None
+    _holding: _Turns | None = None
 
-    def _writers_take_turns(self) -> bool:
-        return self.transaction_mode in ("IMMEDIATE", "EXCLUSIVE")
-
-    def _turn_take(self) -> None:
-        lock = _writer_lock(str(self.settings_dict["NAME"]))
-        # As long as SQLite itself would wait, then its own "database is locked" error.
-        if not lock.acquire(timeout=float(self.settings_dict["OPTIONS"].get("timeout", 5))):
-            raise OperationalError("database is locked")
-        self._holding = lock
+    @property
+    def _turns(self) -> _Turns | None:
+        """None when transactions do not take the write lock as they begin (left as Django runs them)."""
+        if self.transaction_mode not in ("IMMEDIATE", "EXCLUSIVE"):
+            return None
+        with _turns_guard:
+            return _turns.setdefault(
+                str(self.settings_dict["NAME"]), _Turns(float(self.settings_dict["OPTIONS"].get("timeout", 5)))
+            )
 
     def _turn_end(self) -> None:
-        lock, self._holding = self._holding, None
-        if lock is not None:
-            lock.release()
+        turns, self._holding = self._holding, None
+        if turns is not None:
+            turns.lock.release()
 
     def _start_transaction_under_autocommit(self) -> None:
-        if not self._writers_take_turns():
+        turns = self._turns
+        if turns is None:
             return super()._start_transaction_under_autocommit()
-        self._turn_take()
+        turns.take()
+        self._holding = turns
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
@@ -79,39 +101,27 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self._turn_end()
 
     def create_cursor(self, name: str | None = None) -> base.SQLiteCursorWrapper:
-        if not self._writers_take_turns():
+        turns = self._turns
+        if turns is None:
             return super().create_cursor(name)
-        lock = _writer_lock(str(self.settings_dict["NAME"]))
-        timeout = float(self.settings_dict["OPTIONS"].get("timeout", 5))
-        return self.connection.cursor(factory=lambda connection: TurnTakingCursor(connection, lock, timeout))
+        return self.connection.cursor(factory=lambda connection: TurnTakingCursor(connection, turns))
 
 
 class TurnTakingCursor(base.SQLiteCursorWrapper):
     """A write outside a transaction (autocommit: one statement) takes its turn too."""
 
-    def __init__(self, connection, lock: threading.Lock, timeout: float) -> None:
+    def __init__(self, connection, turns: _Turns) -> None:
         super().__init__(connection)
-        self._lock, self._timeout = lock, timeout
+        self._turns = turns
 
-    def _alone(self, query: str) -> bool:
-        return not self.connection.in_transaction and query.lstrip()[:7].upper().startswith(WRITES)
+    def _turn(self, query: str) -> AbstractContextManager[None]:
+        alone = not self.connection.in_transaction and query.lstrip()[:7].upper().startswith(WRITES)
+        return self._turns.turn() if alone else nullcontext()
 
     def execute(self, query, params=None):
-        if not self._alone(query):
+        with self._turn(query):
             return super().execute(query, params)
-        if not self._lock.acquire(timeout=self._timeout):
-            raise base.Database.OperationalError("database is locked")
-        try:
-            return super().execute(query, params)
-        finally:
-            self._lock.release()
 
     def executemany(self, query, param_list):
-        if not self._alone(query):
+        with self._turn(query):
             return super().executemany(query, param_list)
-        if not self._lock.acquire(timeout=self._timeout):
-            raise base.Database.OperationalError("database is locked")
-        try:
-            return super().executemany(query, param_list)
-        finally:
-            self._lock.release()
