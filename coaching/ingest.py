@@ -18,6 +18,7 @@ comparison with stored advice as ``coaching.evaluation.member_judge``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import defaultdict
@@ -105,10 +106,14 @@ class _Member:
     row: Member | None  # None: a new member
     stored: list[_Stored] = field(default_factory=list)  # its events, in judging order
     new: list[Event] = field(default_factory=list)
-    revision: int = 0
     plan: Plan | None = None
     error: str = ""
     seconds: float | None = None  # its share of a batched engine call
+
+    @property
+    def revision(self) -> int:
+        """The revision judged: the member's as read (a new member's first is 0)."""
+        return self.row.revision if self.row is not None else 0
 
     @property
     def events(self) -> list[Event | _Stored]:
@@ -195,12 +200,12 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
             known[event.external_id] = event.event()
         key = member.external_id
         if key in keys:
-            touched = members.setdefault(key, _Member(key, member, revision=member.revision))
+            touched = members.setdefault(key, _Member(key, member))
             touched.stored.append(event)
     missing = keys - members.keys()
     if missing:  # members without events, or new ones
         for row in Member.objects.filter(gym=gym, external_id__in=missing):
-            members[row.external_id] = _Member(row.external_id, row, revision=row.revision)
+            members[row.external_id] = _Member(row.external_id, row)
         for key in missing - members.keys():
             members[key] = _Member(key, None)
 
@@ -408,12 +413,8 @@ def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
     connection = connections[Member.objects.db]
     quote = connection.ops.quote_name
     meta = Member._meta
-    start = 0
-    while start < len(advancing):  # runs of members with the same columns to write
-        names = list(advancing[start][1])
-        end = start + 1
-        while end < len(advancing) and list(advancing[end][1]) == names:
-            end += 1
+    # Runs of members with the same columns to write, in the order given.
+    for names, group in itertools.groupby(advancing, key=lambda item: tuple(item[1])):
         fields = [meta.get_field(name) for name in names]
         sql = "UPDATE {} SET {} WHERE {} = %s AND {} = %s".format(  # noqa: S608 (names from the model)
             quote(meta.db_table),
@@ -424,7 +425,7 @@ def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
         rows = [
             [field.get_db_prep_save(values[name], connection) for field, name in zip(fields, names, strict=True)]
             + [touched.row.pk, touched.revision]
-            for touched, values in advancing[start:end]
+            for touched, values in group
         ]
         with connection.cursor() as cursor:
             if len(rows) == 1:  # psycopg runs executemany in pipeline mode: more round trips for one
@@ -433,7 +434,6 @@ def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
                 cursor.executemany(sql, rows)
             if cursor.rowcount != len(rows):
                 raise _Retry
-        start = end
 
 
 def _profile(touched: _Member) -> dict[str, Any]:

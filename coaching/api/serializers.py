@@ -129,12 +129,8 @@ def _card(card: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def datetime_text(value: datetime | None) -> str | None:
-    """A moment as DRF's DateTimeField writes it: in the current time zone, UTC as "Z"."""
-    if not value:
-        return None
-    text = value.astimezone(timezone.get_current_timezone()).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+# DRF's own writing of a moment (the current time zone, UTC as "Z"), without a serializer around it.
+datetime_text = serializers.DateTimeField().to_representation
 
 
 @extend_schema_field(EVENT_DATA_SCHEMA)
