@@ -261,19 +261,10 @@ def timeline_judge(
     decision per judged fact.
     """
     state = state if state is not None else DecisionState()
-    if evaluator is not None:
-        loaded = evaluator.loaded
-        evaluations = evaluate(loaded, _timeline_items(loaded, facts, start))
-    else:
-        for attempt in range(5):
-            loaded = loaded_live()
-            try:
-                evaluations = evaluate(loaded, _timeline_items(loaded, facts, start))
-                break
-            except EngineClosedError:
-                if attempt == 4:
-                    raise  # published-and-reloaded under us five times in a row
-    return _judge(loaded, evaluations, facts, start, state)
+    if evaluator is None:
+        return timelines_judge([(facts, start, state)])[0]
+    loaded = evaluator.loaded
+    return _judge(loaded, evaluate(loaded, _timeline_items(loaded, facts, start)), facts, start, state)
 
 
 def timelines_judge(
@@ -295,7 +286,7 @@ def timelines_judge(
             break
         except EngineClosedError:
             if attempt == 4:
-                raise
+                raise  # published-and-reloaded under us five times in a row
     judged, offset = [], 0
     for facts, start, state in timelines:
         count = len(facts) - start
