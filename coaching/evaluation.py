@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -87,9 +87,24 @@ def event_fact(event: Event, figures: dict[str, Any]) -> Fact:
     )
 
 
-def member_facts(events: Sequence[Event]) -> list[Fact]:
-    """``events`` (one member's, in judging order) as facts with the figures as of each."""
-    return [event_fact(event, figures) for event, figures in zip(events, figures_timeline(events), strict=True)]
+def member_facts(events: Sequence[Event], *, first: int = 0) -> list[Fact]:
+    """``events[first:]`` (one member's events, in judging order) as facts with the figures as
+    of each (the events before ``first`` counted in them)."""
+    figures = figures_timeline(events, first=first)
+    return [event_fact(event, figures) for event, figures in zip(events[first:], figures, strict=True)]
+
+
+def history_start(events: Sequence[Event], start: int, window: timedelta) -> int:
+    """The first of ``events`` (in judging order) that judging ``events[start:]`` can look back
+    to: the engine's patterns see only facts within ``window`` of the one judged. Facts for the
+    older events are never needed; making them was a third of an array's judging."""
+    if start >= len(events):
+        return start
+    since = events[start].occurred_at - window
+    first = start
+    while first > 0 and events[first - 1].occurred_at >= since:
+        first -= 1
+    return first
 
 
 def member_events(member: Member) -> list[Event]:
@@ -281,9 +296,18 @@ def member_state_values(plan: Plan) -> dict[str, Any]:
         "referral_since": referral.since if referral else None,
         "referral_rule_key": referral.rule_key if referral else "",
         "referral_rule_name": referral.rule_name if referral else "",
-        "referral_event_id": getattr(by_fact.get(referral.fact_id), "pk", None) if referral else None,
+        "referral_event_id": _referral_event_id(referral, by_fact) if referral else None,
         "policy_state": policy_state_dump(plan.state, last) if last is not None else None,
     }
+
+
+def _referral_event_id(referral: Referral, by_fact: dict[str, Event]) -> int | None:
+    """The stored event a referral started on: judged now, or (older than the events judged, and
+    so not among them) named by its primary key."""
+    event = by_fact.get(referral.fact_id)
+    if event is not None:
+        return event.pk
+    return int(referral.fact_id) if referral.fact_id.isdigit() else None
 
 
 def policy_state_dump(state: DecisionState, last: Event) -> dict[str, Any]:

@@ -180,11 +180,14 @@ def profile_figures(merged: Mapping[str, Any]) -> dict[str, Any]:
     return profile
 
 
-def figures_timeline(events: Sequence[EventLike]) -> list[dict[str, Any]]:
-    """The figures of each of ``events`` (one member's, in time order), as of that event."""
+def figures_timeline(events: Sequence[EventLike], *, first: int = 0) -> list[dict[str, Any]]:
+    """The figures of each of ``events[first:]`` (one member's events, in time order), as of
+    that event: the events before ``first`` are only counted."""
     history = _History()
+    for event in events[:first]:
+        history.add(event)
     result = []
-    for event in events:
+    for event in events[first:]:
         last_run_at = history.last_run_at
         history.add(event)
         today = local_date(event.occurred_at, event.utc_offset_minutes)

@@ -24,12 +24,13 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import QuerySet
 
-from rules.evaluation import DecisionState, live_version_expression, timelines_judge
+from rules.evaluation import DecisionState, HistoryShort, live_version_expression, ruleset_live, timelines_judge
 
 from . import metrics
 from .catalog import PROFILE
@@ -38,6 +39,7 @@ from .evaluation import (
     Plan,
     event_order,
     fact_id,
+    history_start,
     judging_start,
     member_current_advice,
     member_facts,
@@ -273,21 +275,28 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
         touched, events, start, state = entry
         if state is None:
             entry[3] = prior_state(events[:start], current.get(touched.row.pk, {}))
+    # Facts only for the events the engine can look at: the judged ones and those within the
+    # live version's window before them (the older ones are counted in the figures only).
+    window = ruleset_live(live_version).history_window if any(start for _t, _e, start, _s in timelines) else None
     prepared = []
     for touched, events, start, state in timelines:
-        facts = member_facts(events)
-        prepared.append((touched, events, facts, start, state))
+        first = history_start(events, start, window) if window is not None else 0
+        prepared.append((touched, events[first:], member_facts(events, first=first), start - first, state))
     started = time.perf_counter()
     try:
         judged = timelines_judge(
-            [(facts, start, state) for _t, _e, facts, start, state in prepared], live_version=live_version
+            [(facts, start, state) for _t, _e, facts, start, state in prepared],
+            live_version=live_version,
+            history_covered=window,
         )
         for touched in judging:  # observed once written: a request judged again is counted once
             touched.seconds = (time.perf_counter() - started) / len(prepared)
+    except HistoryShort as exc:  # a version looking further back was published meanwhile
+        raise _Retry from exc
     except Exception as exc:
         if database_unavailable(exc):
             raise
-        judged = _judge_one_by_one(prepared)
+        judged = _judge_one_by_one(prepared, window)
     judged_again = [
         event
         for (_touched, events, _facts, start, _state), decisions in zip(prepared, judged, strict=True)
@@ -334,14 +343,16 @@ def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
     return policy_state_load(touched.row, before)
 
 
-def _judge_one_by_one(prepared: list) -> list:
+def _judge_one_by_one(prepared: list, window: timedelta | None) -> list:
     """After a failed batch: each member on its own, so that one member's failure (recorded on
     its events) never stops the others."""
     judged = []
     for touched, _events, facts, start, state in prepared:
         try:
             with metrics.evaluation_timed():
-                judged.append(timelines_judge([(facts, start, state)])[0])
+                judged.append(timelines_judge([(facts, start, state)], history_covered=window)[0])
+        except HistoryShort as exc:
+            raise _Retry from exc
         except Exception as exc:
             if database_unavailable(exc):
                 raise

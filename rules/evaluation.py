@@ -55,6 +55,7 @@ __all__ = [
     "Evaluator",
     "Fact",
     "HeldBack",
+    "HistoryShort",
     "LiveRuleset",
     "Match",
     "Referral",
@@ -87,6 +88,11 @@ class LiveRuleset:
     version: int
     history_window: dt.timedelta
     history_types: frozenset[str]
+
+
+class HistoryShort(Exception):
+    """The live version looks further back than the history the caller gave (a version with a
+    wider window was published meanwhile): collect the history again and judge again."""
 
 
 @dataclass(frozen=True)
@@ -268,18 +274,27 @@ def timeline_judge(
 
 
 def timelines_judge(
-    timelines: Sequence[tuple[Sequence[Fact], int, DecisionState]], *, live_version: int | None = None
+    timelines: Sequence[tuple[Sequence[Fact], int, DecisionState]],
+    *,
+    live_version: int | None = None,
+    history_covered: dt.timedelta | None = None,
 ) -> list[list[Decision]]:
     """``timeline_judge`` for several subjects at once, on the live version: one look at the live
     version and one batched engine call for all of them. Each entry is (facts, start, state), as
     ``timeline_judge`` takes them; ``state`` is updated in place. Returns the decisions per entry.
 
     ``live_version``: the live version's number, when the caller read it with its own query
-    (``live_version_expression``); otherwise it is asked for."""
+    (``live_version_expression``); otherwise it is asked for.
+
+    ``history_covered``: the facts before ``start`` may leave out the subject's older facts, as
+    long as every fact within this much of ``facts[start]`` is there (see ``ruleset_live``'s
+    ``history_window``). Raises ``HistoryShort`` when the version judging looks further back."""
     if not timelines:
         return []
     for attempt in range(5):
         loaded = loaded_live(live_version if attempt == 0 else None)
+        if history_covered is not None and loaded.compiled.history_window > history_covered:
+            raise HistoryShort(f"version {loaded.version} looks back {loaded.compiled.history_window}")
         items = [item for facts, start, _state in timelines for item in _timeline_items(loaded, facts, start)]
         try:
             evaluations = evaluate(loaded, items)
@@ -303,8 +318,10 @@ def live_version_expression() -> Any:
     return version_live_number_expression()
 
 
-def ruleset_live() -> LiveRuleset:
-    loaded = loaded_live()
+def ruleset_live(live_version: int | None = None) -> LiveRuleset:
+    """The live version's number and how far back its patterns look (``live_version``: its
+    number as the caller read it, which saves a query)."""
+    loaded = loaded_live(live_version)
     return LiveRuleset(
         version=loaded.version,
         history_window=loaded.compiled.history_window,

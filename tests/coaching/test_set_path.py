@@ -13,6 +13,7 @@ import pytest
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
+from .conftest import day, pain, run
 from .properties import gym_client, histories
 
 pytestmark = pytest.mark.django_db
@@ -41,3 +42,14 @@ def test_late_events_and_arrays_never_meet_a_conflict_of_their_own(pack, seed):
     withdrawn = client.get("/api/v1/advice/", {"withdrawn": "true"}).json()["results"]
     assert any(advice["withdrawn"] for advice in withdrawn)  # late events did replace advice
     assert conflicts() == before
+
+
+def test_a_referral_older_than_the_rules_history_window_keeps_its_event(pack, client):
+    # Only the events within the live version's window (14 days) before the judged ones become
+    # facts; the referral in force started a month before them and still names its event.
+    client.send(pain(at=day(0), pain=7, external_id="severe"), expect=201)
+    client.send([run(at=day(30 + n)) for n in range(3)], expect=200)
+    client.send(run(at=day(40)), expect=201)
+    referral = client.referral()
+    assert referral["rule"]["key"] == "severe-pain-refer" and referral["event"] == "severe"
+    assert client.member_detail()["figures"]["run_number"] == 4  # the older events still counted

@@ -5,7 +5,15 @@ import itertools
 
 import pytest
 
-from rules.evaluation import facts_evaluate, facts_evaluate_many, timeline_judge
+from rules.evaluation import (
+    DecisionState,
+    HistoryShort,
+    facts_evaluate,
+    facts_evaluate_many,
+    ruleset_live,
+    timeline_judge,
+    timelines_judge,
+)
 from tests.rules.conftest import T0, cond, fired, make_spec, reading
 
 HOUR = dt.timedelta(hours=1)
@@ -154,3 +162,15 @@ def test_single_and_pattern_rules_fire_together(publish):
     publish(make_spec("hot", conditions=[cond("temperature", "gt", 30)]), three_hot_in_a_week())
     history = [reading(T0, temperature=31), reading(T0 + DAY, temperature=31)]
     assert sorted(fired(reading(T0 + 2 * DAY, temperature=31), history)) == ["hot", "hot-streak"]
+
+
+def test_a_timeline_cut_shorter_than_the_live_window_is_refused_not_judged_wrongly(publish):
+    """A caller may leave out facts older than the live version's window (``history_covered``);
+    when the version judging looks further back, it must collect them again."""
+    publish(alarm_then_long_visit(window_hours=48))
+    assert ruleset_live().history_window == 48 * HOUR
+    facts = [reading(T0, alarm=True), reading(T0 + 47 * HOUR, type="visit", minutes=45)]
+    [decisions] = timelines_judge([(facts, 1, DecisionState())], history_covered=48 * HOUR)
+    assert [m.rule_key for m in decisions[0].given] == ["alarm-then-visit"]
+    with pytest.raises(HistoryShort):
+        timelines_judge([(facts[1:], 0, DecisionState())], history_covered=24 * HOUR)
