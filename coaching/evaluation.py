@@ -24,14 +24,14 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, timeline_judge
+from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, ruleset_live, timeline_judge
 
 from . import metrics
 from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
 from .database import database_unavailable
-from .figures import figures_timeline
+from .figures import History, figures_timeline
 from .logs import log_context, log_context_add
-from .models import Advice, Event, Member
+from .models import EARLIEST, Advice, Event, Member
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +87,11 @@ def event_fact(event: Event, figures: dict[str, Any]) -> Fact:
     )
 
 
-def member_facts(events: Sequence[Event], *, first: int = 0) -> list[Fact]:
+def member_facts(events: Sequence[Event], *, first: int = 0, history: History | None = None) -> list[Fact]:
     """``events[first:]`` (one member's events, in judging order) as facts with the figures as
-    of each (the events before ``first`` counted in them)."""
-    figures = figures_timeline(events, first=first)
+    of each (the events before ``first`` counted in them). ``history``: the running state of
+    the member's events before ``events`` (none: they are all of them), carried on to the last."""
+    figures = figures_timeline(events, first=first, history=history)
     return [event_fact(event, figures) for event, figures in zip(events[first:], figures, strict=True)]
 
 
@@ -175,6 +176,10 @@ class Plan:
     completed: list[Event] = field(default_factory=list)  # stored events evaluated at last
     now: datetime = field(default_factory=timezone.now)
     by_fact: dict[str, Event] = field(default_factory=dict)  # the events by their ids when judged
+    # The running state of the figures after the last event, and the live rules' history window:
+    # kept on the member, an ingest of later events reads only the events within that window.
+    history: History | None = None
+    window: timedelta | None = None
 
     @property
     def referral(self) -> Referral | None:
@@ -202,11 +207,32 @@ def member_plan(
     current: dict[int, list[Advice]],
     cause: Event | None,
     fresh: Collection[str] = (),
+    history: History | None = None,
+    window: timedelta | None = None,
+    check_from: int | None = None,
 ) -> Plan:
     """Compare the decisions for ``events[start:]`` with their stored current advice (``current``,
     by event primary key): what to create, withdraw, re-figure. ``fresh`` holds the fact ids of the
-    events just stored (their new advice names no trigger)."""
-    plan = Plan(member=member, events=events, decisions=decisions, start=start, state=state, cause=cause)
+    events just stored (their new advice names no trigger). ``history`` and ``window`` are kept
+    on the member (``member_state_values``); then every stored event's figures must be what they
+    are now: ``check_from`` (before ``start``) is where the stored figures are not known to be."""
+    plan = Plan(
+        member=member,
+        events=events,
+        decisions=decisions,
+        start=start,
+        state=state,
+        cause=cause,
+        history=history,
+        window=window,
+    )
+    for event, fact in (
+        zip(events[check_from:start], facts[check_from:start], strict=True) if check_from is not None else ()
+    ):
+        figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
+        if event.figures != figures:
+            event.figures = figures
+            plan.refigured.append(event)
     plan.by_fact = {fact_id(event): event for event in events}
     external_ids = {fact_id(event): event.external_id for event in events}
     for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
@@ -297,8 +323,18 @@ def member_state_values(plan: Plan) -> dict[str, Any]:
         "referral_rule_key": referral.rule_key if referral else "",
         "referral_rule_name": referral.rule_name if referral else "",
         "referral_event_id": _referral_event_id(referral, by_fact) if referral else None,
-        "policy_state": policy_state_dump(plan.state, last) if last is not None else None,
+        "policy_state": policy_state_dump(plan.state, last, plan.history) if last is not None else None,
+        "read_from": (
+            last.occurred_at - plan.window
+            if last is not None and plan.history is not None and plan.window is not None
+            else EARLIEST
+        ),
     }
+
+
+# The member's columns when what judging remembers is lost (an evaluation failed): the next
+# ingest reads and counts the member's whole history.
+MEMBER_STATE_FORGOTTEN = {"policy_state": None, "read_from": EARLIEST}
 
 
 def _referral_event_id(referral: Referral, by_fact: dict[str, Event]) -> int | None:
@@ -310,11 +346,28 @@ def _referral_event_id(referral: Referral, by_fact: dict[str, Event]) -> int | N
     return int(referral.fact_id) if referral.fact_id.isdigit() else None
 
 
-def policy_state_dump(state: DecisionState, last: Event) -> dict[str, Any]:
-    return {
+def policy_state_dump(state: DecisionState, last: Event, history: History | None = None) -> dict[str, Any]:
+    dumped = {
         "through": [last.occurred_at.isoformat(), last.external_id],
         "last_given": {key: at.isoformat() for key, at in state.last_given.items()},
     }
+    if history is not None:
+        dumped["figures"] = history.state()
+    return dumped
+
+
+def figures_state_load(member: Member, events: Sequence[Event]) -> History | None:
+    """The running state of the figures after ``events`` (the member's latest ones, in order),
+    from the member's row: None unless it was written after the last of them, by this version
+    of the figures. Where it is, every stored event's figures are what counting gives now."""
+    stored = member.policy_state
+    if not stored or "figures" not in stored or not events:
+        return None
+    at, external_id = stored["through"]
+    last = events[-1]
+    if last.external_id != external_id or last.occurred_at != datetime.fromisoformat(at):
+        return None
+    return History.restored(stored["figures"])
 
 
 def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState | None:
@@ -366,7 +419,8 @@ def member_judge(
     start = judging_start(events, since)
     if start == len(events):
         return JudgeResult()
-    facts = member_facts(events)
+    history = History()
+    facts = member_facts(events, history=history)
     current = member_current_advice([member.pk])[member.pk]
     state = prior_state(events[:start], current)
     decisions = timeline_judge(facts=facts, start=start, state=state)
@@ -382,6 +436,9 @@ def member_judge(
         current=current,
         cause=cause,
         fresh={str(pk) for pk in fresh},
+        history=history,
+        window=ruleset_live().history_window,
+        check_from=0,  # every event's figures are at hand: the member's are all made current
     )
     result = plan_apply(plan)
     _member_state_keep(member, member_state_values(plan))
@@ -426,6 +483,7 @@ def member_judge_safely(
             later = Event.objects.filter(member=member, occurred_at__gte=since[0]).values_list("pk", flat=True)
             pks.extend(later)
         Event.objects.filter(pk__in=pks).update(evaluated=False, evaluation_error=error)
+        Member.objects.filter(pk=member.pk).update(**MEMBER_STATE_FORGOTTEN)
         return None
 
 

@@ -34,6 +34,9 @@ PAIN_REPORT_DAYS = 14
 LOCAL_DAYS_SLACK = timedelta(days=2)
 # Runs further back than this cannot fall in any calendar window (30 days, plus offsets).
 RECENT_RUNS_SPAN = timedelta(days=LONGEST_RUN_DAYS + 2)
+# Bump when a figure's definition changes: a member's kept running state (``History.state``)
+# of another version is not used, and the member's stored figures are all computed again.
+FIGURES_VERSION = 1
 
 
 class EventLike(Protocol):
@@ -60,11 +63,12 @@ class _Run:
 
 
 @dataclass
-class _History:
+class History:
     """The running state of one member's history, one event at a time."""
 
     runs: list[_Run] = field(default_factory=list)  # recent runs only, oldest first
     run_days: set[date] = field(default_factory=set)
+    last_day: date | None = None  # the local date of the latest event counted
     run_count: int = 0
     last_run_at: datetime | None = None
     pain_free_streak: int = 0
@@ -76,6 +80,7 @@ class _History:
 
     def add(self, event: EventLike) -> None:
         data = event.data or {}
+        self.last_day = local_date(event.occurred_at, event.utc_offset_minutes)
         if event.type == RUN:
             self.run_count += 1
             self.last_run_at = event.occurred_at
@@ -104,6 +109,57 @@ class _History:
             self.last_pain_at = event.occurred_at
         elif event.type == PROFILE:
             self.profile.update(data)
+
+    def state(self) -> dict[str, Any]:
+        """What the figures of any later event need of this state, as JSON: the recent runs, the
+        days of the run-day streaks that can still reach a later day, the pain reports of the
+        last weeks, the streaks, the pain episode and the profile. ``History.restored`` of it
+        gives every later event the figures this state itself gives it."""
+        last = self.last_day
+        # A later event's local date is at least two days before this one's (offsets), so only
+        # streaks of run days reaching that far back can still be counted.
+        days: list[int] = []
+        if last is not None:
+            reach = (last - LOCAL_DAYS_SLACK - timedelta(days=1)).toordinal()
+            for day in sorted((d.toordinal() for d in self.run_days), reverse=True):
+                if day >= reach or (days and day == days[-1] - 1):
+                    days.append(day)
+                elif day < reach:
+                    break
+        pain_from = (last - timedelta(days=PAIN_REPORT_DAYS) - 2 * LOCAL_DAYS_SLACK).toordinal() if last else 0
+        return {
+            "version": FIGURES_VERSION,
+            "runs": [[run.occurred_at.isoformat(), run.day.toordinal(), run.distance] for run in self.runs],
+            "run_days": days,
+            "last_day": last.toordinal() if last is not None else None,
+            "run_count": self.run_count,
+            "last_run_at": _moment_text(self.last_run_at),
+            "pain_free_streak": self.pain_free_streak,
+            "alone_streak": self.alone_streak,
+            "pain_report_days": [d.toordinal() for d in self.pain_report_days if d.toordinal() >= pain_from],
+            "last_pain_at": _moment_text(self.last_pain_at),
+            "episode_start": _moment_text(self.episode_start),
+            "profile": self.profile,
+        }
+
+    @classmethod
+    def restored(cls, state: Mapping[str, Any] | None) -> History | None:
+        """The state ``state()`` gave, or None when there is none or it is of another version."""
+        if not state or state.get("version") != FIGURES_VERSION:
+            return None
+        return cls(
+            runs=[_Run(datetime.fromisoformat(at), date.fromordinal(day), km) for at, day, km in state["runs"]],
+            run_days={date.fromordinal(day) for day in state["run_days"]},
+            last_day=date.fromordinal(state["last_day"]) if state["last_day"] is not None else None,
+            run_count=state["run_count"],
+            last_run_at=_moment(state["last_run_at"]),
+            pain_free_streak=state["pain_free_streak"],
+            alone_streak=state["alone_streak"],
+            pain_report_days=[date.fromordinal(day) for day in state["pain_report_days"]],
+            last_pain_at=_moment(state["last_pain_at"]),
+            episode_start=_moment(state["episode_start"]),
+            profile=dict(state["profile"]),
+        )
 
     def figures(self, *, at: datetime, today: date, this_run: EventLike | None) -> dict[str, Any]:
         # The bounds are computed once: this runs for every event judged, over every recent run.
@@ -156,6 +212,14 @@ class _History:
         return max(0, math.floor((at - self.episode_start) / timedelta(weeks=1)))
 
 
+def _moment_text(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text is not None else None
+
+
 def _consecutive_days(run_days: set[date], today: date) -> int:
     streak = 0
     day = today
@@ -180,10 +244,14 @@ def profile_figures(merged: Mapping[str, Any]) -> dict[str, Any]:
     return profile
 
 
-def figures_timeline(events: Sequence[EventLike], *, first: int = 0) -> list[dict[str, Any]]:
+def figures_timeline(
+    events: Sequence[EventLike], *, first: int = 0, history: History | None = None
+) -> list[dict[str, Any]]:
     """The figures of each of ``events[first:]`` (one member's events, in time order), as of
-    that event: the events before ``first`` are only counted."""
-    history = _History()
+    that event: the events before ``first`` are only counted. ``history``: the running state
+    of the member's events before ``events`` (none: ``events`` are all of them), carried on to
+    the last of them."""
+    history = history if history is not None else History()
     for event in events[:first]:
         history.add(event)
     result = []
@@ -206,7 +274,7 @@ def figures_timeline(events: Sequence[EventLike], *, first: int = 0) -> list[dic
 def figures_now(events: Sequence[EventLike], *, at: datetime) -> dict[str, Any]:
     """The member's figures "as of now": every event up to ``at`` counted, days in the local
     time of the latest one, and ``run_number`` the number of runs so far."""
-    history = _History()
+    history = History()
     offset = 0
     for event in events:
         if event.occurred_at > at:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db import IntegrityError, connections, transaction
+from django.db.models import F, QuerySet
 
 from rules.evaluation import DecisionState, HistoryShort, live_version_expression, ruleset_live, timelines_judge
 
@@ -37,9 +37,12 @@ from .bulk import objects_insert, rows_update
 from .catalog import PROFILE
 from .database import database_unavailable
 from .evaluation import (
+    MEMBER_STATE_FORGOTTEN,
     Plan,
+    event_fact,
     event_order,
     fact_id,
+    figures_state_load,
     history_start,
     judging_start,
     member_current_advice,
@@ -51,9 +54,9 @@ from .evaluation import (
     prior_state,
     severity_rank,
 )
-from .figures import profile_merged
+from .figures import History
 from .logs import log_context, log_context_add
-from .models import Advice, Event, Gym, Member
+from .models import EARLIEST, Advice, Event, Gym, Member
 from .prepared import Prepared
 from .services import advice_for_events, advice_withdrawn_by, event_build
 from .validation import CleanEvent
@@ -69,9 +72,9 @@ class Answer:
     withdrawn: list[Advice] = field(default_factory=list)
 
 
-# The columns read: what judging and answering use. The stored figures are read only for events
-# judged again (on time: none), as the other columns no ingest uses stay deferred.
-_EVENT_FIELDS = [f for f in Event._meta.concrete_fields if f.name not in ("figures", "received_at", "recorded_by")]
+# The columns read: what judging and answering use (the stored figures are decoded only where
+# used: history facts judged from a member's kept state, events judged again).
+_EVENT_FIELDS = [f for f in Event._meta.concrete_fields if f.name not in ("received_at", "recorded_by")]
 _MEMBER_FIELDS = [f for f in Member._meta.concrete_fields if f.name not in ("profile", "created_at")]
 _EVENT_ATTNAMES = [field.attname for field in _EVENT_FIELDS]
 # What judging reads of a stored event, by position in its row.
@@ -82,23 +85,41 @@ _EVENT_READ = {
 }
 
 
+_FIGURES = _EVENT_ATTNAMES.index("figures")
+_FIGURES_FIELD = Event._meta.get_field("figures")
+# Every column but the figures is converted on reading.
+_CONVERTED = [position for position in range(len(_EVENT_FIELDS)) if position != _FIGURES]
+
+
 class _Stored:
     """A stored event as judging reads it. The model instance is made only for the events judged
     again and for repeats (answered): building one for every event of every touched member took
     a sixth of an array's time, and most of them are only history."""
 
-    __slots__ = ("values", "member", *(name for name in ("pk", *_EVENT_READ)))
+    __slots__ = ("values", "member", "_figures", *(name for name in ("pk", *_EVENT_READ)))
 
     def __init__(self, values: Sequence[Any], member: Member) -> None:
         self.values, self.member = values, member
+        self._figures: Any = _NOT_READ
         self.pk = values[0]
         for name, position in _EVENT_READ.items():
             setattr(self, name, values[position])
 
+    @property
+    def figures(self) -> dict[str, Any]:
+        if self._figures is _NOT_READ:
+            self._figures = _FIGURES_FIELD.from_db_value(self.values[_FIGURES], None, connections[Event.objects.db])
+        return self._figures
+
     def event(self) -> Event:
-        event = Event.from_db(Event.objects.db, _EVENT_ATTNAMES, self.values)
+        values = list(self.values)
+        values[_FIGURES] = self.figures
+        event = Event.from_db(Event.objects.db, _EVENT_ATTNAMES, values)
         event.member = self.member
         return event
+
+
+_NOT_READ = object()
 
 
 @dataclass
@@ -112,6 +133,10 @@ class _Member:
     plan: Plan | None = None
     error: str = ""
     seconds: float | None = None  # its share of a batched engine call
+    # The running state of its figures: as kept on its row, when its new events are judged from
+    # it (on time, the state current); after judging, as it is after its last event.
+    history: History | None = None
+    vouched: bool = False  # its stored figures are all current (the state kept is)
 
     @property
     def revision(self) -> int:
@@ -143,11 +168,23 @@ def _touched(gym_id: int, ids: list[str], keys: list[str]) -> QuerySet:
         return Event.objects.filter(**condition).annotate(live_version=live_version_expression()).order_by()
 
     repeats = touched(gym_id=gym_id, external_id__in=ids).values_list(*_TOUCHED_COLUMNS)
-    members = touched(member__gym_id=gym_id, member__external_id__in=keys).values_list(*_TOUCHED_COLUMNS)
+    # Each member's events from its read_from on: the window its kept state needs, or all.
+    members = touched(
+        member__gym_id=gym_id, member__external_id__in=keys, occurred_at__gte=F("member__read_from")
+    ).values_list(*_TOUCHED_COLUMNS)
     return repeats.union(members, all=True).order_by("occurred_at", "external_id")
 
 
 _TOUCHED = Prepared(_touched, lists=("ids", "keys"))
+
+
+def _whole(member_ids: list[int]) -> QuerySet:
+    """Every event of the members, for those whose kept state cannot judge their new events."""
+    events = Event.objects.filter(member_id__in=member_ids).order_by("occurred_at", "external_id")
+    return events.values_list(*(field.name for field in _EVENT_FIELDS))
+
+
+_WHOLE = Prepared(_whole, lists=("member_ids",))
 
 
 class _Retry(Exception):
@@ -182,7 +219,7 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     rows, compiled = _TOUCHED.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
     # Each row is an event's columns, then its member's (converted once per member), then
     # the live version's number.
-    rows = _TOUCHED.converted(rows, compiled, [*range(_MEMBER_SLICE.start), _LIVE_VERSION])
+    rows = _TOUCHED.converted(rows, compiled, [*_CONVERTED, _LIVE_VERSION])
     live_version = rows[0][_LIVE_VERSION] if rows else None
     db = Event.objects.db
     members: dict[str, _Member] = {}
@@ -229,7 +266,10 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
 
     # In the order of the members' ids: concurrent requests lock shared members in one order.
     judging = sorted((m for m in members.values() if m.new), key=lambda m: m.key)
-    _judge(judging, live_version)
+    window = ruleset_live(live_version).history_window
+    if not _histories_complete(judging, window):
+        return None
+    _judge(judging, live_version, window)
     try:
         with transaction.atomic():
             _write(gym, judging)
@@ -257,7 +297,39 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     return answers
 
 
-def _judge(judging: list[_Member], live_version: int | None) -> None:
+def _histories_complete(judging: list[_Member], window: timedelta) -> bool:
+    """Whether each member's new events are judged from the state kept on its row (on time, the
+    state current, the events read reaching back over the live rules' window); the others get
+    their whole history read, in one query. False: one of those has an evaluation to complete."""
+    partial = []
+    for touched in judging:
+        row = touched.row
+        if row is None:
+            continue
+        kept = figures_state_load(row, touched.stored)
+        first_new = min(touched.new, key=event_order)
+        if (
+            kept is not None
+            and event_order(first_new) > event_order(touched.stored[-1])
+            and first_new.occurred_at - window >= row.read_from
+        ):
+            touched.history = kept
+            continue
+        touched.vouched = kept is not None
+        if row.read_from > EARLIEST:
+            partial.append(touched)
+    if partial:
+        by_pk = {touched.row.pk: touched for touched in partial}
+        rows, compiled = _WHOLE.fetch(member_ids=sorted(by_pk))
+        for touched in partial:
+            touched.stored = []
+        for row in _WHOLE.converted(rows, compiled, _CONVERTED):
+            touched = by_pk[row[_EVENT_READ["member_id"]]]
+            touched.stored.append(_Stored(row, touched.row))
+    return all(event.evaluated for touched in partial for event in touched.stored)
+
+
+def _judge(judging: list[_Member], live_version: int | None, window: timedelta) -> None:
     """Plan every touched member's judging: figures, one engine call, the policy, the diff."""
     timelines = []
     needs_advice = []
@@ -265,28 +337,36 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
         events = touched.events
         since = event_order(min(touched.new, key=event_order))
         start = judging_start(events, since)
-        # The events judged again are compared with, and their advice refers to, stored rows.
-        events[start:] = [event.event() if isinstance(event, _Stored) else event for event in events[start:]]
+        # Figures are made for the events judged and those the engine can look back to within the
+        # live version's window; the older ones are only counted (or, from a kept state, not read).
+        first = history_start(events, start, window)
+        # Where the stored figures are not known to be current, they are all checked.
+        checked = start if touched.history is not None or touched.vouched else 0
+        first = min(first, checked)
+        # The events judged again and checked are compared with, and their advice refers to, stored rows.
+        events[checked:] = [event.event() if isinstance(event, _Stored) else event for event in events[checked:]]
         state = _memory(touched, events[:start]) if touched.row is not None else DecisionState()
         if state is None:
             needs_advice.append(touched)
-        timelines.append([touched, events, start, state])
+        timelines.append([touched, events, start, state, first, checked])
     current = member_current_advice([t.row.pk for t in needs_advice]) if needs_advice else {}
     for entry in timelines:
-        touched, events, start, state = entry
+        touched, events, start, state = entry[:4]
         if state is None:
             entry[3] = prior_state(events[:start], current.get(touched.row.pk, {}))
-    # Facts only for the events the engine can look at: the judged ones and those within the
-    # live version's window before them (the older ones are counted in the figures only).
-    window = ruleset_live(live_version).history_window if any(start for _t, _e, start, _s in timelines) else None
     prepared = []
-    for touched, events, start, state in timelines:
-        first = history_start(events, start, window) if window is not None else 0
-        prepared.append((touched, events[first:], member_facts(events, first=first), start - first, state))
+    for touched, events, start, state, first, checked in timelines:
+        if touched.history is not None:  # judged from the kept state: the history facts as stored
+            facts = [event_fact(event, event.figures) for event in events[first:start]]
+            facts += member_facts(events[start:], history=touched.history)
+        else:
+            touched.history = History()
+            facts = member_facts(events, first=first, history=touched.history)
+        prepared.append((touched, events[first:], facts, start - first, state, checked - first))
     started = time.perf_counter()
     try:
         judged = timelines_judge(
-            [(facts, start, state) for _t, _e, facts, start, state in prepared],
+            [(facts, start, state) for _t, _e, facts, start, state, _c in prepared],
             live_version=live_version,
             history_covered=window,
         )
@@ -298,15 +378,7 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
         if database_unavailable(exc):
             raise
         judged = _judge_one_by_one(prepared, window)
-    judged_again = [
-        event
-        for (_touched, events, _facts, start, _state), decisions in zip(prepared, judged, strict=True)
-        if decisions is not None
-        for event in events[start:]
-        if event.pk is not None
-    ]
-    _figures_read(judged_again)
-    for (touched, events, facts, start, state), decisions in zip(prepared, judged, strict=True):
+    for (touched, events, facts, start, state, checked), decisions in zip(prepared, judged, strict=True):
         if decisions is None:
             continue  # the engine failed for this member: its events are stored, waiting
         if decisions:
@@ -323,15 +395,10 @@ def _judge(judging: list[_Member], live_version: int | None) -> None:
             current=member_advice,
             cause=cause,
             fresh={fact_id(event) for event in touched.new},
+            history=touched.history,
+            window=window,
+            check_from=checked,
         )
-
-
-def _figures_read(events: list[Event]) -> None:
-    """The stored figures of events judged again (compared with their new ones), in one query."""
-    if events:
-        figures = dict(Event.objects.filter(pk__in=[event.pk for event in events]).values_list("pk", "figures"))
-        for event in events:
-            event.figures = figures[event.pk]
 
 
 def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
@@ -344,11 +411,11 @@ def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
     return policy_state_load(touched.row, before)
 
 
-def _judge_one_by_one(prepared: list, window: timedelta | None) -> list:
+def _judge_one_by_one(prepared: list, window: timedelta) -> list:
     """After a failed batch: each member on its own, so that one member's failure (recorded on
     its events) never stops the others."""
     judged = []
-    for touched, _events, facts, start, state in prepared:
+    for touched, _events, facts, start, state, _checked in prepared:
         try:
             with metrics.evaluation_timed():
                 judged.append(timelines_judge([(facts, start, state)], history_covered=window)[0])
@@ -390,8 +457,10 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
             on = touched.plan.by_fact.get(referral.fact_id) if referral is not None else None
             if on is not None and on.pk is None:
                 referred.append((touched.row, on))
+        else:  # its evaluation failed: the next one reads and counts its whole history
+            values.update(MEMBER_STATE_FORGOTTEN)
         if any(event.type == PROFILE for event in touched.new):
-            values["profile"] = _profile(touched)
+            values["profile"] = dict(touched.history.profile)
         advancing.append((touched, values))
     _members_advance(advancing)
     events = []
@@ -427,10 +496,6 @@ def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
         rows = [(touched.row.pk, touched.revision, [values[name] for name in names]) for touched, values in group]
         if rows_update(Member, names, rows, guard="revision") != len(rows):
             raise _Retry
-
-
-def _profile(touched: _Member) -> dict[str, Any]:
-    return profile_merged(e.data for e in touched.events if e.type == PROFILE)
 
 
 def _answers_fill(answers: list[Answer], judging: list[_Member]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from django.conf import settings
@@ -28,6 +28,9 @@ class Gym(models.Model):
         return self.name
 
 
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)  # before any event
+
+
 class Member(models.Model):
     gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="members")
     external_id = models.CharField(max_length=100, help_text="The gym's own id of the member.")
@@ -50,7 +53,12 @@ class Member(models.Model):
     # What the decision policy remembers after the member's latest event ("through", its
     # order key): the last time each rule's advice was given. An event later than all others
     # is judged from this, without reading the member's advice.
+    # ... and the running state of the member's figures ("figures", ``coaching.figures.History``).
     policy_state = models.JSONField(null=True, blank=True, editable=False)
+    # An ingest reads the member's events from this moment on: the latest event's, less the
+    # live rules' history window, when policy_state holds the running state of the figures; the
+    # beginning of time otherwise (the whole history is read and counted).
+    read_from = models.DateTimeField(default=EARLIEST, editable=False)
 
     class Meta:
         ordering = ["gym", "external_id"]

@@ -1,0 +1,84 @@
+"""An event later than all of its member's others is judged from the running state of the
+figures kept on the member's row, and only the member's events within the live rules' history
+window are read. Whatever makes that state unusable (a late event, a failed evaluation, a
+release that changed how a figure is counted) makes the next ingest read and count the whole
+history again, and set right every stored figure: each event's stored figures are always what
+counting the member's events up to it gives."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from coaching.evaluation import member_events
+from coaching.figures import FIGURES_VERSION, figures_timeline
+from coaching.models import EARLIEST, Event, Member
+
+from .conftest import day, engine_break, pain, profile, run
+
+pytestmark = pytest.mark.django_db
+
+WINDOW = dt.timedelta(days=14)  # the default pack's widest pattern window
+
+
+def stored_figures_are_the_counted_ones(external_id: str = "m-1") -> None:
+    member = Member.objects.get(external_id=external_id)
+    events = member_events(member)
+    for event, counted in zip(events, figures_timeline(events), strict=True):
+        expected = {k: v for k, v in counted.items() if k not in event.data}
+        assert event.figures == expected, event.external_id
+
+
+def long_history(client, days: int = 45) -> None:
+    for n in range(days):
+        client.send(run(at=day(n), distance_km=4 + n % 5, pain_during=n % 4), expect=201)
+        if n % 6 == 2:
+            client.send(pain(at=day(n, hour=5), pain=n % 7), expect=201)
+    client.send(profile(at=day(3), experience="returning"), expect=201)  # late: read and counted whole
+
+
+def test_on_time_events_are_judged_from_the_kept_state_reading_only_the_window(pack, client):
+    long_history(client)
+    member = Member.objects.get(external_id="m-1")
+    last = Event.objects.filter(member=member).latest("occurred_at")
+    assert member.read_from == last.occurred_at - WINDOW
+    assert member.policy_state["figures"]["version"] == FIGURES_VERSION
+
+    client.send([run(at=day(45 + n / 2), distance_km=6) for n in range(6)], expect=200)
+    client.send(run(at=day(49), distance_km=30), expect=201)
+    stored_figures_are_the_counted_ones()
+    detail = client.member_detail()
+    assert detail["figures"]["run_number"] == 45 + 7 and detail["profile"]["experience"] == "returning"
+
+
+def test_a_state_kept_by_another_version_of_the_figures_is_counted_again_and_every_figure_set_right(pack, client):
+    long_history(client, days=30)
+    member = Member.objects.get(external_id="m-1")
+    member.policy_state["figures"]["version"] = FIGURES_VERSION - 1  # as kept before a release
+    member.save(update_fields=["policy_state"])
+    oldest = Event.objects.filter(member=member).earliest("occurred_at")
+    Event.objects.filter(pk=oldest.pk).update(figures={"counted": "the old way"})
+
+    client.send(run(at=day(31)), expect=201)
+
+    stored_figures_are_the_counted_ones()
+    member.refresh_from_db()
+    assert member.policy_state["figures"]["version"] == FIGURES_VERSION
+
+
+def test_a_failed_evaluation_drops_the_kept_state_and_the_next_ingest_counts_everything(pack, client, monkeypatch):
+    long_history(client, days=30)
+    engine_break(monkeypatch)
+    client.send(run(at=day(31), external_id="outage"), expect=201)
+    monkeypatch.undo()
+    member = Member.objects.get(external_id="m-1")
+    assert (member.policy_state, member.read_from) == (None, EARLIEST)
+
+    client.send([run(at=day(32)), pain(at=day(33), pain=3)], expect=200)
+
+    assert Event.objects.get(external_id="outage").evaluated is True
+    assert not Event.objects.filter(evaluated=False).exists()
+    stored_figures_are_the_counted_ones()
+    member.refresh_from_db()
+    assert member.read_from > EARLIEST
