@@ -235,6 +235,10 @@ REFERRAL_FLOOR = "stop"
 CATEGORY_CODES = tuple(code for code, _ in CATEGORIES)
 
 
+# Every derived figure's name: what a fact has beyond its event's own fields.
+FIGURE_NAMES = frozenset(spec.name for spec in TRAINING_FIGURES + PAIN_FIGURES + RUN_FIGURES + PROFILE_FIGURES)
+
+
 def catalog_register(registry: Registry) -> None:
     """Declare the running domain to the rules engine (called from ``CoachingConfig.ready``)."""
     for name, (label, fields) in FACT_TYPES.items():

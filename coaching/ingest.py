@@ -30,11 +30,18 @@ from typing import Any
 from django.db import IntegrityError, connections, transaction
 from django.db.models import F, QuerySet
 
-from rules.evaluation import DecisionState, HistoryShort, live_version_expression, ruleset_live, timelines_judge
+from rules.evaluation import (
+    DecisionState,
+    HistoryShort,
+    LiveRuleset,
+    live_version_expression,
+    ruleset_live,
+    timelines_judge,
+)
 
 from . import metrics
 from .bulk import objects_insert, rows_update
-from .catalog import PROFILE
+from .catalog import FIGURE_NAMES, PROFILE
 from .database import database_unavailable
 from .evaluation import (
     MEMBER_STATE_FORGOTTEN,
@@ -266,10 +273,10 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
 
     # In the order of the members' ids: concurrent requests lock shared members in one order.
     judging = sorted((m for m in members.values() if m.new), key=lambda m: m.key)
-    window = ruleset_live(live_version).history_window
-    if not _histories_complete(judging, window):
+    live = ruleset_live(live_version)
+    if not _histories_complete(judging, live.history_window):
         return None
-    _judge(judging, live_version, window)
+    _judge(judging, live)
     try:
         with transaction.atomic():
             _write(gym, judging)
@@ -329,8 +336,9 @@ def _histories_complete(judging: list[_Member], window: timedelta) -> bool:
     return all(event.evaluated for touched in partial for event in touched.stored)
 
 
-def _judge(judging: list[_Member], live_version: int | None, window: timedelta) -> None:
+def _judge(judging: list[_Member], live: LiveRuleset) -> None:
     """Plan every touched member's judging: figures, one engine call, the policy, the diff."""
+    window = live.history_window
     timelines = []
     needs_advice = []
     for touched in judging:
@@ -354,21 +362,32 @@ def _judge(judging: list[_Member], live_version: int | None, window: timedelta) 
         touched, events, start, state = entry[:4]
         if state is None:
             entry[3] = prior_state(events[:start], current.get(touched.row.pk, {}))
+    # The facts before the judged ones carry their figures only when the live rules' patterns
+    # read one (the default pack's read only the events' own fields).
+    with_figures = bool(FIGURE_NAMES & live.history_fields)
+    omitted = frozenset() if with_figures else FIGURE_NAMES
     prepared = []
     for touched, events, start, state, first, checked in timelines:
         if touched.history is not None:  # judged from the kept state: the history facts as stored
-            facts = [event_fact(event, event.figures) for event in events[first:start]]
+            facts = [event_fact(event, event.figures if with_figures else {}) for event in events[first:start]]
             facts += member_facts(events[start:], history=touched.history)
-        else:
+        elif with_figures or checked < start:
             touched.history = History()
             facts = member_facts(events, first=first, history=touched.history)
+        else:
+            touched.history = History()
+            for event in events[:start]:
+                touched.history.add(event)
+            facts = [event_fact(event, {}) for event in events[first:start]]
+            facts += member_facts(events[start:], history=touched.history)
         prepared.append((touched, events[first:], facts, start - first, state, checked - first))
     started = time.perf_counter()
     try:
         judged = timelines_judge(
             [(facts, start, state) for _t, _e, facts, start, state, _c in prepared],
-            live_version=live_version,
+            live_version=live.version,
             history_covered=window,
+            history_omits=omitted,
         )
         for touched in judging:  # observed once written: a request judged again is counted once
             touched.seconds = (time.perf_counter() - started) / len(prepared)
@@ -377,7 +396,7 @@ def _judge(judging: list[_Member], live_version: int | None, window: timedelta) 
     except Exception as exc:
         if database_unavailable(exc):
             raise
-        judged = _judge_one_by_one(prepared, window)
+        judged = _judge_one_by_one(prepared, window, omitted)
     for (touched, events, facts, start, state, checked), decisions in zip(prepared, judged, strict=True):
         if decisions is None:
             continue  # the engine failed for this member: its events are stored, waiting
@@ -411,14 +430,16 @@ def _memory(touched: _Member, before: Sequence[Event]) -> DecisionState | None:
     return policy_state_load(touched.row, before)
 
 
-def _judge_one_by_one(prepared: list, window: timedelta) -> list:
+def _judge_one_by_one(prepared: list, window: timedelta, omitted: frozenset[str]) -> list:
     """After a failed batch: each member on its own, so that one member's failure (recorded on
     its events) never stops the others."""
     judged = []
     for touched, _events, facts, start, state, _checked in prepared:
         try:
             with metrics.evaluation_timed():
-                judged.append(timelines_judge([(facts, start, state)], history_covered=window)[0])
+                judged.append(
+                    timelines_judge([(facts, start, state)], history_covered=window, history_omits=omitted)[0]
+                )
         except HistoryShort as exc:
             raise _Retry from exc
         except Exception as exc:

@@ -18,6 +18,7 @@ in the engine; only the ordering and the time window are applied by the adapter.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,17 @@ class CompiledRuleset:
     @property
     def rule_order(self) -> tuple[str, ...]:
         return tuple(self.rules)
+
+    @functools.cached_property
+    def history_fields(self) -> frozenset[str]:
+        """The fields a pattern reads of a fact other than the one judged: its steps'
+        conditions, and its messages' placeholders (filled from the other matched facts when
+        the judged one lacks them)."""
+        fields = {name for names in self.pattern_fields.values() for name in names}
+        for meta in self.rules.values():
+            if meta.pattern != SINGLE:
+                fields.update(meta.placeholders, meta.summary_placeholders)
+        return frozenset(fields)
 
 
 def _condition_value(condition: Mapping[str, Any], parameters: Mapping[str, Any], is_date: bool) -> Any:

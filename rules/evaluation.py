@@ -88,6 +88,7 @@ class LiveRuleset:
     version: int
     history_window: dt.timedelta
     history_types: frozenset[str]
+    history_fields: frozenset[str] = frozenset()  # what patterns read of facts before the judged one
 
 
 class HistoryShort(Exception):
@@ -278,6 +279,7 @@ def timelines_judge(
     *,
     live_version: int | None = None,
     history_covered: dt.timedelta | None = None,
+    history_omits: frozenset[str] = frozenset(),
 ) -> list[list[Decision]]:
     """``timeline_judge`` for several subjects at once, on the live version: one look at the live
     version and one batched engine call for all of them. Each entry is (facts, start, state), as
@@ -288,13 +290,19 @@ def timelines_judge(
 
     ``history_covered``: the facts before ``start`` may leave out the subject's older facts, as
     long as every fact within this much of ``facts[start]`` is there (see ``ruleset_live``'s
-    ``history_window``). Raises ``HistoryShort`` when the version judging looks further back."""
+    ``history_window``), and the facts before ``start`` may leave out the fields
+    ``history_omits`` as long as no pattern reads them (``history_fields``). Raises
+    ``HistoryShort`` when the version judging looks further back or reads one of those."""
     if not timelines:
         return []
     for attempt in range(5):
         loaded = loaded_live(live_version if attempt == 0 else None)
         if history_covered is not None and loaded.compiled.history_window > history_covered:
             raise HistoryShort(f"version {loaded.version} looks back {loaded.compiled.history_window}")
+        if history_omits & loaded.compiled.history_fields:
+            raise HistoryShort(
+                f"version {loaded.version} reads {sorted(history_omits & loaded.compiled.history_fields)}"
+            )
         items = [item for facts, start, _state in timelines for item in _timeline_items(loaded, facts, start)]
         try:
             evaluations = evaluate(loaded, items)
@@ -326,6 +334,7 @@ def ruleset_live(live_version: int | None = None) -> LiveRuleset:
         version=loaded.version,
         history_window=loaded.compiled.history_window,
         history_types=loaded.compiled.history_types,
+        history_fields=loaded.compiled.history_fields,
     )
 
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from coaching.catalog import FIGURE_NAMES
 from coaching.figures import FIGURES_VERSION, History, figures_timeline
 
 from .properties import histories
@@ -71,3 +72,8 @@ def test_a_state_of_another_version_is_not_used():
     assert History.restored(history.state()) is not None
     assert History.restored({**history.state(), "version": FIGURES_VERSION + 1}) is None
     assert History.restored(None) is None
+
+
+def test_every_figure_counted_is_a_derived_field_of_the_catalog():
+    events = as_events(histories(1, members=1, events=(60, 60), now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))[0])
+    assert set().union(*figures_timeline(events)) <= FIGURE_NAMES

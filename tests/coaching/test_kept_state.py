@@ -14,8 +14,12 @@ import pytest
 from coaching.evaluation import member_events
 from coaching.figures import FIGURES_VERSION, figures_timeline
 from coaching.models import EARLIEST, Event, Member
+from rules.evaluation import ruleset_live
+from rules.spec import condition
 
+from .added_rules import _rule, rules_add
 from .conftest import day, engine_break, pain, profile, run
+from .test_set_path import conflicts
 
 pytestmark = pytest.mark.django_db
 
@@ -82,3 +86,40 @@ def test_a_failed_evaluation_drops_the_kept_state_and_the_next_ingest_counts_eve
     stored_figures_are_the_counted_ones()
     member.refresh_from_db()
     assert member.read_from > EARLIEST
+
+
+# A pattern that reads a figure of an earlier event: the facts before the judged one then carry
+# their figures (the default pack's patterns read only the events' own fields, and they do not).
+LONG_WEEK_THEN_PAIN = _rule(
+    "long-week-then-pain",
+    "Pain after a long week",
+    category="progression",
+    severity="caution",
+    message="Back pain of {pain}/10 within three days of a run that made a long week.",
+    summary="Take it easy after a long week",
+    pattern="sequence",
+    window_hours=72,
+    steps=[{"fact_type": "run"}, {"fact_type": "pain_report"}],
+    conditions=[condition("weekly_distance_km", "gte", 40, step=1), condition("pain", "gte", 3, step=2)],
+)
+
+
+def test_a_pattern_reading_a_figure_of_an_earlier_event_sees_it_on_time_and_late(pack, client, other_client):
+    rules_add(LONG_WEEK_THEN_PAIN)
+    assert "weekly_distance_km" in ruleset_live().history_fields
+    history = [run(at=day(n), distance_km=10, external_id=f"run-{n}") for n in range(6)]
+    history.append(pain(at=day(6), pain=3, external_id="sore"))
+
+    before = conflicts()
+    for payload in history:  # on time: each judged from the member's kept state
+        client.send(payload, expect=201)
+    other_client.send(history[::-1], expect=200)  # late: each array judged from the whole history
+    assert conflicts() == before  # judged on the set-based path, never refused for a short history
+
+    for gym in (client, other_client):
+        advice = [
+            a
+            for a in gym.get("/api/v1/members/m-1/advice/").json()["results"]
+            if a["rule"]["key"] == LONG_WEEK_THEN_PAIN["key"]
+        ]
+        assert [(a["event"], a["matched_events"]) for a in advice] == [("sore", ["run-5", "sore"])]

@@ -174,3 +174,15 @@ def test_a_timeline_cut_shorter_than_the_live_window_is_refused_not_judged_wrong
     assert [m.rule_key for m in decisions[0].given] == ["alarm-then-visit"]
     with pytest.raises(HistoryShort):
         timelines_judge([(facts[1:], 0, DecisionState())], history_covered=24 * HOUR)
+
+
+def test_a_history_leaving_out_a_field_a_pattern_reads_is_refused(publish):
+    """The facts before the judged one may leave out fields (``history_omits``) that no pattern
+    of the judging version reads, in its conditions or in its message."""
+    publish(alarm_then_long_visit())
+    assert {"alarm", "minutes"} <= ruleset_live().history_fields
+    facts = [reading(T0, alarm=True), reading(T0 + 47 * HOUR, type="visit", minutes=45)]
+    [decisions] = timelines_judge([(facts, 1, DecisionState())], history_omits=frozenset({"temperature"}))
+    assert [m.rule_key for m in decisions[0].given] == ["alarm-then-visit"]
+    with pytest.raises(HistoryShort):
+        timelines_judge([(facts, 1, DecisionState())], history_omits=frozenset({"alarm"}))
