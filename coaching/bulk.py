@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, models, router
 
 RECORDSET_ROWS = 5_000  # rows per statement on PostgreSQL
@@ -243,16 +245,32 @@ def _related_key(obj: models.Model, field: models.ForeignKey) -> None:
 
 def _preparer(field: models.Field, connection: Any) -> Callable[[models.Model], Any]:
     """The function giving ``field``'s database value of an instance about to be inserted."""
+    prep = _db_value(field, connection)
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: field.get_db_prep_save(field.pre_save(obj, True), connection)
+        return lambda obj: prep(field.pre_save(obj, True))
     attname = field.attname
+    return lambda obj: prep(getattr(obj, attname))
+
+
+def _db_value(field: models.Field, connection: Any) -> Callable[[Any], Any]:
+    """``field.get_db_prep_save`` of a value, with its last step taken at once for the values
+    where the steps before it change nothing: a plain value of a plain field, an aware moment
+    of a DateTimeField (``get_prep_value`` returns it as it is), a dict or list of a
+    JSONField (which ``get_db_prep_save`` hands to ``adapt_json_value`` as it is)."""
     prep = field.get_db_prep_save
     plain = _PLAIN.get(type(field))
-    if plain is None:
-        return lambda obj: prep(getattr(obj, attname), connection)
+    if plain is not None:
+        return lambda raw: raw if raw is None or type(raw) in plain else prep(raw, connection)
+    if type(field) is models.DateTimeField:
+        adapt = connection.ops.adapt_datetimefield_value
 
-    def value(obj: models.Model) -> Any:
-        raw = getattr(obj, attname)
-        return raw if raw is None or type(raw) in plain else prep(raw, connection)
+        def moment(raw: Any) -> Any:
+            if type(raw) is datetime and raw.tzinfo is not None and settings.USE_TZ:
+                return adapt(raw)
+            return prep(raw, connection)
 
-    return value
+        return moment
+    if type(field) is models.JSONField:
+        adapt_json, encoder = connection.ops.adapt_json_value, field.encoder
+        return lambda raw: adapt_json(raw, encoder) if type(raw) in (dict, list) else prep(raw, connection)
+    return lambda raw: prep(raw, connection)
