@@ -28,7 +28,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, JSONField, QuerySet, Value
+from django.db.models.functions import Cast
 
 from rules.evaluation import (
     DecisionState,
@@ -155,31 +156,62 @@ class _Member:
         return sorted(self.stored + self.new, key=event_order)
 
 
-_MEMBER_ATTNAMES = [field.attname for field in _MEMBER_FIELDS]
+# A member's columns, its kept state (large) last: it comes once per member, on a row of its
+# own, not on each of its events' rows.
+_MEMBER_FIELDS = [f for f in _MEMBER_FIELDS if f.name != "policy_state"] + [Member._meta.get_field("policy_state")]
+# Model.from_db takes the values in the model's order of fields.
+_MEMBER_IN_MODEL_ORDER = sorted(range(len(_MEMBER_FIELDS)), key=lambda i: _MEMBER_FIELDS[i].creation_counter)
+_MEMBER_ATTNAMES = [_MEMBER_FIELDS[i].attname for i in _MEMBER_IN_MODEL_ORDER]
 _MEMBER_SLICE = slice(len(_EVENT_FIELDS), len(_EVENT_FIELDS) + len(_MEMBER_FIELDS))
 _LIVE_VERSION = _MEMBER_SLICE.stop
-_TOUCHED_COLUMNS = (
+_EVENT_ROW_COLUMNS = (
     *(field.name for field in _EVENT_FIELDS),
-    *(f"member__{field.name}" for field in _MEMBER_FIELDS),
+    *(f"member__{field.name}" for field in _MEMBER_FIELDS[:-1]),
+    "no_policy_state",
     "live_version",
 )
 
 
 def _touched(gym_id: int, ids: list[str], keys: list[str]) -> QuerySet:
-    """The repeats among the request's events, and the touched members' events, each with its
-    member's columns and the live version's number; a repeat of a touched member's event comes
-    twice. Two queries in one (UNION ALL), each on its own index: in one WHERE, an OR over the
-    two made PostgreSQL read every event of the gym."""
+    """The repeats among the request's events and the touched members' events, each with its
+    member's columns (but its kept state), and the touched members' rows with their kept state
+    (on rows of their own, the event's columns empty); every row with the live version's
+    number. A repeat of a touched member's event comes twice. Three queries in one (UNION ALL),
+    each on its own index: in one WHERE, an OR over the events' two made PostgreSQL read every
+    event of the gym; and the kept state repeated on each event's row took PostgreSQL half of
+    the read."""
 
-    def touched(**condition: Any) -> QuerySet:
-        return Event.objects.filter(**condition).annotate(live_version=live_version_expression()).order_by()
+    def events(**condition: Any) -> QuerySet:
+        # A typed NULL: in a UNION, PostgreSQL takes an untyped one of two branches for text.
+        return (
+            Event.objects.filter(**condition)
+            .annotate(live_version=live_version_expression(), no_policy_state=Cast(Value(None), JSONField()))
+            .order_by()
+            .values_list(*_EVENT_ROW_COLUMNS)
+        )
 
-    repeats = touched(gym_id=gym_id, external_id__in=ids).values_list(*_TOUCHED_COLUMNS)
+    repeats = events(gym_id=gym_id, external_id__in=ids)
     # Each member's events from its read_from on: the window its kept state needs, or all.
-    members = touched(
+    members_events = events(
         member__gym_id=gym_id, member__external_id__in=keys, occurred_at__gte=F("member__read_from")
-    ).values_list(*_TOUCHED_COLUMNS)
-    return repeats.union(members, all=True).order_by("occurred_at", "external_id")
+    )
+    # Columns in the events' order: all named as annotations, which keep the order given.
+    columns = {f"no_{field.attname}": Value(None, output_field=_output(field)) for field in _EVENT_FIELDS}
+    columns.update({f"member_{field.attname}": F(field.attname) for field in _MEMBER_FIELDS})
+    columns["live_version"] = live_version_expression()
+    members = (
+        Member.objects.filter(gym_id=gym_id, external_id__in=keys).annotate(**columns).order_by().values_list(*columns)
+    )
+    return repeats.union(members_events, members, all=True).order_by("occurred_at", "external_id")
+
+
+def _member(db: str, row: Sequence[Any]) -> Member:
+    values = row[_MEMBER_SLICE]
+    return Member.from_db(db, _MEMBER_ATTNAMES, [values[i] for i in _MEMBER_IN_MODEL_ORDER])
+
+
+def _output(field: Any) -> Any:
+    return field.target_field if field.is_relation else field
 
 
 _TOUCHED = Prepared(_touched, lists=("ids", "keys"))
@@ -224,37 +256,36 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     keys = {clean.member for clean in cleans}
     # One round trip: the repeats, the touched members' events and rows, the live version.
     rows, compiled = _TOUCHED.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
-    # Each row is an event's columns, then its member's (converted once per member), then
-    # the live version's number.
-    rows = _TOUCHED.converted(rows, compiled, [*_CONVERTED, _LIVE_VERSION])
     live_version = rows[0][_LIVE_VERSION] if rows else None
     db = Event.objects.db
     members: dict[str, _Member] = {}
     by_pk: dict[int, Member] = {}
+    member_columns = range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop)
+    for row in _TOUCHED.converted([row for row in rows if row[0] is None], compiled, member_columns):
+        member = _member(db, row)
+        by_pk[member.pk] = member
+        members[member.external_id] = _Member(member.external_id, member)
+    # Each event row is an event's columns, then its member's (a repeat's member, if not a
+    # touched one, converted once), then the live version's number.
     known: dict[str, Event] = {}
     read: set[int] = set()
-    for row in rows:
+    for row in _TOUCHED.converted([row for row in rows if row[0] is not None], compiled, _CONVERTED):
         if row[0] in read:
             continue  # a repeat of a touched member's event
         read.add(row[0])
         member_id = row[_EVENT_READ["member_id"]]
         member = by_pk.get(member_id)
-        if member is None:
-            member_row = _TOUCHED.converted([row], compiled, range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop))[0]
-            member = by_pk[member_id] = Member.from_db(db, _MEMBER_ATTNAMES, member_row[_MEMBER_SLICE])
+        if member is None:  # a repeat's member, not touched: its kept state is not read
+            member_row = _TOUCHED.converted([row], compiled, member_columns)[0]
+            member = by_pk[member_id] = _member(db, member_row)
         event = _Stored(row[: _MEMBER_SLICE.start], member)
         if event.external_id in ids:
             known[event.external_id] = event.event()
-        key = member.external_id
-        if key in keys:
-            touched = members.setdefault(key, _Member(key, member))
+        touched = members.get(member.external_id) if member.external_id in keys else None
+        if touched is not None:
             touched.stored.append(event)
-    missing = keys - members.keys()
-    if missing:  # members without events, or new ones
-        for row in Member.objects.filter(gym=gym, external_id__in=missing):
-            members[row.external_id] = _Member(row.external_id, row)
-        for key in missing - members.keys():
-            members[key] = _Member(key, None)
+    for key in keys - members.keys():  # new members
+        members[key] = _Member(key, None)
 
     answers: list[Answer] = []
     for clean in cleans:
