@@ -1,7 +1,8 @@
 """gunicorn settings for running several worker processes (``gunicorn -c config/gunicorn.py``).
 
 What multi-process Prometheus metrics need (coaching/metrics.py), and the garbage collector
-told to leave the objects loaded at start alone; everything else is given on the command line.
+told to leave the objects loaded at start alone and to collect after a large request
+(rules/process.py); everything else is given on the command line.
 With ``PROMETHEUS_MULTIPROC_DIR`` set, the directory is emptied when gunicorn starts (figures of
 an earlier run would otherwise be added to this one's), and a worker's files for live gauges
 are removed when it exits. Without it, nothing happens.
@@ -30,3 +31,9 @@ def post_worker_init(worker):
     from rules.process import collector_tune
 
     collector_tune()  # the application is loaded: see rules/process.py
+
+
+def post_request(worker, req, environ, resp):
+    from rules.process import collect_after_request
+
+    collect_after_request(int(environ.get("CONTENT_LENGTH") or 0))  # the answer is sent: see rules/process.py

@@ -22,22 +22,25 @@ def best_chain(
     if new < 0 or not any(new in by_step.get(step, ()) for step in chain):
         return None
     candidates = {step: sorted(by_step.get(step, ()), reverse=True) for step in set(chain)}
-    size = len(chain)
-    picked = [0] * size
+    picked = [0] * len(chain)
+    # A function of the module, not a closure: a nested function that calls itself refers to
+    # itself, and every call left a cycle for the collector.
+    found = _search(len(chain) - 1, len(times), False, (chain, candidates, picked, times, window_seconds, new))
+    return tuple(picked) if found else None
 
-    def search(j: int, below: int, has_new: bool) -> bool:
-        if j < 0:
-            return has_new and times[picked[-1]] - times[picked[0]] <= window_seconds
-        for position in candidates[chain[j]]:
-            if position >= below:
-                continue
-            if j < size - 1 and times[picked[-1]] - times[position] > window_seconds:
-                break  # older facts are only further away
-            if not has_new and position < new:
-                break  # from here on every position is older than the new fact
-            picked[j] = position
-            if search(j - 1, position, has_new or position == new):
-                return True
-        return False
 
-    return tuple(picked) if search(size - 1, len(times), False) else None
+def _search(j: int, below: int, has_new: bool, search: tuple) -> bool:
+    chain, candidates, picked, times, window_seconds, new = search
+    if j < 0:
+        return has_new and times[picked[-1]] - times[picked[0]] <= window_seconds
+    for position in candidates[chain[j]]:
+        if position >= below:
+            continue
+        if j < len(chain) - 1 and times[picked[-1]] - times[position] > window_seconds:
+            break  # older facts are only further away
+        if not has_new and position < new:
+            break  # from here on every position is older than the new fact
+        picked[j] = position
+        if _search(j - 1, position, has_new or position == new, search):
+            return True
+    return False

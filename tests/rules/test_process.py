@@ -17,3 +17,19 @@ def test_collector_tune_freezes_what_is_loaded_and_raises_the_first_threshold():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out == [str(FIRST_GENERATION_THRESHOLD), "True"]
+
+
+def test_a_large_request_is_followed_by_a_full_collection_a_small_one_is_not():
+    script = (
+        "import gc; from rules.process import LARGE_REQUEST_BYTES, collect_after_request, collector_tune\n"
+        "collector_tune()\n"
+        "def cycles():\n"
+        "    for _ in range(1000):\n"
+        "        a = {}; a['self'] = a\n"
+        "    return gc.get_count()[0]\n"
+        "before = cycles(); collect_after_request(LARGE_REQUEST_BYTES - 1); small = gc.get_count()[0]\n"
+        "cycles(); collect_after_request(LARGE_REQUEST_BYTES); large = gc.get_count()[0]\n"
+        "print(small >= before, large < 100)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True"]
