@@ -132,12 +132,7 @@ def _json_preparer(field: models.Field) -> Callable[[models.Model], Any] | None:
     """The function giving ``field``'s value of an instance about to be inserted as the JSON
     document of ``_recordset_insert`` carries it (None: a field it cannot carry)."""
     convert = _json_converter(field)
-    if convert is None:
-        return None
-    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: convert(field.pre_save(obj, True))
-    attname = field.attname
-    return lambda obj: convert(getattr(obj, attname))
+    return _of_instance(field, convert) if convert is not None else None
 
 
 def _json_converter(field: models.Field) -> Callable[[Any], Any] | None:
@@ -245,11 +240,16 @@ def _related_key(obj: models.Model, field: models.ForeignKey) -> None:
 
 def _preparer(field: models.Field, connection: Any) -> Callable[[models.Model], Any]:
     """The function giving ``field``'s database value of an instance about to be inserted."""
-    prep = _db_value(field, connection)
+    return _of_instance(field, _db_value(field, connection))
+
+
+def _of_instance(field: models.Field, convert: Callable[[Any], Any]) -> Callable[[models.Model], Any]:
+    """``convert`` of ``field``'s value of an instance about to be inserted (set now if the field
+    sets itself on saving, as auto_now_add does)."""
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
-        return lambda obj: prep(field.pre_save(obj, True))
+        return lambda obj: convert(field.pre_save(obj, True))
     attname = field.attname
-    return lambda obj: prep(getattr(obj, attname))
+    return lambda obj: convert(getattr(obj, attname))
 
 
 def _db_value(field: models.Field, connection: Any) -> Callable[[Any], Any]:

@@ -226,16 +226,9 @@ def member_plan(
         history=history,
         window=window,
     )
-    for event, fact in (
-        zip(events[check_from:start], facts[check_from:start], strict=True) if check_from is not None else ()
-    ):
-        figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
-        if event.figures != figures:
-            event.figures = figures
-            plan.refigured.append(event)
     plan.by_fact = {fact_id(event): event for event in events}
     external_ids = {fact_id(event): event.external_id for event in events}
-    for event, fact, decision in zip(events[start:], facts[start:], decisions, strict=True):
+    for event, decision in zip(events[start:], decisions, strict=True):
         wanted = {match.rule_key: match for match in decision.given}
         stored = {advice.rule_key: advice for advice in current.get(event.pk, ())} if event.pk else {}
         for rule_key, advice in stored.items():
@@ -276,14 +269,16 @@ def member_plan(
                     changed_at=plan.now,
                 )
             )
+        if event.pk is not None and (not event.evaluated or event.evaluation_error):
+            plan.completed.append(event)
+        event.evaluated, event.evaluation_error = True, ""
+    checked = start if check_from is None else check_from
+    for event, fact in zip(events[checked:], facts[checked:], strict=True):
         figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
         if event.figures != figures:
             event.figures = figures
             if event.pk is not None:
                 plan.refigured.append(event)
-        if event.pk is not None and (not event.evaluated or event.evaluation_error):
-            plan.completed.append(event)
-        event.evaluated, event.evaluation_error = True, ""
     return plan
 
 
