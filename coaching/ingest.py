@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -499,7 +499,7 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 touched.plan.member = row
                 for advice in touched.plan.creating:
                     advice.member = row
-    referred: list[tuple[Member, Event]] = []  # a referral that starts on an event stored below
+    referred: list[tuple[_Member, Event]] = []  # a referral that starts on an event stored below
     advancing = []
     for touched in judging:  # in the members' key order, as every ingest takes them
         values: dict[str, Any] = {"revision": touched.revision + 1}
@@ -508,11 +508,9 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
             referral = touched.plan.referral
             on = touched.plan.by_fact.get(referral.fact_id) if referral is not None else None
             if on is not None and on.pk is None:
-                referred.append((touched.row, on))
+                referred.append((touched, on))
         else:  # its evaluation failed: the next one reads and counts its whole history
             values.update(MEMBER_STATE_FORGOTTEN)
-        if any(event.type == PROFILE for event in touched.new):
-            values["profile"] = dict(touched.history.profile)
         advancing.append((touched, values))
     _members_advance(advancing)
     events = []
@@ -522,8 +520,11 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 event.evaluated, event.evaluation_error = False, touched.error
         events.extend(touched.new)
     objects_insert(events)
-    for member, event in referred:
-        Member.objects.filter(pk=member.pk).update(referral_event_id=event.pk)
+    # The members are locked (advanced above) and at the revision just written.
+    profiled = [m for m in judging if any(event.type == PROFILE for event in m.new)]
+    _members_set(profiled, "profile", lambda m: dict(m.history.profile))
+    referred_to = {touched.key: event for touched, event in referred}
+    _members_set([m for m, _event in referred], "referral_event_id", lambda m: referred_to[m.key].pk)
     plans = [m.plan for m in judging if m.plan is not None]
     for plan in plans:  # withdrawals first: a replacement must not meet the advice it replaces
         plan_apply(plan, create=False)
@@ -540,14 +541,23 @@ def _members_advance(advancing: list[tuple[_Member, dict[str, Any]]]) -> None:
     still at the revision that was judged: a concurrent write to one since then makes it 0 rows,
     and the request is read and judged again (``_Retry``).
 
-    In one statement (``coaching.bulk.rows_update``), not a queryset's update each: for an
-    array touching 200 members that compiled 200 updates, a fifth of the array's time.
+    In one statement (``coaching.bulk.rows_update``) for the members writing the same columns
+    (all but those whose evaluation failed), not a queryset's update each: for an array
+    touching 200 members that compiled 200 updates, a fifth of the array's time.
     """
     # Runs of members with the same columns to write, in the order given.
     for names, group in itertools.groupby(advancing, key=lambda item: tuple(item[1])):
         rows = [(touched.row.pk, touched.revision, [values[name] for name in names]) for touched, values in group]
         if rows_update(Member, names, rows, guard="revision") != len(rows):
             raise _Retry
+
+
+def _members_set(advanced: list[_Member], name: str, value: Callable[[_Member], Any]) -> None:
+    """Set one more column of members advanced by ``_members_advance`` in this transaction (so
+    locked, at the revision written): one statement for all of them."""
+    rows = [(touched.row.pk, touched.revision + 1, [value(touched)]) for touched in advanced]
+    if rows_update(Member, [name], rows, guard="revision") != len(rows):
+        raise _Retry  # cannot happen while the rows are locked; never write half of it
 
 
 def _answers_fill(answers: list[Answer], judging: list[_Member]) -> None:
