@@ -10,18 +10,20 @@ classes, which that leaves as they are; the rows' primary keys come back with RE
 On PostgreSQL Django 5.2 sends the rows as one array per column (UNNEST); psycopg escapes the
 quotes inside every JSON value of such an array with a regular-expression substitution that
 runs Python code per quote character (31 of the 84 ms the two inserts of an array took). A
-multi-row VALUES list sends each value on its own, quoted by libpq.
+multi-row VALUES list sends each value on its own, quoted by libpq; on PostgreSQL the rows go
+as one JSON document (written by ``coaching.jsontext``) that the server turns into rows.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, models, router
+
+from .jsontext import json_text
 
 RECORDSET_ROWS = 5_000  # rows per statement on PostgreSQL
 # Internal types whose prepared values JSON carries as they are.
@@ -120,9 +122,8 @@ def _recordset_insert(
     with connection.cursor() as cursor:
         for start in range(0, len(objs), RECORDSET_ROWS):
             batch = objs[start : start + RECORDSET_ROWS]
-            document = json.dumps(
-                [dict(zip(names, [value(obj) for value in json_values], strict=True)) for obj in batch],
-                separators=(",", ":"),
+            document = json_text(
+                [dict(zip(names, [value(obj) for value in json_values], strict=True)) for obj in batch]
             )
             cursor.execute(sql, [document])
             _keys_set(batch, cursor.fetchall(), using)
@@ -191,7 +192,7 @@ def rows_update(
                 expected=expected,
             )
             names_json = ["__key", "__guard", *(field.column for field in fields)]
-            document = json.dumps(
+            document = json_text(
                 [
                     dict(
                         zip(
@@ -201,8 +202,7 @@ def rows_update(
                         )
                     )
                     for pk, old, values in rows
-                ],
-                separators=(",", ":"),
+                ]
             )
             cursor.execute(sql, [document])
             return cursor.rowcount

@@ -63,6 +63,7 @@ from .evaluation import (
     severity_rank,
 )
 from .figures import History
+from .jsontext import json_field_loader
 from .logs import log_context, log_context_add
 from .models import EARLIEST, Advice, Event, Gym, Member
 from .prepared import Prepared
@@ -95,6 +96,7 @@ _EVENT_READ = {
 
 _FIGURES = _EVENT_ATTNAMES.index("figures")
 _FIGURES_FIELD = Event._meta.get_field("figures")
+_FIGURES_LOAD = json_field_loader(_FIGURES_FIELD) or _FIGURES_FIELD.from_db_value
 # Every column but the figures is converted on reading.
 _CONVERTED = [position for position in range(len(_EVENT_FIELDS)) if position != _FIGURES]
 
@@ -116,7 +118,7 @@ class _Stored:
     @property
     def figures(self) -> dict[str, Any]:
         if self._figures is _NOT_READ:
-            self._figures = _FIGURES_FIELD.from_db_value(self.values[_FIGURES], None, connections[Event.objects.db])
+            self._figures = _FIGURES_LOAD(self.values[_FIGURES], None, connections[Event.objects.db])
         return self._figures
 
     def event(self) -> Event:

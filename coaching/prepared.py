@@ -6,7 +6,7 @@ a member's history for one posted event took 1.03 ms, 0.63 ms of it compiling th
 ordinary queryset, compiled once for each shape of its parameters (the lengths of its lists)
 with stand-in values in their places, and then run with the real values; its rows come back
 through the converters Django itself applies (JSON, aware datetimes, booleans), when and for
-the columns the caller asks.
+the columns the caller asks; JSON by ``coaching.jsontext`` (the same values, faster).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet
+from django.db.models import JSONField, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
+
+from .jsontext import json_field_loader
 
 MAX_SHAPES = 64  # compiled shapes kept per query (least recently used dropped)
 
@@ -107,4 +109,16 @@ class Prepared:
         if unused:  # a parameter was written into the SQL text or dropped: it could not be replaced
             raise ValueError(f"Prepared query: parameters {sorted({name for name, _i in unused})} not in its SQL")
         fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
-        return _Compiled(sql=sql, slots=tuple(slots), compiler=compiler, converters=compiler.get_converters(fields))
+        converters = {
+            position: ([_faster(function) for function in functions], expression)
+            for position, (functions, expression) in compiler.get_converters(fields).items()
+        }
+        return _Compiled(sql=sql, slots=tuple(slots), compiler=compiler, converters=converters)
+
+
+def _faster(converter: Callable) -> Callable:
+    """A JSONField's ``from_db_value`` by orjson where it reads the same values (``jsontext``)."""
+    owner = getattr(converter, "__self__", None)
+    if owner is None or getattr(converter, "__func__", None) is not JSONField.from_db_value:
+        return converter
+    return json_field_loader(owner) or converter
