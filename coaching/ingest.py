@@ -18,6 +18,7 @@ comparison with stored advice as ``coaching.evaluation.member_judge``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import time
@@ -28,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connections, transaction
-from django.db.models import F, JSONField, QuerySet, Value
+from django.db.models import Case, F, JSONField, QuerySet, Value, When
 from django.db.models.functions import Cast
 
 from rules.evaluation import (
@@ -37,6 +38,7 @@ from rules.evaluation import (
     LiveRuleset,
     live_version_expression,
     ruleset_live,
+    ruleset_loaded,
     timelines_judge,
 )
 
@@ -174,28 +176,38 @@ _EVENT_ROW_COLUMNS = (
 )
 
 
-def _touched(gym_id: int, ids: list[str], keys: list[str]) -> QuerySet:
+def _touched(gym_id: int, ids: list[str], keys: list[str], *, figures: bool) -> QuerySet:
     """The repeats among the request's events and the touched members' events, each with its
     member's columns (but its kept state), and the touched members' rows with their kept state
     (on rows of their own, the event's columns empty); every row with the live version's
     number. A repeat of a touched member's event comes twice. Three queries in one (UNION ALL),
     each on its own index: in one WHERE, an OR over the events' two made PostgreSQL read every
     event of the gym; and the kept state repeated on each event's row took PostgreSQL half of
-    the read."""
+    the read.
 
-    def events(**condition: Any) -> QuerySet:
+    Without ``figures`` the stored figures of a touched member's events come only where its
+    row keeps no state (``read_from`` the earliest: all of them are read and checked): a member
+    judged from its kept state needs none unless the live rules' patterns read one, and they
+    were three fifths of the bytes read. A repeat's own row (from the first query) has them."""
+
+    def events(*, all_figures: bool = True, **condition: Any) -> QuerySet:
         # A typed NULL: in a UNION, PostgreSQL takes an untyped one of two branches for text.
-        return (
-            Event.objects.filter(**condition)
-            .annotate(live_version=live_version_expression(), no_policy_state=Cast(Value(None), JSONField()))
-            .order_by()
-            .values_list(*_EVENT_ROW_COLUMNS)
-        )
+        columns = _EVENT_ROW_COLUMNS
+        annotations = {"live_version": live_version_expression(), "no_policy_state": Cast(Value(None), JSONField())}
+        if not all_figures:
+            annotations["figures_read"] = Case(
+                When(member__read_from=EARLIEST, then=F("figures")), default=Cast(Value(None), JSONField())
+            )
+            columns = tuple("figures_read" if column == "figures" else column for column in columns)
+        return Event.objects.filter(**condition).annotate(**annotations).order_by().values_list(*columns)
 
     repeats = events(gym_id=gym_id, external_id__in=ids)
     # Each member's events from its read_from on: the window its kept state needs, or all.
     members_events = events(
-        member__gym_id=gym_id, member__external_id__in=keys, occurred_at__gte=F("member__read_from")
+        all_figures=figures,
+        member__gym_id=gym_id,
+        member__external_id__in=keys,
+        occurred_at__gte=F("member__read_from"),
     )
     # Columns in the events' order: all named as annotations, which keep the order given.
     columns = {f"no_{field.attname}": Value(None, output_field=_output(field)) for field in _EVENT_FIELDS}
@@ -216,7 +228,8 @@ def _output(field: Any) -> Any:
     return field.target_field if field.is_relation else field
 
 
-_TOUCHED = Prepared(_touched, lists=("ids", "keys"))
+_TOUCHED = Prepared(functools.partial(_touched, figures=True), lists=("ids", "keys"))
+_TOUCHED_NO_FIGURES = Prepared(functools.partial(_touched, figures=False), lists=("ids", "keys"))
 
 
 def _whole(member_ids: list[int]) -> QuerySet:
@@ -256,36 +269,43 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     """One attempt: raises _Retry when a member changed (or appeared) since it was read."""
     ids = {clean.external_id for clean in cleans}
     keys = {clean.member for clean in cleans}
-    # One round trip: the repeats, the touched members' events and rows, the live version.
-    rows, compiled = _TOUCHED.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
+    # One round trip: the repeats, the touched members' events and rows, the live version. The
+    # stored figures only if the version this process knows reads them (checked below).
+    likely = ruleset_loaded()
+    figures = likely is None or bool(FIGURE_NAMES & likely.history_fields)
+    touched_query = _TOUCHED if figures else _TOUCHED_NO_FIGURES
+    rows, compiled = touched_query.fetch(gym_id=gym.pk, ids=sorted(ids), keys=sorted(keys))
     live_version = rows[0][_LIVE_VERSION] if rows else None
     db = Event.objects.db
     members: dict[str, _Member] = {}
     by_pk: dict[int, Member] = {}
     member_columns = range(_MEMBER_SLICE.start, _MEMBER_SLICE.stop)
-    for row in _TOUCHED.converted([row for row in rows if row[0] is None], compiled, member_columns):
+    for row in touched_query.converted([row for row in rows if row[0] is None], compiled, member_columns):
         member = _member(db, row)
         by_pk[member.pk] = member
         members[member.external_id] = _Member(member.external_id, member)
     # Each event row is an event's columns, then its member's (a repeat's member, if not a
     # touched one, converted once), then the live version's number.
-    known: dict[str, Event] = {}
-    read: set[int] = set()
-    for row in _TOUCHED.converted([row for row in rows if row[0] is not None], compiled, _CONVERTED):
-        if row[0] in read:
-            continue  # a repeat of a touched member's event
-        read.add(row[0])
+    read: dict[int, _Stored] = {}
+    repeats: list[_Stored] = []
+    for row in touched_query.converted([row for row in rows if row[0] is not None], compiled, _CONVERTED):
+        event = read.get(row[0])
+        if event is not None:  # a repeat of a touched member's event, on its second row
+            if event.values[_FIGURES] is None:
+                event.values[_FIGURES] = row[_FIGURES]  # the repeat's own row has its figures
+            continue
         member_id = row[_EVENT_READ["member_id"]]
         member = by_pk.get(member_id)
         if member is None:  # a repeat's member, not touched: its kept state is not read
-            member_row = _TOUCHED.converted([row], compiled, member_columns)[0]
+            member_row = touched_query.converted([row], compiled, member_columns)[0]
             member = by_pk[member_id] = _member(db, member_row)
-        event = _Stored(row[: _MEMBER_SLICE.start], member)
+        event = read[row[0]] = _Stored(row[: _MEMBER_SLICE.start], member)
         if event.external_id in ids:
-            known[event.external_id] = event.event()
+            repeats.append(event)
         touched = members.get(member.external_id) if member.external_id in keys else None
         if touched is not None:
             touched.stored.append(event)
+    known: dict[str, Event] = {event.external_id: event.event() for event in repeats}
     for key in keys - members.keys():  # new members
         members[key] = _Member(key, None)
 
@@ -307,6 +327,8 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
     # In the order of the members' ids: concurrent requests lock shared members in one order.
     judging = sorted((m for m in members.values() if m.new), key=lambda m: m.key)
     live = ruleset_live(live_version)
+    if not figures and FIGURE_NAMES & live.history_fields:
+        raise _Retry  # a version whose patterns read figures was published: read them
     if not _histories_complete(judging, live.history_window):
         return None
     _judge(judging, live)

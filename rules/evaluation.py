@@ -39,6 +39,7 @@ from rules.internal.runtime import (
     Match,
     evaluate,
     evaluate_live,
+    loaded_last,
     loaded_live,
     loaded_reset,
 )
@@ -326,10 +327,21 @@ def live_version_expression() -> Any:
     return version_live_number_expression()
 
 
+def ruleset_loaded() -> LiveRuleset | None:
+    """``ruleset_live`` of the version this process loaded last, without a query: what the live
+    version most likely is, to shape a read before the live version's number comes with it
+    (None: none loaded yet)."""
+    loaded = loaded_last()
+    return _live(loaded) if loaded is not None else None
+
+
 def ruleset_live(live_version: int | None = None) -> LiveRuleset:
     """The live version's number and how far back its patterns look (``live_version``: its
     number as the caller read it, which saves a query)."""
-    loaded = loaded_live(live_version)
+    return _live(loaded_live(live_version))
+
+
+def _live(loaded: LoadedRuleset) -> LiveRuleset:
     return LiveRuleset(
         version=loaded.version,
         history_window=loaded.compiled.history_window,

@@ -171,6 +171,11 @@ def loaded_live(known_number: int | None = None) -> LoadedRuleset:
         return fresh
 
 
+def loaded_last() -> LoadedRuleset | None:
+    """The version this process loaded last, without asking the database (None: none yet)."""
+    return _loaded
+
+
 def loaded_reset() -> None:
     """Forget this process's loaded version (tests; after a crash it rebuilds itself)."""
     global _loaded

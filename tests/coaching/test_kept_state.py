@@ -14,7 +14,8 @@ import pytest
 from coaching.evaluation import member_events
 from coaching.figures import FIGURES_VERSION, figures_timeline
 from coaching.models import EARLIEST, Event, Member
-from rules.evaluation import ruleset_live
+from rules.evaluation import ruleset_live, ruleset_loaded
+from rules.internal.runtime import loaded_live
 from rules.spec import condition
 
 from .added_rules import _rule, rules_add
@@ -123,3 +124,26 @@ def test_a_pattern_reading_a_figure_of_an_earlier_event_sees_it_on_time_and_late
             if a["rule"]["key"] == LONG_WEEK_THEN_PAIN["key"]
         ]
         assert [(a["event"], a["matched_events"]) for a in advice] == [("sore", ["run-5", "sore"])]
+
+
+def test_a_process_that_knows_an_older_version_reads_the_figures_a_newly_published_pattern_needs(pack, client):
+    # Another web process may still know the version before the publish: it reads the events
+    # without their figures, learns the live version from the same query, and reads again.
+    history = [run(at=day(n), distance_km=10, external_id=f"run-{n}") for n in range(6)]
+    for payload in history:
+        client.send(payload, expect=201)
+    member = Member.objects.get(external_id="m-1")
+    assert member.read_from > EARLIEST  # judged from its kept state from now on
+    older = ruleset_live().version
+    rules_add(LONG_WEEK_THEN_PAIN)
+    assert ruleset_live().version == older + 1
+    loaded_live(older)  # this process, like one that has not yet seen the publish
+    assert "weekly_distance_km" not in ruleset_loaded().history_fields
+
+    before = conflicts()
+    answer = client.send(pain(at=day(6), pain=3, external_id="sore"), expect=201).json()
+    assert [
+        (a["rule"]["key"], a["matched_events"]) for a in answer["advice"] if a["rule"]["key"] == "long-week-then-pain"
+    ] == [("long-week-then-pain", ["run-5", "sore"])]
+    assert conflicts() == before + 1  # read once more, now with the figures
+    assert ruleset_loaded().version == older + 1
