@@ -177,10 +177,10 @@ _EVENT_ROW_COLUMNS = (
 
 
 def _touched(gym_id: int, ids: list[str], keys: list[str], *, figures: bool) -> QuerySet:
-    """The repeats among the request's events and the touched members' events, each with its
-    member's columns (but its kept state), and the touched members' rows with their kept state
-    (on rows of their own, the event's columns empty); every row with the live version's
-    number. A repeat of a touched member's event comes twice. Three queries in one (UNION ALL),
+    """The repeats among the request's events, each with its member's columns (but its kept
+    state), the touched members' events (their member's columns empty) and the touched members'
+    rows with their kept state (on rows of their own, the event's columns empty); every row
+    with the live version's number. A repeat of a touched member's event comes twice. Three queries in one (UNION ALL),
     each on its own index: in one WHERE, an OR over the events' two made PostgreSQL read every
     event of the gym; and the kept state repeated on each event's row took PostgreSQL half of
     the read.
@@ -190,27 +190,31 @@ def _touched(gym_id: int, ids: list[str], keys: list[str], *, figures: bool) -> 
     judged from its kept state needs none unless the live rules' patterns read one, and they
     were three fifths of the bytes read. A repeat's own row (from the first query) has them."""
 
-    def events(*, all_figures: bool = True, **condition: Any) -> QuerySet:
+    def events(*, touched: bool, **condition: Any) -> QuerySet:
         # A typed NULL: in a UNION, PostgreSQL takes an untyped one of two branches for text.
         columns = _EVENT_ROW_COLUMNS
         annotations = {"live_version": live_version_expression(), "no_policy_state": Cast(Value(None), JSONField())}
-        if not all_figures:
-            annotations["figures_read"] = Case(
-                When(member__read_from=EARLIEST, then=F("figures")), default=Cast(Value(None), JSONField())
-            )
-            columns = tuple("figures_read" if column == "figures" else column for column in columns)
+        if touched:  # its member's columns come on the member's own row
+            nulls = {f"no_member_{field.attname}": _null(field) for field in _MEMBER_FIELDS[:-1]}
+            annotations = {**nulls, **annotations}
+            columns = (*(field.name for field in _EVENT_FIELDS), *nulls, "no_policy_state", "live_version")
+            if not figures:
+                annotations["figures_read"] = Case(
+                    When(member__read_from=EARLIEST, then=F("figures")), default=Cast(Value(None), JSONField())
+                )
+                columns = tuple("figures_read" if column == "figures" else column for column in columns)
         return Event.objects.filter(**condition).annotate(**annotations).order_by().values_list(*columns)
 
-    repeats = events(gym_id=gym_id, external_id__in=ids)
+    repeats = events(touched=False, gym_id=gym_id, external_id__in=ids)
     # Each member's events from its read_from on: the window its kept state needs, or all.
     members_events = events(
-        all_figures=figures,
+        touched=True,
         member__gym_id=gym_id,
         member__external_id__in=keys,
         occurred_at__gte=F("member__read_from"),
     )
     # Columns in the events' order: all named as annotations, which keep the order given.
-    columns = {f"no_{field.attname}": Value(None, output_field=_output(field)) for field in _EVENT_FIELDS}
+    columns = {f"no_{field.attname}": _null(field) for field in _EVENT_FIELDS}
     columns.update({f"member_{field.attname}": F(field.attname) for field in _MEMBER_FIELDS})
     columns["live_version"] = live_version_expression()
     members = (
@@ -224,8 +228,9 @@ def _member(db: str, row: Sequence[Any]) -> Member:
     return Member.from_db(db, _MEMBER_ATTNAMES, [values[i] for i in _MEMBER_IN_MODEL_ORDER])
 
 
-def _output(field: Any) -> Any:
-    return field.target_field if field.is_relation else field
+def _null(field: Any) -> Value:
+    """A NULL of ``field``'s type (a key's: its target's)."""
+    return Value(None, output_field=field.target_field if field.is_relation else field)
 
 
 _TOUCHED = Prepared(functools.partial(_touched, figures=True), lists=("ids", "keys"))
