@@ -226,8 +226,9 @@ def member_plan(
         history=history,
         window=window,
     )
-    plan.by_fact = {fact_id(event): event for event in events}
-    external_ids = {fact_id(event): event.external_id for event in events}
+    # The facts are the events' (one each, in order): their ids are the events' fact ids.
+    plan.by_fact = {fact.id: event for fact, event in zip(facts, events, strict=True)}
+    external_ids = {fact.id: event.external_id for fact, event in zip(facts, events, strict=True)}
     for event, decision in zip(events[start:], decisions, strict=True):
         wanted = {match.rule_key: match for match in decision.given}
         stored = {advice.rule_key: advice for advice in current.get(event.pk, ())} if event.pk else {}

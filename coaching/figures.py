@@ -60,6 +60,9 @@ class _Run:
     occurred_at: datetime
     day: date
     distance: float
+    # ``occurred_at`` as the kept state had it: written back as it was (isoformat took most of
+    # the time of keeping the state).
+    text: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -129,7 +132,7 @@ class History:
         pain_from = (last - timedelta(days=PAIN_REPORT_DAYS) - 2 * LOCAL_DAYS_SLACK).toordinal() if last else 0
         return {
             "version": FIGURES_VERSION,
-            "runs": [[run.occurred_at.isoformat(), run.day.toordinal(), run.distance] for run in self.runs],
+            "runs": [[run.text or run.occurred_at.isoformat(), run.day.toordinal(), run.distance] for run in self.runs],
             "run_days": days,
             "last_day": last.toordinal() if last is not None else None,
             "run_count": self.run_count,
@@ -148,7 +151,7 @@ class History:
         if not state or state.get("version") != FIGURES_VERSION:
             return None
         return cls(
-            runs=[_Run(datetime.fromisoformat(at), date.fromordinal(day), km) for at, day, km in state["runs"]],
+            runs=[_Run(datetime.fromisoformat(at), date.fromordinal(day), km, at) for at, day, km in state["runs"]],
             run_days={date.fromordinal(day) for day in state["run_days"]},
             last_day=date.fromordinal(state["last_day"]) if state["last_day"] is not None else None,
             run_count=state["run_count"],
