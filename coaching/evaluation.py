@@ -29,7 +29,7 @@ from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, rul
 from . import metrics
 from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
 from .database import database_unavailable
-from .figures import History, figures_timeline
+from .figures import History, figures_timeline, moment_pack, moment_unpack
 from .logs import log_context, log_context_add
 from .models import EARLIEST, Advice, Event, Member
 
@@ -344,8 +344,8 @@ def _referral_event_id(referral: Referral, by_fact: dict[str, Event]) -> int | N
 
 def policy_state_dump(state: DecisionState, last: Event, history: History | None = None) -> dict[str, Any]:
     dumped = {
-        "through": [last.occurred_at.isoformat(), last.external_id],
-        "last_given": {key: at.isoformat() for key, at in state.last_given.items()},
+        "through": [moment_pack(last.occurred_at), last.external_id],
+        "last_given": {key: moment_pack(at) for key, at in state.last_given.items()},
     }
     if history is not None:
         dumped["figures"] = history.state()
@@ -361,7 +361,7 @@ def figures_state_load(member: Member, events: Sequence[Event]) -> History | Non
         return None
     at, external_id = stored["through"]
     last = events[-1]
-    if last.external_id != external_id or last.occurred_at != datetime.fromisoformat(at):
+    if last.external_id != external_id or last.occurred_at != moment_unpack(at):
         return None
     return History.restored(stored["figures"])
 
@@ -374,7 +374,7 @@ def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState 
         return None
     at, external_id = stored["through"]
     last = events[-1]
-    if last.external_id != external_id or last.occurred_at != datetime.fromisoformat(at):
+    if last.external_id != external_id or last.occurred_at != moment_unpack(at):
         return None
     referral = None
     if member.referral_since is not None:
@@ -382,7 +382,7 @@ def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState 
             member.referral_since, member.referral_rule_key, member.referral_rule_name, str(member.referral_event_id)
         )
     return DecisionState(
-        last_given={key: datetime.fromisoformat(value) for key, value in stored["last_given"].items()},
+        last_given={key: moment_unpack(value) for key, value in stored["last_given"].items()},
         referral=referral,
     )
 

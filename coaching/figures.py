@@ -36,7 +36,7 @@ LOCAL_DAYS_SLACK = timedelta(days=2)
 RECENT_RUNS_SPAN = timedelta(days=LONGEST_RUN_DAYS + 2)
 # Bump when a figure's definition changes: a member's kept running state (``History.state``)
 # of another version is not used, and the member's stored figures are all computed again.
-FIGURES_VERSION = 1
+FIGURES_VERSION = 2  # 2: the compact state (moment_pack, days before last_day)
 
 
 class EventLike(Protocol):
@@ -60,9 +60,6 @@ class _Run:
     occurred_at: datetime
     day: date
     distance: float
-    # ``occurred_at`` as the kept state had it: written back as it was (isoformat took most of
-    # the time of keeping the state).
-    text: str | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -117,13 +114,17 @@ class History:
         """What the figures of any later event need of this state, as JSON: the recent runs, the
         days of the run-day streaks that can still reach a later day, the pain reports of the
         last weeks, the streaks, the pain episode and the profile. ``History.restored`` of it
-        gives every later event the figures this state itself gives it."""
+        gives every later event the figures this state itself gives it.
+
+        Compact, since it is written with every ingest of the member: moments as ``moment_pack``
+        gives them, days as how many days before ``last_day`` they are."""
         last = self.last_day
+        ref = last.toordinal() if last is not None else 0
         # A later event's local date is at least two days before this one's (offsets), so only
         # streaks of run days reaching that far back can still be counted.
         days: list[int] = []
         if last is not None:
-            reach = (last - LOCAL_DAYS_SLACK - timedelta(days=1)).toordinal()
+            reach = ref - (LOCAL_DAYS_SLACK + timedelta(days=1)).days
             for day in sorted((d.toordinal() for d in self.run_days), reverse=True):
                 if day >= reach or (days and day == days[-1] - 1):
                     days.append(day)
@@ -132,16 +133,16 @@ class History:
         pain_from = (last - timedelta(days=PAIN_REPORT_DAYS) - 2 * LOCAL_DAYS_SLACK).toordinal() if last else 0
         return {
             "version": FIGURES_VERSION,
-            "runs": [[run.text or run.occurred_at.isoformat(), run.day.toordinal(), run.distance] for run in self.runs],
-            "run_days": days,
-            "last_day": last.toordinal() if last is not None else None,
+            "runs": [[moment_pack(run.occurred_at), ref - run.day.toordinal(), run.distance] for run in self.runs],
+            "run_days": [ref - day for day in days],
+            "last_day": ref if last is not None else None,
             "run_count": self.run_count,
-            "last_run_at": _moment_text(self.last_run_at),
+            "last_run_at": moment_pack(self.last_run_at),
             "pain_free_streak": self.pain_free_streak,
             "alone_streak": self.alone_streak,
-            "pain_report_days": [d.toordinal() for d in self.pain_report_days if d.toordinal() >= pain_from],
-            "last_pain_at": _moment_text(self.last_pain_at),
-            "episode_start": _moment_text(self.episode_start),
+            "pain_report_days": [ref - d.toordinal() for d in self.pain_report_days if d.toordinal() >= pain_from],
+            "last_pain_at": moment_pack(self.last_pain_at),
+            "episode_start": moment_pack(self.episode_start),
             "profile": self.profile,
         }
 
@@ -150,17 +151,18 @@ class History:
         """The state ``state()`` gave, or None when there is none or it is of another version."""
         if not state or state.get("version") != FIGURES_VERSION:
             return None
+        ref = state["last_day"] or 0
         return cls(
-            runs=[_Run(datetime.fromisoformat(at), date.fromordinal(day), km, at) for at, day, km in state["runs"]],
-            run_days={date.fromordinal(day) for day in state["run_days"]},
-            last_day=date.fromordinal(state["last_day"]) if state["last_day"] is not None else None,
+            runs=[_Run(moment_unpack(at), date.fromordinal(ref - ago), km) for at, ago, km in state["runs"]],
+            run_days={date.fromordinal(ref - ago) for ago in state["run_days"]},
+            last_day=date.fromordinal(ref) if state["last_day"] is not None else None,
             run_count=state["run_count"],
-            last_run_at=_moment(state["last_run_at"]),
+            last_run_at=moment_unpack(state["last_run_at"]),
             pain_free_streak=state["pain_free_streak"],
             alone_streak=state["alone_streak"],
-            pain_report_days=[date.fromordinal(day) for day in state["pain_report_days"]],
-            last_pain_at=_moment(state["last_pain_at"]),
-            episode_start=_moment(state["episode_start"]),
+            pain_report_days=[date.fromordinal(ref - ago) for ago in state["pain_report_days"]],
+            last_pain_at=moment_unpack(state["last_pain_at"]),
+            episode_start=moment_unpack(state["episode_start"]),
             profile=dict(state["profile"]),
         )
 
@@ -215,12 +217,28 @@ class History:
         return max(0, math.floor((at - self.episode_start) / timedelta(weeks=1)))
 
 
-def _moment_text(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
-def _moment(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text is not None else None
+def moment_pack(moment: datetime | None) -> int | str | None:
+    """A moment as kept state stores it, exactly: whole seconds since 1970 (UTC) as an integer
+    (most moments: ISO 8601 text was twice the size, and slower), one with a fraction of a
+    second as ISO 8601 text."""
+    if moment is None:
+        return None
+    if moment.microsecond:
+        return moment.isoformat()
+    return (moment - _EPOCH) // _SECOND
+
+
+def moment_unpack(value: int | str | None) -> datetime | None:
+    """The moment ``moment_pack`` gave (ISO 8601 text as well, as kept state had it before)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return _EPOCH + timedelta(seconds=value)
 
 
 def _consecutive_days(run_days: set[date], today: date) -> int:

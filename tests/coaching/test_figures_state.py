@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from coaching.catalog import FIGURE_NAMES
-from coaching.figures import FIGURES_VERSION, History, figures_timeline
+from coaching.figures import FIGURES_VERSION, History, figures_timeline, moment_pack, moment_unpack
 
 from .properties import histories
 
@@ -77,3 +77,19 @@ def test_a_state_of_another_version_is_not_used():
 def test_every_figure_counted_is_a_derived_field_of_the_catalog():
     events = as_events(histories(1, members=1, events=(60, 60), now=dt.datetime(2026, 6, 1, tzinfo=dt.UTC))[0])
     assert set().union(*figures_timeline(events)) <= FIGURE_NAMES
+
+
+@pytest.mark.parametrize("minutes", [0, 60, -300, 345, 765, -720])
+def test_moments_are_kept_exactly_in_any_offset_and_to_the_microsecond(minutes):
+    zone = dt.timezone(dt.timedelta(minutes=minutes))
+    rng = random.Random(minutes)
+    for _ in range(200):
+        moment = dt.datetime(2026, 1, 1, tzinfo=zone) + dt.timedelta(seconds=rng.randrange(10**8))
+        if rng.random() < 0.3:
+            moment = moment.replace(microsecond=rng.randrange(1, 10**6))
+        packed = json.loads(json.dumps(moment_pack(moment)))
+        assert moment_unpack(packed) == moment
+        assert isinstance(packed, int) == (moment.microsecond == 0)
+    assert moment_pack(None) is None and moment_unpack(None) is None
+    # As kept before the compact state: ISO 8601 text.
+    assert moment_unpack("2026-11-02T03:18:27+01:00") == dt.datetime(2026, 11, 2, 2, 18, 27, tzinfo=dt.UTC)

@@ -12,7 +12,7 @@ import datetime as dt
 import pytest
 
 from coaching.evaluation import member_events
-from coaching.figures import FIGURES_VERSION, figures_timeline
+from coaching.figures import FIGURES_VERSION, figures_timeline, moment_unpack
 from coaching.models import EARLIEST, Event, Member
 from rules.evaluation import ruleset_live, ruleset_loaded
 from rules.internal.runtime import loaded_live
@@ -27,8 +27,8 @@ pytestmark = pytest.mark.django_db
 WINDOW = dt.timedelta(days=14)  # the default pack's widest pattern window
 
 
-def stored_figures_are_the_counted_ones(external_id: str = "m-1") -> None:
-    member = Member.objects.get(external_id=external_id)
+def stored_figures_are_the_counted_ones(external_id: str = "m-1", **gym) -> None:
+    member = Member.objects.get(external_id=external_id, **gym)
     events = member_events(member)
     for event, counted in zip(events, figures_timeline(events), strict=True):
         expected = {k: v for k, v in counted.items() if k not in event.data}
@@ -147,3 +147,25 @@ def test_a_process_that_knows_an_older_version_reads_the_figures_a_newly_publish
     ] == [("long-week-then-pain", ["run-5", "sore"])]
     assert conflicts() == before + 1  # read once more, now with the figures
     assert ruleset_loaded().version == older + 1
+
+
+def test_a_state_kept_before_the_compact_format_still_remembers_what_the_policy_gave(pack, client, other_client):
+    # Kept before: moments as ISO 8601 text, figures of version 1. The policy's memory (the
+    # cooldowns) is read from it as it is; the figures are counted again.
+    for gym in (client, other_client):
+        long_history(gym, days=20)
+    member = Member.objects.get(gym=client.gym, external_id="m-1")
+    kept = member.policy_state
+    assert isinstance(kept["through"][0], int) and kept["last_given"]
+    kept["through"][0] = moment_unpack(kept["through"][0]).isoformat()
+    kept["last_given"] = {key: moment_unpack(at).isoformat() for key, at in kept["last_given"].items()}
+    kept["figures"]["version"] = 1
+    member.save(update_fields=["policy_state"])
+
+    later = [run(at=day(20), distance_km=9, pain_during=3), pain(at=day(20, hour=20), pain=5)]
+    answers = [gym.send(later, expect=200).json() for gym in (client, other_client)]
+    advice = [[[a["rule"]["key"] for a in item["event"]["advice"]] for item in items] for items in answers]
+    assert advice[0] == advice[1] and any(advice[0])
+    stored_figures_are_the_counted_ones(gym=client.gym)
+    member.refresh_from_db()
+    assert member.policy_state["figures"]["version"] == FIGURES_VERSION
