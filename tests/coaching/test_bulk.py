@@ -99,3 +99,7 @@ def test_rows_update_writes_only_rows_whose_guard_still_holds(client, count):
         assert member.policy_state == {"through": ["x", "y"], **AWKWARD}
     last = Member.objects.get(pk=members[-1].pk)
     assert (last.revision, last.referral_since, last.policy_state) == (9, None, None)
+
+    forgotten = [(m.pk, 5, [6, None]) for m in members[:-1]]
+    assert rows_update(Member, ["revision", "policy_state"], forgotten, guard="revision") == count - 1
+    assert Member.objects.filter(revision=6, policy_state__isnull=True).count() == count - 1  # SQL NULL
