@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,6 +22,8 @@ MAX_FUTURE = timedelta(days=1)
 # Dates before this are typing mistakes, and far-past datetimes overflow the window arithmetic.
 EARLIEST = date(1970, 1, 1)
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Unicode's control characters (general category Cc, fixed since Unicode 1.1): C0, DEL and C1.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 # /api/v1/members/<member>/advice/ is a member's advice, so a member id ending so could not be read.
 AMBIGUOUS_MEMBER_SUFFIX = "/advice"
 
@@ -113,7 +115,7 @@ def _identifier(payload: Mapping[str, Any], name: str, errors: Errors) -> str | 
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ID_LENGTH:
         errors[name] = [ID_INVALID]
         return None
-    if any(unicodedata.category(char) == "Cc" for char in value):  # PostgreSQL cannot even store a NUL
+    if _CONTROL.search(value):  # PostgreSQL cannot even store a NUL
         errors[name] = [ID_CONTROL_CHARACTER]
         return None
     if not _unicode(value):
@@ -171,27 +173,31 @@ def _parse_datetime(value: Any) -> datetime | None:
 def _data(
     event_type: str, data: Mapping[str, Any], occurred_at: datetime, now: datetime, errors: Errors
 ) -> dict[str, Any]:
-    _label, specs = FACT_TYPES[event_type]
-    by_name = {spec.name: spec for spec in specs}
+    specs, by_name = _specs(event_type)
     clean: dict[str, Any] = {}
     for name, value in data.items():
-        path = _path(name, prefix="data.")
         spec = by_name.get(name)
         if spec is None:
-            errors[path] = [UNKNOWN_FIELD]
+            errors[_path(name, prefix="data.")] = [UNKNOWN_FIELD]
             continue
         if value is None:
-            errors[path] = [NOT_NULL]
+            errors[_path(name, prefix="data.")] = [NOT_NULL]
             continue
         cleaned, problem = _field(spec, value, occurred_at, now)
         if problem:
-            errors[path] = [problem]
+            errors[_path(name, prefix="data.")] = [problem]
         else:
             clean[name] = cleaned
     for spec in specs:
         if spec.required and spec.name not in data:
             errors[f"data.{spec.name}"] = [REQUIRED]
     return clean
+
+
+@functools.cache
+def _specs(event_type: str) -> tuple[tuple[FieldSpec, ...], dict[str, FieldSpec]]:
+    _label, specs = FACT_TYPES[event_type]
+    return tuple(specs), {spec.name: spec for spec in specs}
 
 
 def _field(spec: FieldSpec, value: Any, occurred_at: datetime, now: datetime) -> tuple[Any, str | None]:
