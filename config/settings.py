@@ -191,6 +191,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # API.md: request bodies over 1 MiB a
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    # DRF's JSON renderer, by orjson where that writes the same JSON (coaching.api.renderers).
+    "DEFAULT_RENDERER_CLASSES": [
+        "coaching.api.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "PAGE_SIZE": 50,
     # Per gym, counted in the shared cache (CACHES below); an array of events is one request.
     "DEFAULT_THROTTLE_RATES": {"gym": os.environ.get("API_THROTTLE_RATE", "6000/minute")},
