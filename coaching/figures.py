@@ -238,7 +238,7 @@ def moment_unpack(value: int | str | None) -> datetime | None:
         return None
     if isinstance(value, str):
         return datetime.fromisoformat(value)
-    return _EPOCH + timedelta(seconds=value)
+    return datetime.fromtimestamp(value, UTC)  # exact for an integer, as _EPOCH + timedelta(seconds=value)
 
 
 def _consecutive_days(run_days: set[date], today: date) -> int:
