@@ -13,13 +13,14 @@ connection (``_server_prepared``): planning it took longer than running it.
 
 from __future__ import annotations
 
-import itertools
+import functools
+import hashlib
 import re
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -39,9 +40,14 @@ class _Compiled:
     slots: tuple[tuple[str | None, Any], ...]
     compiler: SQLCompiler
     converters: dict[int, Any]  # by column position, as SQLCompiler.get_converters gives them
-    name: str = field(default_factory=lambda: f"rlbp_prepared_{next(_names)}")  # as a server-side statement
     runs: int = 0  # in this process
     preparable: bool = True  # False: PostgreSQL refused to prepare it
+
+    @functools.cached_property
+    def name(self) -> str:
+        """Its name as a prepared statement: from its text, so that one name is always one query,
+        in every process (a pooler may share a server connection between processes)."""
+        return "rlbp_" + hashlib.sha256(self.sql.encode()).hexdigest()[:32]
 
     @property
     def prepare_sql(self) -> str:
@@ -55,7 +61,6 @@ class _Compiled:
         return f"EXECUTE {self.name}({', '.join(['%s'] * len(self.slots))})" if self.slots else f"EXECUTE {self.name}"
 
 
-_names = itertools.count(1)
 # PostgreSQL: a statement run this often in this process is prepared on each connection that
 # runs it (see ``_server_prepared``).
 PREPARE_AFTER_RUNS = 3

@@ -82,3 +82,12 @@ def test_a_queryset_that_drops_a_parameter_is_refused(stored):
 
 
 PREPARED = Prepared(touched, lists=("ids", "keys"))
+
+
+def test_a_query_has_one_name_as_a_prepared_statement_in_every_process(stored):
+    # A pooler may hand one server connection to several processes: a name never means two queries.
+    first = Prepared(touched, lists=("ids", "keys")).fetch(gym_id=stored.pk, ids=["e1"], keys=["m0"])[1]
+    again = Prepared(touched, lists=("ids", "keys")).fetch(gym_id=stored.pk, ids=["e2"], keys=["m1"])[1]
+    other = Prepared(touched, lists=("ids", "keys")).fetch(gym_id=stored.pk, ids=["e1", "e2"], keys=["m0"])[1]
+    assert first.name == again.name != other.name
+    assert len(first.name) < 64  # PostgreSQL's longest name
