@@ -33,6 +33,23 @@ def post_worker_init(worker):
     collector_tune()  # the application is loaded: see rules/process.py
 
 
+def pre_request(worker, req):
+    from rules.process import pause_for_request
+
+    worker.log.debug("%s %s", req.method, req.path)  # what gunicorn's own pre_request does
+    pause_for_request(_content_length(req))  # see rules/process.py
+
+
+def _content_length(req) -> int:
+    for name, value in req.headers:
+        if name == "CONTENT-LENGTH":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
 def post_request(worker, req, environ, resp):
     from rules.process import collect_after_request
 

@@ -33,3 +33,17 @@ def test_a_large_request_is_followed_by_a_full_collection_a_small_one_is_not():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "True"]
+
+
+def test_a_large_request_runs_without_the_cyclic_collector_and_every_request_ends_with_it_on():
+    script = (
+        "import gc; from rules.process import LARGE_REQUEST_BYTES, collect_after_request, pause_for_request\n"
+        "pause_for_request(LARGE_REQUEST_BYTES - 1); small = gc.isenabled()\n"
+        "collect_after_request(LARGE_REQUEST_BYTES - 1)\n"
+        "pause_for_request(LARGE_REQUEST_BYTES); large = gc.isenabled(); collect_after_request(0)\n"
+        "after = gc.isenabled()\n"
+        "pause_for_request(LARGE_REQUEST_BYTES); collect_after_request(LARGE_REQUEST_BYTES)\n"
+        "print(small, large, after, gc.isenabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "True", "True"]
