@@ -289,8 +289,8 @@ def _ingest_once(*, gym: Gym, cleans: Sequence[CleanEvent], content_hash: Any) -
         member = _member(db, row)
         by_pk[member.pk] = member
         members[member.external_id] = _Member(member.external_id, member)
-    # Each event row is an event's columns, then its member's (a repeat's member, if not a
-    # touched one, converted once), then the live version's number.
+    # Each event row is an event's columns, then its member's (on a repeat's row only: read for
+    # a repeat's member that is not a touched one), then the live version's number.
     read: dict[int, _Stored] = {}
     repeats: list[_Stored] = []
     for row in touched_query.converted([row for row in rows if row[0] is not None], compiled, _CONVERTED):
