@@ -356,12 +356,8 @@ def figures_state_load(member: Member, events: Sequence[Event]) -> History | Non
     """The running state of the figures after ``events`` (the member's latest ones, in order),
     from the member's row: None unless it was written after the last of them, by this version
     of the figures. Where it is, every stored event's figures are what counting gives now."""
-    stored = member.policy_state
-    if not stored or "figures" not in stored or not events:
-        return None
-    at, external_id = stored["through"]
-    last = events[-1]
-    if last.external_id != external_id or last.occurred_at != moment_unpack(at):
+    stored = _kept_state(member, events)
+    if stored is None or "figures" not in stored:
         return None
     return History.restored(stored["figures"])
 
@@ -369,12 +365,8 @@ def figures_state_load(member: Member, events: Sequence[Event]) -> History | Non
 def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState | None:
     """What the policy remembers after ``events`` (all of the member's, in order), from the
     member's row: None unless it was written after the last of them."""
-    stored = member.policy_state
-    if not stored or not events:
-        return None
-    at, external_id = stored["through"]
-    last = events[-1]
-    if last.external_id != external_id or last.occurred_at != moment_unpack(at):
+    stored = _kept_state(member, events)
+    if stored is None:
         return None
     referral = None
     if member.referral_since is not None:
@@ -385,6 +377,18 @@ def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState 
         last_given={key: moment_unpack(value) for key, value in stored["last_given"].items()},
         referral=referral,
     )
+
+
+def _kept_state(member: Member, events: Sequence[Event]) -> dict[str, Any] | None:
+    """The state kept on the member's row, if it was written after the last of ``events``."""
+    stored = member.policy_state
+    if not stored or not events:
+        return None
+    at, external_id = stored["through"]
+    last = events[-1]
+    if last.external_id != external_id or last.occurred_at != moment_unpack(at):
+        return None
+    return stored
 
 
 def member_current_advice(member_ids: Collection[int]) -> dict[int, dict[int, list[Advice]]]:

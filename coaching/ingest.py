@@ -180,10 +180,10 @@ def _touched(gym_id: int, ids: list[str], keys: list[str], *, figures: bool) -> 
     """The repeats among the request's events, each with its member's columns (but its kept
     state), the touched members' events (their member's columns empty) and the touched members'
     rows with their kept state (on rows of their own, the event's columns empty); every row
-    with the live version's number. A repeat of a touched member's event comes twice. Three queries in one (UNION ALL),
-    each on its own index: in one WHERE, an OR over the events' two made PostgreSQL read every
-    event of the gym; and the kept state repeated on each event's row took PostgreSQL half of
-    the read.
+    with the live version's number. A repeat of a touched member's event comes twice. Three
+    queries in one (UNION ALL), each on its own index: in one WHERE, an OR over the events' two
+    made PostgreSQL read every event of the gym; and the kept state repeated on each event's row
+    took PostgreSQL half of the read.
 
     Without ``figures`` the stored figures of a touched member's events come only where its
     row keeps no state (``read_from`` the earliest: all of them are read and checked): a member
@@ -528,7 +528,7 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
                 touched.plan.member = row
                 for advice in touched.plan.creating:
                     advice.member = row
-    referred: list[tuple[_Member, Event]] = []  # a referral that starts on an event stored below
+    referred: dict[str, Event] = {}  # by member: a referral that starts on an event stored below
     advancing = []
     for touched in judging:  # in the members' key order, as every ingest takes them
         values: dict[str, Any] = {"revision": touched.revision + 1}
@@ -537,7 +537,7 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
             referral = touched.plan.referral
             on = touched.plan.by_fact.get(referral.fact_id) if referral is not None else None
             if on is not None and on.pk is None:
-                referred.append((touched, on))
+                referred[touched.key] = on
         else:  # its evaluation failed: the next one reads and counts its whole history
             values.update(MEMBER_STATE_FORGOTTEN)
         advancing.append((touched, values))
@@ -552,8 +552,7 @@ def _write(gym: Gym, judging: list[_Member]) -> None:
     # The members are locked (advanced above) and at the revision just written.
     profiled = [m for m in judging if any(event.type == PROFILE for event in m.new)]
     _members_set(profiled, "profile", lambda m: dict(m.history.profile))
-    referred_to = {touched.key: event for touched, event in referred}
-    _members_set([m for m, _event in referred], "referral_event_id", lambda m: referred_to[m.key].pk)
+    _members_set([m for m in judging if m.key in referred], "referral_event_id", lambda m: referred[m.key].pk)
     plans = [m.plan for m in judging if m.plan is not None]
     for plan in plans:  # withdrawals first: a replacement must not meet the advice it replaces
         plan_apply(plan, create=False)

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import orjson
+from django.db.models import JSONField
 
 # An integer of 19 digits or more may not fit in 64 bits: orjson reads it as a float. Found by
 # mapping every byte to "0" (a digit) or " " and looking for 19 zeros: six times faster than a
@@ -43,8 +44,6 @@ def json_value(text: str) -> Any:
 def json_field_loader(field: Any) -> Any:
     """A faster ``field.from_db_value`` for a JSONField without a decoder of its own (None for
     any other field): the same values, by ``json_value``."""
-    from django.db.models import JSONField
-
     if not isinstance(field, JSONField) or field.decoder is not None:
         return None
     if type(field).from_db_value is not JSONField.from_db_value:

@@ -41,6 +41,7 @@ def pre_request(worker, req):
 
 
 def _content_length(req) -> int:
+    """The request's Content-Length header (0: none, or not a number), the same for both hooks."""
     for name, value in req.headers:
         if name == "CONTENT-LENGTH":
             try:
@@ -53,4 +54,4 @@ def _content_length(req) -> int:
 def post_request(worker, req, environ, resp):
     from rules.process import collect_after_request
 
-    collect_after_request(int(environ.get("CONTENT_LENGTH") or 0))  # the answer is sent: see rules/process.py
+    collect_after_request(_content_length(req))  # the answer is sent: see rules/process.py
