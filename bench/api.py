@@ -35,6 +35,7 @@ and saves everything to bench-results/api.json (git-ignored).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -732,7 +733,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     target, sqlite_dbs.copy(f"import-{target.name}"), path
                 )
         finally:
-            os.unlink(path)
+            for leftover in (path, path + ".errors.txt"):  # the file, and the report importevents writes beside it
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
 
     results["goals"] = goals_evaluate(results)
     results["seconds"] = time.monotonic() - started
