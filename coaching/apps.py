@@ -24,8 +24,10 @@ class CoachingConfig(AppConfig):
         from .catalog import catalog_register
         from .facts import CoachingFactSource
         from .jobs import jobs_register
+        from .rulepack import safety_critical_specs
 
         catalog_register(registry)
         registry.register_fact_source(CoachingFactSource())
+        registry.register_safety_critical(safety_critical_specs)
         jobs_register(registry)
         post_migrate.connect(cache_table_create, sender=self, dispatch_uid="coaching.cache_table_create")

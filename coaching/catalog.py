@@ -42,10 +42,10 @@ PROFILE_FIELDS: tuple[FieldSpec, ...] = (
         choices=EXPERIENCE_LEVELS,
         choice_labels=(("new", "new to running"), ("returning", "returning to running"), ("regular", "runs regularly")),
     ),
-    FieldSpec("cleared_by_physician", "Cleared by a physician", BOOLEAN),
-    FieldSpec("back_injury", "Has an injured lower back", BOOLEAN),
-    FieldSpec("chronic_back_pain", "Has chronic lower back pain", BOOLEAN),
-    FieldSpec("cancer_history", "Has a history of cancer", BOOLEAN),
+    FieldSpec("cleared_by_physician", "Cleared by a physician", BOOLEAN, phrase="a physician's clearance"),
+    FieldSpec("back_injury", "Has an injured lower back", BOOLEAN, phrase="an injured lower back"),
+    FieldSpec("chronic_back_pain", "Has chronic lower back pain", BOOLEAN, phrase="chronic lower back pain"),
+    FieldSpec("cancer_history", "Has a history of cancer", BOOLEAN, phrase="a history of cancer"),
 )
 
 FACT_TYPES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
@@ -94,15 +94,24 @@ FACT_TYPES: dict[str, tuple[str, tuple[FieldSpec, ...]]] = {
                 choices=PAIN_LOCATIONS,
                 choice_labels=(("lower_back", "lower back"), ("upper_back", "upper back")),
             ),
-            FieldSpec("radiates_to_leg", "Pain radiates to the leg", BOOLEAN),
+            FieldSpec("radiates_to_leg", "Pain radiates to the leg", BOOLEAN, phrase="pain spreading into the leg"),
             FieldSpec("numbness", "Numbness", BOOLEAN),
-            FieldSpec("saddle_numbness", "Numbness in the saddle area", BOOLEAN),
-            FieldSpec("leg_weakness", "Leg weakness", BOOLEAN),
-            FieldSpec("bladder_or_bowel_change", "Bladder or bowel change", BOOLEAN),
+            FieldSpec(
+                "saddle_numbness", "Numbness around the saddle area", BOOLEAN, phrase="numbness around the saddle area"
+            ),
+            FieldSpec("leg_weakness", "Leg weakness", BOOLEAN, phrase="weakness in a leg"),
+            FieldSpec(
+                "bladder_or_bowel_change",
+                "Bladder or bowel change",
+                BOOLEAN,
+                phrase="a change in bladder or bowel control",
+            ),
             FieldSpec("fever", "Fever", BOOLEAN),
             FieldSpec("night_pain", "Pain at night", BOOLEAN),
-            FieldSpec("unexplained_weight_loss", "Unexplained weight loss", BOOLEAN),
-            FieldSpec("recent_trauma", "Recent fall or injury", BOOLEAN),
+            FieldSpec(
+                "unexplained_weight_loss", "Unexplained weight loss", BOOLEAN, phrase="weight loss you cannot explain"
+            ),
+            FieldSpec("recent_trauma", "Recent fall or injury", BOOLEAN, phrase="a recent fall or injury"),
             FieldSpec("onset_date", "Pain began on", DATE, help_text="not in the future"),
         ),
     ),
@@ -169,6 +178,21 @@ TRAINING_FIGURES: tuple[FieldSpec, ...] = (
         help_text="runs in a row (this one included) not run with a group or partner",
     ),
 )
+# The pain of a pain report or a run, so that one rule can look at pain wherever it is reported.
+# Made of the event's own fields (coaching.evaluation.event_fact), so a pattern that reads it of an
+# earlier event needs none of the stored figures.
+EVENT_PAIN_FIGURES: tuple[FieldSpec, ...] = (
+    FieldSpec(
+        "event_pain",
+        "Pain of the event",
+        INTEGER,
+        unit="/10",
+        minimum=0,
+        maximum=10,
+        phrase="pain",
+        help_text="a pain report's pain; a run's larger of pain during and after (absent when neither is given)",
+    ),
+)
 PAIN_FIGURES: tuple[FieldSpec, ...] = (
     FieldSpec("pain_reports_last_14_days", "Pain reports in the last 14 days", INTEGER, unit="reports"),
     FieldSpec(
@@ -203,6 +227,7 @@ PROFILE_FIGURES: tuple[FieldSpec, ...] = tuple(
         f.kind,
         choices=f.choices,
         choice_labels=f.choice_labels,
+        phrase=f.phrase,
         help_text="from the latest profile events at that time" + ("; false when unknown" if f.kind == BOOLEAN else ""),
     )
     for f in PROFILE_FIELDS
@@ -222,20 +247,31 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("rest", "Rest"),
     ("encouragement", "Encouragement"),
 )
-# Most urgent first (RULES.md: refer > stop > caution > info).
+# Most urgent first (RULES.md: emergency > refer > stop > caution > info).
 SEVERITIES: tuple[tuple[str, str], ...] = (
+    ("emergency", "Get emergency care now"),
     ("refer", "See a physician or physical therapist"),
     ("stop", "Stop running for now"),
     ("caution", "Adjust the next runs"),
     ("info", "Tip"),
 )
 SEVERITY_CODES = tuple(code for code, _ in SEVERITIES)
-# Under referral, only advice this urgent or more is given (see a physician, stop running).
+# Under referral, only advice this urgent or more is given (emergency care, see a physician, stop running).
 REFERRAL_FLOOR = "stop"
+# HL7 CDS Hooks card indicators, most urgent first, and each severity's unless a rule sets its own:
+# "critical" keeps its meaning (emergencies and referrals).
+INDICATORS: tuple[tuple[str, str], ...] = (("critical", "Critical"), ("warning", "Warning"), ("info", "Info"))
+SEVERITY_INDICATORS = {
+    "emergency": "critical",
+    "refer": "critical",
+    "stop": "warning",
+    "caution": "warning",
+    "info": "info",
+}
 CATEGORY_CODES = tuple(code for code, _ in CATEGORIES)
 
 
-# Every derived figure's name: what a fact has beyond its event's own fields.
+# Every figure that counts the history: what a fact has beyond its event's own fields.
 FIGURE_NAMES = frozenset(spec.name for spec in TRAINING_FIGURES + PAIN_FIGURES + RUN_FIGURES + PROFILE_FIGURES)
 
 
@@ -246,7 +282,9 @@ def catalog_register(registry: Registry) -> None:
     all_types = list(FACT_TYPES)
     registry.register_derived(TRAINING_FIGURES + PAIN_FIGURES + PROFILE_FIGURES, fact_types=all_types)
     registry.register_derived(RUN_FIGURES, fact_types=[RUN])
+    registry.register_derived(EVENT_PAIN_FIGURES, fact_types=[RUN, PAIN_REPORT])
     registry.register_categories(CATEGORIES)
     registry.register_severities(SEVERITIES)
     registry.register_referral_floor(REFERRAL_FLOOR)
+    registry.register_indicators(INDICATORS, defaults=SEVERITY_INDICATORS)
     registry.register_subject("member", "members")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,18 +24,28 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from rules.evaluation import Decision, DecisionState, Fact, Match, Referral, ruleset_live, timeline_judge
+from rules.evaluation import (
+    Decision,
+    DecisionState,
+    Fact,
+    Given,
+    Match,
+    Policy,
+    Referral,
+    moment_pack,
+    moment_unpack,
+    ruleset_live,
+    timeline_judge,
+)
 
 from . import metrics
 from .catalog import FACT_TYPES, PROFILE, SEVERITY_CODES
 from .database import database_unavailable
-from .figures import History, figures_timeline, moment_pack, moment_unpack
+from .figures import History, event_pain, figures_timeline, local_zone
 from .logs import log_context, log_context_add
 from .models import EARLIEST, Advice, Event, Member
 
 logger = logging.getLogger(__name__)
-
-INDICATORS = {"info": "info", "caution": "warning", "stop": "critical", "refer": "critical"}
 
 # Why advice was withdrawn, in words a gym's developer or a clinician reads.
 WITHDRAWN_NO_LONGER_HOLDS = "No longer applies once the {what} of {date} ({external_id}) is counted."
@@ -75,13 +85,23 @@ def fact_id(event: Event) -> str:
     return str(event.pk) if event.pk is not None else f"new:{event.external_id}"
 
 
+# Figures made of the event's own fields alone (``event_fact``): not stored with its figures.
+OWN_FIGURES = frozenset({"event_pain"})
+
+
 def event_fact(event: Event, figures: dict[str, Any]) -> Fact:
-    """An event as the engine sees it: its fields over its derived figures."""
+    """An event as the engine sees it: its fields over its derived figures (and the figures made
+    of its own fields alone, which need no history), at its moment in the offset it was sent with
+    (so that dates the policy names are the member's local ones)."""
+    data = {**figures, **(event.data or {})}
+    pain = event_pain(event)
+    if pain is not None:
+        data["event_pain"] = pain
     return Fact(
         id=fact_id(event),
         type=event.type,
-        occurred_at=event.occurred_at,
-        data={**figures, **(event.data or {})},
+        occurred_at=event.occurred_at.astimezone(local_zone(event.utc_offset_minutes)),
+        data=data,
         group=str(event.member_id),
         clears_referral=clears_referral(event),
     )
@@ -112,18 +132,39 @@ def member_events(member: Member) -> list[Event]:
     return list(Event.objects.filter(member=member).order_by("occurred_at", "external_id"))
 
 
-def prior_state(events: Sequence[Event], advice_by_event: dict[int, list[Advice]]) -> DecisionState:
-    """What the policy remembers of ``events`` (already judged): the last advice of each rule
-    and the referral in force after them, read from their stored current advice."""
-    state = DecisionState()
-    for event in events:
-        if clears_referral(event):
-            state.referral = None
-        for advice in advice_by_event.get(event.pk, ()):
-            state.last_given[advice.rule_key] = event.occurred_at
-            if advice.refers and state.referral is None:
-                state.referral = Referral(event.occurred_at, advice.rule_key, advice.rule_name, str(event.pk))
-    return state
+def prior_state(events: Sequence[Event], advice_by_event: dict[int, list[Advice]], *, policy: Policy) -> DecisionState:
+    """What the policy remembers of ``events`` (already judged), from their stored current advice."""
+    return DecisionState.replay(
+        (
+            (
+                Fact(
+                    id=str(event.pk),
+                    type=event.type,
+                    occurred_at=event.occurred_at.astimezone(local_zone(event.utc_offset_minutes)),
+                    data={},
+                    clears_referral=clears_referral(event),
+                ),
+                [
+                    Given(
+                        rule_key=advice.rule_key,
+                        rule_name=advice.rule_name,
+                        severity=advice.severity,
+                        summary=(advice.card or {}).get("summary", ""),
+                        started_referral=advice.refers,
+                    )
+                    for advice in advice_by_event.get(event.pk, ())
+                ],
+            )
+            for event in events
+        ),
+        policy=policy,
+    )
+
+
+def advice_order(advice: Advice) -> tuple[int, int, str]:
+    """Where a piece of advice comes among its event's: most urgent first, then by the rule's
+    priority, then by key (as the decision policy lists them)."""
+    return (severity_rank(advice.severity), advice.priority if advice.priority is not None else 0, advice.rule_key)
 
 
 def advice_card(*, match: Match) -> dict[str, Any]:
@@ -133,7 +174,7 @@ def advice_card(*, match: Match) -> dict[str, Any]:
         detail += f"\n\n*Source: {match.source_label}*"
     return {
         "summary": match.summary,
-        "indicator": INDICATORS.get(match.severity, "info"),
+        "indicator": match.indicator or "info",
         "detail": detail,
         "source": {"label": match.source_label},
     }
@@ -267,6 +308,7 @@ def member_plan(
                     card=advice_card(match=match),
                     occurred_at=event.occurred_at,
                     refers=decision.referral_started_by == match.rule_key,
+                    priority=match.priority,
                     changed_at=plan.now,
                 )
             )
@@ -275,7 +317,8 @@ def member_plan(
         event.evaluated, event.evaluation_error = True, ""
     checked = start if check_from is None else check_from
     for event, fact in zip(events[checked:], facts[checked:], strict=True):
-        figures = {k: v for k, v in fact.data.items() if k not in (event.data or {})}
+        own = event.data or {}
+        figures = {k: v for k, v in fact.data.items() if k not in own and k not in OWN_FIGURES}
         if event.figures != figures:
             event.figures = figures
             if event.pk is not None:
@@ -343,10 +386,7 @@ def _referral_event_id(referral: Referral, by_fact: dict[str, Event]) -> int | N
 
 
 def policy_state_dump(state: DecisionState, last: Event, history: History | None = None) -> dict[str, Any]:
-    dumped = {
-        "through": [moment_pack(last.occurred_at), last.external_id],
-        "last_given": {key: moment_pack(at) for key, at in state.last_given.items()},
-    }
+    dumped = {"through": [moment_pack(last.occurred_at), last.external_id], "decision": state.dump()}
     if history is not None:
         dumped["figures"] = history.state()
     return dumped
@@ -366,17 +406,13 @@ def policy_state_load(member: Member, events: Sequence[Event]) -> DecisionState 
     """What the policy remembers after ``events`` (all of the member's, in order), from the
     member's row: None unless it was written after the last of them."""
     stored = _kept_state(member, events)
-    if stored is None:
-        return None
-    referral = None
-    if member.referral_since is not None:
-        referral = Referral(
-            member.referral_since, member.referral_rule_key, member.referral_rule_name, str(member.referral_event_id)
-        )
-    return DecisionState(
-        last_given={key: moment_unpack(value) for key, value in stored["last_given"].items()},
-        referral=referral,
-    )
+    if stored is None or "decision" not in stored:
+        return None  # none, or kept before the policy's own form: read from the stored advice
+    state = DecisionState.load(stored["decision"])
+    if state.referral is not None and member.referral_event_id is not None:
+        # Kept while its event was being stored (its id then a placeholder): the row knows its key.
+        state.referral = replace(state.referral, fact_id=str(member.referral_event_id))
+    return state
 
 
 def _kept_state(member: Member, events: Sequence[Event]) -> dict[str, Any] | None:
@@ -422,8 +458,9 @@ def member_judge(
     history = History()
     facts = member_facts(events, history=history)
     current = member_current_advice([member.pk])[member.pk]
-    state = prior_state(events[:start], current)
-    decisions = timeline_judge(facts=facts, start=start, state=state)
+    live = ruleset_live()
+    state = prior_state(events[:start], current, policy=live.policy)
+    decisions = timeline_judge(facts=facts, start=start, state=state, live_version=live.version)
     if decisions:
         log_context_add(ruleset_version=decisions[-1].version)
     plan = member_plan(
@@ -437,7 +474,7 @@ def member_judge(
         cause=cause,
         fresh={str(pk) for pk in fresh},
         history=history,
-        window=ruleset_live().history_window,
+        window=live.history_window,
         check_from=0,  # every event's figures are at hand: the member's are all made current
     )
     result = plan_apply(plan)

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any, Protocol
 
+from rules.evaluation import moment_pack, moment_unpack
 from rules.registry import BOOLEAN
 
 from .catalog import PAIN_REPORT, PROFILE, PROFILE_FIELDS, RUN
@@ -36,7 +37,7 @@ LOCAL_DAYS_SLACK = timedelta(days=2)
 RECENT_RUNS_SPAN = timedelta(days=LONGEST_RUN_DAYS + 2)
 # Bump when a figure's definition changes: a member's kept running state (``History.state``)
 # of another version is not used, and the member's stored figures are all computed again.
-FIGURES_VERSION = 2  # 2: the compact state (moment_pack, days before last_day)
+FIGURES_VERSION = 3
 
 
 class EventLike(Protocol):
@@ -47,11 +48,12 @@ class EventLike(Protocol):
 
 
 def local_date(moment: datetime, offset_minutes: int) -> date:
-    return moment.astimezone(_zone(offset_minutes)).date()
+    return moment.astimezone(local_zone(offset_minutes)).date()
 
 
 @functools.cache
-def _zone(offset_minutes: int) -> dt_timezone:
+def local_zone(offset_minutes: int) -> dt_timezone:
+    """The fixed offset of ``offset_minutes`` (one object per offset)."""
     return dt_timezone(timedelta(minutes=offset_minutes))
 
 
@@ -108,7 +110,7 @@ class History:
                 self.episode_start = min(self.episode_start or started, started)
             self.last_pain_at = event.occurred_at
         elif event.type == PROFILE:
-            self.profile.update(data)
+            profile_apply(self.profile, data)
 
     def state(self) -> dict[str, Any]:
         """What the figures of any later event need of this state, as JSON: the recent runs, the
@@ -217,30 +219,6 @@ class History:
         return max(0, math.floor((at - self.episode_start) / timedelta(weeks=1)))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SECOND = timedelta(seconds=1)
-
-
-def moment_pack(moment: datetime | None) -> int | str | None:
-    """A moment as kept state stores it, exactly: whole seconds since 1970 (UTC) as an integer
-    (most moments: ISO 8601 text was twice the size, and slower), one with a fraction of a
-    second as ISO 8601 text."""
-    if moment is None:
-        return None
-    if moment.microsecond:
-        return moment.isoformat()
-    return (moment - _EPOCH) // _SECOND
-
-
-def moment_unpack(value: int | str | None) -> datetime | None:
-    """The moment ``moment_pack`` gave (ISO 8601 text as well, as kept state had it before)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    return datetime.fromtimestamp(value, UTC)  # exact for an integer, as _EPOCH + timedelta(seconds=value)
-
-
 def _consecutive_days(run_days: set[date], today: date) -> int:
     streak = 0
     day = today
@@ -310,12 +288,34 @@ def figures_now(events: Sequence[EventLike], *, at: datetime) -> dict[str, Any]:
     return figures
 
 
+def profile_apply(profile: dict[str, Any], data: Mapping[str, Any] | None) -> None:
+    """One profile event over the profile as it stood: the latest value of each field wins, and a
+    back injury declared without a clearance in the same event voids an earlier clearance (the
+    clearance covered what was known when it was given)."""
+    data = data or {}
+    profile.update(data)
+    if data.get("back_injury") is True and data.get("cleared_by_physician") is not True:
+        profile["cleared_by_physician"] = False
+
+
 def profile_merged(profile_data_oldest_first: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge profile events oldest first, so the latest value of each field wins."""
+    """Profile events merged oldest first (``profile_apply``)."""
     merged: dict[str, Any] = {}
     for data in profile_data_oldest_first:
-        merged.update(data or {})
+        profile_apply(merged, data)
     return merged
+
+
+def event_pain(event: EventLike) -> int | None:
+    """The pain of a pain report, or of a run (the larger of pain during and after); None for
+    other events and for a run that reports neither."""
+    data = event.data or {}
+    if event.type == PAIN_REPORT:
+        return data.get("pain")
+    if event.type == RUN:
+        reported = [data[name] for name in ("pain_during", "pain_after") if data.get(name) is not None]
+        return max(reported) if reported else None
+    return None
 
 
 def _run_figures(data: Mapping[str, Any], *, run_number: int, longest: float) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from .database import database_unavailable
 from .evaluation import (
     MEMBER_STATE_FORGOTTEN,
     Plan,
+    advice_order,
     event_fact,
     event_order,
     fact_id,
@@ -62,7 +63,6 @@ from .evaluation import (
     plan_apply,
     policy_state_load,
     prior_state,
-    severity_rank,
 )
 from .figures import History
 from .jsontext import json_field_loader
@@ -421,7 +421,7 @@ def _judge(judging: list[_Member], live: LiveRuleset) -> None:
     for entry in timelines:
         touched, events, start, state = entry[:4]
         if state is None:
-            entry[3] = prior_state(events[:start], current.get(touched.row.pk, {}))
+            entry[3] = prior_state(events[:start], current.get(touched.row.pk, {}), policy=live.policy)
     # The facts before the judged ones carry their figures only when the live rules' patterns
     # read one (the default pack's read only the events' own fields).
     with_figures = bool(FIGURE_NAMES & live.history_fields)
@@ -608,7 +608,7 @@ def _answers_fill(answers: list[Answer], judging: list[_Member]) -> None:
         stored_withdrawn = advice_withdrawn_by(events=repeats)
     for answer in answers:
         if answer.status == 201:
-            answer.advice = sorted(created_for[id(answer.event)], key=lambda a: (severity_rank(a.severity), a.rule_key))
+            answer.advice = sorted(created_for[id(answer.event)], key=advice_order)
             answer.withdrawn = withdrawn_by[id(answer.event)]
         else:
             answer.advice = stored_advice[answer.event.pk]

@@ -148,6 +148,10 @@ class Advice(models.Model):
         help_text="When the matched situation happened (its newest event); cooldowns count from here."
     )
     refers = models.BooleanField(default=False, help_text="The rule put the member under referral.")
+    # Nullable so that adding it to a large table needs no rewrite; advice given before it sorts first.
+    priority = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The rule's priority when it gave this advice (orders one event's advice)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_by = models.ForeignKey(

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from rules.evaluation import HeldBack, timeline_judge
 
-from .catalog import PROFILE, SEVERITY_CODES
-from .evaluation import member_events, member_facts
+from .catalog import PROFILE
+from .evaluation import advice_order, member_events, member_facts
 from .figures import figures_now
 from .models import Advice, Event, Gym, Member
 from .prepared import Prepared
@@ -110,7 +110,7 @@ def member_timeline(*, member: Member, page: int | str = 1, per_page: int = TIME
     shown = list(timeline.object_list)
     produced: dict[int, list[Advice]] = defaultdict(list)
     advice = Advice.objects.filter(event__in=shown).select_related("withdrawn_by", "trigger")
-    for piece in sorted(advice, key=lambda a: (a.withdrawn_at is not None, _severity_rank(a.severity), a.rule_key)):
+    for piece in sorted(advice, key=lambda a: (a.withdrawn_at is not None, *advice_order(a))):
         produced[piece.event_id].append(piece)
     in_force = _referrals_in_force(member=member)
     timeline.object_list = [
@@ -118,10 +118,6 @@ def member_timeline(*, member: Member, page: int | str = 1, per_page: int = TIME
         for event in shown
     ]
     return timeline
-
-
-def _severity_rank(severity: str) -> int:
-    return SEVERITY_CODES.index(severity) if severity in SEVERITY_CODES else len(SEVERITY_CODES)
 
 
 def _referrals_in_force(*, member: Member) -> dict[int, ReferralInForce]:

@@ -257,7 +257,7 @@ def advice_for_event(*, event: Event) -> list[Advice]:
 
 def advice_for_events(*, events: Collection[Event]) -> dict[int, list[Advice]]:
     """``advice_for_event`` for each of ``events`` (by primary key), in one query."""
-    from .evaluation import severity_rank
+    from .evaluation import advice_order
 
     pks = {event.pk for event in events}
     by_event: dict[int, list[Advice]] = {pk: [] for pk in pks}
@@ -266,7 +266,7 @@ def advice_for_events(*, events: Collection[Event]) -> dict[int, list[Advice]]:
         for pk in {advice.event_id, advice.trigger_id} & pks:
             by_event[pk].append(advice)
     for advice in by_event.values():
-        advice.sort(key=lambda a: (severity_rank(a.severity), a.rule_key))
+        advice.sort(key=advice_order)
     return by_event
 
 

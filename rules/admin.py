@@ -13,7 +13,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -29,6 +29,7 @@ from rules.registry import registry
 from rules.selectors import rules_with_children
 from rules.services import rule_delete, rule_set_enabled
 from rules.simulation import SIMULATION_JOB
+from rules.spec import MSG_SAFETY_DELETE, RuleValidationError
 
 
 class CategoryFilter(admin.SimpleListFilter):
@@ -55,7 +56,16 @@ class SeverityFilter(admin.SimpleListFilter):
 
 @admin.register(Rule)
 class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    list_display = ("key", "name", "category_label", "severity_label", "enabled", "status", "last_change")
+    list_display = (
+        "key",
+        "name",
+        "category_label",
+        "severity_label",
+        "enabled",
+        "safety_critical",
+        "status",
+        "last_change",
+    )
     list_display_links = ("key", "name")
     list_filter = (CategoryFilter, SeverityFilter, "enabled")
     search_fields = ("key", "name", "description", "message")
@@ -87,6 +97,10 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
     def severity_label(self, rule: Rule) -> str:
         return registry.severity_label(rule.severity)
 
+    @admin.display(description="safety-critical", boolean=True)
+    def safety_critical(self, rule: Rule) -> bool:
+        return rule.key in registry.safety_critical()
+
     @admin.display(description="live / draft")
     def status(self, rule: Rule) -> str:
         status = getattr(self._request_state, "statuses", {}).get(rule.key, "")
@@ -109,7 +123,12 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
         changed = 0
         for rule in queryset.prefetch_related("steps", "conditions", "parameters"):
             if rule.enabled != enabled:
-                rule_set_enabled(rule=rule, enabled=enabled, user=request.user)
+                try:
+                    rule_set_enabled(rule=rule, enabled=enabled, user=request.user)
+                except RuleValidationError as exc:  # a safety-critical rule stays on: say why
+                    for text in exc.errors.get("enabled", []):
+                        messages.error(request, text)
+                    continue
                 changed += 1
         rules = "1 rule" if changed == 1 else f"{changed} rules"
         messages.success(
@@ -134,18 +153,32 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
         rule = self.get_object(request, object_id)
+        refused = self._safety_refusals(request, [rule] if rule else [])
+        if refused:
+            return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
         note = {"draft_note": admin_views.deletion_note([rule.key])} if rule else {}
         return super().delete_view(request, object_id, extra_context={**note, **(extra_context or {})})
 
     @admin.action(description="Delete the selected rules (from the draft)", permissions=["delete"])
     def delete_selected(self, request: HttpRequest, queryset: QuerySet[Rule]) -> HttpResponse | None:
-        """Django's own deletion action; its confirmation says that only the draft changes."""
+        """Django's own deletion action; its confirmation says that only the draft changes. A
+        selection with a safety-critical rule is refused, naming it."""
+        if self._safety_refusals(request, list(queryset)):
+            return None
         response = django_delete_selected(self, request, queryset)
         if isinstance(response, TemplateResponse):
             response.context_data["draft_note"] = admin_views.deletion_note(
                 list(queryset.order_by("key").values_list("key", flat=True))
             )
         return response
+
+    def _safety_refusals(self, request: HttpRequest, rules: list[Rule]) -> bool:
+        """Tell the clinician why the safety-critical ones among ``rules`` cannot be deleted."""
+        critical = registry.safety_critical()
+        refused = [rule for rule in rules if rule.key in critical]
+        for rule in refused:
+            messages.error(request, MSG_SAFETY_DELETE.format(name=rule.name))
+        return bool(refused)
 
     def delete_model(self, request: HttpRequest, obj: Rule) -> None:
         rule_delete(rule=obj, user=request.user)

@@ -114,6 +114,12 @@ def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> Tem
     return TemplateResponse(request, f"admin/rules/rule/{template}", context)
 
 
+MSG_SAFETY_NOTE = (
+    "Safety-critical: this rule cannot be switched off, deleted or made less urgent, and what it looks "
+    "for is fixed. Its numbers and its wording can change."
+)
+
+
 def _changelist_url() -> str:
     return reverse("admin:rules_rule_changelist")
 
@@ -174,6 +180,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             editable=request.user.has_perm(PERM_CHANGE if rule else PERM_ADD),
             summary_max=SUMMARY_MAX,
             advice_limit=ruleset_draft_settings()["advice_limit"],
+            safety_note=MSG_SAFETY_NOTE,
         ),
     )
 

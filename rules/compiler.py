@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.internal.render import placeholders
-from rules.registry import DATE, TEXT, Registry
-from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, SINGLE, settings_normalize
+from rules.internal.render import MatchedCondition, placeholders
+from rules.registry import ANY_FACT_TYPE, DATE, TEXT, FieldSpec, Registry
+from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, REFERRAL_PLACEHOLDERS, SINGLE, settings_normalize
 
 COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
@@ -53,6 +53,30 @@ class RuleMeta:
     rank: int = 0  # the severity's place, most urgent first (0)
     # The rule's own settings, which messages may name ({window_days}, {count} ...).
     settings: Mapping[str, Any] = field(default_factory=dict)
+    follows_referral: bool = False  # under referral, as urgent as the referral when that is more urgent
+    indicator: str = ""  # the rule's own card indicator; "": its severity's
+    # Conditions on the decision policy's state (FieldSpec.state), applied by the policy: groups
+    # of alternatives (field, operator, value), every group must hold.
+    state_groups: tuple[tuple[tuple[str, str, Any], ...], ...] = ()
+    # The judged fact's conditions by group, for the {matched} placeholder.
+    matched: tuple[tuple[MatchedCondition, ...], ...] = ()
+    uses_referral: bool = False  # its message or summary names the referral in force
+    # Severity -> the indicator of its advice when the rule sets none (shared by a version's rules).
+    indicators: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the decision policy needs of a version besides its matches (rules.evaluation.decide)."""
+
+    advice_limit: int
+    referral_floor: int  # under referral, only advice of this rank or more urgent is given
+    referring: frozenset[str]  # the rules that refer: a clearance ends their cooldowns
+    severities: tuple[str, ...]  # most urgent first
+    indicators: Mapping[str, str] = field(default_factory=dict)  # severity -> default indicator
+
+    def rank(self, severity: str) -> int:
+        return self.severities.index(severity) if severity in self.severities else len(self.severities)
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,7 @@ class CompiledRuleset:
     settings: Mapping[str, Any] = field(default_factory=dict)
     # field name -> {choice code: label}, so that messages never show a code.
     choice_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    policy: Policy = field(default_factory=lambda: Policy(1, 0, frozenset(), ()))
 
     @property
     def rule_order(self) -> tuple[str, ...]:
@@ -101,15 +126,21 @@ def _condition_value(condition: Mapping[str, Any], parameters: Mapping[str, Any]
     return value
 
 
+def _operator_value(
+    condition: Mapping[str, Any], parameters: Mapping[str, Any], spec: FieldSpec | None
+) -> tuple[str, Any]:
+    """The condition's operator (its negation applied) and the value it compares with."""
+    operator = condition["operator"]
+    if condition.get("negate"):
+        operator = NEGATIONS[operator]
+    return operator, _condition_value(condition, parameters, spec is not None and spec.kind == DATE)
+
+
 def _compile_condition(
     condition: Mapping[str, Any], parameters: Mapping[str, Any], fact_type: str, catalog: Registry
 ) -> dict:
     name = condition["field"]
-    spec = catalog.fact_type(fact_type).field(name)
-    operator = condition["operator"]
-    if condition.get("negate"):
-        operator = NEGATIONS[operator]
-    value = _condition_value(condition, parameters, spec is not None and spec.kind == DATE)
+    operator, value = _operator_value(condition, parameters, catalog.fact_type(fact_type).field(name))
     if operator == "eq":
         return {name: value}
     if operator == "ne":
@@ -127,16 +158,22 @@ def _compile_condition(
     raise ValueError(f"Unknown operator {operator!r}")
 
 
+def _is_state(condition: Mapping[str, Any], fact_type: str, catalog: Registry) -> bool:
+    found = catalog.fact_type(fact_type).field(condition["field"])
+    return found is not None and found.state
+
+
 def _step_terms(
     spec: Mapping[str, Any], step: int, fact_type: str, parameters: Mapping[str, Any], catalog: Registry
 ) -> list[dict]:
     groups: dict[int, list[dict]] = {}
     for condition in spec["conditions"]:
-        if condition["step"] == step:
+        if condition["step"] == step and not _is_state(condition, fact_type, catalog):
             groups.setdefault(condition["group"], []).append(
                 _compile_condition(condition, parameters, fact_type, catalog)
             )
-    terms: list[dict] = [{"type": fact_type}]
+    # A step of any type tests no type; the engine needs one test at least, which every fact passes.
+    terms: list[dict] = [{"type": fact_type} if fact_type != ANY_FACT_TYPE else {"$ex": {"type": 1}}]
     for group in sorted(groups):
         alternatives = groups[group]
         terms.append(alternatives[0] if len(alternatives) == 1 else {"$or": alternatives})
@@ -167,15 +204,55 @@ def _chain(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], float]:
     return steps, float(spec["window_hours"]) * 3600
 
 
-def _fields_used(specs: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+def _fields_used(specs: Sequence[Mapping[str, Any]], catalog: Registry) -> dict[str, tuple[str, ...]]:
+    """The fields each fact type must carry into the engine (a step of any type: every type)."""
     used: dict[str, set[str]] = {}
     for spec in specs:
         for condition in spec["conditions"]:
             fact_type = spec["steps"][condition["step"] - 1]["fact_type"]
-            used.setdefault(fact_type, set()).add(condition["field"])
+            if _is_state(condition, fact_type, catalog):
+                continue
+            for name in catalog.fact_types_matched(fact_type):
+                used.setdefault(name, set()).add(condition["field"])
         for step in spec["steps"]:
-            used.setdefault(step["fact_type"], set())
+            for name in catalog.fact_types_matched(step["fact_type"]):
+                used.setdefault(name, set())
     return {name: tuple(sorted(fields)) for name, fields in sorted(used.items())}
+
+
+def _state_groups(spec: Mapping[str, Any], catalog: Registry) -> tuple[tuple[tuple[str, str, Any], ...], ...]:
+    parameters = {p["name"]: p["value"] for p in spec["parameters"]}
+    fact_type = spec["steps"][-1]["fact_type"]
+    groups: dict[int, list[tuple[str, str, Any]]] = {}
+    for condition in spec["conditions"]:
+        if condition["step"] == len(spec["steps"]) and _is_state(condition, fact_type, catalog):
+            operator, value = _operator_value(condition, parameters, None)
+            groups.setdefault(condition["group"], []).append((condition["field"], operator, value))
+    return tuple(tuple(groups[group]) for group in sorted(groups))
+
+
+def _matched(spec: Mapping[str, Any], catalog: Registry) -> tuple[tuple[MatchedCondition, ...], ...]:
+    """The judged fact's (the last step's) conditions on its own fields, by group."""
+    parameters = {p["name"]: p["value"] for p in spec["parameters"]}
+    step = len(spec["steps"])
+    fact_type = catalog.fact_type(spec["steps"][-1]["fact_type"])
+    groups: dict[int, list[MatchedCondition]] = {}
+    for condition in spec["conditions"]:
+        found = fact_type.field(condition["field"]) if fact_type else None
+        if condition["step"] != step or found is None or found.state:
+            continue
+        operator, value = _operator_value(condition, parameters, found)
+        groups.setdefault(condition["group"], []).append(
+            MatchedCondition(
+                field=found.name,
+                operator=operator,
+                value=value,
+                kind=found.kind,
+                words=found.in_words,
+                unit=found.unit,
+            )
+        )
+    return tuple(tuple(groups[group]) for group in sorted(groups))
 
 
 def _rule_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,6 +286,14 @@ def ruleset_compile(
     }
     ranks = {choice.code: index for index, choice in enumerate(catalog.severities())}
     window = max((float(s["window_hours"]) for s in patterns), default=0.0)
+    settings = settings_normalize(settings)
+    policy = Policy(
+        advice_limit=settings["advice_limit"],
+        referral_floor=catalog.referral_floor_rank(),
+        referring=frozenset(s["key"] for s in enabled if s.get("refers")),
+        severities=tuple(ranks),
+        indicators=catalog.indicator_defaults(),
+    )
     return CompiledRuleset(
         single_json=json.dumps({s["key"]: _compile_single(s, catalog) for s in singles}, sort_keys=True),
         pattern_json=json.dumps(
@@ -233,15 +318,26 @@ def ruleset_compile(
                 priority=int(s.get("priority", 100)),
                 rank=ranks.get(s["severity"], len(ranks)),
                 settings=_rule_settings(s),
+                follows_referral=bool(s.get("follows_referral")),
+                indicator=s.get("indicator") or "",
+                state_groups=_state_groups(s, catalog),
+                matched=_matched(s, catalog),
+                indicators=policy.indicators,
+                uses_referral=bool(
+                    set(REFERRAL_PLACEHOLDERS) & set(placeholders(s["message"]) + placeholders(s.get("summary") or ""))
+                ),
             )
             for s in enabled
         },
-        single_fields=_fields_used(singles),
-        pattern_fields=_fields_used(patterns),
+        single_fields=_fields_used(singles, catalog),
+        pattern_fields=_fields_used(patterns, catalog),
         date_fields=frozenset(date_fields),
         history_window=dt.timedelta(hours=window),
-        history_types=frozenset(step["fact_type"] for s in patterns for step in s["steps"]),
+        history_types=frozenset(
+            name for s in patterns for step in s["steps"] for name in catalog.fact_types_matched(step["fact_type"])
+        ),
         chains={s["key"]: _chain(s) for s in patterns},
-        settings=settings_normalize(settings),
+        settings=settings,
         choice_labels=choice_labels,
+        policy=policy,
     )

@@ -26,11 +26,11 @@ The public surface of the engine for domain apps. Two steps, each with one home:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rules.compiler import ruleset_compile
+from rules.compiler import Policy, ruleset_compile
 from rules.internal.engine import EngineClosedError
 from rules.internal.runtime import (
     Evaluation,
@@ -43,7 +43,7 @@ from rules.internal.runtime import (
     loaded_live,
     loaded_reset,
 )
-from rules.registry import Registry, registry
+from rules.registry import UNDER_REFERRAL, Registry, registry
 
 __all__ = [
     "HELD_COOLDOWN",
@@ -55,10 +55,12 @@ __all__ = [
     "Evaluation",
     "Evaluator",
     "Fact",
+    "Given",
     "HeldBack",
     "HistoryShort",
     "LiveRuleset",
     "Match",
+    "Policy",
     "Referral",
     "decide",
     "engine_reset",
@@ -90,6 +92,7 @@ class LiveRuleset:
     history_window: dt.timedelta
     history_types: frozenset[str]
     history_fields: frozenset[str] = frozenset()  # what patterns read of facts before the judged one
+    policy: Policy | None = None
 
 
 class HistoryShort(Exception):
@@ -99,12 +102,40 @@ class HistoryShort(Exception):
 
 @dataclass(frozen=True)
 class Referral:
-    """A subject under referral: since when, by which rule, on which fact."""
+    """A subject under referral: since when (in the fact's own offset, so that its date is the
+    subject's local one), by which rule, on which fact, how urgent and what the advice said."""
 
     since: dt.datetime
     rule_key: str
     rule_name: str
     fact_id: str
+    severity: str = ""
+    summary: str = ""
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "rule_key": self.rule_key,
+            "rule_name": self.rule_name,
+            "fact_id": self.fact_id,
+            "severity": self.severity,
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> Referral:
+        return cls(**{**data, "since": dt.datetime.fromisoformat(data["since"])})
+
+
+@dataclass(frozen=True)
+class Given:
+    """What the policy remembers of a piece of advice given on a fact (for ``DecisionState.replay``)."""
+
+    rule_key: str
+    rule_name: str = ""
+    severity: str = ""
+    summary: str = ""
+    started_referral: bool = False  # it put the subject under referral
 
 
 @dataclass
@@ -117,6 +148,67 @@ class DecisionState:
 
     def copy(self) -> DecisionState:
         return replace(self, last_given=dict(self.last_given))
+
+    def clear(self, policy: Policy) -> None:
+        """A clearance: the referral ends, and so do the cooldowns of the rules that refer (the
+        next fact that meets one refers again)."""
+        self.referral = None
+        for key in policy.referring:
+            self.last_given.pop(key, None)
+
+    def dump(self) -> dict[str, Any]:
+        """The state as JSON (``load`` reads it back)."""
+        return {
+            "last_given": {key: moment_pack(at) for key, at in self.last_given.items()},
+            "referral": self.referral.dump() if self.referral is not None else None,
+        }
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> DecisionState:
+        referral = data.get("referral")
+        return cls(
+            last_given={key: moment_unpack(at) for key, at in data["last_given"].items()},
+            referral=Referral.load(referral) if referral else None,
+        )
+
+    @classmethod
+    def replay(cls, steps: Iterable[tuple[Fact, Sequence[Given]]], *, policy: Policy) -> DecisionState:
+        """The state after facts already judged, from what was given on each (in time order):
+        what ``decide`` remembered of them, without judging them again."""
+        state = cls()
+        for fact, given in steps:
+            if fact.clears_referral:
+                state.clear(policy)
+            for advice in given:
+                state.last_given[advice.rule_key] = fact.occurred_at
+                if advice.started_referral:
+                    state.referral = Referral(
+                        fact.occurred_at, advice.rule_key, advice.rule_name, fact.id, advice.severity, advice.summary
+                    )
+        return state
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_SECOND = dt.timedelta(seconds=1)
+
+
+def moment_pack(moment: dt.datetime | None) -> int | str | None:
+    """A moment as kept state stores it, exactly: whole seconds since 1970 (UTC) as an integer,
+    one with a fraction of a second as ISO 8601 text."""
+    if moment is None:
+        return None
+    if moment.microsecond:
+        return moment.isoformat()
+    return (moment - _EPOCH) // _SECOND
+
+
+def moment_unpack(value: int | str | None) -> dt.datetime | None:
+    """The moment ``moment_pack`` gave (ISO 8601 text too)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    return dt.datetime.fromtimestamp(value, dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -132,8 +224,8 @@ class HeldBack:
 
 @dataclass(frozen=True)
 class Decision:
-    """The policy's answer for one fact: the advice given, what was held back, and the referral
-    in force once the fact was judged."""
+    """The policy's answer for one fact: the advice given (most urgent first, then by priority
+    and key), what was held back, and the referral in force once the fact was judged."""
 
     fact: Fact
     version: int
@@ -150,18 +242,68 @@ def _plural(n: int) -> str:
     return "" if n == 1 else "s"
 
 
-def _date(moment: dt.datetime) -> str:
-    return moment.date().isoformat()
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, advice_limit: int) -> Decision:
+def date_words(moment: dt.datetime) -> str:
+    """A moment's date as people read it, in its own offset: "10 Nov 2026"."""
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+_date = date_words
+
+
+def _state_holds(groups: tuple, values: Mapping[str, Any]) -> bool:
+    """Whether conditions on the policy's state hold: every group has an alternative that does."""
+    for group in groups:
+        for name, operator, value in group:
+            actual = values.get(name)
+            if (operator == "eq" and actual == value) or (operator == "ne" and actual != value):
+                break
+        else:
+            return False
+    return True
+
+
+def _in_state(matches: Sequence[Match], referral: Referral | None, policy: Policy) -> list[Match]:
+    """The matches whose conditions on the policy's state hold for the referral in force when the
+    fact occurred, with that referral's values for their messages and, for a rule that follows the
+    referral, its severity when more urgent; most urgent first, then by priority and key."""
+    values = {UNDER_REFERRAL: referral is not None}
+    kept = []
+    escalated = False
+    for match in matches:
+        meta = match.meta
+        if meta.state_groups and not _state_holds(meta.state_groups, values):
+            continue
+        if referral is not None and (meta.follows_referral or meta.uses_referral):
+            severity = referral.severity if meta.follows_referral and referral.severity else meta.severity
+            match = match.escalated(
+                severity=severity,
+                rank=policy.rank(severity),
+                values={
+                    "referral_since": date_words(referral.since),
+                    "referral_rule": referral.rule_name,
+                    "referral_advice": referral.summary,
+                },
+            )
+            escalated = True
+        kept.append(match)
+    if escalated:
+        kept.sort(key=lambda match: match.order)
+    return kept
+
+
+def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, policy: Policy) -> Decision:
     """Apply the decision policy to one fact's ``matches`` and update ``state`` with what was given.
 
     ``matches`` come most urgent first, then by priority (as ``facts_evaluate`` lists them).
     """
     version = matches[0].version if matches else 0
+    advice_limit = policy.advice_limit
     if fact.clears_referral:
-        state.referral = None
+        state.clear(policy)
+    matches = _in_state(matches, state.referral, policy)
     held: list[HeldBack] = []
 
     candidates: list[Match] = []
@@ -169,36 +311,41 @@ def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, advice
         last = state.last_given.get(match.rule_key)
         days = match.cooldown_days
         if days and last is not None and fact.occurred_at - last < dt.timedelta(days=days):
-            explanation = MSG_HELD_COOLDOWN.format(date=_date(last), days=days, plural=_plural(days))
+            # The date in the judged fact's offset: what was given is remembered as an instant.
+            when = _date(last.astimezone(fact.occurred_at.tzinfo))
+            explanation = MSG_HELD_COOLDOWN.format(date=when, days=days, plural=_plural(days))
             held.append(HeldBack(match, HELD_COOLDOWN, explanation, since=last))
         else:
             candidates.append(match)
 
-    holder = min((m for m in candidates if m.holds_back_lower), key=lambda m: m.meta.rank, default=None)
+    holder = min((m for m in candidates if m.holds_back_lower), key=lambda m: m.rank, default=None)
     if holder is not None:
         kept = []
         for match in candidates:
-            if match.meta.rank > holder.meta.rank:
+            if match.rank > holder.rank:
                 explanation = MSG_HELD_PRECEDENCE.format(rule=holder.rule_name)
                 held.append(HeldBack(match, HELD_PRECEDENCE, explanation, by_rule=holder.rule_key))
             else:
                 kept.append(match)
         candidates = kept
 
-    floor = registry.referral_floor_rank()
+    floor = policy.referral_floor
     referral = state.referral
-    starter: Match | None = None
-    if referral is None:
-        # Only advice that is given starts a referral: a referring rule at or above the floor
-        # that is within the limit once the less urgent matches are held back.
-        urgent = [m for m in candidates if m.meta.rank <= floor][:advice_limit]
-        starter = next((m for m in urgent if m.refers), None)
-        if starter is not None:
-            referral = Referral(fact.occurred_at, starter.rule_key, starter.rule_name, fact.id)
+    # Only advice that is given starts a referral: a referring rule at or above the floor that is
+    # within the limit once the less urgent matches are held back. A more urgent referral takes
+    # the place of the one in force (an emergency after a referral "within days").
+    urgent = [m for m in candidates if m.rank <= floor][:advice_limit]
+    starter = next(
+        (m for m in urgent if m.refers and (referral is None or m.rank < policy.rank(referral.severity))), None
+    )
+    if starter is not None:
+        referral = Referral(
+            fact.occurred_at, starter.rule_key, starter.rule_name, fact.id, starter.severity, starter.summary
+        )
     if referral is not None:
         kept = []
         for match in candidates:
-            if match.meta.rank > floor:
+            if match.rank > floor:
                 explanation = MSG_HELD_REFERRAL.format(
                     subject=registry.subject()[0], date=_date(referral.since), rule=referral.rule_name
                 )
@@ -247,9 +394,9 @@ def _timeline_items(loaded: LoadedRuleset, facts: Sequence[Fact], start: int) ->
 def _judge(
     loaded: LoadedRuleset, evaluations: Sequence[Evaluation], facts: Sequence[Fact], start: int, state: DecisionState
 ) -> list[Decision]:
-    limit = loaded.compiled.settings["advice_limit"]
+    policy = loaded.compiled.policy
     return [
-        replace(decide(fact=fact, matches=evaluation.matches, state=state, advice_limit=limit), version=loaded.version)
+        replace(decide(fact=fact, matches=evaluation.matches, state=state, policy=policy), version=loaded.version)
         for fact, evaluation in zip(facts[start:], evaluations, strict=True)
     ]
 
@@ -260,6 +407,7 @@ def timeline_judge(
     start: int = 0,
     state: DecisionState | None = None,
     evaluator: Evaluator | None = None,
+    live_version: int | None = None,
 ) -> list[Decision]:
     """Judge ``facts[start:]`` one at a time in order, on the live version (or ``evaluator``'s).
 
@@ -270,7 +418,7 @@ def timeline_judge(
     """
     state = state if state is not None else DecisionState()
     if evaluator is None:
-        return timelines_judge([(facts, start, state)])[0]
+        return timelines_judge([(facts, start, state)], live_version=live_version)[0]
     loaded = evaluator.loaded
     return _judge(loaded, evaluate(loaded, _timeline_items(loaded, facts, start)), facts, start, state)
 
@@ -347,6 +495,7 @@ def _live(loaded: LoadedRuleset) -> LiveRuleset:
         history_window=loaded.compiled.history_window,
         history_types=loaded.compiled.history_types,
         history_fields=loaded.compiled.history_fields,
+        policy=loaded.compiled.policy,
     )
 
 

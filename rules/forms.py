@@ -23,7 +23,7 @@ from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
 from rules.models import RulesetVersion
-from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
+from rules.registry import ANY_FACT_TYPE, BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
     ADVICE_LIMIT_MAX,
     COOLDOWN_MAX_DAYS,
@@ -110,7 +110,7 @@ def catalog_json() -> dict[str, Any]:
                     for f in ft.fields.values()
                 ],
             }
-            for ft in registry.fact_types()
+            for ft in _fact_types_offered()
         ],
         "operators": [
             {"code": code, "label": label, "kinds": list(kinds), "needs_value": needs}
@@ -221,6 +221,21 @@ class RuleForm(forms.Form):
             lazy(_referral_floor_label, str)(),
         ),
     )
+    follows_referral = forms.BooleanField(
+        required=False,
+        label=_label("follows_referral"),
+        help_text=format_lazy(
+            "Under referral, this advice takes the referral's severity when that is more urgent (a reminder "
+            "to a {} referred for an emergency is an emergency).",
+            _subject(),
+        ),
+    )
+    indicator = forms.ChoiceField(
+        required=False,
+        label=_label("indicator"),
+        help_text="How the advice looks on a clinical system's card (HL7 CDS Hooks). By default it follows "
+        "the severity: critical for emergencies and referrals, warning for stop and caution, info for tips.",
+    )
     priority = forms.IntegerField(
         initial=RULE_FIELDS["priority"][1],
         label=_label("priority"),
@@ -233,7 +248,9 @@ class RuleForm(forms.Form):
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, fixed_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fixed_key: str | None = None, safety: Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if fixed_key:
             # A saved rule's key never changes: a key in the posted data is ignored (Django's disabled field).
@@ -242,6 +259,45 @@ class RuleForm(forms.Form):
             self.initial["key"] = fixed_key
         self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
         self.fields["severity"].choices = [("", "—")] + [(s.code, s.label) for s in registry.severities()]
+        defaults = registry.indicator_defaults()
+        self.fields["indicator"].choices = [("", "As its severity says")] + [
+            (choice.code, choice.label) for choice in registry.indicators()
+        ]
+        if defaults:
+            self.fields["indicator"].help_text += " Severities: " + "; ".join(
+                f"{registry.severity_label(code)}: {registry.indicator_label(indicator).lower()}"
+                for code, indicator in defaults.items()
+            )
+        if safety is not None:
+            self._safety_fix(safety)
+
+    def _safety_fix(self, reference: Mapping[str, Any]) -> None:
+        """A safety-critical rule: the form does not offer to switch it off, to make it less urgent
+        or to stop it holding back or referring (a post that tries anyway is refused by the rule's
+        validation, with the reason)."""
+        self.fields["enabled"].disabled = True
+        self.initial["enabled"] = True
+        self.fields["enabled"].help_text = SAFETY_ALWAYS_ON
+        floor = registry.severity_rank(reference["severity"])
+        # Every severity stays valid (a lower one posted anyway is refused with the reason); only
+        # the ones at least as urgent are offered.
+        self.fields["severity"].widget.choices = [
+            (s.code, s.label) for s in registry.severities() if registry.severity_rank(s.code) <= floor
+        ]
+        for name in ("holds_back_lower", "refers", "follows_referral"):
+            if reference.get(name):
+                self.fields[name].disabled = True
+                self.initial[name] = True
+                self.fields[name].help_text = SAFETY_ALWAYS_ON
+
+
+SAFETY_ALWAYS_ON = "Always on: this rule is safety-critical."
+
+
+def _fact_types_offered() -> list:
+    """The event types a step may match: each registered type, then any of them."""
+    found = registry.fact_type(ANY_FACT_TYPE)
+    return [*registry.fact_types(), *([found] if found else [])]
 
 
 class StepForm(forms.Form):
@@ -250,7 +306,7 @@ class StepForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["fact_type"].choices = [("", "— event type —")] + [
-            (ft.name, ft.label) for ft in registry.fact_types()
+            (ft.name, ft.label) for ft in _fact_types_offered()
         ]
 
 
@@ -370,8 +426,10 @@ class RuleEditor:
         fixed_key: str | None = None,
     ) -> None:
         spec = spec or {}
+        # A saved safety-critical rule: what the form does not offer to change (RuleForm._safety_fix).
+        self.safety = registry.safety_critical().get(fixed_key) if fixed_key else None
         if data is not None:
-            self.rule = RuleForm(data, fixed_key=fixed_key)
+            self.rule = RuleForm(data, fixed_key=fixed_key, safety=self.safety)
             self.steps = StepFormSet(data, prefix="steps")
             self.conditions = ConditionFormSet(
                 data, prefix="conditions", form_kwargs={"parameters": _posted_parameters(data)}
@@ -386,7 +444,7 @@ class RuleEditor:
             initial["window"], initial["window_unit"] = window_amount(spec.get("window_hours"))
             initial["cooldown"], initial["cooldown_unit"] = cooldown_amount(spec.get("cooldown_days"))
             initial["revision"] = revision
-            self.rule = RuleForm(initial=initial, fixed_key=fixed_key)
+            self.rule = RuleForm(initial=initial, fixed_key=fixed_key, safety=self.safety)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
             parameters = sorted(
                 ((p["name"], p.get("label") or p["name"]) for p in spec.get("parameters") or [] if p.get("name")),

@@ -48,6 +48,18 @@ class Rule(models.Model):
         default=False,
         help_text="When it fires, the member is under referral and gets only the most urgent advice until cleared.",
     )
+    follows_referral = models.BooleanField(
+        "as urgent as the referral in force",
+        default=False,
+        help_text="Under referral, the advice takes the referral's severity when that is more urgent.",
+    )
+    indicator = models.CharField(
+        "card indicator",
+        max_length=20,
+        blank=True,
+        default="",
+        help_text="How the advice looks on a clinical system's card; empty: as its severity says.",
+    )
     priority = models.PositiveIntegerField(
         default=100, help_text="Among advice of the same severity, lower numbers are given first."
     )

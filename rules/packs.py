@@ -23,7 +23,14 @@ from django.utils import timezone
 
 from rules.models import RuleChange, RulesetSettings, RulesetVersion
 from rules.selectors import ruleset_draft_specs, version_live
-from rules.services import draft_replace, rule_save, ruleset_check, ruleset_publish, ruleset_settings_save
+from rules.services import (
+    draft_replace,
+    rule_save,
+    ruleset_check,
+    ruleset_publish,
+    ruleset_settings_save,
+    safety_problems,
+)
 from rules.spec import (
     RULE_FIELDS,
     RULESET_SETTINGS,
@@ -91,9 +98,10 @@ def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
     return pack_read(text).rules
 
 
-def pack_read(text: str | bytes) -> Pack:
+def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:
     """The pack's rules and settings, validated exactly as publishing validates them (bounds,
-    engine limits, a test evaluation); raises PackError with every problem."""
+    engine limits, safety-critical rules, a test evaluation); raises PackError with every problem.
+    ``safety=False``: an earlier version of a domain's own pack, read only to compare with."""
     try:
         pack = json.loads(text)
     except (ValueError, UnicodeDecodeError):
@@ -112,7 +120,7 @@ def pack_read(text: str | bytes) -> Pack:
     if not isinstance(settings, dict):
         raise PackError(MSG_PACK_FORMAT)
     try:
-        return Pack(rules=ruleset_check(rules, settings=settings), settings=settings_normalize(settings))
+        return Pack(rules=ruleset_check(rules, settings=settings, safety=safety), settings=settings_normalize(settings))
     except RuleValidationError as exc:
         raise PackError(MSG_PACK_INVALID, exc.errors) from None
 
@@ -133,13 +141,15 @@ class PackInstall:
     updated: list[str] = field(default_factory=list)  # untouched since an earlier version: replaced
     outdated: list[str] = field(default_factory=list)  # untouched since an earlier version, not upgraded
     kept: list[str] = field(default_factory=list)  # changed by a clinician: left as they are
+    # Safety-critical, changed by a clinician in a way this version no longer allows: replaced.
+    replaced: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # deleted by a clinician: not added back
     settings_set: bool = False
     published: int | None = None  # the version published (a first install only)
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.settings_set or self.published)
+        return bool(self.added or self.updated or self.replaced or self.settings_set or self.published)
 
 
 def _deleted_keys(keys: set[str]) -> set[str]:
@@ -166,7 +176,8 @@ def pack_install(
       trail says so); the ruleset settings are set when nobody ever saved them.
     - With ``upgrade``, a rule whose draft is exactly as an earlier version shipped it is
       replaced by this version's; without it, such rules are only reported (``outdated``).
-      A rule a clinician changed is never touched (``kept``).
+      A rule a clinician changed is never touched (``kept``), unless it is safety-critical and
+      the change is one this version does not allow (``replaced``: publishing it would be refused).
     - Nothing is published, except on a first install (no version was ever published), which
       publishes the pack so that advice is given at all. Everything else waits in the draft
       for clinicians to review, simulate and publish.
@@ -199,6 +210,9 @@ def pack_install(
                     result.updated.append(key)
                 else:
                     result.outdated.append(key)
+            elif upgrade and safety_problems(current):
+                rule_save(spec=spec, user=user, origin=origin)
+                result.replaced.append(key)
             elif upgrade:
                 result.kept.append(key)
         if not RulesetSettings.objects.exists():

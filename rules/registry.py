@@ -10,7 +10,7 @@ read the catalog from here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -23,6 +23,12 @@ BOOLEAN = "boolean"
 TEXT = "text"
 DATE = "date"
 KINDS = (NUMBER, INTEGER, BOOLEAN, TEXT, DATE)
+
+# A step of a rule that matches a fact of any type (one that has the fields its conditions name).
+ANY_FACT_TYPE = "any"
+# A field every fact type has, read from the decision policy's state rather than the fact: whether
+# the subject was under referral (referred and not cleared since) when the fact occurred.
+UNDER_REFERRAL = "under_referral"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,11 @@ class FieldSpec:
     help_text: str = ""
     # (code, label) for the choices whose label is not simply the code in words.
     choice_labels: tuple[tuple[str, str], ...] = ()
+    # How the field reads inside a sentence when it holds ("numbness around the saddle area");
+    # the label with a lower-case first letter when empty.
+    phrase: str = ""
+    # Read from the decision policy's state when the fact is judged, not from the fact itself.
+    state: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -49,6 +60,14 @@ class FieldSpec:
     @property
     def is_numeric(self) -> bool:
         return self.kind in (NUMBER, INTEGER)
+
+    @property
+    def in_words(self) -> str:
+        """The field inside a sentence: its phrase, else its label with a lower-case first letter."""
+        if self.phrase:
+            return self.phrase
+        label = self.label
+        return label[:1].lower() + label[1:] if label[:2] != label[:2].upper() else label
 
     def choice_label(self, code: str) -> str:
         """How a member or clinician reads a choice: its label, else the code in words."""
@@ -169,6 +188,20 @@ class FactSource:
         return None
 
 
+def state_fields() -> tuple[FieldSpec, ...]:
+    """The fields the decision policy supplies to every fact type (``FieldSpec.state``)."""
+    return (
+        FieldSpec(
+            UNDER_REFERRAL,
+            "Under referral",
+            BOOLEAN,
+            derived=True,
+            state=True,
+            help_text="referred and not cleared since, when the event occurred",
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Periodic:
     name: str
@@ -188,10 +221,16 @@ class Registry:
         self._referral_floor: str | None = None
         self._job_handlers: dict[str, Callable[..., Any]] = {}
         self._periodic: dict[str, Periodic] = {}
+        self._indicators: dict[str, Choice] = {}
+        self._indicator_defaults: dict[str, str] = {}
+        self._safety_critical: Callable[[], Iterable[Mapping[str, Any]]] | None = None
+        self._safety_specs: dict[str, Mapping[str, Any]] | None = None
 
     # -- declaration -------------------------------------------------------------------
     def register_fact_type(self, name: str, label: str, fields: Iterable[FieldSpec]) -> FactType:
-        fact_type = FactType(name=name, label=label, fields={f.name: f for f in fields})
+        if name == ANY_FACT_TYPE:
+            raise ValueError(f"{ANY_FACT_TYPE!r} names a step of any type; give the fact type another name")
+        fact_type = FactType(name=name, label=label, fields={f.name: f for f in (*fields, *state_fields())})
         self._fact_types[name] = fact_type
         return fact_type
 
@@ -220,6 +259,34 @@ class Registry:
     def referral_floor_rank(self) -> int:
         codes = [choice.code for choice in self._severities.values()]
         return codes.index(self._referral_floor) if self._referral_floor in codes else 0
+
+    def register_indicators(self, choices: Iterable[tuple[str, str]], *, defaults: Mapping[str, str]) -> None:
+        """How urgent a piece of advice looks where it is shown (e.g. a CDS Hooks card's indicator),
+        most urgent first; ``defaults`` gives each severity's indicator when a rule sets none."""
+        for code, label in choices:
+            self._indicators[code] = Choice(code, label)
+        self._indicator_defaults = dict(defaults)
+
+    def indicators(self) -> list[Choice]:
+        return list(self._indicators.values())
+
+    def indicator_defaults(self) -> dict[str, str]:
+        """Severity code -> the indicator of its advice when the rule sets none."""
+        return dict(self._indicator_defaults)
+
+    def register_safety_critical(self, specs: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        """Rules every ruleset must keep switched on, no less urgent and looking for the same
+        things (only their numbers and words may change): ``specs()`` gives each as the domain
+        ships it (read when first needed, so it may validate against this very catalog)."""
+        self._safety_critical = specs
+        self._safety_specs = None
+
+    def safety_critical(self) -> dict[str, Mapping[str, Any]]:
+        """The safety-critical rules by key, as the domain ships them."""
+        if self._safety_specs is None:
+            provided = self._safety_critical() if self._safety_critical is not None else ()
+            self._safety_specs = {spec["key"]: spec for spec in provided}
+        return self._safety_specs
 
     def register_subject(self, singular: str, plural: str) -> None:
         """What the facts are about, in the admin's words (e.g. "member", "members")."""
@@ -257,10 +324,25 @@ class Registry:
         self._fact_types.clear()
         self._categories.clear()
         self._severities.clear()
+        self._indicators.clear()
+        self._indicator_defaults = {}
+        self._safety_critical = None
+        self._safety_specs = None
 
     # -- lookup ------------------------------------------------------------------------
     def fact_type(self, name: str) -> FactType | None:
+        """The fact type ``name``; for ``ANY_FACT_TYPE``, one with the fields of every type."""
+        if name == ANY_FACT_TYPE and self._fact_types:
+            fields: dict[str, FieldSpec] = {}
+            for fact_type in self._fact_types.values():
+                for field_name, spec in fact_type.fields.items():
+                    fields.setdefault(field_name, spec)
+            return FactType(name=ANY_FACT_TYPE, label="Any event", fields=fields)
         return self._fact_types.get(name)
+
+    def fact_types_matched(self, name: str) -> list[str]:
+        """The fact types a step of type ``name`` matches (every one for ``ANY_FACT_TYPE``)."""
+        return list(self._fact_types) if name == ANY_FACT_TYPE else [name]
 
     def fact_types(self) -> list[FactType]:
         return list(self._fact_types.values())
@@ -280,6 +362,15 @@ class Registry:
 
     def severity_label(self, code: str) -> str:
         choice = self._severities.get(code)
+        return choice.label if choice else code
+
+    def severity_rank(self, code: str) -> int:
+        """The severity's place, most urgent first (0); unknown ones after every known one."""
+        codes = list(self._severities)
+        return codes.index(code) if code in codes else len(codes)
+
+    def indicator_label(self, code: str) -> str:
+        choice = self._indicators.get(code)
         return choice.label if choice else code
 
 

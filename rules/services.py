@@ -21,12 +21,15 @@ from rules.registry import registry
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.spec import (
     LIST_OPERATORS,
+    MSG_SAFETY_DELETE,
+    MSG_SAFETY_MISSING,
     RULE_FIELDS,
     SINGLE,
     RuleValidationError,
     settings_normalize,
     settings_validate,
     spec_normalize,
+    spec_safety_problems,
     spec_validate,
     value_text,
 )
@@ -67,7 +70,7 @@ def rule_save(
     Raises ``RuleValidationError`` (field path -> messages) and nothing is written, or
     ``RuleConflictError`` when ``expected_revision`` is stale.
     """
-    errors = spec_validate(spec)
+    errors = spec_validate(spec) or safety_problems(spec)
     if rule is None:
         rule = Rule.objects.select_for_update().filter(key=spec.get("key")).first() or Rule()
     elif rule.pk:
@@ -128,10 +131,22 @@ def rule_save(
     return rule
 
 
+def safety_problems(spec: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What a valid ``spec`` would take away from a safety-critical rule of the same key (none for
+    other rules), by field path."""
+    reference = registry.safety_critical().get(spec.get("key"))
+    return spec_safety_problems(spec, reference) if reference is not None else {}
+
+
 @transaction.atomic
 def rule_delete(
     *, rule: Rule, user: Any = None, origin: str = RuleChange.Origin.EDIT, origin_version: int | None = None
 ) -> None:
+    """Delete a rule from the draft, with an audit record; a safety-critical one is refused
+    (``RuleValidationError``)."""
+    reference = registry.safety_critical().get(rule.key)
+    if reference is not None:
+        raise RuleValidationError({"key": [MSG_SAFETY_DELETE.format(name=reference["name"])]})
     before = rule_spec(rule)
     RuleChange.objects.create(
         rule_key=rule.key,
@@ -182,8 +197,13 @@ def ruleset_check(
     *,
     settings: Mapping[str, Any] | None = None,
     smoke_test: bool = True,
+    safety: bool = True,
 ) -> list[dict[str, Any]]:
     """Validate, normalize and test a whole ruleset; raise RuleValidationError if anything is wrong.
+
+    ``safety``: the safety-critical rules must be there, switched on and as safe as shipped
+    (only an earlier version of a domain's own pack, read to recognise untouched rules, is
+    read without).
 
     Errors are keyed "<rule key>: <field path>" (or "ruleset: ..." for the whole). With
     ``smoke_test`` the compiled ruleset is loaded into the engine and evaluated on sample
@@ -199,11 +219,14 @@ def ruleset_check(
             MSG_TOO_MANY_RULES.format(max=rules_settings.MAX_RULES, count=len(enabled))
         )
     for spec in specs:
-        for path, messages in spec_validate(spec).items():
+        for path, messages in (spec_validate(spec) or (safety_problems(spec) if safety else {})).items():
             errors.setdefault(f"{spec.get('key') or '?'}: {path}", []).extend(messages)
         if spec.get("key") in keys:
             errors.setdefault(f"{spec.get('key')}: key", []).append("Two rules use this key.")
         keys.add(spec.get("key"))
+    for key, reference in registry.safety_critical().items() if safety else ():
+        if key not in keys:
+            errors.setdefault(f"{key}: key", []).append(MSG_SAFETY_MISSING.format(name=reference["name"]))
     if not errors:
         errors.update(_engine_limits(enabled))
     if errors:

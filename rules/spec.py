@@ -36,7 +36,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
+from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, UNDER_REFERRAL, FieldSpec, Registry, registry
 
 SINGLE, SEQUENCE, COUNT = "single", "sequence", "count"
 PATTERNS = {
@@ -75,8 +75,14 @@ PARAMETER_KINDS = (NUMBER, INTEGER, BOOLEAN, TEXT, DATE)
 KEY_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Placeholders a message may use besides fields and parameters: the rule's own settings, so a
-# message never states a number that a clinician's edit could make wrong.
-MESSAGE_EXTRA_PLACEHOLDERS = ("count", "window_hours", "window_days", "cooldown_days")
+# message never states a number that a clinician's edit could make wrong, and what matched: the
+# conditions of the judged event that hold, in words ("numbness around the saddle area and leg
+# weakness"; "pain during the run of 6/10").
+MATCHED_PLACEHOLDER = "matched"
+MESSAGE_EXTRA_PLACEHOLDERS = ("count", "window_hours", "window_days", "cooldown_days", MATCHED_PLACEHOLDER)
+# The referral in force, for rules that fire only under referral: since when (a date in words),
+# the rule that referred and the advice it gave (its summary).
+REFERRAL_PLACEHOLDERS = ("referral_since", "referral_rule", "referral_advice")
 
 # Bounds on every number of a rule (beyond them a pack is refused at save and import).
 COOLDOWN_MAX_DAYS = 365
@@ -101,6 +107,8 @@ RULE_FIELDS: dict[str, tuple[str, Any]] = {
     "cooldown_days": ("Cooldown (days)", 0),
     "holds_back_lower": ("Holds back lower advice", False),
     "refers": ("Refers the {subject}", False),  # see rule_field_label
+    "follows_referral": ("As urgent as the referral in force", False),
+    "indicator": ("Card indicator", ""),  # "": the severity's (Registry.indicator_defaults)
     "priority": ("Priority", 100),
     "enabled": ("Enabled", True),
     "pattern": ("Pattern", SINGLE),
@@ -212,6 +220,22 @@ MSG_REFERS_SEVERITY = (
 MSG_ADVICE_LIMIT = f"The most pieces of advice per event must be a whole number from 1 to {ADVICE_LIMIT_MAX}."
 MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
 MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
+MSG_UNKNOWN_INDICATOR = "“{value}” is not a card indicator. Choose one of: {choices}, or leave it to the severity."
+MSG_STATE_FIELD_PATTERN = "“{field}” describes the moment an event is judged, so only one-event rules can use it."
+MSG_STATE_FIELD_GROUP = "“{field}” cannot be an alternative to a field of the event: put it in a group of its own."
+MSG_REFERRAL_PLACEHOLDER = (
+    "The {where} uses “{{{value}}}”, which has a value only under referral: add the condition "
+    "“{field}: yes” so that the rule fires only then."
+)
+# Safety-critical rules (Registry.register_safety_critical), in a clinician's words.
+MSG_SAFETY_DISABLE = "“{name}” is safety-critical, so it cannot be switched off. Its numbers and wording can change."
+MSG_SAFETY_DELETE = "“{name}” is safety-critical, so it cannot be deleted. Its numbers and wording can change."
+MSG_SAFETY_MISSING = "“{name}” is safety-critical, so every ruleset must include it; this one does not."
+MSG_SAFETY_SEVERITY = "“{name}” is safety-critical, so its advice cannot be made less urgent than “{severity}”."
+MSG_SAFETY_SETTING = "“{name}” is safety-critical, so “{setting}” must stay on."
+MSG_SAFETY_STRUCTURE = (
+    "“{name}” is safety-critical, so what it looks for cannot change: only its numbers and wording can."
+)
 
 KIND_LABELS = {
     NUMBER: "a number",
@@ -339,16 +363,17 @@ def operators_for_kind(kind: str) -> list[str]:
     return [code for code, (_, kinds, _) in OPERATORS.items() if kind in kinds]
 
 
-def field_for(spec: Mapping[str, Any], step: int, name: str) -> FieldSpec | None:
+def field_for(spec: Mapping[str, Any], step: int, name: str, catalog: Registry = registry) -> FieldSpec | None:
     steps = spec.get("steps") or []
     if not (1 <= step <= len(steps)):
         return None
-    fact_type = registry.fact_type(steps[step - 1].get("fact_type", ""))
+    fact_type = catalog.fact_type(steps[step - 1].get("fact_type", ""))
     return fact_type.field(name) if fact_type else None
 
 
-def spec_validate(spec: Mapping[str, Any]) -> Errors:
-    """Every problem of a rule spec, by field path (``conditions.2.value``); empty when valid."""
+def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Errors:
+    """Every problem of a rule spec against ``catalog``, by field path (``conditions.2.value``);
+    empty when valid."""
     from rules.conf import rules_settings
 
     errors: Errors = {}
@@ -361,18 +386,18 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
             add(name, MSG_REQUIRED)
     if spec.get("key") and not KEY_RE.match(str(spec["key"])):
         add("key", MSG_KEY)
-    categories = [c.code for c in registry.categories()]
+    categories = [c.code for c in catalog.categories()]
     if spec.get("category") and categories and spec["category"] not in categories:
         add("category", MSG_UNKNOWN_CATEGORY.format(value=spec["category"], choices=", ".join(categories)))
-    severities = [s.code for s in registry.severities()]
+    severities = [s.code for s in catalog.severities()]
     if spec.get("severity") and spec["severity"] not in severities:
         add("severity", MSG_UNKNOWN_SEVERITY.format(value=spec["severity"], choices=", ".join(severities)))
     if spec.get("refers") is True and spec.get("severity") in severities:
-        floor = registry.referral_floor_rank()
+        floor = catalog.referral_floor_rank()
         if severities.index(spec["severity"]) > floor:
             add(
                 "refers",
-                MSG_REFERS_SEVERITY.format(floor=registry.severities()[floor].label, subject=registry.subject()[0]),
+                MSG_REFERS_SEVERITY.format(floor=catalog.severities()[floor].label, subject=catalog.subject()[0]),
             )
     cooldown = spec.get("cooldown_days", 0)
     if cooldown is None:
@@ -381,7 +406,11 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
         add("cooldown_days", MSG_COOLDOWN)
     if not _whole(spec.get("priority", RULE_FIELDS["priority"][1]), 0, PRIORITY_MAX):
         add("priority", MSG_PRIORITY)
-    for name in ("holds_back_lower", "refers", "enabled"):
+    indicator = spec.get("indicator") or ""
+    indicators = [choice.code for choice in catalog.indicators()]
+    if indicator and indicator not in indicators:
+        add("indicator", MSG_UNKNOWN_INDICATOR.format(value=indicator, choices=", ".join(indicators)))
+    for name in ("holds_back_lower", "refers", "follows_referral", "enabled"):
         if not isinstance(spec.get(name, RULE_FIELDS[name][1]), bool):
             add(name, MSG_YES_NO)
     summary = spec.get("summary") or ""
@@ -421,9 +450,9 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
             add("count", MSG_COUNT)
         elif count > COUNT_MAX:
             add("count", MSG_COUNT_MAX)
-    fact_type_names = [ft.name for ft in registry.fact_types()]
+    fact_type_names = [ft.name for ft in catalog.fact_types()]
     for index, step in enumerate(steps):
-        if not registry.fact_type(step.get("fact_type") or ""):
+        if not catalog.fact_type(step.get("fact_type") or ""):
             add(
                 f"steps.{index}.fact_type",
                 MSG_UNKNOWN_FACT_TYPE.format(value=step.get("fact_type") or "", choices=", ".join(fact_type_names)),
@@ -457,7 +486,7 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     conditions = list(spec.get("conditions") or [])
     used_parameters: set[str] = set()
     for step_number, step in enumerate(steps, start=1):
-        fact_type = registry.fact_type(step.get("fact_type") or "")
+        fact_type = catalog.fact_type(step.get("fact_type") or "")
         if fact_type and not any(int(c.get("step") or 1) == step_number for c in conditions):
             add(f"steps.{step_number - 1}.fact_type", MSG_NO_CONDITIONS.format(label=fact_type.label.lower()))
     group_sizes: dict[tuple[Any, Any], int] = {}
@@ -480,7 +509,7 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
         if not (1 <= step_number <= len(steps)):
             add(f"{path}.step", MSG_UNKNOWN_STEP.format(value=condition.get("step")))
             continue
-        fact_type = registry.fact_type(steps[step_number - 1].get("fact_type") or "")
+        fact_type = catalog.fact_type(steps[step_number - 1].get("fact_type") or "")
         if fact_type is None:
             continue  # reported on the step
         field = fact_type.field(str(condition.get("field") or ""))
@@ -490,6 +519,17 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
                 MSG_UNKNOWN_FIELD.format(value=condition.get("field") or "", label=fact_type.label.lower()),
             )
             continue
+        if field.state:
+            if pattern != SINGLE:
+                add(f"{path}.field", MSG_STATE_FIELD_PATTERN.format(field=field.label))
+                continue
+            if any(
+                not _is_state_field(spec, other, catalog)
+                for other in conditions
+                if (other.get("step") or 1, other.get("group") or 1) == slot
+            ):
+                add(f"{path}.group", MSG_STATE_FIELD_GROUP.format(field=field.label))
+                continue
         operator = condition.get("operator")
         if operator not in OPERATORS:
             add(f"{path}.operator", MSG_UNKNOWN_OPERATOR.format(value=operator or ""))
@@ -568,23 +608,107 @@ def spec_validate(spec: Mapping[str, Any]) -> Errors:
     # -- message placeholders -------------------------------------------------------------
     # Every parameter the rule names counts, even one whose value is refused: its own field says
     # what is wrong, and a second message about the placeholder would point at the wrong place.
-    allowed = set(parameter_labels) | set(MESSAGE_EXTRA_PLACEHOLDERS)
+    allowed = set(parameter_labels) | set(MESSAGE_EXTRA_PLACEHOLDERS) | set(REFERRAL_PLACEHOLDERS)
     for step in steps:
-        fact_type = registry.fact_type(step.get("fact_type") or "")
+        fact_type = catalog.fact_type(step.get("fact_type") or "")
         if fact_type:
-            allowed |= set(fact_type.fields)
+            allowed |= {name for name, field in fact_type.fields.items() if not field.state}
+    under_referral = only_under_referral(spec)
     for name, unknown in (("message", MSG_PLACEHOLDER), ("summary", MSG_SUMMARY_PLACEHOLDER)):
         try:
             for _, placeholder, _, _ in string.Formatter().parse(str(spec.get(name) or "")):
                 if placeholder is not None and placeholder not in allowed:
                     add(name, unknown.format(value=placeholder))
+                elif placeholder in REFERRAL_PLACEHOLDERS and not under_referral:
+                    where = rule_field_label(name).lower()
+                    label = next((f.label for f in _state_fields(catalog) if f.name == UNDER_REFERRAL), UNDER_REFERRAL)
+                    add(name, MSG_REFERRAL_PLACEHOLDER.format(where=where, value=placeholder, field=label))
         except ValueError:
             add(name, MSG_MESSAGE_FORMAT)
     return errors
 
 
+def _state_fields(catalog: Registry) -> list[FieldSpec]:
+    fact_types = catalog.fact_types()
+    return [field for field in fact_types[0].fields.values() if field.state] if fact_types else []
+
+
+def _is_state_field(spec: Mapping[str, Any], condition: Mapping[str, Any], catalog: Registry) -> bool:
+    try:
+        step = int(condition.get("step") or 1)
+    except (TypeError, ValueError):
+        return False
+    field = field_for(spec, step, str(condition.get("field") or ""), catalog)
+    return field is not None and field.state
+
+
+def only_under_referral(spec: Mapping[str, Any]) -> bool:
+    """Whether the rule fires only while the subject is under referral (a condition of its own
+    that the referral is in force)."""
+    for condition in spec.get("conditions") or []:
+        if condition.get("field") != UNDER_REFERRAL or condition.get("negate"):
+            continue
+        try:
+            value = coerce_value(condition.get("value"), BOOLEAN)
+        except ValueError:
+            continue
+        alone = sum(
+            1
+            for other in spec.get("conditions") or []
+            if (other.get("step") or 1, other.get("group") or 1)
+            == (condition.get("step") or 1, condition.get("group") or 1)
+        )
+        if alone == 1 and (
+            (condition.get("operator") == "eq" and value) or (condition.get("operator") == "ne" and not value)
+        ):
+            return True
+    return False
+
+
 def _whole(value: Any, low: int, high: int) -> bool:
     return not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def spec_safety_problems(spec: Mapping[str, Any], reference: Mapping[str, Any], catalog: Registry = registry) -> Errors:
+    """What an edit of a safety-critical rule may not do, by field path: switch it off, make it
+    less urgent, turn off how it holds back and refers, or change what it looks for (its numbers
+    and words may change). ``spec`` and ``reference`` (the rule as the domain ships it) are valid
+    specs. Empty when the edit keeps the rule as safe as shipped."""
+    spec, reference = spec_normalize(spec, catalog), spec_normalize(reference, catalog)
+    name = reference["name"]
+    errors: Errors = {}
+    if not spec["enabled"]:
+        errors["enabled"] = [MSG_SAFETY_DISABLE.format(name=name)]
+    if catalog.severity_rank(spec["severity"]) > catalog.severity_rank(reference["severity"]):
+        label = catalog.severity_label(reference["severity"])
+        errors["severity"] = [MSG_SAFETY_SEVERITY.format(name=name, severity=label)]
+    for setting in ("holds_back_lower", "refers", "follows_referral"):
+        if reference[setting] and not spec[setting]:
+            label = rule_field_label(setting)
+            errors[setting] = [MSG_SAFETY_SETTING.format(name=name, setting=label)]
+    if _structure(spec) != _structure(reference):
+        errors["conditions"] = [MSG_SAFETY_STRUCTURE.format(name=name)]
+    return errors
+
+
+def _structure(spec: Mapping[str, Any]) -> tuple:
+    """What a rule looks for, whatever the order of its conditions or the numbers of its groups:
+    its pattern, its steps, each step's groups of conditions and its parameters' names and kinds."""
+    groups: dict[tuple[int, int], set[tuple]] = {}
+    for c in spec["conditions"]:
+        value = tuple(c["value"]) if isinstance(c["value"], list) else c["value"]
+        groups.setdefault((c["step"], c["group"]), set()).add(
+            (c["field"], c["operator"], repr(value), c["parameter"], c["negate"])
+        )
+    per_step: dict[int, set[frozenset]] = {}
+    for (step, _group), conditions in groups.items():
+        per_step.setdefault(step, set()).add(frozenset(conditions))
+    return (
+        spec["pattern"],
+        tuple(step["fact_type"] for step in spec["steps"]),
+        {step: frozenset(found) for step, found in per_step.items()},
+        frozenset((p["name"], p["kind"]) for p in spec["parameters"]),
+    )
 
 
 def settings_validate(settings: Mapping[str, Any]) -> Errors:
@@ -608,7 +732,7 @@ def _parameter_index(spec: Mapping[str, Any], name: str) -> int:
     return 0
 
 
-def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
+def spec_normalize(spec: Mapping[str, Any], catalog: Registry = registry) -> dict[str, Any]:
     """A canonical copy of a valid spec: stable key order and coerced values (same rule, same data)."""
     parameters = [
         {
@@ -627,7 +751,7 @@ def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
         if value in ("", []):
             value = None
         if value is not None:
-            field = field_for(spec, step, c["field"])
+            field = field_for(spec, step, c["field"], catalog)
             value = coerce_list(value) if c["operator"] in LIST_OPERATORS else coerce_value(value, field.kind)
         conditions.append(
             {
@@ -654,6 +778,8 @@ def spec_normalize(spec: Mapping[str, Any]) -> dict[str, Any]:
         "cooldown_days": int(spec.get("cooldown_days") or 0),
         "holds_back_lower": bool(spec.get("holds_back_lower", False)),
         "refers": bool(spec.get("refers", False)),
+        "follows_referral": bool(spec.get("follows_referral", False)),
+        "indicator": spec.get("indicator") or "",
         "priority": int(spec.get("priority", RULE_FIELDS["priority"][1])),
         "enabled": bool(spec.get("enabled", True)),
         "pattern": pattern,

@@ -12,7 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
-from ..evaluation import severity_rank
+from ..evaluation import advice_order
 from ..models import Advice, Event
 from ..services import advice_for_event, advice_withdrawn_by
 from .schema import EVENT_DATA_SCHEMA
@@ -173,7 +173,7 @@ class EventSerializer(serializers.ModelSerializer):
         if advice is None:
             if hasattr(event, "_prefetched_objects_cache") and "advice" in event._prefetched_objects_cache:
                 current = [a for a in event.advice.all() if a.withdrawn_at is None]
-                advice = sorted(current, key=lambda a: (severity_rank(a.severity), a.rule_key))
+                advice = sorted(current, key=advice_order)
             else:
                 advice = advice_for_event(event=event)
         return advice

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from rules.registry import BOOLEAN, DATE, TEXT
 
 
 def display_value(value: Any) -> str:
@@ -62,3 +66,84 @@ def render_message(
         return template.format_map(values)
     except (ValueError, IndexError, AttributeError, KeyError):
         return template
+
+
+@dataclass(frozen=True)
+class MatchedCondition:
+    """A condition of the judged fact, as the {matched} placeholder reads it (negation applied)."""
+
+    field: str
+    operator: str
+    value: Any
+    kind: str
+    words: str  # the field inside a sentence
+    unit: str = ""
+
+
+def _holds(condition: MatchedCondition, data: Mapping[str, Any]) -> bool:
+    actual = data.get(condition.field)
+    operator, value = condition.operator, condition.value
+    if operator == "exists":
+        return actual is not None
+    if operator == "missing":
+        return actual is None
+    if actual is None:
+        return False
+    if condition.kind == DATE:
+        try:
+            actual = dt.date.fromisoformat(str(actual)).toordinal()
+        except ValueError:
+            return False
+    try:
+        if operator == "eq":
+            return actual == value
+        if operator == "ne":
+            return actual != value
+        if operator == "in":
+            return actual in value
+        if operator == "not_in":
+            return actual not in value
+        if operator in ("lt", "lte", "gt", "gte"):
+            return {"lt": actual < value, "lte": actual <= value, "gt": actual > value, "gte": actual >= value}[
+                operator
+            ]
+    except TypeError:
+        return False
+    return False
+
+
+def _phrase(condition: MatchedCondition, data: Mapping[str, Any], labels: Mapping[str, Mapping[str, str]]) -> str:
+    actual = data.get(condition.field)
+    if condition.kind == TEXT:
+        shown = (labels.get(condition.field) or {}).get(actual) or display_value(actual).replace("_", " ")
+        return f"{condition.words}: {shown}"
+    return f"{condition.words} of {with_unit(actual, condition.unit)}"
+
+
+def matched_text(
+    groups: Sequence[Sequence[MatchedCondition]],
+    data: Mapping[str, Any],
+    labels: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """What made a rule fire, in words: in each group of alternatives, the conditions that hold
+    for ``data`` ("numbness around the saddle area and leg weakness"; "pain during the run of
+    6/10"). A yes/no sign that holds is named on its own; a value is named (with the member's
+    own number) where no sign of its group holds. Conditions that a field is missing, not
+    recorded or no are left out: they name nothing the member reported."""
+    labels = labels or {}
+    phrases: dict[str, str] = {}
+    for group in groups:
+        held = [c for c in group if c.operator not in ("ne", "not_in", "missing", "exists") and _holds(c, data)]
+        signs = [c for c in held if c.kind == BOOLEAN and c.value is True]
+        for condition in signs or [c for c in held if c.kind not in (BOOLEAN, DATE)]:
+            phrases.setdefault(
+                condition.field, condition.words if condition.kind == BOOLEAN else _phrase(condition, data, labels)
+            )
+    return words_joined(list(phrases.values()))
+
+
+def words_joined(items: Sequence[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]

@@ -20,8 +20,9 @@ from rules.conf import rules_settings
 from rules.internal.chains import best_chain
 from rules.internal.engine import DurableRuleset, EngineClosedError, single_binding
 from rules.internal.facts import SCRATCH_SID, projector
-from rules.internal.render import render_message
+from rules.internal.render import matched_text, render_message
 from rules.registry import registry
+from rules.spec import MATCHED_PLACEHOLDER
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,18 @@ class Match:
     from the compiled version, and the message is rendered the first time it is read.
     """
 
-    __slots__ = ("_labels", "_message", "_sources", "_summary", "fact_ids", "meta", "version")
+    __slots__ = (
+        "_data",
+        "_labels",
+        "_message",
+        "_rank",
+        "_severity",
+        "_sources",
+        "_summary",
+        "fact_ids",
+        "meta",
+        "version",
+    )
 
     def __init__(
         self,
@@ -61,23 +73,58 @@ class Match:
     ) -> None:
         self.meta, self.version, self.fact_ids, self._sources = meta, version, fact_ids, sources
         self._labels, self._message, self._summary = labels, None, None
+        self._severity: str | None = None
+        self._rank: int | None = None
+        self._data = sources[0] if sources else {}  # the judged fact's, for {matched}
 
     rule_key = property(lambda self: self.meta.key)
     rule_name = property(lambda self: self.meta.name)
     category = property(lambda self: self.meta.category)
-    severity = property(lambda self: self.meta.severity)
     source_label = property(lambda self: self.meta.source_label)
     cooldown_days = property(lambda self: self.meta.cooldown_days)
     parameters = property(lambda self: self.meta.parameters)
     refers = property(lambda self: self.meta.refers)
     holds_back_lower = property(lambda self: self.meta.holds_back_lower)
+    priority = property(lambda self: self.meta.priority)
+
+    @property
+    def severity(self) -> str:
+        """The rule's severity, or the referral's where the rule follows a more urgent referral."""
+        return self._severity if self._severity is not None else self.meta.severity
+
+    @property
+    def rank(self) -> int:
+        """The severity's place, most urgent first (0)."""
+        return self._rank if self._rank is not None else self.meta.rank
+
+    @property
+    def indicator(self) -> str:
+        """How urgent the advice looks on a card: the rule's own indicator, else its severity's."""
+        return self.meta.indicator or self.meta.indicators.get(self.severity, "")
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        """Where the advice comes among one fact's: most urgent first, then priority, then key."""
+        return (self.rank, self.meta.priority, self.meta.key)
+
+    def escalated(self, *, severity: str, rank: int, values: Mapping[str, Any]) -> Match:
+        """This match with another severity (a referral's) and more values for its message."""
+        match = Match(self.meta, self.version, self.fact_ids, (values, *self._sources), self._labels)
+        match._data = self._data
+        if rank < self.meta.rank:
+            match._severity, match._rank = severity, rank
+        return match
+
+    def _render(self, template: str, names: tuple[str, ...]) -> str:
+        sources = self._sources
+        if MATCHED_PLACEHOLDER in names:
+            sources = ({MATCHED_PLACEHOLDER: matched_text(self.meta.matched, self._data, self._labels)}, *sources)
+        return render_message(template, names, *sources, labels=self._labels)
 
     @property
     def message(self) -> str:
         if self._message is None:
-            self._message = render_message(
-                self.meta.message, self.meta.placeholders, *self._sources, labels=self._labels
-            )
+            self._message = self._render(self.meta.message, self.meta.placeholders)
         return self._message
 
     @property
@@ -85,9 +132,7 @@ class Match:
         """What to do, in at most 140 characters (the rule's summary; its name when it has none)."""
         if self._summary is None:
             text = (
-                render_message(self.meta.summary, self.meta.summary_placeholders, *self._sources, labels=self._labels)
-                if self.meta.summary
-                else self.meta.name
+                self._render(self.meta.summary, self.meta.summary_placeholders) if self.meta.summary else self.meta.name
             )
             self._summary = shorten(text, 140)
         return self._summary

@@ -110,7 +110,7 @@ def test_delete_member_erases_member_events_and_advice(client, pack):
 
 
 def test_member_advice_newest_first_with_filters(client, pack):
-    client.history(run(at=day(0), pain_during=8), pain(at=day(1), pain=5, numbness=True))
+    client.history(run(at=day(0), pain_during=6), pain(at=day(4), pain=5, numbness=True))
     url = MEMBER_ADVICE_URL.format("m-1")
     body = client.get(url).json()
     keys = [a["rule"]["key"] for a in body["results"]]
@@ -150,7 +150,7 @@ def test_advice_has_the_contract_shape(client, pack):
     assert advice["source"]["label"].startswith("Is Running Good For Lower Back Pain")
     card = advice["card"]
     assert len(card["summary"]) <= 140
-    assert card["indicator"] == "critical"
+    assert card["indicator"] == "warning"
     assert card["source"] == advice["source"]
     assert advice["message"] in card["detail"]
     assert advice["created_at"].endswith("Z")
@@ -158,17 +158,28 @@ def test_advice_has_the_contract_shape(client, pack):
 
 def test_advice_is_sorted_most_urgent_first(client, pack):
     body = client.send(run(pain_during=6, warmup_min=0), expect=201).json()
-    order = ["refer", "stop", "caution", "info"]
+    order = ["emergency", "refer", "stop", "caution", "info"]
     ranks = [order.index(a["severity"]) for a in body["advice"]]
     assert ranks == sorted(ranks)
 
 
-def test_card_indicator_follows_severity(client, pack):
-    # A first run without clearance gives refer, caution and info; pain holds back all but stop.
-    first = client.send(run(at=day(0), warmup_min=0, surface="hills"), expect=201).json()
-    painful = client.send(run(at=day(2), pain_during=6), expect=201).json()
-    indicators = {a["severity"]: a["card"]["indicator"] for a in first["advice"] + painful["advice"]}
-    assert indicators == {"refer": "critical", "stop": "critical", "caution": "warning", "info": "info"}
+def test_card_indicator_follows_severity_unless_the_rule_sets_its_own(client, pack):
+    def indicators(*payloads):
+        given = [a for payload in payloads for a in client.send(payload, expect=201).json()["advice"]]
+        return {(a["rule"]["key"], a["severity"], a["card"]["indicator"]) for a in given}
+
+    # A first run without clearance: the routine clearance is a referral shown as a warning.
+    assert indicators(run(at=day(0), warmup_min=0, surface="hills", member="new")) == {
+        ("medical-clearance", "refer", "warning"),
+        ("flat-surface", "caution", "warning"),
+        ("warm-up", "info", "info"),
+    }
+    client.send(profile(at=day(-1), cleared_by_physician=True), expect=201)
+    assert indicators(run(at=day(0), pain_during=6)) == {("pain-stop", "stop", "warning")}
+    assert indicators(pain(at=day(5), pain=8)) == {("severe-pain-refer", "refer", "critical")}
+    assert indicators(pain(at=day(6), pain=2, saddle_numbness=True)) == {
+        ("red-flags-emergency", "emergency", "critical")
+    }
 
 
 def test_healthz_needs_no_key(db, pack):

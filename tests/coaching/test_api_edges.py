@@ -120,7 +120,7 @@ def test_until_given_as_a_datetime_is_inclusive(client):
 
 
 def test_gym_feed_filters_by_severity_and_category(client, pack, member):
-    client.history(run(at=day(0), pain_during=7), run(at=day(2), warmup_min=0))
+    client.history(run(at=day(0), pain_during=6), run(at=day(4), warmup_min=0))
     stop = client.get(ADVICE_URL, {"severity": "stop"}).json()["results"]
     assert [a["rule"]["key"] for a in stop] == ["pain-stop"]
     warmup = client.get(ADVICE_URL, {"category": "warmup"}).json()["results"]

@@ -66,7 +66,7 @@ def test_a_batch_is_judged_in_time_order_whatever_the_array_order(client, other_
 
 def test_batch_items_show_the_advice_of_their_own_event(client, member):
     body = client.send(
-        [run(at=day(1), pain_during=7), run(at=day(0)), run(at=day(1), pain_during=7)], expect=200
+        [run(at=day(1), pain_during=6), run(at=day(0)), run(at=day(1), pain_during=6)], expect=200
     ).json()
     assert [item["status"] for item in body] == [201, 201, 201]
     assert [a["rule"]["key"] for a in body[0]["event"]["advice"]] == ["pain-stop"]
@@ -74,7 +74,7 @@ def test_batch_items_show_the_advice_of_their_own_event(client, member):
 
 
 def test_identical_repeat_inside_a_batch_shows_the_same_advice(client, member):
-    payload = run(at=day(0), pain_during=7)
+    payload = run(at=day(0), pain_during=6)
     body = client.send([payload, payload], expect=200).json()
     assert [item["status"] for item in body] == [201, 200]
     assert body[0]["event"] == body[1]["event"]

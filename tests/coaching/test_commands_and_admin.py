@@ -84,7 +84,7 @@ def test_commands_have_help(command):
 
 def test_reevaluate_reports_what_it_did(client, pack, monkeypatch):
     engine_break(monkeypatch)
-    client.history(run(pain_during=7), pain(pain=1))
+    client.history(run(pain_during=6), pain(pain=1))
     monkeypatch.undo()
     out, _ = _call("reevaluate")
     assert "Re-evaluated 2 events" in out

@@ -120,7 +120,7 @@ def test_derived_figures_of_a_run(client, member):
 
 def test_evaluation_failure_keeps_the_event_and_reevaluate_produces_its_advice_once(client, member, monkeypatch):
     engine_down(monkeypatch)
-    body = client.send(run(pain_during=8, external_id="during-outage"), expect=201).json()
+    body = client.send(run(pain_during=6, external_id="during-outage"), expect=201).json()
     assert body["advice"] == []
     stored = Event.objects.get(external_id="during-outage")
     assert stored.evaluated is False
@@ -139,7 +139,7 @@ def test_evaluation_failure_keeps_the_event_and_reevaluate_produces_its_advice_o
 
 
 def test_repeat_of_a_failed_event_retries_its_evaluation(client, member, monkeypatch):
-    payload = run(pain_during=8)
+    payload = run(pain_during=6)
     engine_down(monkeypatch)
     assert client.send(payload, expect=201).json()["advice"] == []
     monkeypatch.undo()
@@ -154,8 +154,8 @@ def test_a_failing_evaluation_holds_up_only_that_members_events(client, member, 
         [
             run(at=day(0), distance_km=13, external_id="breaks"),
             profile(at=day(-1), member="m-2", cleared_by_physician=True),
-            run(at=day(1), member="m-2", pain_during=9, external_id="other-member"),
-            run(at=day(1), pain_during=9, external_id="same-member"),
+            run(at=day(1), member="m-2", pain_during=6, external_id="other-member"),
+            run(at=day(1), pain_during=6, external_id="same-member"),
         ],
         expect=200,
     ).json()
@@ -173,7 +173,7 @@ def test_a_failing_evaluation_holds_up_only_that_members_events(client, member, 
 
 
 def test_reevaluate_all_after_a_rule_fix_adds_only_new_advice(client, member):
-    client.history(run(at=day(0), pain_during=6), run(at=day(2), pain_during=6))
+    client.history(run(at=day(0), pain_during=6), run(at=day(4), pain_during=6))
     assert Advice.objects.filter(rule_key="pain-stop").count() == 2
     call_command(
         "reevaluate", "--all", "--member", "m-1", "--since", day(1).date().isoformat(), stdout=_null(), stderr=_null()

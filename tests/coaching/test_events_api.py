@@ -287,11 +287,23 @@ def test_event_list_shows_only_the_gyms_events(client, other_client):
 
 
 def test_profile_event_updates_the_member_profile_latest_by_occurred_at(client):
-    client.send(profile(at=day(5), experience="regular", back_injury=True), expect=201)
+    client.send(profile(at=day(5), experience="regular", chronic_back_pain=True), expect=201)
     client.send(profile(at=day(1), experience="new", cleared_by_physician=True), expect=201)  # late, older
-    assert Member.objects.get().profile == {"experience": "regular", "back_injury": True, "cleared_by_physician": True}
+    assert Member.objects.get().profile == {
+        "experience": "regular",
+        "chronic_back_pain": True,
+        "cleared_by_physician": True,
+    }
     client.send(profile(at=day(6), back_injury=False), expect=201)
     assert Member.objects.get().profile["back_injury"] is False
+
+
+def test_a_back_injury_declared_after_a_clearance_voids_it_in_the_profile(client):
+    client.send(profile(at=day(1), cleared_by_physician=True), expect=201)
+    client.send(profile(at=day(5), back_injury=True), expect=201)
+    assert Member.objects.get().profile == {"cleared_by_physician": False, "back_injury": True}
+    client.send(profile(at=day(3), back_injury=True, cleared_by_physician=True), expect=201)  # late: cleared with it
+    assert Member.objects.get().profile["cleared_by_physician"] is False  # the injury of day 5 still needs one
 
 
 def test_occurred_at_keeps_the_offset_it_was_sent_with(client):

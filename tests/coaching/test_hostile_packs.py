@@ -51,7 +51,7 @@ HOSTILE = ["cooldown", "window", "count", "300 rules"]
 
 
 def _still_advising(client) -> None:
-    assert "pain-stop" in rule_keys(client.send(run(pain_during=8), expect=201).json())
+    assert "pain-stop" in rule_keys(client.send(run(pain_during=6), expect=201).json())
 
 
 @pytest.mark.parametrize("kind", HOSTILE)

@@ -149,16 +149,17 @@ def test_a_process_that_knows_an_older_version_reads_the_figures_a_newly_publish
     assert ruleset_loaded().version == older + 1
 
 
-def test_a_state_kept_before_the_compact_format_still_remembers_what_the_policy_gave(pack, client, other_client):
-    # Kept before: moments as ISO 8601 text, figures of version 1. The policy's memory (the
-    # cooldowns) is read from it as it is; the figures are counted again.
+def test_a_state_kept_in_an_earlier_form_gives_what_the_stored_advice_says(pack, client, other_client):
+    # Kept before: moments as ISO 8601 text, the policy's memory as its own "last_given", figures
+    # of version 1. The policy's memory is read from the stored advice instead; the figures are
+    # counted again.
     for gym in (client, other_client):
         long_history(gym, days=20)
     member = Member.objects.get(gym=client.gym, external_id="m-1")
     kept = member.policy_state
-    assert isinstance(kept["through"][0], int) and kept["last_given"]
+    assert isinstance(kept["through"][0], int) and kept["decision"]["last_given"]
     kept["through"][0] = moment_unpack(kept["through"][0]).isoformat()
-    kept["last_given"] = {key: moment_unpack(at).isoformat() for key, at in kept["last_given"].items()}
+    kept["last_given"] = {key: moment_unpack(at).isoformat() for key, at in kept.pop("decision")["last_given"].items()}
     kept["figures"]["version"] = 1
     member.save(update_fields=["policy_state"])
 

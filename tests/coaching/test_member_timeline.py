@@ -186,7 +186,7 @@ def test_on_request_the_timeline_shows_what_the_rules_held_back_and_why(history,
 
     page = clinician.get(member_page(), {"held": "1"}).content.decode()
     why = evaluation.MSG_HELD_REFERRAL.format(
-        subject="member", date=day(3).date().isoformat(), rule=MASSAGE_REFERRAL["name"]
+        subject="member", date=evaluation.date_words(day(3)), rule=MASSAGE_REFERRAL["name"]
     )
     assert f"Held back Tip — {YOGA_TIP['name']}: {why}" in section(page, "yoga-1")
     assert coaching_admin.TIMELINE_NO_ADVICE in section(page, "yoga-1")

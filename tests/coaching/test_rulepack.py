@@ -1,14 +1,16 @@
-"""The default rule pack, version 2 (RULES.md), one row at a time through the HTTP API.
+"""The default rule pack, version 3 (RULES.md), one row at a time through the HTTP API.
 
 Each rule gets events that fire it and nearby ones that must not; each cooldown, each rule
 that holds back lower advice and each referral is shown. Members are cleared by a physician
 (the ``member`` fixture) unless a test is about clearance, and events are quiet apart from
 what a test is about (``QUIET_RUN``), since an event gives at most 3 pieces of advice.
-The pack's commands (installpack, exportpack, importpack) close the file.
+"Referral and clearance" and the "what changed" list of version 3 have tests of their own in
+``test_escalation.py``; the pack's commands (installpack, exportpack, importpack) close the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -17,9 +19,10 @@ import pytest
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import CommandError
 
-from coaching.rulepack import rulepack, rulepack_specs
+from coaching.rulepack import SAFETY_CRITICAL, rulepack, rulepack_specs, safety_critical_specs
 from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
 from rules.packs import spec_comparable
+from rules.registry import registry
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.services import rule_delete, rule_save, ruleset_install_pack, ruleset_publish, ruleset_settings_save
 from rules.spec import MSG_COOLDOWN, SUMMARY_MAX
@@ -28,35 +31,39 @@ from .conftest import cross, day, pain, profile, run, weeks_before
 
 pytestmark = pytest.mark.django_db
 
-# RULES.md's table: key -> (category, severity, cooldown days, holds back lower advice, refers), in order.
+# RULES.md's table: key -> (category, severity, cooldown days, holds back lower advice, refers,
+# safety-critical), in order.
 RULES_MD = {
-    "red-flags-emergency": ("medical", "refer", 0, True, True),
-    "red-flags": ("medical", "refer", 0, True, True),
-    "severe-pain-refer": ("pain", "refer", 7, True, True),
-    "pain-report-stop": ("pain", "stop", 0, True, False),
-    "pain-stop": ("pain", "stop", 0, True, False),
-    "persistent-pain": ("pain", "refer", 14, True, True),
-    "pain-not-improving": ("pain", "refer", 30, True, True),
-    "sciatica-check": ("pain", "refer", 30, False, False),
-    "back-injury": ("medical", "refer", 7, True, True),
-    "medical-clearance": ("medical", "refer", 0, False, False),
-    "hill-then-pain": ("surface", "caution", 7, False, False),
-    "pain-rising": ("pain", "caution", 0, False, False),
-    "long-run-spike": ("progression", "caution", 0, False, False),
-    "gradual-increase": ("progression", "caution", 7, False, False),
-    "start-short": ("progression", "caution", 0, False, False),
-    "limit-duration": ("overuse", "caution", 0, False, False),
-    "rest-days": ("rest", "caution", 7, False, False),
-    "flat-surface": ("surface", "caution", 7, False, False),
-    "running-shoes": ("footwear", "caution", 14, False, False),
-    "chronic-low-impact": ("medical", "caution", 30, False, False),
-    "acute-rest": ("pain", "info", 7, False, False),
-    "warm-up": ("warmup", "info", 0, False, False),
-    "posture": ("posture", "info", 7, False, False),
-    "hydration": ("hydration", "info", 7, False, False),
-    "run-with-others": ("motivation", "info", 30, False, False),
-    "good-progress": ("encouragement", "info", 14, False, False),
-    "low-impact-credit": ("encouragement", "info", 7, False, False),
+    "red-flags-emergency": ("medical", "emergency", 0, True, True, True),
+    "red-flags-urgent": ("medical", "refer", 0, True, True, True),
+    "red-flags": ("medical", "refer", 0, True, True, True),
+    "severe-pain-refer": ("pain", "refer", 7, True, True, True),
+    "running-under-referral": ("medical", "refer", 0, True, False, True),
+    "ran-through-pain": ("pain", "refer", 14, True, True, False),
+    "pain-report-stop": ("pain", "stop", 0, True, False, False),
+    "pain-stop": ("pain", "stop", 0, True, False, False),
+    "persistent-pain": ("pain", "refer", 14, True, True, False),
+    "pain-not-improving": ("pain", "refer", 30, True, True, False),
+    "sciatica-check": ("pain", "refer", 30, False, False, False),
+    "back-injury": ("medical", "refer", 7, True, True, False),
+    "medical-clearance": ("medical", "refer", 0, False, False, False),
+    "hill-then-pain": ("surface", "caution", 7, False, False, False),
+    "pain-rising": ("pain", "caution", 0, False, False, False),
+    "long-run-spike": ("progression", "caution", 0, False, False, False),
+    "gradual-increase": ("progression", "caution", 7, False, False, False),
+    "start-short": ("progression", "caution", 0, False, False, False),
+    "limit-duration": ("overuse", "caution", 7, False, False, False),
+    "rest-days": ("rest", "caution", 7, False, False, False),
+    "flat-surface": ("surface", "caution", 7, False, False, False),
+    "running-shoes": ("footwear", "caution", 14, False, False, False),
+    "chronic-low-impact": ("medical", "caution", 30, False, False, False),
+    "acute-rest": ("pain", "info", 7, False, False, False),
+    "warm-up": ("warmup", "info", 7, False, False, False),
+    "posture": ("posture", "info", 7, False, False, False),
+    "hydration": ("hydration", "info", 7, False, False, False),
+    "run-with-others": ("motivation", "info", 30, False, False, False),
+    "good-progress": ("encouragement", "info", 14, False, False, False),
+    "low-impact-credit": ("encouragement", "info", 7, False, False, False),
 }
 TABLE_ORDER = list(RULES_MD)
 
@@ -72,7 +79,7 @@ def _advice(advice: list[dict], key: str) -> dict:
 
 
 # -- the pack as a whole -----------------------------------------------------------------------
-def test_pack_has_the_27_rules_of_rules_md_in_table_order():
+def test_pack_has_the_30_rules_of_rules_md_in_table_order():
     rules = sorted(rulepack().rules, key=lambda spec: spec["priority"])
     assert [spec["key"] for spec in rules] == TABLE_ORDER
     assert rulepack().settings == {"advice_limit": 3}
@@ -81,7 +88,25 @@ def test_pack_has_the_27_rules_of_rules_md_in_table_order():
 def test_each_rule_has_the_category_severity_cooldown_holding_back_and_referral_of_rules_md():
     for spec in rulepack().rules:
         row = (spec["category"], spec["severity"], spec["cooldown_days"], spec["holds_back_lower"], spec["refers"])
-        assert row == RULES_MD[spec["key"]], spec["key"]
+        assert row == RULES_MD[spec["key"]][:5], spec["key"]
+
+
+def test_the_safety_critical_rules_are_those_marked_s_in_rules_md():
+    marked = {key for key, row in RULES_MD.items() if row[5]}
+    assert set(SAFETY_CRITICAL) == marked == set(registry.safety_critical())
+    assert [spec["key"] for spec in safety_critical_specs()] == [k for k in TABLE_ORDER if k in marked]
+
+
+def test_card_indicators_follow_the_severity_but_the_routine_clearance_is_a_warning():
+    own = {spec["key"]: spec["indicator"] for spec in rulepack().rules if spec["indicator"]}
+    assert own == {"medical-clearance": "warning"}
+    assert registry.indicator_defaults() == {
+        "emergency": "critical",
+        "refer": "critical",
+        "stop": "warning",
+        "caution": "warning",
+        "info": "info",
+    }
 
 
 def test_every_rule_says_what_to_do_and_where_it_comes_from():
@@ -118,8 +143,8 @@ def test_an_event_gives_at_most_3_pieces_of_advice_most_urgent_first_then_by_pri
         run(duration_min=61, surface="hills", running_shoes=False, warmup_min=0, posture="slouched", hydrated=False)
     )
     # Cautions start-short, limit-duration, flat-surface, running-shoes and tips warm-up, posture and
-    # hydration all fire; the three cautions of highest priority are given.
-    assert {a["rule"]["key"] for a in advice} == {"start-short", "limit-duration", "flat-surface"}
+    # hydration all fire; the three cautions of highest priority are given, in the order of priority.
+    assert [a["rule"]["key"] for a in advice] == ["start-short", "limit-duration", "flat-surface"]
 
 
 def test_messages_fill_every_placeholder_and_show_labels_not_codes(client):
@@ -128,6 +153,9 @@ def test_messages_fill_every_placeholder_and_show_labels_not_codes(client):
         run(at=day(7), distance_km=11.6, duration_min=70, warmup_min=1, posture="leaning_back", hydrated=False),
         pain(at=day(8), pain=6, numbness=True),
         cross(at=day(8, hour=2), activity="yoga"),
+        run(at=day(9), pain_during=4),
+        pain(at=day(10), pain=3, saddle_numbness=True, leg_weakness=True),
+        run(at=day(11), pain_after=6),
     ]
     for payload in payloads:
         for advice in client.advice(payload):
@@ -145,34 +173,80 @@ def test_messages_use_the_members_own_values_and_the_parameters(client, member):
     assert "2 min" in advice["message"] and "5 minutes" in advice["message"]
 
 
-# -- red flags ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("sign", ["bladder_or_bowel_change", "saddle_numbness", "leg_weakness"])
-def test_red_flags_emergency_fires_for_each_emergency_sign(client, member, sign):
-    assert client.fired(pain(pain=2, **{sign: True})) == ["red-flags-emergency"]
+# -- red flags, in three tiers -------------------------------------------------------------------
+EMERGENCY_SIGNS = {
+    "bladder_or_bowel_change": "a change in bladder or bowel control",
+    "saddle_numbness": "numbness around the saddle area",
+    "leg_weakness": "weakness in a leg",
+}
+
+
+@pytest.mark.parametrize("sign", EMERGENCY_SIGNS)
+def test_red_flags_emergency_fires_for_each_emergency_sign_and_names_it(client, member, sign):
+    advice = client.advice(pain(pain=2, **{sign: True}))
+    assert [(a["rule"]["key"], a["severity"]) for a in advice] == [("red-flags-emergency", "emergency")]
+    assert EMERGENCY_SIGNS[sign] in advice[0]["message"]
+    assert not [words for other, words in EMERGENCY_SIGNS.items() if other != sign and words in advice[0]["message"]]
+
+
+def test_red_flags_emergency_names_every_sign_reported_in_words(client, member):
+    advice = client.advice(pain(pain=3, saddle_numbness=True, bladder_or_bowel_change=True, leg_weakness=False))
+    message = advice[0]["message"]
+    assert "(a change in bladder or bowel control and numbness around the saddle area)" in message
+    assert "weakness" not in message and "saddle_numbness" not in message
 
 
 def test_red_flags_emergency_does_not_fire_for_numbness_elsewhere(client, member):
-    assert "red-flags-emergency" not in client.fired(pain(pain=2, numbness=True, saddle_numbness=False))
+    assert client.fired(pain(pain=2, numbness=True, saddle_numbness=False)) == ["red-flags"]
 
 
-def test_red_flag_gets_its_referral_with_nothing_below_it_and_a_summary_that_says_where_to_go(client, member):
-    # Pain 6 alone gives "stop running" and a tip; beside the emergency they are held back.
-    advice = client.advice(pain(pain=6, saddle_numbness=True, external_id="red-flag"))
+def test_red_flag_emergency_is_the_only_advice_and_says_where_to_go(client, member):
+    # Pain 9 alone refers (severe pain); fever refers today; a radiating pain counts for sciatica:
+    # beside an emergency every one of them is held back.
+    client.history(pain(at=day(-1), pain=2, radiates_to_leg=True))
+    advice = client.advice(
+        pain(pain=9, saddle_numbness=True, fever=True, night_pain=True, radiates_to_leg=True, external_id="red-flag")
+    )
     assert [a["rule"]["key"] for a in advice] == ["red-flags-emergency"]
-    assert advice[0]["severity"] == "refer" and advice[0]["card"]["indicator"] == "critical"
+    assert advice[0]["severity"] == "emergency" and advice[0]["card"]["indicator"] == "critical"
     assert "emergency" in advice[0]["card"]["summary"]
     referral = client.referral()
     assert referral["rule"]["key"] == "red-flags-emergency" and referral["event"] == "red-flag"
 
 
-@pytest.mark.parametrize("sign", ["fever", "night_pain", "unexplained_weight_loss", "recent_trauma", "numbness"])
-def test_red_flags_fires_for_each_warning_sign(client, member, sign):
-    assert client.fired(pain(pain=1, **{sign: True})) == ["red-flags"]
+@pytest.mark.parametrize("sign, words", [("fever", "fever"), ("recent_trauma", "a recent fall or injury")])
+def test_red_flags_urgent_fires_for_fever_or_a_recent_injury_and_says_today(client, member, sign, words):
+    advice = client.advice(pain(pain=1, **{sign: True}))
+    assert [a["rule"]["key"] for a in advice] == ["red-flags-urgent"]
+    assert words in advice[0]["message"] and "today" in advice[0]["card"]["summary"]
+    assert "few days" not in advice[0]["card"]["summary"]
+    assert client.referral()["rule"]["key"] == "red-flags-urgent"
+
+
+def test_red_flags_urgent_does_not_fire_for_pain_at_night(client, member):
+    assert client.fired(pain(pain=1, night_pain=True, fever=False, recent_trauma=False)) == ["red-flags"]
+
+
+@pytest.mark.parametrize(
+    "sign, words",
+    [
+        ("night_pain", "pain at night"),
+        ("unexplained_weight_loss", "weight loss you cannot explain"),
+        ("numbness", "numbness"),
+    ],
+)
+def test_red_flags_fires_for_each_warning_sign_and_names_only_it(client, member, sign, words):
+    advice = client.advice(pain(pain=1, **{sign: True}))
+    assert [a["rule"]["key"] for a in advice] == ["red-flags"]
+    assert f"({words})" in advice[0]["message"]
+    assert "fever" not in advice[0]["message"]
 
 
 def test_red_flags_fires_for_pain_of_4_with_a_history_of_cancer(client, member):
     client.history(profile(at=day(-0.5), cancer_history=True))
-    assert client.fired(pain(pain=4)) == ["red-flags"]
+    advice = client.advice(pain(pain=4))
+    assert [a["rule"]["key"] for a in advice] == ["red-flags"]
+    assert "pain of 4/10 and a history of cancer" in advice[0]["message"]
 
 
 def test_red_flags_does_not_fire_for_pain_of_3_with_a_history_of_cancer(client, member):
@@ -185,10 +259,10 @@ def test_red_flags_does_not_fire_for_strong_pain_without_a_warning_sign(client, 
 
 
 def test_red_flags_holds_back_stop_advice_and_refers_to_a_doctor_within_days(client, member):
-    advice = client.advice(pain(pain=5, fever=True, external_id="feverish"))
+    advice = client.advice(pain(pain=5, night_pain=True, external_id="nightly"))
     assert [a["rule"]["key"] for a in advice] == ["red-flags"]  # not pain-report-stop
     assert "doctor" in advice[0]["card"]["summary"] and "days" in advice[0]["card"]["summary"]
-    assert client.referral()["event"] == "feverish"
+    assert client.referral()["event"] == "nightly"
 
 
 # -- pain --------------------------------------------------------------------------------------
@@ -212,6 +286,18 @@ def test_severe_pain_refer_cools_down_for_7_days(client, member, days_later, fir
 def test_severe_pain_refer_refers_the_member(client, member):
     client.history(pain(pain=7, external_id="bad-day"))
     assert client.referral()["rule"]["key"] == "severe-pain-refer"
+
+
+@pytest.mark.parametrize("field", ["pain_during", "pain_after"])
+def test_severe_pain_refer_fires_for_pain_of_7_on_a_run(client, member, field):
+    advice = client.advice(run(external_id="hard-run", **{field: 7}))
+    assert [a["rule"]["key"] for a in advice] == ["severe-pain-refer"]  # pain-stop held back
+    assert "7/10" in advice[0]["message"]
+    assert client.referral()["event"] == "hard-run"
+
+
+def test_severe_pain_refer_does_not_fire_for_pain_of_6_on_a_run(client, member):
+    assert client.fired(run(pain_during=6, pain_after=6)) == ["pain-stop"]
 
 
 def test_pain_report_stop_fires_at_5_and_holds_back_the_tip(client, member):
@@ -238,6 +324,18 @@ def test_pain_stop_does_not_fire_at_4(client, member):
     assert "pain-stop" not in client.fired(run(pain_during=4, pain_after=4))
 
 
+def test_pain_stop_names_only_the_values_at_or_above_its_threshold(client, member):
+    # Each on a run of its own member's, so that no painful run follows another.
+    during = _advice(client.advice(run(pain_during=6, pain_after=2)), "pain-stop")["message"]
+    assert "pain during the run of 6/10" in during and "after the run" not in during
+    only_after = run(pain_after=5, member="m-2")
+    del only_after["data"]["pain_during"]
+    after = _advice(client.advice(only_after), "pain-stop")["message"]
+    assert "pain after the run of 5/10" in after and "during" not in after and "–" not in after
+    both = _advice(client.advice(run(pain_during=5, pain_after=6, member="m-3")), "pain-stop")["message"]
+    assert "pain during the run of 5/10 and pain after the run of 6/10" in both
+
+
 def test_pain_stop_holds_back_cautions_and_tips_without_referring(client, member):
     # pain-rising, warm-up and posture would fire on this run too.
     assert client.fired(run(pain_during=6, pain_after=6, warmup_min=0, posture="slouched")) == ["pain-stop"]
@@ -251,6 +349,18 @@ def test_persistent_pain_fires_on_the_third_report_of_4_in_14_days(client, membe
     assert sorted(advice[0]["matched_events"]) == ["p1", "p2", "p3"]
     assert "3 times within 14 days" in advice[0]["message"]
     assert client.referral()["event"] == "p3"
+
+
+def test_persistent_pain_counts_runs_with_pain_too(client, member):
+    client.history(pain(at=day(0), pain=4, external_id="p1"), run(at=day(5), pain_during=4, external_id="sore-run"))
+    advice = client.advice(pain(at=day(10), pain=4, external_id="p3"))
+    assert [a["rule"]["key"] for a in advice] == ["persistent-pain"]
+    assert advice[0]["matched_events"] == ["p1", "sore-run", "p3"]
+
+
+def test_persistent_pain_does_not_count_a_run_with_pain_of_3(client, member):
+    client.history(pain(at=day(0), pain=4), run(at=day(5), pain_during=3, pain_after=3))
+    assert "persistent-pain" not in client.fired(pain(at=day(10), pain=4))
 
 
 def test_persistent_pain_does_not_count_a_report_under_4(client, member):
@@ -289,6 +399,12 @@ def test_pain_not_improving_does_not_fire_before_6_weeks(client, member):
 
 def test_pain_not_improving_does_not_fire_for_pain_under_4(client, member):
     assert "pain-not-improving" not in client.fired(pain(pain=3, onset_date=weeks_before(day(0), 8)))
+
+
+def test_pain_not_improving_does_not_fire_for_a_member_with_chronic_back_pain(client, member):
+    client.history(profile(at=day(-0.5), chronic_back_pain=True))
+    keys = client.fired(pain(pain=4, onset_date=weeks_before(day(0), 8)))
+    assert "pain-not-improving" not in keys and keys == ["chronic-low-impact"]
 
 
 def test_pain_not_improving_holds_back_stop_advice(client, member):
@@ -366,9 +482,10 @@ def test_back_injury_refers_until_a_physician_clears_the_member(client, member):
     referral = client.referral()
     assert referral["rule"] == {"key": "back-injury", "name": "Injured back: see a physician first"}
     assert referral["event"] == "injured-run"
-    # Under referral: no tips or cautions, but "stop running" still.
-    assert client.fired(run(at=day(3), warmup_min=0)) == []
-    assert client.fired(run(at=day(5), pain_during=5)) == ["pain-stop"]
+    # Under referral: no tips or cautions; each run a reminder, which holds back "stop running".
+    assert client.fired(run(at=day(3), warmup_min=0)) == ["running-under-referral"]
+    assert client.fired(run(at=day(5), pain_during=5)) == ["running-under-referral"]
+    assert client.fired(pain(at=day(5, hour=2), pain=5)) == ["pain-report-stop"]
     client.history(profile(at=day(6), cleared_by_physician=True))
     assert client.referral() is None
     assert client.fired(run(at=day(8), warmup_min=0)) == ["warm-up"]
@@ -390,16 +507,20 @@ def test_medical_clearance_does_not_fire_when_cleared(client, member):
 def test_medical_clearance_neither_holds_back_nor_refers(client):
     advice = client.advice(run(at=day(0), warmup_min=0))
     assert {a["rule"]["key"] for a in advice} == {"medical-clearance", "warm-up"}
-    assert "doctor" in _advice(advice, "medical-clearance")["card"]["summary"]
+    clearance = _advice(advice, "medical-clearance")
+    assert "doctor" in clearance["card"]["summary"]
+    assert (clearance["severity"], clearance["card"]["indicator"]) == ("refer", "warning")
     assert client.referral() is None
 
 
 # -- referral (any referring rule) ---------------------------------------------------------------
-def test_under_referral_only_refer_and_stop_advice_is_given(client, member):
+def test_under_referral_only_emergency_refer_and_stop_advice_is_given(client, member):
     client.history(pain(at=day(0), pain=7))
-    assert client.fired(run(at=day(1), warmup_min=0, surface="hills")) == []
-    assert client.fired(run(at=day(2), pain_after=5)) == ["pain-stop"]
-    assert client.fired(pain(at=day(3), pain=2, fever=True)) == ["red-flags"]
+    # No caution, no tip: a run gets the reminder (which holds back "stop running" on it).
+    assert client.fired(run(at=day(1), warmup_min=0, surface="hills")) == ["running-under-referral"]
+    assert client.fired(pain(at=day(1, hour=2), pain=5)) == ["pain-report-stop"]
+    assert client.fired(run(at=day(16), pain_after=5)) == ["running-under-referral"]
+    assert client.fired(pain(at=day(17), pain=2, fever=True)) == ["red-flags-urgent"]
 
 
 def test_a_clearance_before_the_referral_does_not_end_it(client, member):
@@ -492,25 +613,25 @@ def test_long_run_spike_does_not_fire_when_the_longest_run_is_older_than_30_days
 
 
 def test_gradual_increase_fires_over_10_percent_a_week(client, member):
-    client.history(run(at=day(0), distance_km=10))
-    assert "gradual-increase" in client.fired(run(at=day(7), distance_km=11.5))
+    client.history(run(at=day(0), distance_km=15))
+    assert "gradual-increase" in client.fired(run(at=day(7), distance_km=16.6))
 
 
 def test_gradual_increase_does_not_fire_at_10_percent(client, member):
-    client.history(run(at=day(0), distance_km=10))
-    assert "gradual-increase" not in client.fired(run(at=day(7), distance_km=11))
+    client.history(run(at=day(0), distance_km=15))
+    assert "gradual-increase" not in client.fired(run(at=day(7), distance_km=16.5))
 
 
-def test_gradual_increase_does_not_fire_after_a_week_under_10_km(client, member):
-    client.history(run(at=day(0), distance_km=9))
-    assert "gradual-increase" not in client.fired(run(at=day(7), distance_km=12))
+def test_gradual_increase_does_not_fire_after_a_week_under_15_km(client, member):
+    client.history(run(at=day(0), distance_km=14))
+    assert "gradual-increase" not in client.fired(run(at=day(7), distance_km=20))
 
 
 @pytest.mark.parametrize("days_later, fires", [(6, False), (7, True)])
 def test_gradual_increase_cools_down_for_7_days(client, member, days_later, fires):
-    client.history(run(at=day(0), distance_km=10))
-    assert "gradual-increase" in client.fired(run(at=day(7), distance_km=11.5))
-    assert ("gradual-increase" in client.fired(run(at=day(7 + days_later), distance_km=13))) is fires
+    client.history(run(at=day(0), distance_km=15))
+    assert "gradual-increase" in client.fired(run(at=day(7), distance_km=17))
+    assert ("gradual-increase" in client.fired(run(at=day(7 + days_later), distance_km=19))) is fires
 
 
 def test_start_short_fires_for_a_long_early_run(client, member):
@@ -551,6 +672,12 @@ def test_limit_duration_fires_over_60_minutes(client, member):
 
 def test_limit_duration_does_not_fire_at_60_minutes(client, member):
     assert "limit-duration" not in client.fired(run(duration_min=60))
+
+
+@pytest.mark.parametrize("days_later, fires", [(6, False), (7, True)])
+def test_limit_duration_cools_down_for_7_days(client, member, days_later, fires):
+    assert "limit-duration" in client.fired(run(at=day(0), duration_min=70))
+    assert ("limit-duration" in client.fired(run(at=day(days_later), duration_min=70))) is fires
 
 
 def test_rest_days_fires_on_the_third_day_in_a_row(client, member):
@@ -675,6 +802,12 @@ def test_warm_up_does_not_fire_at_5_minutes(client, member):
     assert "warm-up" not in client.fired(run(warmup_min=5))
 
 
+@pytest.mark.parametrize("days_later, fires", [(6, False), (7, True)])
+def test_warm_up_cools_down_for_7_days(client, member, days_later, fires):
+    assert "warm-up" in client.fired(run(at=day(0), warmup_min=0))
+    assert ("warm-up" in client.fired(run(at=day(days_later), warmup_min=0))) is fires
+
+
 def test_warm_up_does_not_fire_when_not_reported(client, member):
     payload = run()
     del payload["data"]["warmup_min"]
@@ -729,12 +862,20 @@ def test_run_with_others_does_not_fire_on_the_4th_run_alone(client, member):
     assert "run-with-others" not in client.fired(run(at=day(10), with_group=False))
 
 
-def test_run_with_others_cools_down_for_30_days(client, member):
+def test_run_with_others_fires_once_when_the_streak_reaches_5_not_while_it_lasts(client, member):
     client.history(*[run(at=day(2 * i), with_group=False) for i in range(4)])
     assert "run-with-others" in client.fired(run(at=day(8), with_group=False))
-    assert "run-with-others" not in client.fired(run(at=day(10), with_group=False))
-    assert "run-with-others" not in client.fired(run(at=day(37), with_group=False))
-    assert "run-with-others" in client.fired(run(at=day(38), with_group=False))
+    assert "run-with-others" not in client.fired(run(at=day(10), with_group=False))  # the 6th
+    assert "run-with-others" not in client.fired(run(at=day(45), with_group=False))  # the 7th, cooldown over
+
+
+def test_run_with_others_fires_again_when_a_new_streak_reaches_5_after_30_days(client, member):
+    client.history(*[run(at=day(2 * i), with_group=False) for i in range(4)])
+    assert "run-with-others" in client.fired(run(at=day(8), with_group=False))
+    client.history(run(at=day(12), with_group=True), *[run(at=day(14 + 2 * i), with_group=False) for i in range(4)])
+    assert "run-with-others" not in client.fired(run(at=day(37, hour=23), with_group=False))  # the 5th, cooling down
+    client.history(run(at=day(38), with_group=True), *[run(at=day(40 + 2 * i), with_group=False) for i in range(4)])
+    assert "run-with-others" in client.fired(run(at=day(48), with_group=False))
 
 
 def test_good_progress_fires_on_the_5th_pain_free_run(client, member):
@@ -752,11 +893,20 @@ def test_good_progress_does_not_fire_when_a_pain_report_of_3_broke_the_streak(cl
     assert "good-progress" not in client.fired(run(at=day(8)))
 
 
-def test_good_progress_cools_down_for_14_days(client, member):
+def test_good_progress_fires_once_when_the_streak_reaches_5_not_while_it_lasts(client, member):
     client.history(*[run(at=day(2 * i)) for i in range(4)])
     assert "good-progress" in client.fired(run(at=day(8)))
-    assert "good-progress" not in client.fired(run(at=day(21, hour=23)))
-    assert "good-progress" in client.fired(run(at=day(22)))
+    assert "good-progress" not in client.fired(run(at=day(10)))  # the 6th
+    assert "good-progress" not in client.fired(run(at=day(30)))  # the 7th, cooldown over
+
+
+def test_good_progress_fires_again_when_a_new_streak_reaches_5_after_14_days(client, member):
+    client.history(*[run(at=day(2 * i)) for i in range(4)])
+    assert "good-progress" in client.fired(run(at=day(8)))
+    client.history(run(at=day(9), pain_after=3), *[run(at=day(10 + i)) for i in range(4)])
+    assert "good-progress" not in client.fired(run(at=day(21, hour=23)))  # the 5th, cooling down
+    client.history(run(at=day(23), pain_after=3), *[run(at=day(24 + i)) for i in range(4)])
+    assert "good-progress" in client.fired(run(at=day(28)))
 
 
 def test_low_impact_credit_fires_for_yoga(client, member):
@@ -798,14 +948,33 @@ def _edit(key: str, **changes) -> None:
     rule_save(spec={**spec, **changes})
 
 
+@contextlib.contextmanager
+def before_safety_critical_rules():
+    """As the product was before it had safety-critical rules (to install an earlier pack as
+    an earlier product did)."""
+    registry.register_safety_critical(lambda: ())
+    try:
+        yield
+    finally:
+        registry.register_safety_critical(safety_critical_specs)
+
+
 @pytest.fixture
 def pack_v1(db) -> None:
     """An install from before version 2: version 1 of the default pack installed and published,
     the ruleset settings never saved."""
-    ruleset_install_pack(rulepack_specs(1), comment="Default rule pack (RULES.md)")
+    with before_safety_critical_rules():
+        ruleset_install_pack(rulepack_specs(1), comment="Default rule pack (RULES.md)")
 
 
-def test_installpack_on_a_fresh_install_publishes_version_2_with_its_settings(db):
+@pytest.fixture
+def pack_v2(db) -> None:
+    """An install of version 2 of the default pack, published with its settings."""
+    with before_safety_critical_rules():
+        ruleset_install_pack(rulepack_specs(2), comment="Default rule pack, version 2", settings={"advice_limit": 3})
+
+
+def test_installpack_on_a_fresh_install_publishes_version_3_with_its_settings(db):
     out, _ = _call("installpack")
     assert "published as ruleset version 1" in out
     live = version_live()
@@ -840,11 +1009,11 @@ def test_installpack_does_not_bring_back_a_rule_a_clinician_deleted(db):
 def test_installpack_over_version_1_stages_the_new_rules_without_publishing(pack_v1):
     out, _ = _call("installpack")
     assert RulesetVersion.objects.count() == 1
-    assert {"red-flags-emergency", "severe-pain-refer", "sciatica-check"} <= _draft().keys()
+    assert {"red-flags-emergency", "red-flags-urgent", "running-under-referral", "sciatica-check"} <= _draft().keys()
     assert "installpack --upgrade" in out
 
 
-def test_upgrade_over_version_1_stages_version_2_as_a_draft_and_keeps_a_clinicians_change(pack_v1):
+def test_upgrade_over_version_1_stages_version_3_as_a_draft_and_keeps_a_clinicians_change(pack_v1):
     _edit("warm-up", parameters={"min_warmup": 8})
     live_before = version_live().snapshot
 
@@ -855,10 +1024,47 @@ def test_upgrade_over_version_1_stages_version_2_as_a_draft_and_keeps_a_clinicia
     draft = _draft()
     assert sorted(draft) == sorted(TABLE_ORDER)
     assert draft["warm-up"]["parameters"][0]["value"] == "8"
-    v2 = {spec["key"]: spec for spec in rulepack_specs(2)}
+    v3 = {spec["key"]: spec for spec in rulepack_specs(3)}
     untouched = [key for key in draft if key != "warm-up"]
-    assert all(spec_comparable(draft[key]) == v2[key] for key in untouched)
+    assert all(spec_comparable(draft[key]) == v3[key] for key in untouched)
     assert ruleset_draft_settings() == {"advice_limit": 3} and RulesetSettings.objects.exists()
+    ruleset_publish(comment="version 3, reviewed")  # the staged draft is publishable as it is
+
+
+def test_upgrade_over_version_2_replaces_a_safety_critical_rule_a_clinician_changed_and_says_so(pack_v2):
+    with before_safety_critical_rules():  # tuned under version 2, which allowed it
+        _edit("severe-pain-refer", parameters={"threshold": 8})
+    _edit("posture", cooldown_days=10)
+
+    out, _ = _call("installpack", "--upgrade")
+
+    assert "Left as clinicians changed them: posture" in out
+    assert "Replaced (safety-critical, changed in a way this version does not allow): severe-pain-refer" in out
+    draft = _draft()
+    assert spec_comparable(draft["severe-pain-refer"]) == next(
+        spec for spec in rulepack_specs(3) if spec["key"] == "severe-pain-refer"
+    )
+    assert draft["posture"]["cooldown_days"] == 10 and RulesetVersion.objects.count() == 1
+    ruleset_publish(comment="version 3, reviewed")
+
+
+def test_after_the_upgrade_is_published_reevaluate_gives_stored_advice_its_new_severity(pack_v2, client):
+    client.history(profile(at=day(-1), cleared_by_physician=True))
+    client.history(pain(at=day(0), pain=2, saddle_numbness=True, external_id="numb"))
+    [stored] = client.get("/api/v1/members/m-1/advice/").json()["results"]
+    assert (stored["rule"]["key"], stored["severity"]) == ("red-flags-emergency", "refer")  # as version 2 gave it
+
+    _call("installpack", "--upgrade")
+    ruleset_publish(comment="version 3")
+    _call("reevaluate")
+
+    [current] = client.get("/api/v1/members/m-1/advice/").json()["results"]
+    assert (current["rule"]["key"], current["severity"], current["event"]) == (
+        "red-flags-emergency",
+        "emergency",
+        "numb",
+    )
+    assert "numbness around the saddle area" in current["message"]
 
 
 def test_the_change_log_tells_the_pack_install_from_the_upgrade_and_a_clinicians_edit(pack_v1):
@@ -870,7 +1076,7 @@ def test_the_change_log_tells_the_pack_install_from_the_upgrade_and_a_clinicians
 
     assert {change.origin_label for change in RuleChange.objects.all()} == {"pack install", "hand edit", "pack upgrade"}
     assert keys(RuleChange.Origin.EDIT) == {"warm-up"}
-    assert {"red-flags-emergency", "pain-stop"} <= keys(RuleChange.Origin.UPGRADE)
+    assert {"red-flags-emergency", "pain-stop", "running-under-referral"} <= keys(RuleChange.Origin.UPGRADE)
     assert "warm-up" not in keys(RuleChange.Origin.UPGRADE)
 
 

@@ -23,6 +23,7 @@ from coaching.evaluation import member_events, member_facts
 from coaching.models import Advice, Event, Member
 from rules import simulation
 from rules.evaluation import timeline_judge
+from rules.registry import registry
 from rules.selectors import version_live
 from rules.services import draft_replace, ruleset_publish
 
@@ -65,7 +66,8 @@ def draft_of_changes(fired: Counter) -> tuple[list[dict[str, Any]], dict[str, An
     live = version_live()
     specs = [copy.deepcopy(spec) for spec in live.snapshot]
     by_key = {spec["key"]: spec for spec in specs}
-    busiest = [key for key, _ in fired.most_common()]
+    critical = registry.safety_critical()
+    busiest = [key for key, _ in fired.most_common() if key not in critical]  # those stay on
     by_key[busiest[0]]["enabled"] = False
     others = [by_key[key] for key in busiest[1:]]
     moved_rules = [spec for spec in others if any(p["kind"] in ("integer", "number") for p in spec["parameters"])]

@@ -60,17 +60,17 @@ def row(page: str, key: str) -> dict[str, object]:
 
 
 def test_a_backfill_of_30_days_sent_today_shows_30_days_of_bars(clinician, client, member):
-    backfill = [run(at=just_after_midnight(days_ago), pain_during=8) for days_ago in range(30)]
+    backfill = [run(at=just_after_midnight(days_ago), pain_before=0, pain_after=2) for days_ago in range(30)]
     response = client.post(EVENTS_URL, backfill, format="json")
     assert response.status_code == 200, response.content
     assert {a.created_at.date() for a in Advice.objects.all()} == {timezone.now().date()}  # all stored today
 
-    stop = row(clinician.get(STATISTICS).content.decode(), "pain-stop")
+    rising = row(clinician.get(STATISTICS).content.decode(), "pain-rising")
 
-    assert len(stop["bars"]) == 30
-    days = {day for day, _ in stop["bars"]}
+    assert len(rising["bars"]) == 30
+    days = {day for day, _ in rising["bars"]}
     assert days == {(timezone.localdate() - dt.timedelta(days=n)).isoformat() for n in range(30)}
-    assert (stop["last_7"], stop["last_30"], stop["withdrawn"], stop["members"]) == (7, 30, 0, "1")
+    assert (rising["last_7"], rising["last_30"], rising["withdrawn"], rising["members"]) == (7, 30, 0, "1")
 
 
 def test_withdrawn_advice_is_counted_apart_on_its_events_day(clinician, client, member):
@@ -85,7 +85,7 @@ def test_withdrawn_advice_is_counted_apart_on_its_events_day(clinician, client, 
 
 
 def test_every_chart_shares_one_scale(clinician, client, member):
-    four_members = [run(at=just_after_midnight(1), pain_during=8, member=f"m-{n}") for n in range(4)]
+    four_members = [run(at=just_after_midnight(1), pain_during=6, member=f"m-{n}") for n in range(4)]
     assert client.post(EVENTS_URL, four_members, format="json").status_code == 200
     client.send(run(at=just_after_midnight(2), posture="leaning_back"), expect=201)
     page = clinician.get(STATISTICS).content.decode()

@@ -905,7 +905,7 @@ def test_try_it_shows_advice_held_back_by_a_cooldown_with_the_date_of_the_last_a
     last = next(f for f in source.facts if f.data["temperature"] == 31)  # 5 days ago: the last advice
     page = text(admin_client.post(TRY, try_data(35, subject="a")))
     assert "The draft: 0 pieces of advice" in page and "Held back: 1" in page
-    expected = evaluation.MSG_HELD_COOLDOWN.format(date=last.occurred_at.date().isoformat(), days=7, plural="s")
+    expected = evaluation.MSG_HELD_COOLDOWN.format(date=evaluation.date_words(last.occurred_at), days=7, plural="s")
     assert expected in page
 
 

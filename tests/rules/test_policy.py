@@ -68,8 +68,8 @@ def test_cooldown_holds_back_a_rules_advice_until_its_days_have_passed():
     assert given(decisions) == [["hot"], [], ["hot"], []]  # two days later is no longer "within"
     first, second = decisions[1].held("hot"), decisions[3].held("hot")
     assert (first.reason, first.since, second.since) == (HELD_COOLDOWN, T0, T0 + 2 * DAY)
-    assert first.explanation == MSG_HELD_COOLDOWN.format(date="2026-01-10", days=2, plural="s")
-    assert first.explanation == "Cooling down: this rule last gave advice on 2026-01-10; its cooldown is 2 days."
+    assert first.explanation == MSG_HELD_COOLDOWN.format(date="10 Jan 2026", days=2, plural="s")
+    assert first.explanation == "Cooling down: this rule last gave advice on 10 Jan 2026; its cooldown is 2 days."
 
 
 def test_cooldown_counts_in_time_order_not_in_arrival_order():
@@ -149,14 +149,16 @@ def test_a_referral_starts_at_the_fact_and_gives_only_advice_at_or_above_the_flo
     decisions = judge(facts, *REFERRAL_SPECS)
     assert given(decisions) == [["hot", "warm"], ["refer", "hot"], ["hot"], ["hot", "warm"], ["hot", "warm"]]
     assert held(decisions) == [[], [("warm", HELD_REFERRAL)], [("warm", HELD_REFERRAL)], [], []]
-    referral = Referral(since=T0 + DAY, rule_key="refer", rule_name="Refer", fact_id=facts[1].id)
+    referral = Referral(
+        since=T0 + DAY, rule_key="refer", rule_name="Refer", fact_id=facts[1].id, severity="critical", summary="Refer"
+    )
     assert [d.referral for d in decisions] == [None, referral, referral, None, None]
     assert [d.referral_started_by for d in decisions] == ["", "refer", "", "", ""]
     warm = decisions[2].held("warm")
     assert (warm.by_rule, warm.since) == ("refer", T0 + DAY)
-    assert warm.explanation == MSG_HELD_REFERRAL.format(subject="thermostat", date="2026-01-11", rule="Refer")
+    assert warm.explanation == MSG_HELD_REFERRAL.format(subject="thermostat", date="11 Jan 2026", rule="Refer")
     assert warm.explanation == (
-        "The thermostat is under referral since 2026-01-11 (“Refer”): only the most urgent advice is given."
+        "The thermostat is under referral since 11 Jan 2026 (“Refer”): only the most urgent advice is given."
     )
 
 
@@ -289,7 +291,9 @@ def test_the_state_remembers_the_last_advice_and_the_referral():
     finally:
         judge_with_state.close()
     assert state.last_given == {"refer": T0, "hot": T0 + DAY}
-    assert state.referral == Referral(since=T0, rule_key="refer", rule_name="Refer", fact_id=facts[0].id)
+    assert state.referral == Referral(
+        since=T0, rule_key="refer", rule_name="Refer", fact_id=facts[0].id, severity="critical", summary="Refer"
+    )
     copy = state.copy()
     copy.last_given["hot"] = T0
     assert state.last_given["hot"] == T0 + DAY

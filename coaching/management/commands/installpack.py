@@ -43,6 +43,7 @@ class Command(BaseCommand):
             ("Updated (unchanged since an earlier version)", result.updated),
             ("Added", result.added),
             ("Left as clinicians changed them", result.kept),
+            ("Replaced (safety-critical, changed in a way this version does not allow)", result.replaced),
             ("Not added back (deleted by a clinician)", result.deleted),
         ]
         for label, keys in lines:
