@@ -13,11 +13,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from rules.internal.render import display_value, placeholders, render_message
-from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
+from rules.internal.render import MatchedCondition, display_value, matched_text, placeholders, render_message
+from rules.registry import ANY_FACT_TYPE, BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
     COUNT,
     LIST_OPERATORS,
+    MATCHED_PLACEHOLDER,
     NEGATIONS,
     OPERATORS,
     PARAMETER_KINDS,
@@ -26,6 +27,14 @@ from rules.spec import (
     coerce_list,
     coerce_value,
 )
+
+# What a preview shows for the referral a rule reminds of (the referral is known only when a
+# real event is judged): labelled chips, as the editor shows inserted values.
+REFERRAL_EXAMPLES = {
+    "referral_since": "[the date the referral began]",
+    "referral_rule": "[the rule that referred]",
+    "referral_advice": "[what that advice said]",
+}
 
 _NUMERIC_PHRASES = {
     "gte": "{label} of {value} or more",
@@ -82,7 +91,7 @@ def describe_window(hours: Any) -> str:
 def describe_condition(condition: Mapping[str, Any], field: FieldSpec | None, parameters: Mapping[str, Mapping]) -> str:
     """One condition as a phrase: "pain during the run of 5 or more (out of 10)"."""
     name = str(condition.get("field") or "?")
-    label = _lower_first(field.label) if field else name.replace("_", " ")
+    label = field.in_words if field else name.replace("_", " ")
     unit = field.unit if field else ""
     operator = str(condition.get("operator") or "")
     if condition.get("negate") and operator in _NEGATED:
@@ -120,12 +129,29 @@ def describe_condition(condition: Mapping[str, Any], field: FieldSpec | None, pa
     return f"{label} {operator_label} {display_value(value)}"
 
 
-def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[str, Mapping]) -> str:
+def _state_phrase(condition: Mapping[str, Any], field: FieldSpec) -> str:
+    """A condition on the policy's state as a clause: "while the member is under referral"."""
+    operator = str(condition.get("operator") or "")
+    try:
+        truthy = coerce_value(condition.get("value"), BOOLEAN)
+    except ValueError:
+        truthy = True
+    if (operator == "ne") != bool(condition.get("negate")):
+        truthy = not truthy
+    subject = registry.subject()[0]
+    return f"while the {subject} is {'' if truthy else 'not '}{field.in_words}"
+
+
+def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[str, Mapping]) -> tuple[str, str]:
     steps = spec.get("steps") or []
     fact_type_name = steps[step_number - 1].get("fact_type") if step_number <= len(steps) else ""
     fact_type = registry.fact_type(fact_type_name or "")
-    noun = fact_type.label.lower() if fact_type else (fact_type_name or "event")
+    if fact_type_name == ANY_FACT_TYPE:
+        noun = "event"
+    else:
+        noun = fact_type.label.lower() if fact_type else (fact_type_name or "event")
     groups: dict[int, list[str]] = {}
+    states: list[str] = []
     for condition in spec.get("conditions") or []:
         try:
             step = int(condition.get("step") or 1)
@@ -135,6 +161,9 @@ def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[
         if step != step_number:
             continue
         field = fact_type.field(str(condition.get("field") or "")) if fact_type else None
+        if field is not None and field.state:
+            states.append(_state_phrase(condition, field))
+            continue
         groups.setdefault(group, []).append(describe_condition(condition, field, parameters))
     parts = []
     for group in sorted(groups):
@@ -147,6 +176,8 @@ def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[
     if len(parts) > 1 and any(len(groups[g]) > 1 for g in groups):
         parts = [f"({p})" if len(groups[g]) > 1 else p for g, p in zip(sorted(groups), parts, strict=True)]
     condition_text = " and ".join(parts)
+    if states:
+        condition_text = (condition_text + ", " if condition_text else "") + " and ".join(states)
     return noun, condition_text
 
 
@@ -175,7 +206,10 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
         when += f" occur within {describe_window(spec.get('window_hours'))}"
     else:
         noun, conditions = _step_phrase(spec, 1, parameters)
-        when = f"When {_article(noun)} has {conditions}" if conditions else f"When any {noun} arrives"
+        if conditions.startswith("while "):
+            when = f"When {_article(noun)} arrives {conditions}"
+        else:
+            when = f"When {_article(noun)} has {conditions}" if conditions else f"When any {noun} arrives"
     severity = registry.severity_label(str(spec.get("severity") or "")) if spec.get("severity") else "…"
     message = " ".join(message_example(spec).split()) or "…"
     sentence = f"{when}: {_lower_first(severity)} — “{message}”"
@@ -190,6 +224,8 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
         policy.append("holds back less urgent advice on the same event")
     if spec.get("refers") is True:
         policy.append(f"refers the {registry.subject()[0]}")
+    if spec.get("follows_referral") is True:
+        policy.append("is as urgent as the referral in force when that is more urgent")
     if policy:
         sentence += "; it " + " and ".join(policy)
     if spec.get("enabled") is False:
@@ -210,9 +246,42 @@ def message_example(spec: Mapping[str, Any], template: str | None = None) -> str
         for name, field in fact_type.fields.items():
             if field.kind == TEXT and field.choices:
                 labels[name] = {code: field.choice_label(code) for code in field.choices}
-    return render_message(
-        text, placeholders(text), example_event(spec), _parameter_values(spec), _rule_settings(spec), labels=labels
-    )
+    event = example_event(spec)
+    extra = dict(REFERRAL_EXAMPLES)
+    names = placeholders(text)
+    if MATCHED_PLACEHOLDER in names:
+        extra[MATCHED_PLACEHOLDER] = matched_text(_matched_conditions(spec), event, labels) or "…"
+    return render_message(text, names, extra, event, _parameter_values(spec), _rule_settings(spec), labels=labels)
+
+
+def _matched_conditions(spec: Mapping[str, Any]) -> list[list[MatchedCondition]]:
+    """The last event's conditions by group, as ``{matched}`` reads them (unreadable ones left out)."""
+    steps = spec.get("steps") or []
+    fact_type = registry.fact_type(str(steps[-1].get("fact_type") or "")) if steps else None
+    if fact_type is None:
+        return []
+    parameters = _parameter_values(spec)
+    groups: dict[int, list[MatchedCondition]] = {}
+    for condition in spec.get("conditions") or []:
+        field = fact_type.field(str(condition.get("field") or ""))
+        if _int(condition.get("step"), 1) != len(steps) or field is None or field.state:
+            continue
+        operator = str(condition.get("operator") or "")
+        if condition.get("negate") and operator in NEGATIONS:
+            operator = NEGATIONS[operator]
+        value = parameters.get(condition["parameter"]) if condition.get("parameter") else condition.get("value")
+        try:
+            if operator in LIST_OPERATORS:
+                value = coerce_list(value)
+            elif value not in (None, ""):
+                value = coerce_value(value, field.kind)
+                if field.kind == DATE:
+                    value = dt.date.fromisoformat(value).toordinal()
+        except ValueError:
+            continue
+        matched = MatchedCondition(field.name, operator, value, field.kind, field.in_words, field.unit)
+        groups.setdefault(_int(condition.get("group"), 1), []).append(matched)
+    return [groups[group] for group in sorted(groups)]
 
 
 def example_event(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from rules.spec import (
     COUNT,
     COUNT_MAX,
     KIND_LABELS,
+    MATCHED_PLACEHOLDER,
     MSG_NOT_INTEGER,
     MSG_NOT_NUMBER,
     NUMBER_MAX,
@@ -75,6 +76,11 @@ SETTING_PLACEHOLDERS = [
     {"name": "window_days", "label": "Time window in days", "patterns": [SEQUENCE, COUNT]},
     {"name": "window_hours", "label": "Time window in hours", "patterns": [SEQUENCE, COUNT]},
     {"name": "cooldown_days", "label": "Cooldown in days", "patterns": [SINGLE, SEQUENCE, COUNT]},
+    {"name": MATCHED_PLACEHOLDER, "label": "What matched, in words", "patterns": [SINGLE, SEQUENCE, COUNT]},
+    # The referral in force: for a rule that fires only under referral (validation says so otherwise).
+    {"name": "referral_since", "label": "The date the referral began", "patterns": [SINGLE]},
+    {"name": "referral_rule", "label": "The rule that referred", "patterns": [SINGLE]},
+    {"name": "referral_advice", "label": "What the referring advice said", "patterns": [SINGLE]},
 ]
 
 

@@ -147,6 +147,10 @@ def test_advice_is_the_same_whatever_the_arrival_order_batching_or_reevaluation(
     coverage = policy_coverage()
     assert coverage["cooldown"] and coverage["pattern"], coverage
     assert coverage["referral"] or not strict, coverage
+    # Version 3's escalation is in every case: reminders under referral, running through pain,
+    # severe pain on runs as on reports.
+    given = set(Advice.objects.filter(gym=in_time.gym).values_list("rule_key", flat=True))
+    assert {"running-under-referral", "ran-through-pain", "severe-pain-refer"} <= given, given
 
 
 def rules_of(client: GymClient, member: str) -> set[tuple[str, str]]:

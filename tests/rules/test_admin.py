@@ -327,7 +327,10 @@ def test_the_editor_gives_its_script_the_ranges_and_the_words_of_the_live_checks
     assert (level["kind"], level["min"], level["max"]) == ("integer", 0, 10)
     assert catalog["messages"] == LIVE_CHECK_MESSAGES and catalog["messages"]["integer"] == S.MSG_NOT_INTEGER
     assert LIVE_CHECK_MESSAGES["outside"].format(value=15, low=0, high=10) == "15 is outside 0–10."
-    assert {"count", "window_days", "window_hours", "cooldown_days"} == {s["name"] for s in catalog["settings"]}
+    placeholders = {s["name"] for s in catalog["settings"]}
+    assert placeholders == {"count", "window_days", "window_hours", "cooldown_days", S.MATCHED_PLACEHOLDER} | set(
+        S.REFERRAL_PLACEHOLDERS
+    )
 
 
 def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):

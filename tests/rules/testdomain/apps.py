@@ -37,4 +37,8 @@ class TestDomainConfig(AppConfig):
         registry.register_severities([("critical", "Critical"), ("urgent", "Urgent"), ("note", "Note")])
         # Under referral a thermostat still gets critical and urgent advice, never a note.
         registry.register_referral_floor("urgent")
+        registry.register_indicators(
+            [("red", "Red"), ("amber", "Amber"), ("green", "Green")],
+            defaults={"critical": "red", "urgent": "amber", "note": "green"},
+        )
         registry.register_subject("thermostat", "thermostats")
