@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
+from ..catalog import CATEGORY_CODES, FACT_TYPES, INDICATORS, SEVERITY_CODES
 from ..evaluation import advice_order
 from ..models import Advice, Event
 from ..services import advice_for_event, advice_withdrawn_by
@@ -36,7 +36,7 @@ class CardSourceSerializer(serializers.Serializer):
 
 class CardSerializer(serializers.Serializer):
     summary = serializers.CharField(max_length=140)
-    indicator = serializers.ChoiceField(choices=["info", "warning", "critical"])
+    indicator = serializers.ChoiceField(choices=[code for code, _ in INDICATORS])
     detail = serializers.CharField()
     source = CardSourceSerializer()
 
