@@ -48,7 +48,7 @@ EVALUATIONS_FAILED = Counter(
 INGEST_CONFLICTS = Counter(
     "rlbp_ingest_conflicts",
     "Ingests that met a concurrent write to one of their members, by what followed: judged again "
-    "(again) or, after several, judged member by member under a lock (classic).",
+    "(again) or, after several, judged with their members locked (locked).",
     ["then"],
 )
 

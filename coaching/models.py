@@ -47,16 +47,16 @@ class Member(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     # Raised by every write to the member's events or advice: an ingest that judged without
-    # a lock writes only if the member is still at the revision it read (else it judges again
-    # under the member's lock), so evaluations of one member never interleave.
+    # a lock writes only if the member is still at the revision it read (else it reads and judges
+    # again), so evaluations of one member never interleave.
     revision = models.PositiveBigIntegerField(default=0, editable=False)
-    # What the decision policy remembers after the member's latest event ("through", its
-    # order key): the last time each rule's advice was given. An event later than all others
-    # is judged from this, without reading the member's advice.
-    # ... and the running state of the member's figures ("figures", ``coaching.figures.History``).
-    policy_state = models.JSONField(null=True, blank=True, editable=False)
+    # What judging keeps after the member's latest event ("through", its order key): the decision
+    # policy's memory ("decision", ``rules.evaluation.DecisionState``) and the running state of
+    # the figures ("figures", ``coaching.figures.History``), so that an event later than all
+    # others is judged without reading the member's advice or whole history.
+    kept_state = models.JSONField(null=True, blank=True, editable=False)
     # An ingest reads the member's events from this moment on: the latest event's, less the
-    # live rules' history window, when policy_state holds the running state of the figures; the
+    # live rules' history window, when kept_state holds the running state of the figures; the
     # beginning of time otherwise (the whole history is read and counted).
     read_from = models.DateTimeField(default=EARLIEST, editable=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,14 +12,14 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from rules.evaluation import HeldBack, timeline_judge
+from rules.evaluation import DecisionState, HeldBack, ruleset_live, timeline_judge
 
 from .catalog import PROFILE
-from .evaluation import advice_order, member_events, member_facts
+from .evaluation import advice_order, given_of, member_events, member_facts, replay_fact
 from .figures import figures_now
+from .internal.db.prepared import Prepared
+from .keys import key_hash
 from .models import Advice, Event, Gym, Member
-from .prepared import Prepared
-from .services import key_hash
 
 # An event still not evaluated this long after it arrived had its evaluation cut off.
 PENDING_AFTER = timedelta(minutes=2)
@@ -122,26 +123,23 @@ def member_timeline(*, member: Member, page: int | str = 1, per_page: int = TIME
 
 def _referrals_in_force(*, member: Member) -> dict[int, ReferralInForce]:
     """For each of the member's events, the referral in force when it was judged (after a
-    clearance on the event itself, before a referral it starts), read from the stored advice."""
-    starts = {
-        a.event_id: a
-        for a in Advice.objects.filter(member=member, refers=True, withdrawn_at__isnull=True).select_related("event")
-    }
-    if not starts:
+    clearance on the event itself, before a referral it starts), replayed from the stored advice
+    as the decision policy remembers it."""
+    stored: dict[int, list[Advice]] = defaultdict(list)
+    for advice in Advice.objects.filter(member=member, withdrawn_at__isnull=True).order_by("id"):
+        stored[advice.event_id].append(advice)
+    if not any(advice.refers for pieces in stored.values() for advice in pieces):
         return {}
-    ordered = member.events.order_by("occurred_at", "external_id").values_list(
-        "pk", "type", "data__cleared_by_physician"
-    )
+    events = list(member.events.order_by("occurred_at", "external_id"))
+    by_pk = {event.pk: event for event in events}
+    state, policy = DecisionState(), ruleset_live().policy
     in_force: dict[int, ReferralInForce] = {}
-    referral: ReferralInForce | None = None
-    for pk, event_type, cleared in ordered:
-        if event_type == PROFILE and cleared is True:
-            referral = None
+    for event in events:
+        referral = state.step(replay_fact(event), given_of(stored.get(event.pk, ())), policy=policy)
         if referral is not None:
-            in_force[pk] = referral
-        start = starts.get(pk)
-        if start is not None and referral is None:
-            referral = ReferralInForce(since=start.event.occurred_at, rule_name=start.rule_name, event=start.event)
+            in_force[event.pk] = ReferralInForce(
+                since=referral.since, rule_name=referral.rule_name, event=by_pk[int(referral.fact_id)]
+            )
     return in_force
 
 
@@ -239,3 +237,30 @@ def evaluations_pending_count() -> int:
     """Events waiting for an evaluation that failed (or was cut off a while ago)."""
     stale = timezone.now() - PENDING_AFTER
     return Event.objects.filter(evaluated=False).filter(Q(evaluation_error__gt="") | Q(received_at__lt=stale)).count()
+
+
+def advice_for_event(*, event: Event) -> list[Advice]:
+    """The event's current advice, most urgent first, and any its late arrival gave later events."""
+    return advice_for_events(events=[event])[event.pk]
+
+
+def advice_for_events(*, events: Collection[Event]) -> dict[int, list[Advice]]:
+    """``advice_for_event`` for each of ``events`` (by primary key), in one query."""
+    pks = {event.pk for event in events}
+    by_event: dict[int, list[Advice]] = {pk: [] for pk in pks}
+    current = Advice.objects.filter(withdrawn_at__isnull=True).filter(Q(event__in=pks) | Q(trigger__in=pks))
+    for advice in current.select_related("member", "event", "withdrawn_by"):
+        for pk in {advice.event_id, advice.trigger_id} & pks:
+            by_event[pk].append(advice)
+    for advice in by_event.values():
+        advice.sort(key=advice_order)
+    return by_event
+
+
+def advice_withdrawn_by(*, events: Collection[Event]) -> dict[int, list[Advice]]:
+    """The advice each of ``events`` withdrew by arriving late (by primary key), in one query."""
+    pks = {event.pk for event in events}
+    by_event: dict[int, list[Advice]] = {pk: [] for pk in pks}
+    for advice in Advice.objects.filter(withdrawn_by__in=pks).select_related("member", "event", "withdrawn_by"):
+        by_event[advice.withdrawn_by_id].append(advice)
+    return by_event

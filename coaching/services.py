@@ -10,20 +10,21 @@ import hashlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from . import metrics
 from .catalog import PROFILE
 from .figures import profile_merged
+from .ingest import IngestResult, events_ingest, members_rejudge
+from .keys import key_new
 from .logs import log_context
 from .models import Advice, Event, Gym, Member
 from .validation import CleanEvent, Errors, event_validate
@@ -33,32 +34,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "rlbp_"
 CONFLICT_MESSAGE = "An event with this external_id was already received with different content; nothing was changed."
 CLINICIANS_GROUP = "Clinicians"
 
 
 # -- gyms and keys -------------------------------------------------------------------------
-def key_hash(key: str) -> str:
-    """Keys are 256-bit random tokens, so a plain SHA-256 is enough (no slow KDF needed)."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _key_new() -> tuple[str, str, str]:
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, key_hash(key), key[: len(KEY_PREFIX) + 6]
-
-
 def gym_create(*, name: str) -> tuple[Gym, str]:
     """Create a gym; returns it with its API key, which is never retrievable again."""
-    key, digest, prefix = _key_new()
+    key, digest, prefix = key_new()
     gym = Gym.objects.create(name=name, key_hash=digest, key_prefix=prefix)
     return gym, key
 
 
 def gym_key_rotate(*, gym: Gym) -> str:
     """Issue a new key for ``gym``; the old one stops working at once."""
-    key, digest, prefix = _key_new()
+    key, digest, prefix = key_new()
     gym.key_hash, gym.key_prefix = digest, prefix
     gym.save(update_fields=["key_hash", "key_prefix"])
     return key
@@ -69,13 +59,6 @@ class EventInvalid(Exception):
     def __init__(self, errors: Errors) -> None:
         super().__init__("invalid event")
         self.errors = errors
-
-
-class IngestResult(NamedTuple):
-    status: int  # 201 new, 200 identical repeat, 409 conflicting repeat
-    event: Event
-    advice: list[Advice]  # the event's current advice, and advice its late arrival gave later events
-    withdrawn: list[Advice]  # advice its late arrival withdrew
 
 
 @dataclass(frozen=True)
@@ -100,7 +83,7 @@ def event_ingest(*, gym: Gym, payload: Any) -> IngestResult:
     if errors or clean is None:
         raise EventInvalid(errors)
     with log_context(event=clean.external_id):
-        return _events_ingest(gym=gym, cleans=[clean])[0]
+        return events_ingest(gym=gym, cleans=[clean], content_hash=event_content_hash)[0]
 
 
 def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
@@ -118,7 +101,8 @@ def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
             items[index] = BatchItem(status=400, errors=errors)
         else:
             indexed.append((index, clean))
-    results = _events_ingest(gym=gym, cleans=[clean for _, clean in indexed]) if indexed else []
+    cleans = [clean for _, clean in indexed]
+    results = events_ingest(gym=gym, cleans=cleans, content_hash=event_content_hash) if indexed else []
     for (index, _), result in zip(indexed, results, strict=True):
         errors = {"external_id": [CONFLICT_MESSAGE]} if result.status == 409 else None
         items[index] = BatchItem(
@@ -129,73 +113,6 @@ def events_ingest_batch(*, gym: Gym, payloads: list[Any]) -> list[BatchItem]:
             errors=errors,
         )
     return [item for item in items if item is not None]
-
-
-def _events_ingest(*, gym: Gym, cleans: Sequence[CleanEvent]) -> list[IngestResult]:
-    """Valid events of any members: the set-based path (``coaching.ingest``), or, when a
-    concurrent write got in its way, each member under its lock (the same result)."""
-    from .ingest import events_ingest_set
-
-    answers = events_ingest_set(gym=gym, cleans=cleans, content_hash=event_content_hash)
-    if answers is not None:
-        return [IngestResult(a.status, a.event, a.advice, a.withdrawn) for a in answers]
-    by_member: dict[str, list[int]] = {}
-    for position, clean in enumerate(cleans):
-        by_member.setdefault(clean.member, []).append(position)
-    results: list[IngestResult | None] = [None] * len(cleans)
-    for member_external_id, positions in by_member.items():
-        member_results = _member_ingest(
-            gym=gym, member_external_id=member_external_id, cleans=[cleans[p] for p in positions]
-        )
-        for position, result in zip(positions, member_results, strict=True):
-            results[position] = result
-    return [result for result in results if result is not None]
-
-
-def _member_ingest(*, gym: Gym, member_external_id: str, cleans: Sequence[CleanEvent]) -> list[IngestResult]:
-    """Store one member's events (repeats recognised by their content) and judge what is new."""
-    from .evaluation import event_order, member_judge_safely, member_lock
-
-    judged = None
-    with log_context(gym=gym.pk, member=member_external_id), transaction.atomic():
-        member, _created = Member.objects.get_or_create(gym=gym, external_id=member_external_id)
-        member = member_lock(member_id=member.pk)
-        known = {
-            e.external_id: e
-            for e in Event.objects.select_related("member").filter(
-                gym=gym, external_id__in={c.external_id for c in cleans}
-            )
-        }
-        answers: list[tuple[int, Event]] = []
-        new: list[Event] = []
-        for clean in cleans:
-            content_hash = event_content_hash(clean)
-            event = known.get(clean.external_id)
-            if event is None:
-                event, created = _event_store(gym=gym, member=member, clean=clean, content_hash=content_hash)
-                known[clean.external_id] = event
-                if created:
-                    new.append(event)
-                    answers.append((201, event))
-                    continue
-            answers.append((200 if event.content_hash == content_hash else 409, event))
-        if any(e.type == PROFILE for e in new):
-            member_profile_refresh(member=member)
-        to_judge = new + [e for status, e in answers if status == 200 and not e.evaluated and e.member_id == member.pk]
-        if to_judge:
-            earliest = min(to_judge, key=event_order)
-            cause = min(new, key=event_order) if new else None
-            judged = member_judge_safely(member=member, since=event_order(earliest), cause=cause, new_events=to_judge)
-    # Counted once the transaction has ended: what a rollback undid was never stored.
-    metrics.events_stored(new)
-    if judged is not None:
-        metrics.advice_changed(created=judged.created, withdrawn=judged.withdrawn)
-    events = [event for _, event in answers]
-    for event in events:
-        event.refresh_from_db(fields=["evaluated", "evaluation_error", "figures"])
-    advice = advice_for_events(events=events)
-    withdrawn = advice_withdrawn_by(events=events)
-    return [IngestResult(status, event, advice[event.pk], withdrawn[event.pk]) for status, event in answers]
 
 
 def event_content_hash(clean: CleanEvent) -> str:
@@ -211,72 +128,11 @@ def event_content_hash(clean: CleanEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def event_build(*, gym: Gym, member: Member | None, clean: CleanEvent, content_hash: str, **fields: Any) -> Event:
-    """The (unsaved) event a clean payload describes, with its offset kept for local days."""
-    offset = clean.occurred_at.utcoffset() or timedelta(0)
-    return Event(
-        gym=gym,
-        member=member,
-        external_id=clean.external_id,
-        type=clean.type,
-        occurred_at=clean.occurred_at,
-        utc_offset_minutes=int(offset.total_seconds() // 60),
-        data=clean.data,
-        content_hash=content_hash,
-        **fields,
-    )
-
-
-def _event_store(
-    *, gym: Gym, member: Member, clean: CleanEvent, content_hash: str, recorded_by: str = ""
-) -> tuple[Event, bool]:
-    """Store the event; (the stored event, True), or (the one stored first by a concurrent request, False)."""
-    try:
-        with transaction.atomic():
-            event = event_build(gym=gym, member=member, clean=clean, content_hash=content_hash, recorded_by=recorded_by)
-            event.save(force_insert=True)
-            return event, True
-    except IntegrityError:  # a concurrent request stored the same external_id first
-        existing = Event.objects.select_related("member").filter(gym=gym, external_id=clean.external_id).first()
-        if existing is None:
-            raise
-        return existing, False
-
-
 def member_profile_refresh(*, member: Member) -> None:
     """Recompute the stored profile from all profile events: the latest by occurred_at wins."""
     data = member.events.filter(type=PROFILE).order_by("occurred_at", "external_id").values_list("data", flat=True)
     member.profile = profile_merged(data)
     member.save(update_fields=["profile"])
-
-
-def advice_for_event(*, event: Event) -> list[Advice]:
-    """The event's current advice, most urgent first, and any its late arrival gave later events."""
-    return advice_for_events(events=[event])[event.pk]
-
-
-def advice_for_events(*, events: Collection[Event]) -> dict[int, list[Advice]]:
-    """``advice_for_event`` for each of ``events`` (by primary key), in one query."""
-    from .evaluation import advice_order
-
-    pks = {event.pk for event in events}
-    by_event: dict[int, list[Advice]] = {pk: [] for pk in pks}
-    current = Advice.objects.filter(withdrawn_at__isnull=True).filter(Q(event__in=pks) | Q(trigger__in=pks))
-    for advice in current.select_related("member", "event", "withdrawn_by"):
-        for pk in {advice.event_id, advice.trigger_id} & pks:
-            by_event[pk].append(advice)
-    for advice in by_event.values():
-        advice.sort(key=advice_order)
-    return by_event
-
-
-def advice_withdrawn_by(*, events: Collection[Event]) -> dict[int, list[Advice]]:
-    """The advice each of ``events`` withdrew by arriving late (by primary key), in one query."""
-    pks = {event.pk for event in events}
-    by_event: dict[int, list[Advice]] = {pk: [] for pk in pks}
-    for advice in Advice.objects.filter(withdrawn_by__in=pks).select_related("member", "event", "withdrawn_by"):
-        by_event[advice.withdrawn_by_id].append(advice)
-    return by_event
 
 
 @dataclass
@@ -319,28 +175,14 @@ def events_reevaluate(
     is kept as it is, so repeating it changes nothing. ``pending`` selects only events whose
     evaluation failed or was cut off.
     """
-    from .evaluation import event_order, member_judge_safely, member_lock
-
     result = ReevaluationResult()
-    for member_pk, count in members_for_reevaluation(member=member, gym=gym, since=since, pending=pending).items():
-        with transaction.atomic():
-            locked = member_lock(member_id=member_pk)
-            selected = Event.objects.filter(member=locked)
-            if pending:
-                selected = selected.filter(evaluated=False)
-            if since is not None:
-                selected = selected.filter(occurred_at__gte=since)
-            first = selected.order_by("occurred_at", "external_id").first()
-            judged = None
-            if first is not None:
-                judged = member_judge_safely(
-                    member=locked, since=event_order(first) if (since or pending) else None, cause=None
-                )
-        if judged is not None:
-            metrics.advice_changed(created=judged.created, withdrawn=judged.withdrawn)
+    selected = members_for_reevaluation(member=member, gym=gym, since=since, pending=pending)
+    for one in Member.objects.filter(pk__in=selected).select_related("gym").order_by("pk"):
+        count = selected[one.pk]
+        judged = members_rejudge(member=one, since=since, pending=pending)
         result.members += 1
         result.events += count
-        if judged is None:
+        if judged.failed:
             result.failed += count
         else:
             result.advice_created += len(judged.created)
@@ -353,8 +195,6 @@ def events_reevaluate(
 def referral_clear(*, member: Member, user: Any, at: datetime | None = None) -> Event:
     """A clinician's "mark cleared": recorded as a profile event of the member (cleared by a
     physician), with the clinician's name, and judged like any event."""
-    from .validation import CleanEvent
-
     at = at or timezone.now()
     name = (user.get_full_name() or user.get_username()) if user is not None else ""
     clean = CleanEvent(
@@ -364,11 +204,7 @@ def referral_clear(*, member: Member, user: Any, at: datetime | None = None) -> 
         occurred_at=at,
         data={"cleared_by_physician": True},
     )
-    with transaction.atomic():  # the clearance and the name of who recorded it, or neither
-        result = _member_ingest(gym=member.gym, member_external_id=member.external_id, cleans=[clean])[0]
-        Event.objects.filter(pk=result.event.pk).update(recorded_by=name)
-    result.event.recorded_by = name
-    return result.event
+    return events_ingest(gym=member.gym, cleans=[clean], content_hash=event_content_hash, recorded_by=name)[0].event
 
 
 # -- members -----------------------------------------------------------------------------

@@ -171,20 +171,27 @@ class DecisionState:
             referral=Referral.load(referral) if referral else None,
         )
 
+    def step(self, fact: Fact, given: Sequence[Given], *, policy: Policy) -> Referral | None:
+        """Remember a fact already judged and what was given on it, as ``decide`` did; returns the
+        referral in force when it was judged (after a clearance on it, before one it started)."""
+        if fact.clears_referral:
+            self.clear(policy)
+        in_force = self.referral
+        for advice in given:
+            self.last_given[advice.rule_key] = fact.occurred_at
+            if advice.started_referral:
+                self.referral = Referral(
+                    fact.occurred_at, advice.rule_key, advice.rule_name, fact.id, advice.severity, advice.summary
+                )
+        return in_force
+
     @classmethod
     def replay(cls, steps: Iterable[tuple[Fact, Sequence[Given]]], *, policy: Policy) -> DecisionState:
         """The state after facts already judged, from what was given on each (in time order):
         what ``decide`` remembered of them, without judging them again."""
         state = cls()
         for fact, given in steps:
-            if fact.clears_referral:
-                state.clear(policy)
-            for advice in given:
-                state.last_given[advice.rule_key] = fact.occurred_at
-                if advice.started_referral:
-                    state.referral = Referral(
-                        fact.occurred_at, advice.rule_key, advice.rule_name, fact.id, advice.severity, advice.summary
-                    )
+            state.step(fact, given, policy=policy)
         return state
 
 

@@ -31,7 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from django.db import transaction
 
     from coaching.models import Event, Gym, Member
-    from coaching.services import event_build, event_content_hash
+    from coaching.evaluation import event_build
+    from coaching.services import event_content_hash
     from coaching.validation import event_validate
 
     gym = Gym.objects.get(name=args.gym)

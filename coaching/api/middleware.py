@@ -23,7 +23,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .. import metrics
-from ..database import database_unavailable
+from ..internal.db.database import database_unavailable
 from ..logs import log_context
 
 logger = logging.getLogger(__name__)

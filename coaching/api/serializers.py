@@ -14,7 +14,7 @@ from rest_framework import serializers
 from ..catalog import CATEGORY_CODES, FACT_TYPES, INDICATORS, SEVERITY_CODES
 from ..evaluation import advice_order
 from ..models import Advice, Event
-from ..services import advice_for_event, advice_withdrawn_by
+from ..selectors import advice_for_event, advice_withdrawn_by
 from .schema import EVENT_DATA_SCHEMA
 
 DATETIME_FILTER_INVALID = "Must be an ISO 8601 date (2026-11-20) or date and time (2026-11-20T07:30:00+01:00)."

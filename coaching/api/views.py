@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
 from .. import metrics, selectors, services
-from ..database import OK, database_unavailable, database_write_status
+from ..internal.db.database import OK, database_unavailable, database_write_status
 from ..logs import log_context_add
 from ..models import Member
 from .authentication import GymKeyAuthentication, IsGym

@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 from django.forms.models import model_to_dict
 
-from coaching.bulk import objects_insert, rows_update
+from coaching.internal.db.bulk import objects_insert, rows_update
 from coaching.models import Event, Member
 
 pytestmark = pytest.mark.django_db
@@ -78,9 +78,9 @@ def test_a_member_saved_after_it_was_set_gives_its_key_and_an_unsaved_one_refuse
 
 
 def test_a_json_none_is_stored_as_null_as_django_stores_it(client):
-    member = Member(gym=client.gym, external_id="no-state", policy_state=None)
+    member = Member(gym=client.gym, external_id="no-state", kept_state=None)
     objects_insert([member])
-    assert Member.objects.filter(pk=member.pk, policy_state__isnull=True).exists()
+    assert Member.objects.filter(pk=member.pk, kept_state__isnull=True).exists()
 
 
 @pytest.mark.parametrize("count", [1, 3])
@@ -88,7 +88,7 @@ def test_rows_update_writes_only_rows_whose_guard_still_holds(client, count):
     members = [Member(gym=client.gym, external_id=f"guarded-{n}", revision=4) for n in range(count)]
     objects_insert(members)
     since = dt.datetime(2026, 3, 1, 7, 30, 0, 5, tzinfo=dt.UTC)
-    names = ["revision", "referral_since", "referral_rule_key", "policy_state"]
+    names = ["revision", "referral_since", "referral_rule_key", "kept_state"]
     rows = [(m.pk, 4, [5, since, 'say "hi" \\', {"through": ["x", "y"], **AWKWARD}]) for m in members]
     Member.objects.filter(pk=members[-1].pk).update(revision=9)  # written meanwhile by someone else
 
@@ -96,10 +96,10 @@ def test_rows_update_writes_only_rows_whose_guard_still_holds(client, count):
     for member in members[:-1]:
         member.refresh_from_db()
         assert (member.revision, member.referral_since, member.referral_rule_key) == (5, since, 'say "hi" \\')
-        assert member.policy_state == {"through": ["x", "y"], **AWKWARD}
+        assert member.kept_state == {"through": ["x", "y"], **AWKWARD}
     last = Member.objects.get(pk=members[-1].pk)
-    assert (last.revision, last.referral_since, last.policy_state) == (9, None, None)
+    assert (last.revision, last.referral_since, last.kept_state) == (9, None, None)
 
     forgotten = [(m.pk, 5, [6, None]) for m in members[:-1]]
-    assert rows_update(Member, ["revision", "policy_state"], forgotten, guard="revision") == count - 1
-    assert Member.objects.filter(revision=6, policy_state__isnull=True).count() == count - 1  # SQL NULL
+    assert rows_update(Member, ["revision", "kept_state"], forgotten, guard="revision") == count - 1
+    assert Member.objects.filter(revision=6, kept_state__isnull=True).count() == count - 1  # SQL NULL

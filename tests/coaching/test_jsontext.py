@@ -1,4 +1,4 @@
-"""The hot path's JSON (``coaching.jsontext``, by orjson) gives exactly the values the ``json``
+"""The hot path's JSON (``coaching.internal.db.jsontext``, by orjson) gives exactly the values the ``json``
 module gives: integers beyond 64 bits stay exact integers, every float keeps its bits, text of
 any plane (and lone surrogates, which only ``json`` can write) survives, nested to any depth;
 and a JSONField read through a prepared query gives what the ORM gives."""
@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-from coaching.jsontext import json_field_loader, json_text, json_value
+from coaching.internal.db.jsontext import json_field_loader, json_text, json_value
 from coaching.models import Event
 
 TEXTS = [

@@ -48,7 +48,7 @@ def test_on_time_events_are_judged_from_the_kept_state_reading_only_the_window(p
     member = Member.objects.get(external_id="m-1")
     last = Event.objects.filter(member=member).latest("occurred_at")
     assert member.read_from == last.occurred_at - WINDOW
-    assert member.policy_state["figures"]["version"] == FIGURES_VERSION
+    assert member.kept_state["figures"]["version"] == FIGURES_VERSION
 
     client.send([run(at=day(45 + n / 2), distance_km=6) for n in range(6)], expect=200)
     client.send(run(at=day(49), distance_km=30), expect=201)
@@ -60,8 +60,8 @@ def test_on_time_events_are_judged_from_the_kept_state_reading_only_the_window(p
 def test_a_state_kept_by_another_version_of_the_figures_is_counted_again_and_every_figure_set_right(pack, client):
     long_history(client, days=30)
     member = Member.objects.get(external_id="m-1")
-    member.policy_state["figures"]["version"] = FIGURES_VERSION - 1  # as kept before a release
-    member.save(update_fields=["policy_state"])
+    member.kept_state["figures"]["version"] = FIGURES_VERSION - 1  # as kept before a release
+    member.save(update_fields=["kept_state"])
     oldest = Event.objects.filter(member=member).earliest("occurred_at")
     Event.objects.filter(pk=oldest.pk).update(figures={"counted": "the old way"})
 
@@ -69,7 +69,7 @@ def test_a_state_kept_by_another_version_of_the_figures_is_counted_again_and_eve
 
     stored_figures_are_the_counted_ones()
     member.refresh_from_db()
-    assert member.policy_state["figures"]["version"] == FIGURES_VERSION
+    assert member.kept_state["figures"]["version"] == FIGURES_VERSION
 
 
 def test_a_failed_evaluation_drops_the_kept_state_and_the_next_ingest_counts_everything(pack, client, monkeypatch):
@@ -78,7 +78,7 @@ def test_a_failed_evaluation_drops_the_kept_state_and_the_next_ingest_counts_eve
     client.send(run(at=day(31), external_id="outage"), expect=201)
     monkeypatch.undo()
     member = Member.objects.get(external_id="m-1")
-    assert (member.policy_state, member.read_from) == (None, EARLIEST)
+    assert (member.kept_state, member.read_from) == (None, EARLIEST)
 
     client.send([run(at=day(32)), pain(at=day(33), pain=3)], expect=200)
 
@@ -156,12 +156,12 @@ def test_a_state_kept_in_an_earlier_form_gives_what_the_stored_advice_says(pack,
     for gym in (client, other_client):
         long_history(gym, days=20)
     member = Member.objects.get(gym=client.gym, external_id="m-1")
-    kept = member.policy_state
+    kept = member.kept_state
     assert isinstance(kept["through"][0], int) and kept["decision"]["last_given"]
     kept["through"][0] = moment_unpack(kept["through"][0]).isoformat()
     kept["last_given"] = {key: moment_unpack(at).isoformat() for key, at in kept.pop("decision")["last_given"].items()}
     kept["figures"]["version"] = 1
-    member.save(update_fields=["policy_state"])
+    member.save(update_fields=["kept_state"])
 
     later = [run(at=day(20), distance_km=9, pain_during=3), pain(at=day(20, hour=20), pain=5)]
     answers = [gym.send(later, expect=200).json() for gym in (client, other_client)]
@@ -169,4 +169,4 @@ def test_a_state_kept_in_an_earlier_form_gives_what_the_stored_advice_says(pack,
     assert advice[0] == advice[1] and any(advice[0])
     stored_figures_are_the_counted_ones(gym=client.gym)
     member.refresh_from_db()
-    assert member.policy_state["figures"]["version"] == FIGURES_VERSION
+    assert member.kept_state["figures"]["version"] == FIGURES_VERSION

@@ -7,13 +7,13 @@ import pytest
 from django.db.models import Q
 
 from coaching.models import Event, Member
-from coaching.prepared import Prepared
+from coaching.internal.db.prepared import Prepared
 
 from .conftest import day, run
 
 pytestmark = pytest.mark.django_db
 
-COLUMNS = ("pk", "external_id", "occurred_at", "data", "evaluated", "member__external_id", "member__policy_state")
+COLUMNS = ("pk", "external_id", "occurred_at", "data", "evaluated", "member__external_id", "member__kept_state")
 
 
 def touched(gym_id, ids, keys):
@@ -58,7 +58,7 @@ def test_columns_not_asked_for_stay_as_the_database_gave_them(stored):
     data = COLUMNS.index("data")
     converted = PREPARED.converted(rows, compiled, [data])
     assert all(isinstance(row[data], dict) for row in converted)
-    member_state = COLUMNS.index("member__policy_state")
+    member_state = COLUMNS.index("member__kept_state")
     raw = [row[member_state] for row in rows]
     assert [row[member_state] for row in converted] == raw
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def conflicts() -> float:
     return sum(
-        REGISTRY.get_sample_value("rlbp_ingest_conflicts_total", {"then": then}) or 0 for then in ("again", "classic")
+        REGISTRY.get_sample_value("rlbp_ingest_conflicts_total", {"then": then}) or 0 for then in ("again", "locked")
     )
 
 

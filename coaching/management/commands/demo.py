@@ -10,8 +10,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from coaching.keys import key_hash
 from coaching.models import Gym
-from coaching.services import clinician_ensure, gym_create, gym_key_rotate, key_hash
+from coaching.services import clinician_ensure, gym_create, gym_key_rotate
 
 DEMO_GYM = "Demo gym"
 DEMO_CLINICIAN = "clinician"

@@ -11,7 +11,7 @@ On PostgreSQL Django 5.2 sends the rows as one array per column (UNNEST); psycop
 quotes inside every JSON value of such an array with a regular-expression substitution that
 runs Python code per quote character (31 of the 84 ms the two inserts of an array took). A
 multi-row VALUES list sends each value on its own, quoted by libpq; on PostgreSQL the rows go
-as one JSON document (written by ``coaching.jsontext``) that the server turns into rows.
+as one JSON document (written by ``coaching.internal.db.jsontext``) that the server turns into rows.
 """
 
 from __future__ import annotations

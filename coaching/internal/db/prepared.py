@@ -6,7 +6,7 @@ a member's history for one posted event took 1.03 ms, 0.63 ms of it compiling th
 ordinary queryset, compiled once for each shape of its parameters (the lengths of its lists)
 with stand-in values in their places, and then run with the real values; its rows come back
 through the converters Django itself applies (JSON, aware datetimes, booleans), when and for
-the columns the caller asks; JSON by ``coaching.jsontext`` (the same values, faster). On
+the columns the caller asks; JSON by ``coaching.internal.db.jsontext`` (the same values, faster). On
 PostgreSQL a shape that has run a few times is also prepared on the server, once per
 connection (``_server_prepared``): planning it took longer than running it.
 """

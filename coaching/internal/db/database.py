@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import F
 
-from .models import Gym
+from coaching.models import Gym
 
 # SQLSTATE of PostgreSQL's "cannot execute INSERT in a read-only transaction"; psycopg raises it as an
 # InternalError, not an OperationalError, so it needs naming.
