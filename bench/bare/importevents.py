@@ -30,8 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     django.setup()
     from django.db import transaction
 
-    from coaching.models import Event, Gym, Member
     from coaching.evaluation import event_build
+    from coaching.models import Event, Gym, Member
     from coaching.services import event_content_hash
     from coaching.validation import event_validate
 

@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from coaching.api.authentication import GymKeyAuthentication, IsGym
 from coaching.api.parsers import LimitedJSONParser
-from coaching.models import Gym, Member
 from coaching.evaluation import event_build
+from coaching.models import Gym, Member
 from coaching.services import event_content_hash
 from coaching.validation import event_validate
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.db.models import Q
 
-from coaching.models import Event, Member
 from coaching.internal.db.prepared import Prepared
+from coaching.models import Event, Member
 
 from .conftest import day, run
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from coaching.internal.db import prepared as prepared_module
 from coaching.ingest.read import _TOUCHED, _TOUCHED_NO_FIGURES
+from coaching.internal.db import prepared as prepared_module
 
 from .conftest import day, pain, run
 
