@@ -98,8 +98,8 @@ def given_of(advice: Sequence[Advice]) -> list[Given]:
 
 def history_start(events: Sequence[Event], start: int, window: timedelta) -> int:
     """The first of ``events`` (in judging order) that judging ``events[start:]`` can look back
-    to: the engine's patterns see only facts within ``window`` of the one judged. Facts for the
-    older events are never needed; making them was a third of an array's judging."""
+    to: the engine's patterns see only facts within ``window`` of the one judged, so facts for
+    the older events are never made."""
     if start >= len(events):
         return start
     since = events[start].occurred_at - window

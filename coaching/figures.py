@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
@@ -296,14 +296,6 @@ def profile_apply(profile: dict[str, Any], data: Mapping[str, Any] | None) -> No
     profile.update(data)
     if data.get("back_injury") is True and data.get("cleared_by_physician") is not True:
         profile["cleared_by_physician"] = False
-
-
-def profile_merged(profile_data_oldest_first: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Profile events merged oldest first (``profile_apply``)."""
-    merged: dict[str, Any] = {}
-    for data in profile_data_oldest_first:
-        profile_apply(merged, data)
-    return merged
 
 
 def event_pain(event: EventLike) -> int | None:

@@ -35,10 +35,8 @@ JSONL = "jsonl"
 FORMATS = (CSV, JSONL)
 FORMAT_LABELS = {CSV: "CSV", JSONL: "JSON Lines"}
 EXTENSIONS = {".csv": CSV, ".jsonl": JSONL, ".ndjson": JSONL, ".json": JSONL}
-# Lines per call of events_ingest_batch. Each call reads every touched member's history once and
-# judges each member once, so larger chunks do that less often: 50,000 lines of 500 members
-# (python -m bench.history --lines 50000 --bad 0.01 --time) took 90.7 s in chunks of 2,000 and
-# 34.4 s in chunks of 10,000, on this 2-core machine. Memory stays small.
+# Lines per call of events_ingest_batch: each call reads and judges every touched member once, so
+# larger chunks do that less often (docs/benchmarks.md: ``python -m bench.history``).
 CHUNK_SIZE = 10_000
 # An upload in the admin is stored in the database until a worker has imported it.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024

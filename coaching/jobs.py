@@ -17,18 +17,18 @@ from typing import Any
 
 from django.conf import settings
 
+from rules.jobs import job_start
 from rules.models import Job
 
 from . import services
-from .models import Member
+from .imports import IMPORT_JOB, event_import_run
+from .models import EventImport, Member
 
 REEVALUATE_JOB = "reevaluate"
 
 
 def reevaluate_start(starts: dict[int, dt.datetime], *, user: Any = None) -> Job:
     """Re-judge each member (pk) from the given moment on, as a job on the queue."""
-    from rules.jobs import job_start
-
     count = len(starts)
     return job_start(
         REEVALUATE_JOB,
@@ -52,9 +52,6 @@ def reevaluate_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
 
 
 def import_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, Any]:
-    from .imports import event_import_run
-    from .models import EventImport
-
     upload = event_import_run(upload=EventImport.objects.get(pk=job.params["import"]), progress=progress)
     if upload.problem:
         return {"file_not_read": upload.problem}
@@ -66,18 +63,9 @@ def evaluations_complete() -> dict[str, int]:
     return asdict(services.events_reevaluate(pending=True))
 
 
-def rate_counters_prune() -> dict[str, int]:
-    """Forget the rate limit's counters of windows that ended (the periodic job)."""
-    from .api.throttling import counters_prune
-
-    return counters_prune()
-
-
 def jobs_register(registry: Any) -> None:
-    from .imports import IMPORT_JOB
-
     registry.register_job(REEVALUATE_JOB, reevaluate_job)
     registry.register_job(IMPORT_JOB, import_job)
     every = int(getattr(settings, "EVALUATIONS_COMPLETE_SECONDS", 60))
     registry.register_periodic("evaluations-complete", every, evaluations_complete)
-    registry.register_periodic("rate-counters-prune", 3600, rate_counters_prune)
+    registry.register_periodic("rate-counters-prune", 3600, services.rate_counters_prune)

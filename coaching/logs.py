@@ -42,10 +42,6 @@ def log_context_add(**fields: Any) -> None:
         _context.set({**current, **{k: v for k, v in fields.items() if v is not None}})
 
 
-def log_context_get() -> dict[str, Any]:
-    return dict(_context.get())
-
-
 class LogContextFilter(logging.Filter):
     """Copies the context onto the record: one attribute per field, and ``context`` for text."""
 

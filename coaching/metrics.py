@@ -17,14 +17,14 @@ import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-if TYPE_CHECKING:
-    from .models import Advice, Event
+from .models import Advice, Event
+from .selectors import evaluations_pending_count
 
 REQUESTS = Counter(
     "rlbp_http_requests", "HTTP requests answered, by method, view and status.", ["method", "view", "status"]
@@ -96,8 +96,6 @@ class PendingEvaluations:
     """A collector reading the pending evaluations from the database when scraped."""
 
     def collect(self) -> Iterator[Any]:
-        from .selectors import evaluations_pending_count
-
         yield GaugeMetricFamily(
             "rlbp_evaluations_pending",
             "Events waiting for an evaluation that failed or was cut off (as /healthz counts them).",

@@ -1,8 +1,5 @@
-"""Writes of the coaching domain: gyms and keys, event ingest and evaluation, erasure.
-
-The rules engine is reached only through ``rules.services`` (imported where used, so
-the domain's non-evaluation parts never depend on the engine being importable).
-"""
+"""Writes of the coaching domain: gyms and keys, events (through the pipeline of
+``coaching.ingest``), re-evaluation, clearance, erasure, clinicians and the rule pack."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import Group, Permission
@@ -21,16 +18,15 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from rules.packs import PackInstall, pack_install
+
 from .catalog import PROFILE
-from .figures import profile_merged
 from .ingest import IngestResult, events_ingest, members_rejudge
 from .keys import key_new
 from .logs import log_context
-from .models import Advice, Event, Gym, Member
+from .models import Advice, Event, Gym, Member, RateCounter
+from .rulepack import LATEST, PACK_FILES, rulepack
 from .validation import CleanEvent, Errors, event_validate
-
-if TYPE_CHECKING:
-    from rules.packs import PackInstall
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +124,6 @@ def event_content_hash(clean: CleanEvent) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def member_profile_refresh(*, member: Member) -> None:
-    """Recompute the stored profile from all profile events: the latest by occurred_at wins."""
-    data = member.events.filter(type=PROFILE).order_by("occurred_at", "external_id").values_list("data", flat=True)
-    member.profile = profile_merged(data)
-    member.save(update_fields=["profile"])
-
-
 @dataclass
 class ReevaluationResult:
     events: int = 0
@@ -207,6 +196,12 @@ def referral_clear(*, member: Member, user: Any, at: datetime | None = None) -> 
     return events_ingest(gym=member.gym, cleans=[clean], content_hash=event_content_hash, recorded_by=name)[0].event
 
 
+def rate_counters_prune() -> dict[str, int]:
+    """Forget the rate limit's counters of windows that ended (a periodic job)."""
+    forgotten, _ = RateCounter.objects.filter(expires_at__lt=timezone.now()).delete()
+    return {"forgotten": forgotten}
+
+
 # -- members -----------------------------------------------------------------------------
 def member_erase(*, member: Member) -> None:
     """Erase the member with every event and piece of advice about them."""
@@ -262,10 +257,6 @@ def rulepack_install(*, upgrade: bool = False) -> PackInstall:
     """Install the default rule pack (``rules.packs.pack_install``: a first install publishes it;
     later, missing rules are staged in the draft); with ``upgrade``, stage the latest version over
     the rules of earlier versions nobody changed. Returns the ``PackInstall`` report."""
-    from rules.packs import pack_install
-
-    from .rulepack import LATEST, PACK_FILES, rulepack
-
     return pack_install(
         pack=rulepack(LATEST),
         earlier=[rulepack(version) for version in PACK_FILES if version < LATEST],

@@ -89,9 +89,8 @@ class AdviceSerializer(serializers.ModelSerializer):
 
 
 # The serializers' declared fields are the answers' shape (and the OpenAPI schema); these write
-# that shape directly: answering a POST is the API's hot path, and DRF builds and deep-copies
-# every field of a serializer for each object it writes (an array's answer took a tenth of its
-# time). tests/coaching/test_serializers.py holds the two equal.
+# that shape directly, because DRF builds and deep-copies every field for each object it writes
+# on the API's hot path. tests/coaching/test_serializers.py holds the two equal.
 
 
 def advice_representation(advice: Advice) -> dict[str, Any]:

@@ -93,12 +93,6 @@ def counter_upsert(key: str, window: int) -> int:
         return cursor.fetchone()[0]
 
 
-def counters_prune() -> dict[str, int]:
-    """Forget the counters of windows that ended (a periodic job)."""
-    forgotten, _ = RateCounter.objects.filter(expires_at__lt=timezone.now()).delete()
-    return {"forgotten": forgotten}
-
-
 class GymRateThrottle(BaseThrottle):
     scope = "gym"
     timer = staticmethod(time.time)

@@ -2,12 +2,12 @@
 handler.
 
 SQLite lets one transaction write at a time. A writer that finds the write lock taken is put
-to sleep by SQLite's busy handler in growing steps (1, 2, 5, 10, ... 100 ms) however soon the
-lock is freed: with 8 threads of one web process posting events, most of a request's latency
-was these sleeps (p99 340 ms for requests of 5 ms). Here the threads of one process wait on
+to sleep by SQLite's busy handler in growing steps however soon the lock is freed, and with
+several threads of one web process posting events those sleeps make most of a request's
+latency. Here the threads of one process wait on
 a Python lock and the next one starts the moment the writer before it commits. Writers in
-other processes (the queue worker, more web processes) still meet SQLite's busy handler, as
-before; the lock only orders what SQLite would serialize anyway.
+other processes (the queue worker, more web processes) still meet SQLite's busy handler; the
+lock only orders what SQLite would serialize anyway.
 
 Used for every SQLite database of the product (``config.settings``); transactions that do
 not take the write lock when they begin (``transaction_mode`` other than IMMEDIATE or

@@ -1,15 +1,14 @@
 """Many new rows of one model in one statement: what ``bulk_create`` runs, without its machinery.
 
-For an array of 500 events Django's ``bulk_create`` spent three times as long in Python as the
-database took to insert the events and their advice (SQLite, in-process: 47 ms of Python for
-16 ms of SQL), resolving and compiling every value through the insert compiler. Here each
+Django's ``bulk_create`` spends longer in Python than the database takes to insert an array's
+events and advice, resolving and compiling every value through the insert compiler. Here each
 column's values go through the field's own ``get_db_prep_save`` (so they are exactly what
 Django would send), except plain strings, integers, booleans and None for the plain field
 classes, which that leaves as they are; the rows' primary keys come back with RETURNING.
 
 On PostgreSQL Django 5.2 sends the rows as one array per column (UNNEST); psycopg escapes the
 quotes inside every JSON value of such an array with a regular-expression substitution that
-runs Python code per quote character (31 of the 84 ms the two inserts of an array took). A
+runs Python code per quote character. A
 multi-row VALUES list sends each value on its own, quoted by libpq; on PostgreSQL the rows go
 as one JSON document (written by ``coaching.internal.db.jsontext``) that the server turns into rows.
 """

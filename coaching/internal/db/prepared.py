@@ -1,8 +1,7 @@
 """Queries of the API's hot path, compiled once per shape and run many times.
 
-Building and compiling a queryset costs Django more than the database takes to run it: reading
-a member's history for one posted event took 1.03 ms, 0.63 ms of it compiling the queryset and
-0.09 ms running its SQL (measured in-process on SQLite). A ``Prepared`` query is written as an
+Building and compiling a queryset costs Django more than the database takes to run the hot
+path's small queries. A ``Prepared`` query is written as an
 ordinary queryset, compiled once for each shape of its parameters (the lengths of its lists)
 with stand-in values in their places, and then run with the real values; its rows come back
 through the converters Django itself applies (JSON, aware datetimes, booleans), when and for
@@ -160,8 +159,7 @@ class Prepared:
 def _server_prepared(connection: Any, cursor: Any, compiled: _Compiled) -> bool:
     """Whether ``compiled`` is (now) a prepared statement of the connection, to be run by name.
 
-    On PostgreSQL the planning of the ingest's read took three times as long as running it
-    (0.46 and 0.13 ms for a single event, the server busy with nothing else); a prepared
+    PostgreSQL plans the ingest's read for longer than it takes to run it, and a prepared
     statement is planned once per connection. Only outside a transaction, so that a refusal
     (or a statement gone, behind a pooler that shares server connections) costs nothing but
     the statement itself, which then runs as it is; Django's persistent connections keep the

@@ -3,8 +3,7 @@
 gunicorn serves the product with ``--web-concurrency`` processes (gunicorn restarts one that
 dies), each serving one request at a time unless ``--threads`` says more: on CPython, threads of
 one process take turns on the interpreter lock, and an API request, mostly Python, then waits for
-it; measured with 16 clients on PostgreSQL, 2 processes of 1 thread answered 331 events/s
-(p99 76 ms) where 2 of 4 threads answered 219 (p99 98 ms). Slow clients are a reverse proxy's
+it, so processes serve more than threads (docs/benchmarks.md). Slow clients are a reverse proxy's
 job (docs/deployment.md). Beside it run ``--queue-workers`` task-queue workers (``manage.py worker``), each
 restarted if it dies. Ctrl+C or SIGTERM stops them all gracefully. ``make run`` and
 ``make serve`` call this; on several hosts, run it on each (or run gunicorn and the workers
