@@ -1,5 +1,10 @@
 """gunicorn settings for running several worker processes (``gunicorn -c config/gunicorn.py``).
 
+Proxy headers (``X-Forwarded-Proto`` and the like) are trusted only from the addresses in
+``FORWARDED_ALLOW_IPS`` (comma-separated; none when unset, where gunicorn's own default
+would trust 127.0.0.1): a client talking to gunicorn directly cannot make a request look
+as if it came over HTTPS.
+
 What multi-process Prometheus metrics need (coaching/metrics.py), and the garbage collector
 told to leave the objects loaded at start alone and to collect after a large request
 (rules/process.py); everything else is given on the command line.
@@ -10,6 +15,8 @@ are removed when it exits. Without it, nothing happens.
 
 import glob
 import os
+
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 
 
 def on_starting(server):
