@@ -26,6 +26,7 @@ from django.db import transaction
 
 from rules.registry import BOOLEAN, INTEGER, NUMBER
 
+from . import metrics
 from .catalog import FACT_TYPES
 from .models import EventImport, Gym
 from .services import events_ingest_batch
@@ -153,6 +154,7 @@ def events_import(
     if progress is not None:
         progress(report.lines)
     report.bad.sort(key=lambda bad: bad.line)  # lines that could not even be parsed came first
+    metrics.events_imported(created=report.created, repeated=report.repeated, bad=report.bad_count)
     return report
 
 

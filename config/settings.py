@@ -32,8 +32,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it to a long random string (debug is off unless "
-            "DJANGO_DEBUG=true)."
+            "DJANGO_SECRET_KEY is not set. Set it to a long random string (debug is off unless DJANGO_DEBUG=true)."
         )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (debug only)
 
@@ -252,6 +251,11 @@ elif CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_entries"}}
 
+# Several processes of a host write their metrics to files in this directory (coaching/metrics.py);
+# it must exist before the first of them is counted.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # Who may read GET /metrics: comma-separated IPs or networks (CIDR).
 METRICS_ALLOWED_IPS = [
     ip.strip() for ip in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",") if ip.strip()
@@ -260,6 +264,10 @@ METRICS_ALLOWED_IPS = [
 # LOG_FORMAT=json: one JSON object per line; anything else: plain text. Either way each line
 # carries what is known of its request (request id, gym, member, event, ruleset version).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT == "json":
+    from coaching.logs import json_everywhere
+
+    json_everywhere()  # warnings and uncaught exceptions as JSON lines too
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -277,5 +285,17 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     # One line per request (method, path, status, duration): REQUEST_LOG_LEVEL=WARNING silences it.
-    "loggers": {"coaching.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "coaching.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")},
+        # `serve`'s own lines: the deployment checks, what it started, a queue worker restarted.
+        "coaching.serve": {"level": "INFO"},
+    },
 }
+
+# Error reports to Sentry when SENTRY_DSN is set (off by default), never with members' data:
+# see config/error_tracking.py for what a report holds.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "").strip()
+if SENTRY_DSN:
+    from config.error_tracking import error_tracking_init
+
+    error_tracking_init(dsn=SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"))
