@@ -25,3 +25,9 @@ urlpatterns = [
     # Anything else under /api answers in JSON (a missing trailing slash is redirected).
     re_path(r"^api(?:/.*)?$", api_not_found),
 ]
+
+# Errors Django answers outside any view: JSON under /api/ (config/errors.py).
+handler400 = "config.errors.bad_request"
+handler403 = "config.errors.permission_denied"
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"

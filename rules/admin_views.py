@@ -33,7 +33,16 @@ from rules.forms import (
 )
 from rules.internal.render import with_unit
 from rules.models import Rule, RuleChange, RulesetVersion
-from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_read, ruleset_diff, spec_diff
+from rules.packs import (
+    PACK_MAX_BYTES,
+    PackError,
+    pack_dumps,
+    pack_export,
+    pack_import,
+    pack_read,
+    ruleset_diff,
+    spec_diff,
+)
 from rules.registry import registry
 from rules.selectors import (
     rule_spec,
@@ -500,8 +509,11 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data.get("pack")
+        # A file over the pack's bound is read no further than needed to refuse it.
         pack_text = (
-            upload.read().decode("utf-8", errors="replace") if upload else form.cleaned_data.get("pack_text", "")
+            upload.read(PACK_MAX_BYTES + 1).decode("utf-8", errors="replace")
+            if upload
+            else form.cleaned_data.get("pack_text", "")
         )
         if not pack_text:
             form.add_error("pack", "Choose a rule pack file.")

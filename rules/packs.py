@@ -45,6 +45,14 @@ MSG_PACK_VERSION = (
 )
 MSG_PACK_EMPTY = "This rule pack has no rules."
 MSG_PACK_INVALID = "The rule pack has problems; nothing was imported."
+# A pack of the most rules with the longest texts fits with room to spare; beyond it a file is
+# refused before it is read.
+PACK_MAX_BYTES = 2 * 1024 * 1024
+MSG_PACK_TOO_LARGE = (
+    "This file is larger than 2 MiB, the most a rule pack can be, so nothing was imported. Check that it "
+    "is the rule pack you meant, and that no text in it is longer than the rule editor allows."
+)
+MSG_PACK_TOO_DEEP = "This file is not a rule pack: its JSON is nested far deeper than any rule pack."
 
 
 class PackError(Exception):
@@ -94,10 +102,15 @@ def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
 def pack_read(text: str | bytes) -> Pack:
     """The pack's rules and settings, validated exactly as publishing validates them (bounds,
     engine limits, a test evaluation); raises PackError with every problem."""
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > PACK_MAX_BYTES:
+        raise PackError(MSG_PACK_TOO_LARGE)
     try:
         pack = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise PackError(MSG_PACK_NOT_JSON) from None
+    except RecursionError:
+        raise PackError(MSG_PACK_TOO_DEEP) from None
     if not isinstance(pack, dict) or pack.get("format") != PACK_FORMAT or not isinstance(pack.get("rules"), list):
         raise PackError(MSG_PACK_FORMAT)
     found = pack.get("format_version", PACK_FORMAT_VERSION)
@@ -115,6 +128,8 @@ def pack_read(text: str | bytes) -> Pack:
         return Pack(rules=ruleset_check(rules, settings=settings), settings=settings_normalize(settings))
     except RuleValidationError as exc:
         raise PackError(MSG_PACK_INVALID, exc.errors) from None
+    except RecursionError:  # a value nested deep enough to pass the parser, not the checks
+        raise PackError(MSG_PACK_TOO_DEEP) from None
 
 
 def pack_import(
