@@ -67,14 +67,14 @@ class Host:
     key: str = ""
 
     @classmethod
-    def make(cls, directory: Path, **env: str) -> Host:
+    def make(cls, directory: Path, database_url: str = "", **env: str) -> Host:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "LOG_", "SENTRY_"))}
         base.pop("CACHE_URL", None)
         host = cls(
             directory=directory,
             env={
                 **base,
-                "DATABASE_URL": f"sqlite:///{directory / 'db.sqlite3'}",
+                "DATABASE_URL": database_url or f"sqlite:///{directory / 'db.sqlite3'}",
                 "DJANGO_SECRET_KEY": "host-test-" + "k" * 50,
                 **env,
             },
