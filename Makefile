@@ -2,6 +2,7 @@
 # make serve : production: WEB_CONCURRENCY web processes on HOST:PORT and QUEUE_WORKERS workers
 # make test  : set up everything and run the whole suite
 # make bench : engine and API benchmarks (prints tables; BENCH_API_ARGS=--full for the long API run)
+# make wheels: the wheels of every requirement in wheelhouse/, to install hosts without a compiler
 # Interpreter: the first of python3.12, python3.11, python3.13 (or python3, if it is one of
 # them) on PATH; PYTHON=/path/to/python3.x picks one, VENV=.venv-3.13 gives it its own
 # virtualenv (CI runs the suite in .venv and again with PYTHON=python3.13 VENV=.venv-3.13).
@@ -30,7 +31,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run serve test test-postgres lint bench screenshots venv setup clean
+.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -98,5 +99,20 @@ bench: setup
 	$(KEY_ENV) $(PY) -m bench.engine
 	$(KEY_ENV) $(PY) -m bench.api $(BENCH_API_ARGS)
 
+# The wheels of every requirement of requirements.txt, durable-rules' C extension built here (with
+# the flag CPython 3.13 needs), into the git-ignored wheelhouse/: a host with the same CPython
+# version and platform then installs with `pip install --no-index --find-links wheelhouse -r
+# requirements.txt`, no compiler needed (docs/deployment.md). PYTHON=... builds for another version.
+WHEELHOUSE ?= wheelhouse
+wheels: venv
+	@mkdir -p $(WHEELHOUSE)
+	@rm -f $(WHEELHOUSE)/durable_rules-*.whl
+	$(if $(DURABLE_CPPFLAGS),CPPFLAGS="$(DURABLE_CPPFLAGS) $$CPPFLAGS") $(PIP) wheel -q --disable-pip-version-check \
+		--no-cache-dir --no-binary durable-rules --no-deps --wheel-dir $(WHEELHOUSE) "$(DURABLE_RULES)"
+	grep -v '^durable-rules==' requirements.txt > $(WHEELHOUSE)/requirements-without-durable-rules.txt
+	$(PIP) wheel -q --disable-pip-version-check --wheel-dir $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements-without-durable-rules.txt
+	@rm -f $(WHEELHOUSE)/requirements-without-durable-rules.txt
+	@echo "Wheels for CPython $(PYTHON_VERSION) in $(WHEELHOUSE)/: $$(ls $(WHEELHOUSE)/*.whl | wc -l) files"
+
 clean:
-	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3
+	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3 $(WHEELHOUSE)
