@@ -53,6 +53,15 @@ MSG_PACK_TOO_LARGE = (
     "is the rule pack you meant, and that no text in it is longer than the rule editor allows."
 )
 MSG_PACK_TOO_DEEP = "This file is not a rule pack: its JSON is nested far deeper than any rule pack."
+MSG_PACK_SHAPE = "Not as a rule pack writes it: {expected}."
+# What each part of a rule is in a pack (as exportpack writes it), checked before any rule is read.
+_LISTS = ("steps", "conditions", "parameters")
+_TEXTS = {
+    "": ("key", "category", "severity", "pattern"),
+    "steps": ("fact_type",),
+    "conditions": ("field", "operator", "parameter"),
+    "parameters": ("name", "kind"),
+}
 
 
 class PackError(Exception):
@@ -124,12 +133,40 @@ def pack_read(text: str | bytes) -> Pack:
     settings = pack.get("settings") or {}
     if not isinstance(settings, dict):
         raise PackError(MSG_PACK_FORMAT)
+    shape = _shape_problems(rules)
+    if shape:
+        raise PackError(MSG_PACK_INVALID, shape)
     try:
         return Pack(rules=ruleset_check(rules, settings=settings), settings=settings_normalize(settings))
     except RuleValidationError as exc:
         raise PackError(MSG_PACK_INVALID, exc.errors) from None
     except RecursionError:  # a value nested deep enough to pass the parser, not the checks
         raise PackError(MSG_PACK_TOO_DEEP) from None
+
+
+def _shape_problems(rules: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Parts of the rules that are not the kind of JSON value a pack holds there (a list where a
+    text belongs, a text where a list of objects does): refused by name before validation."""
+    problems: dict[str, list[str]] = {}
+    for number, rule in enumerate(rules, start=1):
+        owner = rule.get("key") if isinstance(rule.get("key"), str) and rule.get("key") else f"rule {number}"
+
+        def texts(item: dict[str, Any], names: tuple[str, ...], path: str, owner: str = owner) -> None:
+            for name in names:
+                if item.get(name) is not None and not isinstance(item[name], str):
+                    problems[f"{owner}: {path}{name}"] = [MSG_PACK_SHAPE.format(expected="a text")]
+
+        texts(rule, _TEXTS[""], "")
+        for head in _LISTS:
+            items = rule.get(head)
+            if items is None:
+                continue
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                problems[f"{owner}: {head}"] = [MSG_PACK_SHAPE.format(expected="a list of objects")]
+                continue
+            for index, item in enumerate(items):
+                texts(item, _TEXTS[head], f"{head}.{index}.")
+    return problems
 
 
 def pack_import(

@@ -16,6 +16,7 @@ from rules import spec as S
 from rules.models import Rule, RulesetVersion
 from rules.packs import (
     MSG_PACK_INVALID,
+    MSG_PACK_SHAPE,
     MSG_PACK_TOO_DEEP,
     MSG_PACK_TOO_LARGE,
     PACK_MAX_BYTES,
@@ -139,3 +140,21 @@ def test_the_admin_import_refuses_deep_json_and_a_huge_pack_in_words(admin_clien
     expected = MSG_PACK_TOO_DEEP if hostile == "deep" else MSG_PACK_TOO_LARGE
     assert expected in shown
     assert pack_export()["rules"][0]["description"] == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "expected"),
+    [
+        ({"steps": [{"fact_type": ["reading"]}]}, "hot: steps.0.fact_type", "a text"),
+        ({"steps": "reading"}, "hot: steps", "a list of objects"),
+        ({"conditions": [1]}, "hot: conditions", "a list of objects"),
+        ({"parameters": [{"name": ["a"], "kind": "number", "value": 1}]}, "hot: parameters.0.name", "a text"),
+        ({"key": ["hot"]}, "rule 1: key", "a text"),
+        ({"severity": {"level": 1}}, "hot: severity", "a text"),
+    ],
+)
+def test_a_pack_of_the_wrong_shape_is_refused_naming_the_part_not_with_a_traceback(change, where, expected):
+    with pytest.raises(PackError) as refused:
+        pack_read(pack_of({**make_spec(), **change}))
+    assert refused.value.message == MSG_PACK_INVALID
+    assert refused.value.errors[where] == [MSG_PACK_SHAPE.format(expected=expected)]
