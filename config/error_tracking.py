@@ -47,7 +47,6 @@ def error_tracking_init(*, dsn: str, environment: str = "production", **options:
         environment=environment,
         release=VERSION,
         integrations=[DjangoIntegration(transaction_style="url")],
-        send_default_pii=False,
         include_local_variables=False,
         max_request_body_size="never",
         max_breadcrumbs=0,

@@ -55,6 +55,7 @@ def current(member: str) -> list[str]:
     return sorted(advice.values_list("rule_key", flat=True))
 
 
+@pytest.mark.django_db(transaction=True)  # a real worker runs the job, committing as it goes
 def test_after_a_publish_the_clinician_may_rerun_the_affected_members_as_a_job(client, pack):
     days_ago = timezone.now() - dt.timedelta(days=3)
     for member in ("m-1", "m-2"):
