@@ -44,6 +44,7 @@ from rules.internal.runtime import (
     loaded_reset,
 )
 from rules.registry import UNDER_REFERRAL, Registry, registry
+from rules.spec import ruleset_validate
 
 __all__ = [
     "HELD_COOLDOWN",
@@ -515,8 +516,9 @@ def facts_evaluate_many(*, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list
 class Evaluator:
     """Matches and judges facts against given rule specs (a draft, an import) instead of the live version.
 
-    Used by "try it", simulation and the test evaluation before a publish. Call ``close()``
-    (or use it as a context manager) to free the engine.
+    Used by "try it", simulation and the test evaluation before a publish. The specs are validated
+    (unless ``checked``) and compiled against ``catalog``, the registry unless given. Call
+    ``close()`` (or use it as a context manager) to free the engine.
     """
 
     def __init__(
@@ -528,10 +530,9 @@ class Evaluator:
         catalog: Registry | None = None,
         checked: bool = False,
     ) -> None:
-        from rules.services import ruleset_check
-
-        normalized = list(specs) if checked else ruleset_check(specs, settings=settings, smoke_test=False)
-        compiled = ruleset_compile(normalized, catalog=catalog or registry, settings=settings)
+        catalog = catalog if catalog is not None else registry
+        normalized = list(specs) if checked else ruleset_validate(specs, settings=settings, catalog=catalog)
+        compiled = ruleset_compile(normalized, catalog=catalog, settings=settings)
         self.loaded = LoadedRuleset(version, compiled)
 
     @property

@@ -29,13 +29,13 @@ from rules.services import (
     ruleset_check,
     ruleset_publish,
     ruleset_settings_save,
-    safety_problems,
 )
 from rules.spec import (
     RULE_FIELDS,
     RULESET_SETTINGS,
     RuleValidationError,
     rule_field_label,
+    safety_problems,
     settings_normalize,
     spec_normalize,
 )

@@ -47,11 +47,14 @@ def sample_facts(catalog: Registry) -> list:
     return facts
 
 
-def ruleset_smoke_test(specs: Sequence[Mapping[str, Any]], *, settings: Mapping[str, Any]) -> None:
-    """Load ``specs`` into the engine and judge the sample facts with them; raises on any failure."""
+def ruleset_smoke_test(
+    specs: Sequence[Mapping[str, Any]], *, settings: Mapping[str, Any], catalog: Registry = registry
+) -> None:
+    """Load ``specs`` (validated against ``catalog``) into the engine and judge sample facts of
+    ``catalog``'s types with them; raises on any failure."""
     from rules.evaluation import Evaluator
 
-    with Evaluator(specs=specs, settings=settings, checked=True) as evaluator:
-        for decision in evaluator.judge(sample_facts(registry)):
+    with Evaluator(specs=specs, settings=settings, catalog=catalog, checked=True) as evaluator:
+        for decision in evaluator.judge(sample_facts(catalog)):
             for match in decision.given:
                 _ = match.message, match.summary  # rendering must work too
