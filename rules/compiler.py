@@ -74,6 +74,7 @@ class Policy:
     referring: frozenset[str]  # the rules that refer: a clearance ends their cooldowns
     severities: tuple[str, ...]  # most urgent first
     indicators: Mapping[str, str] = field(default_factory=dict)  # severity -> default indicator
+    subject: str = "subject"  # what the facts are about, as its explanations name it
 
     def rank(self, severity: str) -> int:
         return self.severities.index(severity) if severity in self.severities else len(self.severities)
@@ -293,6 +294,7 @@ def ruleset_compile(
         referring=frozenset(s["key"] for s in enabled if s.get("refers")),
         severities=tuple(ranks),
         indicators=catalog.indicator_defaults(),
+        subject=catalog.subject()[0],
     )
     return CompiledRuleset(
         single_json=json.dumps({s["key"]: _compile_single(s, catalog) for s in singles}, sort_keys=True),

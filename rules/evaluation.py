@@ -14,13 +14,15 @@ The public surface of the engine for domain apps. Two steps, each with one home:
      fact from being given;
    - *referral*: a rule that refers the subject (and whose advice is given) puts them under
      referral from that fact on; until a fact that clears the referral, only advice at least
-     as urgent as the registry's referral floor is given;
+     as urgent as the catalog's referral floor is given;
    - *the limit*: at most ``advice_limit`` pieces of advice per fact, most urgent first, then
      by the rules' priority (lower first), then by key.
 
    Advice held back for any reason starts no cooldown and no referral. ``timeline_judge``
    judges a subject's facts one at a time in time order, so the outcome is a function of the
-   facts alone, whatever order they arrived in.
+   facts alone, whatever order they arrived in. What the policy reads besides the matches (the
+   limit, the referral floor, the severities, the subject's words) is compiled into the ruleset
+   it judges with (``Policy``), from the catalog the ruleset was compiled against.
 """
 
 from __future__ import annotations
@@ -348,7 +350,7 @@ def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, policy
         for match in candidates:
             if match.rank > floor:
                 explanation = MSG_HELD_REFERRAL.format(
-                    subject=registry.subject()[0], date=_date(referral.since), rule=referral.rule_name
+                    subject=policy.subject, date=_date(referral.since), rule=referral.rule_name
                 )
                 held.append(
                     HeldBack(match, HELD_REFERRAL, explanation, by_rule=referral.rule_key, since=referral.since)
