@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rules.compiler import Policy, ruleset_compile
+from rules.internal.compiler import Policy, ruleset_compile
 from rules.internal.engine import EngineClosedError
 from rules.internal.runtime import (
     Evaluation,

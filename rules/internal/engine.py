@@ -9,7 +9,7 @@ action, and retracts exactly what it asserted. The database stays the only sourc
 truth, so any worker can evaluate any member and nothing lives in the engine between calls.
 
 Every rule this adapter loads binds one fact: durable_rules corrupts memory when facts
-that completed a multi-fact action are retracted (see rules.compiler), so patterns are
+that completed a multi-fact action are retracted (see rules.internal.compiler), so patterns are
 chained by the adapter from per-step one-fact rules.
 """
 

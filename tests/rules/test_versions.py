@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 
 from rules import services
-from rules.compiler import ruleset_compile
+from rules.internal.compiler import ruleset_compile
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.registry import registry
 from rules.selectors import ruleset_draft_specs
