@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
-from rules.admin_views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
+from rules.admin.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
+from rules.admin.views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
-from rules.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import FactSource, registry

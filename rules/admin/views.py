@@ -2,7 +2,7 @@
 roll back, discard the draft, import/export and statistics.
 
 Each view checks the rules models' permissions, calls one service or selector, and renders.
-``RuleAdmin.get_urls`` wires them in (see rules/admin.py).
+``RuleAdmin.get_urls`` wires them in (see rules/admin/modeladmins.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rules import jobs, simulation
-from rules.audit import change_summary, diff_html, draft_state, rule_statistics
-from rules.describe import message_example, spec_describe
-from rules.forms import (
+from rules.admin.audit import change_summary, diff_html, draft_state, rule_statistics
+from rules.admin.describe import message_example, spec_describe
+from rules.admin.forms import (
     ImportForm,
     PublishForm,
     RollbackForm,
