@@ -75,4 +75,5 @@ def version_live_number() -> int:
 
 
 def rule_changes(rule_key: str) -> QuerySet[RuleChange]:
+    """The change log of one rule, newest first."""
     return RuleChange.objects.filter(rule_key=rule_key).select_related("changed_by")

@@ -32,10 +32,11 @@ from rules.admin.forms import (
     catalog_json,
 )
 from rules.internal.render import with_unit
-from rules.models import Rule, RuleChange, RulesetVersion
+from rules.models import Rule, RulesetVersion
 from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_read, ruleset_diff, spec_diff
 from rules.registry import registry
 from rules.selectors import (
+    rule_changes,
     rule_spec,
     rules_with_children,
     ruleset_draft_settings,
@@ -156,7 +157,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
         spec = rule_spec(rule) if rule else {}
         editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
     previews = message_previews(spec)
-    changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
+    changes = list(rule_changes(rule.key)[:8]) if rule else []
     title = f"Rule “{rule.key}”" if rule else "New rule"
     return _render(
         request,
