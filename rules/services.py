@@ -1,4 +1,4 @@
-"""Writes of the rules app: save rules to the draft, publish, roll back, install packs.
+"""Writes of the rules app: save rules to the draft, publish, roll back, discard the draft.
 
 Evaluation lives in ``rules.evaluation``. Publishing validates the whole ruleset, checks it
 against the engine's limits and evaluates it once on sample facts of every type, so a
@@ -350,23 +350,3 @@ def draft_discard(*, user: Any = None) -> RulesetVersion:
         origin_version=live.number,
     )
     return live
-
-
-def ruleset_install_pack(
-    specs: Sequence[Mapping[str, Any]], *, comment: str, user: Any = None, settings: Mapping[str, Any] | None = None
-) -> bool:
-    """Add the pack's rules whose keys are new (never overwriting edits); publish if anything changed.
-
-    Idempotent: a second call with the same pack changes nothing and returns False.
-    """
-    with transaction.atomic():
-        existing = set(Rule.objects.values_list("key", flat=True))
-        added = [spec for spec in specs if spec["key"] not in existing]
-        for spec in added:
-            rule_save(spec=spec, user=user, origin=RuleChange.Origin.INSTALL)
-        if settings is not None and not RulesetSettings.objects.exists():
-            ruleset_settings_save(settings=settings, user=user, origin=RuleChange.Origin.INSTALL)
-    if added or not RulesetVersion.objects.exists():
-        ruleset_publish(user=user, comment=comment)
-        return True
-    return False
