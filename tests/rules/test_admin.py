@@ -21,7 +21,7 @@ from rules.admin.views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTI
 from rules.evaluation import Fact
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
-from rules.registry import FactSource, registry
+from rules.registry import AdviceTally, FactSource, registry
 from rules.selectors import ruleset_draft_settings, ruleset_draft_specs
 from rules.services import MSG_CONFLICT, MSG_KEY_FIXED, MSG_KEY_TAKEN
 from rules.spec import spec_normalize
@@ -79,8 +79,13 @@ class MemorySource(FactSource):
             facts = [f for f in self.facts if f.group == group]
             yield facts, {f.id: f"Group {group}" for f in facts}
 
-    def advice_counts(self, *, since):
-        return self.counts
+    def advice_statistics(self, *, first_day: dt.date) -> list[AdviceTally]:
+        return [
+            AdviceTally(rule_key, day, current=count)
+            for rule_key, per_day in self.counts.items()
+            for day, count in per_day.items()
+            if day >= first_day
+        ]
 
 
 @pytest.fixture
