@@ -93,11 +93,6 @@ def pack_dumps(pack: Mapping[str, Any]) -> str:
     return json.dumps(pack, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
-    """The pack's rules, validated and normalized; raises PackError with every problem."""
-    return pack_read(text).rules
-
-
 def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:
     """The pack's rules and settings, validated exactly as publishing validates them (bounds,
     engine limits, safety-critical rules, a test evaluation); raises PackError with every problem.

@@ -102,10 +102,6 @@ class CompiledRuleset:
     choice_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     policy: Policy = field(default_factory=lambda: Policy(1, 0, frozenset(), ()))
 
-    @property
-    def rule_order(self) -> tuple[str, ...]:
-        return tuple(self.rules)
-
     @functools.cached_property
     def history_fields(self) -> frozenset[str]:
         """The fields a pattern reads of a fact other than the one judged: its steps'
