@@ -812,11 +812,11 @@ MSG_TOO_MANY_COMBINATIONS = (
     "{max}. Use fewer alternatives or split the rule."
 )
 MSG_KEY_TWICE = "Two rules use this key."
-# The engine expands "any of these" groups into every combination (4 groups of 20 alternatives
-# made it fail); the default pack's widest rule has 36.
+# The engine expands "any of these" groups into every combination of their alternatives, and
+# fails on a rule with too many of them.
 MAX_COMBINATIONS_PER_RULE = 64
 # durable_rules refuses a fact when more than 64 branches of its network hold at once (error
-# 303, measured; see _engine_limits): keep a margin.
+# 303, see _engine_limits): this keeps a margin.
 MAX_RULES_PER_FACT_TYPE = 60
 
 

@@ -3,7 +3,7 @@
 Two rulesets come out of one rule version. Rules about one event go into the "single"
 ruleset, which only ever sees the new fact: history cannot change their answer, so it is
 never asserted there. Each step of a pattern across events becomes a one-fact rule named
-``<key>#<step>`` in the "steps" ruleset, which sees the new fact with the member's history
+``<key>#<step>`` in the "steps" ruleset, which sees the new fact with the subject's history
 inside the widest window; the adapter then chains the facts that satisfied each step in
 time order within the pattern's window (``chains``).
 
