@@ -139,9 +139,9 @@ RULESET_SETTINGS: dict[str, tuple[str, Any]] = {
 }
 
 
-def rule_field_label(name: str) -> str:
+def rule_field_label(name: str, catalog: Registry = registry) -> str:
     """A rule field's label as a clinician reads it, in the domain's words ("Refers the member")."""
-    return RULE_FIELDS[name][0].format(subject=registry.subject()[0])
+    return RULE_FIELDS[name][0].format(subject=catalog.subject()[0])
 
 
 def error_place(path: str) -> str:
@@ -620,7 +620,7 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
                 if placeholder is not None and placeholder not in allowed:
                     add(name, unknown.format(value=placeholder))
                 elif placeholder in REFERRAL_PLACEHOLDERS and not under_referral:
-                    where = rule_field_label(name).lower()
+                    where = rule_field_label(name, catalog).lower()
                     label = next((f.label for f in _state_fields(catalog) if f.name == UNDER_REFERRAL), UNDER_REFERRAL)
                     add(name, MSG_REFERRAL_PLACEHOLDER.format(where=where, value=placeholder, field=label))
         except ValueError:
@@ -684,7 +684,7 @@ def spec_safety_problems(spec: Mapping[str, Any], reference: Mapping[str, Any], 
         errors["severity"] = [MSG_SAFETY_SEVERITY.format(name=name, severity=label)]
     for setting in ("holds_back_lower", "refers", "follows_referral"):
         if reference[setting] and not spec[setting]:
-            label = rule_field_label(setting)
+            label = rule_field_label(setting, catalog)
             errors[setting] = [MSG_SAFETY_SETTING.format(name=name, setting=label)]
     if _structure(spec) != _structure(reference):
         errors["conditions"] = [MSG_SAFETY_STRUCTURE.format(name=name)]

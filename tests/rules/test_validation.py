@@ -193,3 +193,9 @@ def test_a_ruleset_is_checked_against_the_catalog_it_is_given():
     with pytest.raises(RuleValidationError) as refused:
         services.ruleset_check(boiler_specs())  # the registry's domain has no pressures
     assert "“pressure” is not an event type" in refused.value.errors["leak: steps.0.fact_type"][0]
+
+
+def test_a_safety_critical_rule_is_defended_in_the_words_of_the_catalog_it_is_checked_against():
+    leak = boiler_specs()[0]
+    problems = S.spec_safety_problems({**leak, "refers": False}, leak, boiler_catalog())
+    assert problems == {"refers": [S.MSG_SAFETY_SETTING.format(name="Leak", setting="Refers the boiler")]}
