@@ -519,7 +519,9 @@ class Evaluator:
     """Matches and judges facts against given rule specs (a draft, an import) instead of the live version.
 
     Used by "try it", simulation and the test evaluation before a publish. The specs are validated
-    (unless ``checked``) and compiled against ``catalog``, the registry unless given. Call
+    (unless ``checked``) and compiled against ``catalog``, the registry unless given; they need not
+    hold the safety-critical rules, which a ruleset must hold to be published, not to be judged
+    (one rule tried on its own, a version published before a rule became safety-critical). Call
     ``close()`` (or use it as a context manager) to free the engine.
     """
 
@@ -533,7 +535,9 @@ class Evaluator:
         checked: bool = False,
     ) -> None:
         catalog = catalog if catalog is not None else registry
-        normalized = list(specs) if checked else ruleset_validate(specs, settings=settings, catalog=catalog)
+        normalized = (
+            list(specs) if checked else ruleset_validate(specs, settings=settings, safety=False, catalog=catalog)
+        )
         compiled = ruleset_compile(normalized, catalog=catalog, settings=settings)
         self.loaded = LoadedRuleset(version, compiled)
 

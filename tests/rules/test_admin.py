@@ -543,6 +543,28 @@ def test_try_it_shows_which_rules_fire_with_values_and_message(admin_client, liv
     assert "No rule gives advice." in page
 
 
+def test_one_rule_is_tried_on_its_own_whatever_safety_critical_rules_the_domain_has(admin_client, live_hot, source):
+    """A ruleset must hold the safety-critical rules to be published, not to be tried."""
+    alarm = make_spec("alarm-call", [cond("alarm", "eq", True)], severity="critical", message="Alarm")
+    registry.register_safety_critical(lambda: [alarm])
+    try:
+        response = admin_client.post(
+            reverse("admin:rules_rule_try_one", args=[Rule.objects.get(key="hot").pk]),
+            {
+                "fact_type": "reading",
+                "_shown_type": "reading",
+                "scope": "rule",
+                "occurred_at": "2026-01-10 08:00",
+                "data_temperature": "33",
+                "subject": "a",
+            },
+        )
+    finally:
+        registry.register_safety_critical(lambda: ())
+    assert response.status_code == 200
+    assert "Temperature 33 over 30" in response.content.decode()
+
+
 def test_simulation_counts_advice_that_would_appear_disappear_or_change(admin_user, live_hot, source):
     services.rule_save(spec=threshold_spec(35), user=admin_user)  # stricter: 31 and 33 no longer fire
     services.rule_save(
