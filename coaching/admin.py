@@ -23,9 +23,11 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
@@ -36,7 +38,8 @@ from rules.models import Job
 from . import imports, selectors, services, words
 from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
 from .jobs import reevaluate_start
-from .models import Advice, Event, EventImport, Gym, Member
+from .keys import SCOPES
+from .models import Advice, Event, EventImport, Gym, GymKey, Member
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ REEVALUATE_QUEUED = "Re-running the evaluation of {members} members in the backg
 # More members than this are re-judged by a worker, not while the clinician's page waits.
 REEVALUATE_INLINE_MEMBERS = 20
 KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and will not be shown again)."
+KEY_REVOKED = "The key “{name}” of {gym} no longer works."
 
 # What a clinician reads about referrals (tests reuse these).
 REFERRAL_COLUMN = "Since {since}: {rule}"
@@ -185,17 +189,114 @@ class CoachingAdmin(ActionPermissionMixin, ViewableLinksMixin, ReadOnlyMixin, ad
         return obj.member.external_id
 
 
+class GymKeyInline(admin.TabularInline):
+    """A gym's API keys: name, scopes, last use; never the key itself (only its start)."""
+
+    model = GymKey
+    extra = 0
+    can_delete = False
+    fields = ["name", "key_prefix", "scopes_words", "created", "last_used", "state"]
+    readonly_fields = fields
+    verbose_name_plural = "API keys"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Scopes")
+    def scopes_words(self, key: GymKey) -> str:
+        return ", ".join(key.scopes)
+
+    @admin.display(description="Created")
+    def created(self, key: GymKey) -> str:
+        return words.moment(key.created_at)
+
+    @admin.display(description="Last used")
+    def last_used(self, key: GymKey) -> str:
+        return words.moment(key.last_used_at) if key.last_used_at else "never"
+
+    @admin.display(description="State")
+    def state(self, key: GymKey) -> str:
+        if key.revoked_at is not None:
+            return f"revoked {words.moment(key.revoked_at)}"
+        if key.expires_at is not None:
+            return f"works until {words.moment(key.expires_at)} (replaced)"
+        return "works"
+
+
+class GymKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, initial="default", help_text="To tell the gym's keys apart.")
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, f"{scope}: {what}") for scope, what in SCOPES.items()],
+        widget=forms.CheckboxSelectMultiple,
+        initial=list(SCOPES),
+    )
+
+
 @admin.register(Gym)
 class GymAdmin(ActionPermissionMixin, admin.ModelAdmin):
-    list_display = ["name", "key_prefix", "created"]
+    list_display = ["name", "keys_count", "created"]
     search_fields = ["name"]
-    readonly_fields = ["key_prefix", "created"]
-    fields = ["name", "key_prefix", "created"]
+    readonly_fields = ["created"]
+    fields = ["name", "created"]
+    inlines = [GymKeyInline]
     actions = ["rotate_key"]
+
+    def get_inlines(self, request: HttpRequest, obj: Gym | None) -> list:
+        return self.inlines if obj is not None else []  # a new gym's first key is made with it
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, gym: Gym) -> str:
         return words.moment(gym.created_at)
+
+    @admin.display(description="API keys in use")
+    def keys_count(self, gym: Gym) -> int:
+        now = timezone.now()
+        return sum(
+            1 for key in gym.keys.all() if key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+        )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Gym]:
+        return super().get_queryset(request).prefetch_related("keys")
+
+    def get_urls(self) -> list:
+        custom = [
+            path("<int:gym_id>/keys/add/", self.admin_site.admin_view(self.key_add_view), name="coaching_gym_key_add"),
+            path(
+                "<int:gym_id>/keys/<int:key_id>/revoke/",
+                self.admin_site.admin_view(self.key_revoke_view),
+                name="coaching_gym_key_revoke",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def key_add_view(self, request: HttpRequest, gym_id: int) -> HttpResponse:
+        """A new key with the scopes chosen; shown once in the message."""
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        gym = get_object_or_404(Gym, pk=gym_id)
+        form = GymKeyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            _key, secret = services.gym_key_create(
+                gym=gym, name=form.cleaned_data["name"], scopes=list(form.cleaned_data["scopes"])
+            )
+            messages.warning(request, KEY_SHOWN_ONCE.format(gym=gym.name, key=secret))
+            return HttpResponseRedirect(reverse("admin:coaching_gym_change", args=[gym.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"A new API key for {gym.name}",
+            "form": form,
+            "gym": gym,
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/coaching/gym/key_add.html", context)
+
+    def key_revoke_view(self, request: HttpRequest, gym_id: int, key_id: int) -> HttpResponse:
+        if not self.has_change_permission(request) or request.method != "POST":
+            raise PermissionDenied
+        key = get_object_or_404(GymKey, pk=key_id, gym_id=gym_id)
+        services.gym_key_revoke(key=key)
+        messages.success(request, KEY_REVOKED.format(name=key.name, gym=key.gym.name))
+        return HttpResponseRedirect(reverse("admin:coaching_gym_change", args=[gym_id]))
 
     def _import_url(self, request: HttpRequest, gym: Gym | None = None) -> str:
         if not request.user.has_perm(IMPORT_EVENTS):
@@ -211,7 +312,13 @@ class GymAdmin(ActionPermissionMixin, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         gym = self.get_object(request, unquote(object_id))
-        context = {"import_events_url": self._import_url(request, gym) if gym else "", **(extra_context or {})}
+        keys = list(gym.keys.filter(revoked_at__isnull=True)) if gym else []
+        context = {
+            "import_events_url": self._import_url(request, gym) if gym else "",
+            "key_add_url": reverse("admin:coaching_gym_key_add", args=[gym.pk]) if gym else "",
+            "revocable_keys": [(key, reverse("admin:coaching_gym_key_revoke", args=[gym.pk, key.pk])) for key in keys],
+            **(extra_context or {}),
+        }
         return super().change_view(request, object_id, form_url, context)
 
     def save_model(self, request: HttpRequest, obj: Gym, form: Any, change: bool) -> None:
@@ -219,10 +326,14 @@ class GymAdmin(ActionPermissionMixin, admin.ModelAdmin):
             obj.save(update_fields=["name"])
             return
         gym, key = services.gym_create(name=obj.name)
-        obj.pk, obj.key_hash, obj.key_prefix, obj.created_at = gym.pk, gym.key_hash, gym.key_prefix, gym.created_at
+        obj.pk, obj.created_at = gym.pk, gym.created_at
         obj._state.adding = False
         obj._state.db = gym._state.db
         messages.warning(request, KEY_SHOWN_ONCE.format(gym=gym.name, key=key))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
 
     @admin.action(description="Issue a new API key (the old one stops working)", permissions=["change"])
     def rotate_key(self, request: HttpRequest, queryset: QuerySet[Gym]) -> None:

@@ -177,4 +177,6 @@ def feedback_entry_parse(entry: Any, *, path: str = "") -> tuple[Feedback | None
             at = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
     if errors:
         return None, errors
-    return Feedback(card=card_id or uuid.UUID(int=0), outcome=outcome, reasons=tuple(dict.fromkeys(codes)), comment=comment, at=at), {}
+    return Feedback(
+        card=card_id or uuid.UUID(int=0), outcome=outcome, reasons=tuple(dict.fromkeys(codes)), comment=comment, at=at
+    ), {}

@@ -20,7 +20,7 @@ from django.conf import settings
 from rules.jobs import job_start
 from rules.models import Job
 
-from . import services
+from . import services, webhooks
 from .imports import IMPORT_JOB, event_import_run
 from .models import EventImport, Member
 
@@ -69,3 +69,8 @@ def jobs_register(registry: Any) -> None:
     every = int(getattr(settings, "EVALUATIONS_COMPLETE_SECONDS", 60))
     registry.register_periodic("evaluations-complete", every, evaluations_complete)
     registry.register_periodic("rate-counters-prune", 3600, services.rate_counters_prune)
+    # Deliveries are asked for when a change is written; this catches retries and anything missed.
+    registry.register_periodic(
+        "webhooks-deliver", int(getattr(settings, "WEBHOOKS_DELIVER_SECONDS", 15)), webhooks.deliveries_run
+    )
+    registry.register_periodic("webhooks-prune", 24 * 3600, webhooks.messages_prune)

@@ -72,6 +72,17 @@ EVENTS_IMPORTED = Counter(
 )
 
 
+WEBHOOK_DELIVERIES = Counter(
+    "rlbp_webhook_deliveries",
+    "Webhook delivery attempts, by outcome: delivered, failed (retried later) or given_up (after 24 hours).",
+    ["outcome"],
+)
+
+
+def webhook_delivered(*, outcome: str) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
+
+
 def request_observed(*, method: str, view: str, status: int) -> None:
     REQUESTS.labels(method=method, view=view, status=str(status)).inc()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -14,12 +15,12 @@ from .catalog import CATEGORY_CODES, FACT_TYPES, SEVERITY_CODES
 
 
 class Gym(models.Model):
-    """A tenant. Only a hash of its API key is stored; the prefix helps people tell keys apart."""
+    """A tenant, with its API keys (``GymKey``) and webhook endpoints (``WebhookEndpoint``)."""
 
     name = models.CharField(max_length=200, unique=True)
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    key_prefix = models.CharField(max_length=16, editable=False, help_text="The start of the key, for recognising it.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Read with the gym on every request, so that an ingest of a gym without webhooks costs no query.
+    webhooks_active = models.BooleanField(default=False, editable=False)
 
     class Meta:
         ordering = ["name"]
@@ -148,6 +149,10 @@ class Advice(models.Model):
         help_text="When the matched situation happened (its newest event); cooldowns count from here."
     )
     refers = models.BooleanField(default=False, help_text="The rule put the member under referral.")
+    # The card's stable id in CDS Hooks (feedback names it).
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Until when it is worth showing (its rule's display period after its event); None: until withdrawn.
+    display_until = models.DateTimeField(null=True, blank=True)
     # Nullable so that adding it to a large table needs no rewrite; advice given before it sorts first.
     priority = models.PositiveIntegerField(
         null=True, blank=True, help_text="The rule's priority when it gave this advice (orders one event's advice)."
@@ -245,3 +250,134 @@ class EventImport(models.Model):
     @property
     def job_title(self) -> str:
         return f"Import events from {self.file_name} into {self.gym.name}"
+
+
+class GymKey(models.Model):
+    """One of a gym's API keys: a name, what it may do (scopes), and only a hash of the key.
+
+    A rotated key keeps working until ``expires_at`` (the grace period), so that a gym can switch
+    without downtime; a revoked one stops at once."""
+
+    gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="keys")
+    name = models.CharField(max_length=100, default="default")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(max_length=16, editable=False, help_text="The start of the key, for recognising it.")
+    scopes = models.JSONField(default=list, help_text="What the key may do (coaching.keys.SCOPES).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Stops working then (a rotated key's grace).")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["gym", "name", "-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key_prefix}…)"
+
+
+class OverrideReason(models.Model):
+    """A reason a clinician or coach may give for not following a piece of advice (CDS Hooks'
+    ``overrideReasons``), from a list clinicians edit."""
+
+    code = models.SlugField(max_length=60, unique=True)
+    display = models.CharField(max_length=200, help_text="How the reason reads in a clinical system.")
+    active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.display
+
+
+class AdviceFeedback(models.Model):
+    """How a piece of advice landed: accepted or overridden (with reasons), from CDS Hooks or the API."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "accepted"
+        OVERRIDDEN = "overridden", "overridden"
+
+    advice = models.ForeignKey("Advice", on_delete=models.CASCADE, related_name="feedback")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    reasons = models.JSONField(default=list, help_text="The codes of the override reasons given.")
+    comment = models.TextField(blank=True, default="")
+    outcome_at = models.DateTimeField()
+    source = models.CharField(max_length=20, default="api")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-outcome_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["advice", "outcome", "outcome_at"], name="feedback_once_per_outcome")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} ({self.source})"
+
+
+class WebhookEndpoint(models.Model):
+    """A gym's HTTPS endpoint that receives the changes it subscribed to (``coaching.webhooks``)."""
+
+    gym = models.ForeignKey(Gym, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    description = models.CharField(max_length=200, blank=True, default="")
+    secret = models.CharField(max_length=100, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["gym", "id"]
+        verbose_name = "webhook endpoint"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookMessage(models.Model):
+    """The outbox: one change for one endpoint, written with the change, delivered by workers."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="messages")
+    msg_id = models.CharField(max_length=40, unique=True, help_text="The webhook-id header: the same on every retry.")
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    given_up_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "webhook delivery"
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="webhook_due",
+                condition=models.Q(delivered_at__isnull=True, given_up_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.msg_id}"
+
+
+class WebhookAttempt(models.Model):
+    """One try at delivering a message: when, the answer's status or the error."""
+
+    message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="attempts_made")
+    at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    duration_ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.status_code or self.error[:40]}"

@@ -51,5 +51,3 @@ def _card(card: dict[str, Any]) -> dict[str, Any]:
 
 # DRF's own writing of a moment (the current time zone, UTC as "Z"), without a serializer around it.
 datetime_text = serializers.DateTimeField().to_representation
-
-

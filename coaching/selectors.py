@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -9,7 +10,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Q, QuerySet
+from django.db import DatabaseError, transaction
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rules.evaluation import DecisionState, HeldBack, ruleset_live, timeline_judge
@@ -19,25 +22,53 @@ from .evaluation import advice_order, given_of, member_events, member_facts, rep
 from .figures import figures_now
 from .internal.db.prepared import Prepared
 from .keys import key_hash
-from .models import Advice, Event, Gym, Member
+from .models import Advice, Event, Gym, GymKey, Member
+
+logger = logging.getLogger(__name__)
 
 # An event still not evaluated this long after it arrived had its evaluation cut off.
 PENDING_AFTER = timedelta(minutes=2)
 
 
-def gym_for_key(*, key: str) -> Gym | None:
-    """The gym whose API key is ``key`` (asked on every API request, so compiled once)."""
+# A key's last use is written at most this often (every request would be a write otherwise).
+KEY_USE_RECORDED_EVERY = timedelta(minutes=1)
+
+
+def gym_for_key(*, key: str) -> tuple[Gym, GymKey] | None:
+    """The gym whose API key is ``key`` and the key itself, if it works now (not revoked, not past
+    its grace); asked on every API request, so compiled once."""
     if not key:
         return None
-    rows, compiled = _GYM_BY_KEY.fetch(key_hash=key_hash(key))
+    rows, compiled = _KEY.fetch(key_hash=key_hash(key))
     if not rows:
         return None
-    [row] = _GYM_BY_KEY.converted(rows, compiled, range(len(_GYM_ATTNAMES)))  # the key hash is unique
-    return Gym.from_db(Gym.objects.db, _GYM_ATTNAMES, row)
+    [row] = _KEY.converted(rows, compiled, range(len(_KEY_COLUMNS)))  # the key hash is unique
+    values = dict(zip(_KEY_COLUMNS, row, strict=True))
+    now = timezone.now()
+    if values["revoked_at"] is not None or (values["expires_at"] is not None and values["expires_at"] <= now):
+        return None
+    gym = Gym.from_db(Gym.objects.db, _GYM_ATTNAMES, [values[f"gym__{name}"] for name in _GYM_ATTNAMES])
+    found = GymKey.from_db(GymKey.objects.db, _KEY_ATTNAMES, [values[name] for name in _KEY_ATTNAMES])
+    found.gym = gym
+    if found.last_used_at is None or now - found.last_used_at > KEY_USE_RECORDED_EVERY:
+        _key_use_record(found, now)
+    return gym, found
+
+
+def _key_use_record(key: GymKey, now: datetime) -> None:
+    """Best effort: a database that refuses the write (read-only, busy) still answers the request
+    as it can, and says what is wrong there."""
+    try:
+        with transaction.atomic():
+            GymKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    except DatabaseError:
+        logger.info("The last use of key %s was not recorded: the database refused the write", key.pk)
 
 
 _GYM_ATTNAMES = [field.attname for field in Gym._meta.concrete_fields]
-_GYM_BY_KEY = Prepared(lambda key_hash: Gym.objects.filter(key_hash=key_hash).order_by().values_list(*_GYM_ATTNAMES))
+_KEY_ATTNAMES = [field.attname for field in GymKey._meta.concrete_fields]
+_KEY_COLUMNS = (*_KEY_ATTNAMES, *(f"gym__{name}" for name in _GYM_ATTNAMES))
+_KEY = Prepared(lambda key_hash: GymKey.objects.filter(key_hash=key_hash).order_by().values_list(*_KEY_COLUMNS))
 
 
 def member_get(*, gym: Gym, external_id: str) -> Member | None:
@@ -264,3 +295,27 @@ def advice_withdrawn_by(*, events: Collection[Event]) -> dict[int, list[Advice]]
     for advice in Advice.objects.filter(withdrawn_by__in=pks).select_related("member", "event", "withdrawn_by"):
         by_event[advice.withdrawn_by_id].append(advice)
     return by_event
+
+
+def member_list(*, gym: Gym, under_referral: bool | None = None) -> QuerySet[Member]:
+    """The gym's members with their first and last event and how much current advice they have."""
+    members = Member.objects.filter(gym=gym).select_related("referral_event")
+    if under_referral is not None:
+        members = members.filter(referral_since__isnull=not under_referral)
+    current = Advice.objects.filter(member=OuterRef("pk"), withdrawn_at__isnull=True).values("member")
+    events = Event.objects.filter(member=OuterRef("pk")).order_by()
+    return members.annotate(
+        first_event_at=Subquery(events.order_by("occurred_at").values("occurred_at")[:1]),
+        last_event_at=Subquery(events.order_by("-occurred_at").values("occurred_at")[:1]),
+        current_advice=Coalesce(Subquery(current.annotate(n=Count("id")).values("n")), 0),
+    )
+
+
+def advice_of_gym(*, gym: Gym, advice_id: int) -> Advice | None:
+    """One of the gym's pieces of advice (another gym's is as absent as one that never existed)."""
+    return Advice.objects.filter(gym=gym, pk=advice_id).select_related("member", "event", "withdrawn_by").first()
+
+
+def advice_by_uuids(*, gym: Gym, uuids: Collection[Any]) -> dict[str, Advice]:
+    """The gym's advice with these card uuids, by uuid."""
+    return {str(a.uuid): a for a in Advice.objects.filter(gym=gym, uuid__in=list(uuids))}

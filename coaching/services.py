@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model, password_validation
@@ -20,11 +20,13 @@ from django.utils import timezone
 
 from rules.packs import PackInstall, pack_install
 
+from . import webhooks
 from .catalog import PROFILE
+from .cds import Feedback
 from .ingest import IngestResult, events_ingest, members_rejudge
-from .keys import key_new
+from .keys import ALL_SCOPES, key_new
 from .logs import log_context
-from .models import Advice, Event, Gym, Member, RateCounter
+from .models import Advice, AdviceFeedback, Event, Gym, GymKey, Member, RateCounter
 from .rulepack import LATEST, PACK_FILES, rulepack
 from .validation import CleanEvent, Errors, event_validate
 
@@ -36,18 +38,45 @@ CLINICIANS_GROUP = "Clinicians"
 
 # -- gyms and keys -------------------------------------------------------------------------
 def gym_create(*, name: str) -> tuple[Gym, str]:
-    """Create a gym; returns it with its API key, which is never retrievable again."""
-    key, digest, prefix = key_new()
-    gym = Gym.objects.create(name=name, key_hash=digest, key_prefix=prefix)
-    return gym, key
+    """Create a gym with one key of every scope; returns the gym with the key, shown only now."""
+    with transaction.atomic():
+        gym = Gym.objects.create(name=name)
+        _key, secret = gym_key_create(gym=gym, name="default", scopes=list(ALL_SCOPES))
+    return gym, secret
 
 
-def gym_key_rotate(*, gym: Gym) -> str:
-    """Issue a new key for ``gym``; the old one stops working at once."""
-    key, digest, prefix = key_new()
-    gym.key_hash, gym.key_prefix = digest, prefix
-    gym.save(update_fields=["key_hash", "key_prefix"])
-    return key
+def gym_key_create(*, gym: Gym, name: str, scopes: list[str]) -> tuple[GymKey, str]:
+    """A new key of ``gym`` that may do ``scopes``; returns it with the key, shown only now."""
+    secret, digest, prefix = key_new()
+    key = GymKey.objects.create(
+        gym=gym, name=name[:100] or "default", key_hash=digest, key_prefix=prefix, scopes=scopes
+    )
+    return key, secret
+
+
+def gym_key_rotate(*, gym: Gym, name: str = "default", grace: timedelta = timedelta(0)) -> str:
+    """A new key in place of the gym's keys named ``name`` (same scopes; every scope when there is
+    none): the old ones keep working for ``grace``, then stop (at once without a grace)."""
+    now = timezone.now()
+    with transaction.atomic():
+        old = list(GymKey.objects.select_for_update().filter(gym=gym, name=name, revoked_at__isnull=True))
+        scopes = old[0].scopes if old else list(ALL_SCOPES)
+        for key in old:
+            if grace:
+                key.expires_at = min(key.expires_at or now + grace, now + grace)
+                key.save(update_fields=["expires_at"])
+            else:
+                key.revoked_at = now
+                key.save(update_fields=["revoked_at"])
+        _key, secret = gym_key_create(gym=gym, name=name, scopes=scopes)
+    return secret
+
+
+def gym_key_revoke(*, key: GymKey) -> None:
+    """The key stops working at once."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
 
 
 # -- events ------------------------------------------------------------------------------
@@ -196,6 +225,18 @@ def referral_clear(*, member: Member, user: Any, at: datetime | None = None) -> 
     return events_ingest(gym=member.gym, cleans=[clean], content_hash=event_content_hash, recorded_by=name)[0].event
 
 
+def feedback_record(*, advice: Advice, feedback: Feedback, source: str) -> tuple[AdviceFeedback, bool]:
+    """Store how a piece of advice landed; the same feedback again (advice, outcome and moment)
+    is stored once. Returns it and whether it was new."""
+    found, created = AdviceFeedback.objects.get_or_create(
+        advice=advice,
+        outcome=feedback.outcome,
+        outcome_at=feedback.at,
+        defaults={"reasons": list(feedback.reasons), "comment": feedback.comment, "source": source},
+    )
+    return found, created
+
+
 def rate_counters_prune() -> dict[str, int]:
     """Forget the rate limit's counters of windows that ended (a periodic job)."""
     forgotten, _ = RateCounter.objects.filter(expires_at__lt=timezone.now()).delete()
@@ -204,8 +245,11 @@ def rate_counters_prune() -> dict[str, int]:
 
 # -- members -----------------------------------------------------------------------------
 def member_erase(*, member: Member) -> None:
-    """Erase the member with every event and piece of advice about them."""
+    """Erase the member with every event and piece of advice about them (and tell the gym's
+    webhooks, in the same transaction)."""
     with transaction.atomic():
+        if Gym.objects.filter(pk=member.gym_id, webhooks_active=True).exists():
+            webhooks.outbox_add(webhooks.member_changes(members=[(member, None)], kind="member.erased"))
         Advice.objects.filter(member=member).delete()
         Event.objects.filter(member=member).delete()
         member.delete()

@@ -36,17 +36,18 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from . import metrics
 from .models import Advice, Gym, Member, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from .representations import advice_representation, datetime_text
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPES = ("advice.created", "advice.withdrawn", "member.referral_changed", "member.erased")
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the secrets' prefix, not a secret
 SECRET_OVERLAP = dt.timedelta(hours=24)  # a rotated secret still signs, beside the new one
 TIMEOUT_SECONDS = 10
 RETRY_FOR = dt.timedelta(hours=24)
@@ -182,12 +183,8 @@ def _max_age() -> dt.timedelta:
 def advice_changes(*, created: Iterable[Advice], withdrawn: Iterable[Advice]) -> list[Change]:
     """The advice changes worth pushing: about events of the last ``WEBHOOK_MAX_AGE_DAYS`` days
     only, so that importing a history does not flood a gym."""
-    from .api.representations import advice_representation
-
     oldest = timezone.now() - _max_age()
-    changes = [
-        Change("advice.created", a.gym_id, advice_representation(a)) for a in created if a.occurred_at >= oldest
-    ]
+    changes = [Change("advice.created", a.gym_id, advice_representation(a)) for a in created if a.occurred_at >= oldest]
     changes += [
         Change("advice.withdrawn", a.gym_id, advice_representation(a)) for a in withdrawn if a.occurred_at >= oldest
     ]
@@ -386,8 +383,8 @@ __all__ = [
     "Change",
     "EndpointRefused",
     "advice_changes",
-    "deliveries_run",
     "deliver",
+    "deliveries_run",
     "endpoint_delete",
     "endpoint_register",
     "endpoint_secret_rotate",
@@ -395,4 +392,15 @@ __all__ = [
     "outbox_add",
     "url_problem",
 ]
-_ = (F, Member)
+
+
+def member_changes(*, members: Iterable[tuple[Member, dict[str, Any] | None]], kind: str) -> list[Change]:
+    """``member.referral_changed`` (with the referral now in force, or null) or ``member.erased``."""
+    return [
+        Change(kind, member.gym_id, {"member": member.external_id, "referral": referral})
+        for member, referral in members
+    ]
+
+
+def referral_data(*, since: Any, rule_key: str, rule_name: str, event: str | None) -> dict[str, Any]:
+    return {"since": datetime_text(since), "rule": {"key": rule_key, "name": rule_name}, "event": event}

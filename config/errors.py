@@ -19,7 +19,7 @@ from coaching.api.middleware import SERVER_ERROR
 from coaching.api.parsers import BODY_TOO_LARGE
 from coaching.api.views import URL_NOT_FOUND as NOT_FOUND
 
-JSON_PREFIXES = ("/api/", "/api", "/healthz", "/metrics")
+JSON_PREFIXES = ("/api/", "/api", "/cds-services", "/healthz", "/metrics")
 
 BAD_REQUEST = "The request could not be read (its Host header is not one this server answers to, or it is malformed)."
 FORBIDDEN = "Not allowed."

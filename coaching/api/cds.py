@@ -42,7 +42,10 @@ def cds_error(errors: dict[str, list[str]], status_code: int = status.HTTP_400_B
 class DiscoveryView(GymAPIView):
     @extend_schema(
         summary="CDS Hooks discovery: the services this product offers",
-        responses={200: inline_serializer("CdsDiscovery", {"services": serializers.ListField(child=serializers.DictField())}), **GYM_RESPONSES},
+        responses={
+            200: inline_serializer("CdsDiscovery", {"services": serializers.ListField(child=serializers.DictField())}),
+            **GYM_RESPONSES,
+        },
     )
     def get(self, request: Request) -> Response:
         return Response(cds.discovery())
@@ -61,7 +64,11 @@ class ServiceView(GymAPIView):
                 "context": serializers.DictField(),
             },
         ),
-        responses={200: inline_serializer("CdsCards", {"cards": CARD.__class__(many=True)}), 400: CDS_ERROR, **GYM_RESPONSES},
+        responses={
+            200: inline_serializer("CdsCards", {"cards": CARD.__class__(many=True)}),
+            400: CDS_ERROR,
+            **GYM_RESPONSES,
+        },
     )
     def post(self, request: Request) -> Response:
         errors = cds.request_problems(request.data)
@@ -91,7 +98,9 @@ class FeedbackView(GymAPIView):
         if errors:
             return cds_error(errors)
         advice = selectors.advice_by_uuids(gym=request.auth, uuids=[one.card for one in parsed])
-        unknown = {f"feedback.{i}.card": [MSG_CARD_UNKNOWN] for i, one in enumerate(parsed) if str(one.card) not in advice}
+        unknown = {
+            f"feedback.{i}.card": [MSG_CARD_UNKNOWN] for i, one in enumerate(parsed) if str(one.card) not in advice
+        }
         if unknown:
             return cds_error(unknown, status.HTTP_404_NOT_FOUND)
         for one in parsed:

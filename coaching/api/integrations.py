@@ -13,8 +13,9 @@ from rest_framework.response import Response
 
 from .. import cds, selectors, services, webhooks
 from ..models import WebhookEndpoint
+from ..representations import datetime_text
 from .schema import GYM_RESPONSES, NOT_FOUND
-from .serializers import ErrorsSerializer, ReferralSerializer, datetime_text
+from .serializers import ErrorsSerializer, ReferralSerializer
 from .views import GymAPIView
 
 ADVICE_NOT_FOUND = "No advice with this id among your gym's advice."
@@ -32,7 +33,10 @@ class MemberListItemSerializer(serializers.Serializer):
 
 class MemberListFilterSerializer(serializers.Serializer):
     under_referral = serializers.BooleanField(
-        required=False, allow_null=True, default=None, help_text="true: only members under referral; false: only others."
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="true: only members under referral; false: only others.",
     )
 
 
@@ -98,7 +102,13 @@ class AdviceFeedbackView(GymAPIView):
     @extend_schema(
         summary="Say how a piece of advice landed: accepted, or overridden with reasons",
         request=FeedbackInSerializer,
-        responses={200: FeedbackSerializer, 201: FeedbackSerializer, 400: ErrorsSerializer, 404: NOT_FOUND, **GYM_RESPONSES},
+        responses={
+            200: FeedbackSerializer,
+            201: FeedbackSerializer,
+            400: ErrorsSerializer,
+            404: NOT_FOUND,
+            **GYM_RESPONSES,
+        },
     )
     def post(self, request: Request, advice_id: int) -> Response:
         advice = selectors.advice_of_gym(gym=request.auth, advice_id=advice_id)
@@ -159,7 +169,9 @@ def endpoint_data(endpoint: WebhookEndpoint, secret: str | None = None) -> dict[
 class WebhookListView(GymAPIView):
     scopes = {"GET": "webhooks:manage", "POST": "webhooks:manage"}
 
-    @extend_schema(summary="The gym's webhook endpoints", responses={200: WebhookSerializer(many=True), **GYM_RESPONSES})
+    @extend_schema(
+        summary="The gym's webhook endpoints", responses={200: WebhookSerializer(many=True), **GYM_RESPONSES}
+    )
     def get(self, request: Request) -> Response:
         endpoints = WebhookEndpoint.objects.filter(gym=request.auth).order_by("id")
         return Response([endpoint_data(endpoint) for endpoint in endpoints])

@@ -39,7 +39,7 @@ from ..internal.db.database import (
 )
 from ..logs import log_context_add
 from ..models import Member
-from .authentication import GymKeyAuthentication, IsGym
+from .authentication import GymKeyAuthentication, HasScope, IsGym
 from .parsers import LimitedJSONParser, body_limit, too_large
 from .schema import GYM_RESPONSES, NOT_FOUND, DetailSerializer
 from .serializers import (
@@ -96,7 +96,9 @@ def database_unavailable_response(problem: str) -> Response:
 
 class GymAPIView(APIView):
     authentication_classes = [GymKeyAuthentication]
-    permission_classes = [IsGym]
+    permission_classes = [IsGym, HasScope]
+    # The scope a request needs, by method (``authentication.HasScope``); reading needs advice:read.
+    scopes: dict[str, str] = {"GET": "advice:read", "HEAD": "advice:read"}
     throttle_classes = [GymRateThrottle]
     parser_classes = [LimitedJSONParser]
 
@@ -224,6 +226,7 @@ EVENT_OR_BATCH_RESULT = PolymorphicProxySerializer(
 
 class EventListCreateView(GymAPIView):
     pagination_class = EventPagination
+    scopes = {**GymAPIView.scopes, "POST": "events:write"}
 
     @extend_schema(
         summary="Send one event or an array of up to 500",
@@ -291,6 +294,8 @@ def _batch_item(item: services.BatchItem) -> dict[str, Any]:
 
 
 class MemberView(GymAPIView):
+    scopes = {**GymAPIView.scopes, "DELETE": "members:erase"}
+
     @extend_schema(
         summary="A member's profile and current figures",
         responses={200: MemberSerializer, 404: NOT_FOUND, **GYM_RESPONSES},

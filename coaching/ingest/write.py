@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import webhooks
 from ..catalog import PROFILE
 from ..internal.db.bulk import objects_insert, rows_update
 from ..models import Advice, Event, Gym, Member
@@ -40,10 +41,14 @@ def write(gym: Gym, works: Sequence[MemberWork]) -> None:
                     advice.member = row
     referred: dict[str, Event] = {}  # by member: a referral that starts on an event stored below
     advancing = []
+    referrals_changed: list[tuple[MemberWork, dict[str, Any]]] = []
     for work in works:
         values: dict[str, Any] = {"revision": work.revision + 1}
         if work.plan is not None:
             values.update(member_state_values(work.plan))
+            before = (work.row.referral_since, work.row.referral_rule_key) if work.row.pk is not None else (None, "")
+            if (values["referral_since"], values["referral_rule_key"]) != before:
+                referrals_changed.append((work, values))
             referral = work.plan.referral
             on = work.plan.by_fact.get(referral.fact_id) if referral is not None else None
             if on is not None and on.pk is None:
@@ -73,6 +78,28 @@ def write(gym: Gym, works: Sequence[MemberWork]) -> None:
             if work.since is not None:
                 later = later.filter(occurred_at__gte=work.since[0])
             later.update(evaluated=False, evaluation_error=work.error)
+    if gym.webhooks_active:
+        webhooks.outbox_add(_webhook_changes(plans, referrals_changed))
+
+
+def _webhook_changes(plans: Sequence[Plan], referrals: list[tuple[MemberWork, dict[str, Any]]]) -> list:
+    """What the gym's webhooks hear of this write: advice given and withdrawn, referrals changed."""
+    changes = webhooks.advice_changes(
+        created=[a for plan in plans for a in plan.creating], withdrawn=[a for plan in plans for a in plan.withdrawn]
+    )
+    changed = []
+    for work, values in referrals:
+        referral = None
+        if values["referral_since"] is not None:
+            on = work.plan.by_fact.get(work.plan.referral.fact_id)
+            referral = webhooks.referral_data(
+                since=values["referral_since"],
+                rule_key=values["referral_rule_key"],
+                rule_name=values["referral_rule_name"],
+                event=on.external_id if on is not None else None,
+            )
+        changed.append((work.row, referral))
+    return changes + webhooks.member_changes(members=changed, kind="member.referral_changed")
 
 
 def plan_apply(plan: Plan) -> None:

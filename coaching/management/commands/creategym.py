@@ -31,8 +31,8 @@ class Command(BaseCommand):
             self.stdout.write(f'Issued a new API key for gym "{gym.name}"; the old key no longer works:')
         else:
             self.stderr.write(
-                f'Gym "{gym.name}" already exists (key {gym.key_prefix}...). Its key was shown when it was '
-                "created; run again with --rotate to issue a new one."
+                f'Gym "{gym.name}" already exists. Its key was shown when it was created; run again with '
+                "--rotate to issue a new one, or make more keys with manage.py gymkey."
             )
             return
         self.stdout.write(key)

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from coaching.keys import key_hash
 from coaching.models import Gym
+from coaching.selectors import gym_for_key
 from coaching.services import clinician_ensure, gym_create, gym_key_rotate
 
 DEMO_GYM = "Demo gym"
@@ -35,7 +35,7 @@ class Command(BaseCommand):
         gym = Gym.objects.filter(name=DEMO_GYM).first()
         if gym is None:
             gym, saved["api_key"] = gym_create(name=DEMO_GYM)
-        elif not saved.get("api_key") or gym.key_hash != key_hash(saved["api_key"]):
+        elif not saved.get("api_key") or (gym_for_key(key=saved["api_key"]) or (None,))[0] != gym:
             saved["api_key"] = gym_key_rotate(gym=gym)  # the key was lost: issue a new one
         user = get_user_model().objects.filter(username=DEMO_CLINICIAN).first()
         if user is None or not saved.get("password") or not user.check_password(saved["password"]):
