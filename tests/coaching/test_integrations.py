@@ -126,11 +126,9 @@ def test_feedback_is_stored_once_per_advice_outcome_and_moment(client, other_cli
     assert AdviceFeedback.objects.count() == 1
     assert list(AdviceFeedback.objects.values_list("reasons", flat=True)) == [["member-declined"]]
     bad = client.post(url, {"outcome": "overridden", "override_reasons": ["because"]}, format="json")
-    assert (
-        bad.status_code == 400
-        and "override_reasons" in bad.json()["errors"]
-        or "overrideReasons" in bad.json()["errors"]
-    )
+    assert (bad.status_code == 400 and "override_reasons" in bad.json()["errors"]) or "overrideReasons" in bad.json()[
+        "errors"
+    ]
     assert other_client.post(url, body, format="json").status_code == 404
 
 
