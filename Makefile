@@ -11,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-# The CPythons durable-rules' C extension is built and tested on (README, set-up).
+# The CPythons durable-rules' C extension is built and tested on (CONTRIBUTING.md, Python versions).
 SUPPORTED := 3.11 3.12 3.13
 version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 ifndef PYTHON
