@@ -2,6 +2,7 @@
 # make serve : production: WEB_CONCURRENCY web processes on HOST:PORT and QUEUE_WORKERS workers
 # make test  : set up everything and run the whole suite
 # make bench : engine and API benchmarks (prints tables; BENCH_API_ARGS=--full for the long API run)
+# make wheels: the wheels of every requirement in wheelhouse/, to install hosts without a compiler
 # Interpreter: the first of python3.12, python3.11, python3.13 (or python3, if it is one of
 # them) on PATH; PYTHON=/path/to/python3.x picks one, VENV=.venv-3.13 gives it its own
 # virtualenv (CI runs the suite in .venv and again with PYTHON=python3.13 VENV=.venv-3.13).
@@ -30,7 +31,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run serve test test-postgres lint bench screenshots venv setup clean
+.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -47,19 +48,22 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 
 venv: $(INSTALLED)
 
-setup: venv
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py installpack
-	$(PY) manage.py collectstatic --noinput -v 0
+# Debug is off however the product is started, so every command needs a secret key: your
+# DJANGO_SECRET_KEY when set, else a development key made on the first run and kept in the
+# git-ignored .dev-secret-key.
+.dev-secret-key: | $(INSTALLED)
+	@umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > $@
+KEY_ENV = DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .dev-secret-key)}"
 
-# Served as in production, with debug off: a development secret key is made on the first run
-# and kept in the git-ignored .dev-secret-key (a DJANGO_SECRET_KEY of your own wins). Two web
-# processes (one request at a time each) and one task-queue worker beside them (manage.py serve
-# keeps them running).
-RUN_ENV = DJANGO_DEBUG=false ALLOWED_HOSTS=127.0.0.1,localhost \
-	DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat .dev-secret-key)}"
+setup: venv .dev-secret-key
+	$(KEY_ENV) $(PY) manage.py migrate --noinput
+	$(KEY_ENV) $(PY) manage.py installpack
+	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
+
+# Served as in production, with debug off. Two web processes (one request at a time each) and
+# one task-queue worker beside them (manage.py serve keeps them running).
+RUN_ENV = DJANGO_DEBUG=false ALLOWED_HOSTS=127.0.0.1,localhost $(KEY_ENV)
 run: setup
-	@[ -s .dev-secret-key ] || (umask 077 && $(PY) -c 'import secrets; print(secrets.token_urlsafe(50))' > .dev-secret-key)
 	$(RUN_ENV) $(PY) manage.py demo --port $(PORT)
 	$(RUN_ENV) $(PY) manage.py serve --host 127.0.0.1 --port $(PORT) --web-concurrency 2 --threads 1 --queue-workers 1
 
@@ -67,10 +71,10 @@ run: setup
 # 127.0.0.1:8000) and QUEUE_WORKERS task-queue workers (default 1); no demo data, debug off
 # unless DJANGO_DEBUG says otherwise; DJANGO_SECRET_KEY and ALLOWED_HOSTS come from you.
 serve: setup
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-false} $(PY) manage.py serve
+	$(PY) manage.py serve
 
-test: venv
-	$(PY) manage.py collectstatic --noinput -v 0
+test: venv .dev-secret-key
+	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider
 
@@ -85,15 +89,30 @@ test-postgres: venv
 	$(PY) -m pytest tests -p no:cacheprovider -m "not browser"
 
 # The README's screenshots (docs/screenshots/), taken by the browser test (needs Chromium).
-screenshots: venv
-	$(PY) manage.py collectstatic --noinput -v 0
+screenshots: venv .dev-secret-key
+	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
 
 # BENCH_API_ARGS=--full: the issue's sizes for the API comparison (the default is --quick).
 bench: setup
 	$(PIP_INSTALL) -r requirements-bench.txt
-	$(PY) -m bench.engine
-	$(PY) -m bench.api $(BENCH_API_ARGS)
+	$(KEY_ENV) $(PY) -m bench.engine
+	$(KEY_ENV) $(PY) -m bench.api $(BENCH_API_ARGS)
+
+# The wheels of every requirement of requirements.txt, durable-rules' C extension built here (with
+# the flag CPython 3.13 needs), into the git-ignored wheelhouse/: a host with the same CPython
+# version and platform then installs with `pip install --no-index --find-links wheelhouse -r
+# requirements.txt`, no compiler needed (docs/deployment.md). PYTHON=... builds for another version.
+WHEELHOUSE ?= wheelhouse
+wheels: venv
+	@mkdir -p $(WHEELHOUSE)
+	@rm -f $(WHEELHOUSE)/durable_rules-*.whl
+	$(if $(DURABLE_CPPFLAGS),CPPFLAGS="$(DURABLE_CPPFLAGS) $$CPPFLAGS") $(PIP) wheel -q --disable-pip-version-check \
+		--no-cache-dir --no-binary durable-rules --no-deps --wheel-dir $(WHEELHOUSE) "$(DURABLE_RULES)"
+	grep -v '^durable-rules==' requirements.txt > $(WHEELHOUSE)/requirements-without-durable-rules.txt
+	$(PIP) wheel -q --disable-pip-version-check --wheel-dir $(WHEELHOUSE) -r $(WHEELHOUSE)/requirements-without-durable-rules.txt
+	@rm -f $(WHEELHOUSE)/requirements-without-durable-rules.txt
+	@echo "Wheels for CPython $(PYTHON_VERSION) in $(WHEELHOUSE)/: $$(ls $(WHEELHOUSE)/*.whl | wc -l) files"
 
 clean:
-	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3
+	rm -rf $(sort $(VENV) .venv) .venv-3.* db.sqlite3 db.sqlite3-* test-rules.sqlite3 $(WHEELHOUSE)

@@ -20,14 +20,17 @@ class CoachingConfig(AppConfig):
 
     def ready(self) -> None:
         from rules.registry import registry
+        from rules.signals import job_finished
 
         from .catalog import catalog_register
         from .facts import CoachingFactSource
         from .jobs import jobs_register
+        from .metrics import job_observed
         from .rulepack import safety_critical_specs
 
         catalog_register(registry)
         registry.register_fact_source(CoachingFactSource())
         registry.register_safety_critical(safety_critical_specs)
         jobs_register(registry)
+        job_finished.connect(job_observed, dispatch_uid="coaching.metrics.job_observed")
         post_migrate.connect(cache_table_create, sender=self, dispatch_uid="coaching.cache_table_create")

@@ -93,3 +93,22 @@ class CoachingFactSource(FactSource):
             AdviceTally(rule_key=rule_key, day=day, subject=member, current=current, withdrawn=withdrawn)
             for (rule_key, day, member), (current, withdrawn) in tallies.items()
         ]
+
+    def reevaluation_count(self, *, fact_types: set[str], since: dt.datetime) -> int:
+        """Members with events of ``fact_types`` since ``since`` (what a publish offers to re-judge)."""
+        return _members_with(fact_types, since).count()
+
+    def reevaluation_start(self, *, fact_types: set[str], since: dt.datetime, user: Any = None) -> Any:
+        """Those members' events from ``since`` on, judged again with the live version, as a job."""
+        from .jobs import reevaluate_start
+
+        return reevaluate_start({pk: since for pk in _members_with(fact_types, since)}, user=user)
+
+
+def _members_with(fact_types: set[str], since: dt.datetime) -> Any:
+    return (
+        Event.objects.filter(type__in=fact_types, occurred_at__gte=since)
+        .values_list("member_id", flat=True)
+        .distinct()
+        .order_by("member_id")
+    )

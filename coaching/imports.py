@@ -26,9 +26,11 @@ from django.db import transaction
 
 from rules.registry import BOOLEAN, INTEGER, NUMBER
 
+from . import metrics
 from .catalog import FACT_TYPES
 from .models import EventImport, Gym
 from .services import events_ingest_batch
+from .validation import json_number
 
 CSV = "csv"
 JSONL = "jsonl"
@@ -72,6 +74,7 @@ EMPTY_LINE = "Empty line: there is no event on it."
 NOT_UTF8 = "Not UTF-8 text: save the file as UTF-8."
 NOT_JSON = "Not valid JSON: {error}."
 DATA_NOT_JSON = "The data column is not a valid JSON object: {error}."
+TOO_DEEP = "nested too deeply to be an event"
 DATA_NOT_OBJECT = "The data column must hold a JSON object, such as {example}."
 GIVEN_TWICE = "Given both in its own column and in the data column."
 TOO_MANY_CELLS = "This row has {cells} cells, but the header names {columns} columns."
@@ -151,6 +154,7 @@ def events_import(
     if progress is not None:
         progress(report.lines)
     report.bad.sort(key=lambda bad: bad.line)  # lines that could not even be parsed came first
+    metrics.events_imported(created=report.created, repeated=report.repeated, bad=report.bad_count)
     return report
 
 
@@ -214,11 +218,14 @@ def _jsonl_events(source: _Lines, report: ImportReport) -> Iterator[tuple[int, A
             report.bad_add(line, EMPTY_LINE)
             continue
         try:
-            payload = json.loads(text)
+            payload = json.loads(text, parse_float=json_number)
         except ValueError as exc:
             if line == 1 and text.lstrip().startswith("["):
                 raise ImportFileError(JSON_ARRAY) from None
             report.bad_add(line, NOT_JSON.format(error=_json_error(exc)))
+            continue
+        except RecursionError:
+            report.bad_add(line, NOT_JSON.format(error=TOO_DEEP))
             continue
         if line == 1 and isinstance(payload, list):
             raise ImportFileError(JSON_ARRAY)
@@ -292,9 +299,11 @@ def _csv_payload(row: dict[str, str]) -> tuple[dict[str, Any], str | None]:
     raw_data = (row.get(DATA_COLUMN) or "").strip()
     if raw_data:
         try:
-            data = json.loads(raw_data)
+            data = json.loads(raw_data, parse_float=json_number)
         except ValueError as exc:
             return payload, DATA_NOT_JSON.format(error=_json_error(exc))
+        except RecursionError:
+            return payload, DATA_NOT_JSON.format(error=TOO_DEEP)
         if not isinstance(data, dict):
             return payload, DATA_NOT_OBJECT.format(example='{"distance_km": 5}')
     event_type = payload.get("type", "")
@@ -316,7 +325,7 @@ def _converted(kind: str, value: str) -> Any:
         return True if word in TRUE_WORDS else False if word in FALSE_WORDS else value
     # Plain decimals only: Python's int() and float() would also take "1_000", "nan" and "inf".
     if kind in (NUMBER, INTEGER) and DECIMAL.fullmatch(value):
-        return int(value) if value.lstrip("+-").isdigit() else float(value)
+        return int(value) if value.lstrip("+-").isdigit() else json_number(value)
     return value
 
 

@@ -10,6 +10,7 @@ A context variable, not a thread-local, so it is right under threads and async a
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -64,3 +65,18 @@ class JsonFormatter(_JsonFormatter):
         kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "context"])
         kwargs.setdefault("timestamp", True)  # ISO 8601, UTC
         super().__init__(*args, **kwargs)
+
+
+def json_everywhere() -> None:
+    """With ``LOG_FORMAT=json``, the lines Python itself would print go through logging too:
+    warnings (``py.warnings``) and an exception nothing caught, which would otherwise end a
+    process with a plain-text traceback."""
+    logging.captureWarnings(True)
+
+    def excepthook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, traceback)
+            return
+        logging.getLogger("uncaught").critical("Uncaught exception", exc_info=(kind, value, traceback))
+
+    sys.excepthook = excepthook

@@ -1,13 +1,14 @@
 """Prometheus metrics of the product (``GET /metrics``, API.md section 6).
 
-Services and the request middleware report through the small functions here; nothing else
-imports ``prometheus_client``. With several processes (gunicorn workers) set
-``PROMETHEUS_MULTIPROC_DIR`` to an empty directory before they start: each process then
-writes its figures to files there and a scrape adds up the files of all processes
-(prometheus_client's multiprocess mode; config/gunicorn.py removes a dead worker's files and
-empties the directory at start). Without it, a scrape reports the one process it reaches.
-The number of pending evaluations is read from the database at scrape time, so every
-process answers the same.
+Services, the request middleware and the queue's jobs (``rules.signals.job_finished``,
+connected in ``CoachingConfig.ready``) report through the small functions here; nothing else
+imports ``prometheus_client``. With several processes (gunicorn workers, queue workers) set
+``PROMETHEUS_MULTIPROC_DIR`` to one empty directory before they start (``manage.py serve``
+does): each process then writes its figures to files there and a scrape, answered by any web
+process, adds up the files of all processes of the host (prometheus_client's multiprocess
+mode). Without it, a scrape reports the one process it reaches. The pending evaluations and
+the queue's depth and age are read from the database at scrape time, so every process
+answers the same.
 """
 
 from __future__ import annotations
@@ -53,6 +54,24 @@ INGEST_CONFLICTS = Counter(
 )
 
 
+JOBS = Counter(
+    "rlbp_jobs",
+    "Jobs run by the queue workers (imports, re-evaluations, simulations, periodic jobs), by kind and outcome.",
+    ["kind", "outcome"],
+)
+JOB_SECONDS = Histogram(
+    "rlbp_job_seconds",
+    "How long a job of the queue ran, by kind.",
+    ["kind"],
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)
+EVENTS_IMPORTED = Counter(
+    "rlbp_events_imported",
+    "Lines of imported files of events (importevents, the admin's upload), by outcome: created, repeat or bad.",
+    ["outcome"],
+)
+
+
 def request_observed(*, method: str, view: str, status: int) -> None:
     REQUESTS.labels(method=method, view=view, status=str(status)).inc()
 
@@ -67,6 +86,18 @@ def advice_changed(*, created: Iterable[Advice] = (), withdrawn: Iterable[Advice
         ADVICE_GIVEN.labels(rule=rule, severity=severity).inc(n)
     for (rule, severity), n in Tally((a.rule_key, a.severity) for a in withdrawn).items():
         ADVICE_WITHDRAWN.labels(rule=rule, severity=severity).inc(n)
+
+
+def job_observed(*, kind: str, outcome: str, seconds: float, **signal: Any) -> None:
+    """A receiver of ``rules.signals.job_finished``."""
+    JOBS.labels(kind=kind, outcome=str(outcome)).inc()
+    JOB_SECONDS.labels(kind=kind).observe(seconds)
+
+
+def events_imported(*, created: int, repeated: int, bad: int) -> None:
+    for outcome, n in (("created", created), ("repeat", repeated), ("bad", bad)):
+        if n:
+            EVENTS_IMPORTED.labels(outcome=outcome).inc(n)
 
 
 def ingest_conflict(*, then: str) -> None:
@@ -103,6 +134,24 @@ class PendingEvaluations:
         )
 
 
+class QueueDepth:
+    """A collector reading the task queue's state from the database when scraped."""
+
+    def collect(self) -> Iterator[Any]:
+        from rules.jobs import queue_state
+
+        state = queue_state()
+        yield GaugeMetricFamily(
+            "rlbp_queue_waiting", "Entries of the task queue waiting for a worker.", value=state.waiting
+        )
+        yield GaugeMetricFamily("rlbp_queue_running", "Entries of the task queue running now.", value=state.running)
+        yield GaugeMetricFamily(
+            "rlbp_queue_oldest_wait_seconds",
+            "How long the oldest entry waiting for a worker has waited (0: none waits).",
+            value=state.oldest_wait_seconds,
+        )
+
+
 class _ThisProcess:
     def collect(self) -> Iterator[Any]:
         return REGISTRY.collect()
@@ -117,5 +166,6 @@ def metrics_exposition(accept: str) -> tuple[bytes, str]:
     else:
         registry.register(_ThisProcess())
     registry.register(PendingEvaluations())
+    registry.register(QueueDepth())
     encode, content_type = choose_encoder(accept)
     return encode(registry), content_type

@@ -253,6 +253,28 @@ def clinician_ensure(*, username: str, password: str | None = None) -> tuple[Any
     return user, created
 
 
+def operator_ensure(*, username: str, password: str | None = None, email: str = "") -> tuple[Any, bool]:
+    """Create or update an operator: a superuser, who manages gyms, jobs, users and everything
+    clinicians do in the admin; returns (user, created).
+
+    A password must pass ``AUTH_PASSWORD_VALIDATORS``; otherwise ``ValidationError`` carries
+    every validator's message and nothing is created or changed.
+    """
+    User = get_user_model()
+    with transaction.atomic():
+        user, created = User.objects.get_or_create(username=username)
+        if password:
+            password_validation.validate_password(password, user)
+            user.set_password(password)
+        elif created:
+            user.set_unusable_password()
+        if email:
+            user.email = email
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.save()
+    return user, created
+
+
 def rulepack_install(*, upgrade: bool = False) -> PackInstall:
     """Install the default rule pack (``rules.packs.pack_install``: a first install publishes it;
     later, missing rules are staged in the draft); with ``upgrade``, stage the latest version over

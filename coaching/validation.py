@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -21,6 +21,7 @@ MAX_ID_LENGTH = 100
 MAX_FUTURE = timedelta(days=1)
 # Dates before this are typing mistakes, and far-past datetimes overflow the window arithmetic.
 EARLIEST = date(1970, 1, 1)
+EARLIEST_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)  # an instant: 1970-01-01T00:30+01:00 is before it
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Unicode's control characters (general category Cc, fixed since Unicode 1.1): C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -44,6 +45,7 @@ DATETIME_FUTURE = "Must not be more than 1 day in the future."
 DATETIME_TOO_EARLY = f"Must not be before {EARLIEST.isoformat()}."
 DATA_NOT_AN_OBJECT = "Must be a JSON object with the fields of the event type."
 NUMBER_INVALID = "Must be a number."
+NUMBER_UNDERFLOW = "Too small to tell apart from 0 ({value}): send 0, or a number of at least 1e-300."
 INTEGER_INVALID = "Must be a whole number."
 BOOLEAN_INVALID = "Must be true or false."
 TEXT_INVALID = "Must be a string."
@@ -154,7 +156,7 @@ def _occurred_at(payload: Mapping[str, Any], now: datetime, errors: Errors) -> d
     if parsed > now + MAX_FUTURE:
         errors["occurred_at"] = [DATETIME_FUTURE]
         return None
-    if parsed.date() < EARLIEST:
+    if parsed < EARLIEST_MOMENT:  # instants compare in UTC, whatever offset each was sent with
         errors["occurred_at"] = [DATETIME_TOO_EARLY]
         return None
     return parsed
@@ -200,7 +202,31 @@ def _specs(event_type: str) -> tuple[tuple[FieldSpec, ...], dict[str, FieldSpec]
     return tuple(specs), {spec.name: spec for spec in specs}
 
 
+class Underflow(float):
+    """A number sent as JSON that is not 0 but too small for a float (``1e-400``): it reads as 0.0,
+    so it is kept apart (``json_number``) and refused rather than stored as 0."""
+
+    text: str
+
+    def __new__(cls, text: str) -> Underflow:
+        number = super().__new__(cls, 0.0)
+        number.text = text
+        return number
+
+
+def json_number(text: str) -> float:
+    """``parse_float`` for events read from JSON (the API, imported files) and CSV cells: the
+    number ``text`` says, or an ``Underflow`` when it says something other than 0 that a float
+    can only hold as 0."""
+    number = float(text)
+    if number == 0.0 and any(digit in "123456789" for digit in text.lower().partition("e")[0]):
+        return Underflow(text)
+    return number
+
+
 def _field(spec: FieldSpec, value: Any, occurred_at: datetime, now: datetime) -> tuple[Any, str | None]:
+    if isinstance(value, Underflow):
+        return None, NUMBER_UNDERFLOW.format(value=value.text)
     if spec.kind == BOOLEAN:
         return (value, None) if isinstance(value, bool) else (None, BOOLEAN_INVALID)
     if spec.kind == TEXT:

@@ -1,7 +1,8 @@
 """Settings for the running-with-lower-back-pain rules product.
 
-Everything that differs between machines comes from the environment, with safe
-development defaults. With DJANGO_DEBUG off, a missing DJANGO_SECRET_KEY stops the start.
+Everything that differs between machines comes from the environment, with safe defaults:
+debug is off unless DJANGO_DEBUG=true, however the product is started, and with it off a
+missing DJANGO_SECRET_KEY stops the start. docs/deployment.md lists what production sets.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+
+from config.version import VERSION
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,12 +27,12 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it to a long random string when DJANGO_DEBUG is off."
+            "DJANGO_SECRET_KEY is not set. Set it to a long random string (debug is off unless DJANGO_DEBUG=true)."
         )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production"  # noqa: S105 (debug only)
 
@@ -62,6 +66,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our own static files: no CDN needed
     "django_tasks",
     "django_tasks_db",  # the task queue's jobs live in the database: nothing else to run
+    "csp",
     "rules",
     "coaching",
 ]
@@ -78,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, so it sees a view's exception first: errors under /api/ answer JSON, never HTML.
     "coaching.api.middleware.ApiErrorMiddleware",
 ]
@@ -186,15 +192,37 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, fonts and images only
+# from this site's own static files (the admin's, the rule editor's and Swagger UI's, all served
+# here), no inline script or style, no plugins, no framing; images may also be data: URIs
+# (Swagger UI draws its icons so). Nothing a clinician enters can run as script even if a
+# template forgot to escape it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # API.md: request bodies over 1 MiB answer 413
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     # DRF's JSON renderer, by orjson where that writes the same JSON (coaching.api.renderers).
+    # DRF's browsable pages only with debug on: in production the API answers JSON, whatever
+    # ``?format=`` or ``Accept`` asks for.
     "DEFAULT_RENDERER_CLASSES": [
         "coaching.api.renderers.JSONRenderer",
-        "rest_framework.renderers.BrowsableAPIRenderer",
+        *(["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     ],
     "PAGE_SIZE": 50,
     # Per gym, counted in the shared cache (CACHES below); an array of events is one request.
@@ -204,7 +232,7 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Running with lower back pain: advice API",
     "DESCRIPTION": "Gyms post members' events and get the article's advice back.",
-    "VERSION": "1.0.0",
+    "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -223,6 +251,11 @@ elif CACHE_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_entries"}}
 
+# Several processes of a host write their metrics to files in this directory (coaching/metrics.py);
+# it must exist before the first of them is counted.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 # Who may read GET /metrics: comma-separated IPs or networks (CIDR).
 METRICS_ALLOWED_IPS = [
     ip.strip() for ip in os.environ.get("METRICS_ALLOWED_IPS", "127.0.0.1,::1").split(",") if ip.strip()
@@ -231,6 +264,10 @@ METRICS_ALLOWED_IPS = [
 # LOG_FORMAT=json: one JSON object per line; anything else: plain text. Either way each line
 # carries what is known of its request (request id, gym, member, event, ruleset version).
 LOG_FORMAT = os.environ.get("LOG_FORMAT", "text").strip().lower()
+if LOG_FORMAT == "json":
+    from coaching.logs import json_everywhere
+
+    json_everywhere()  # warnings and uncaught exceptions as JSON lines too
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -248,5 +285,17 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
     # One line per request (method, path, status, duration): REQUEST_LOG_LEVEL=WARNING silences it.
-    "loggers": {"coaching.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")}},
+    "loggers": {
+        "coaching.requests": {"level": os.environ.get("REQUEST_LOG_LEVEL", "INFO")},
+        # `serve`'s own lines: the deployment checks, what it started, a queue worker restarted.
+        "coaching.serve": {"level": "INFO"},
+    },
 }
+
+# Error reports to Sentry when SENTRY_DSN is set (off by default), never with members' data:
+# see config/error_tracking.py for what a report holds.
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "").strip()
+if SENTRY_DSN:
+    from config.error_tracking import error_tracking_init
+
+    error_tracking_init(dsn=SENTRY_DSN, environment=os.environ.get("SENTRY_ENVIRONMENT", "production"))

@@ -205,6 +205,7 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
             ),
             path("settings/", wrap(admin_views.ruleset_settings_view), name="rules_rule_settings"),
             path("publish/", wrap(admin_views.ruleset_publish_view), name="rules_rule_publish"),
+            path("reevaluate/", wrap(admin_views.ruleset_reevaluate_view), name="rules_rule_reevaluate"),
             path("rollback/", wrap(admin_views.ruleset_rollback_view), name="rules_rule_rollback"),
             path("discard/", wrap(admin_views.draft_discard_view), name="rules_rule_discard"),
             path("export/", wrap(admin_views.pack_export_view), name="rules_rule_export"),

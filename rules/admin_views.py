@@ -7,6 +7,7 @@ Each view checks the rules models' permissions, calls one service or selector, a
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,13 +34,23 @@ from rules.forms import (
 )
 from rules.internal.render import with_unit
 from rules.models import Rule, RuleChange, RulesetVersion
-from rules.packs import PackError, pack_dumps, pack_export, pack_import, pack_read, ruleset_diff, spec_diff
+from rules.packs import (
+    PACK_MAX_BYTES,
+    PackError,
+    pack_dumps,
+    pack_export,
+    pack_import,
+    pack_read,
+    ruleset_diff,
+    spec_diff,
+)
 from rules.registry import registry
 from rules.selectors import (
     rule_spec,
     rules_with_children,
     ruleset_draft_settings,
     ruleset_draft_specs,
+    version_changed_fact_types,
     version_live,
 )
 from rules.services import (
@@ -388,6 +399,8 @@ def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse
                     form.add_error(None, f"{error_place(path)}: {' '.join(problems)}")
             else:
                 messages.success(request, MSG_PUBLISHED.format(number=version.number))
+                if _reevaluation_offered(version):
+                    return HttpResponseRedirect(f"{reverse('admin:rules_rule_reevaluate')}?version={version.number}")
                 return HttpResponseRedirect(_changelist_url())
     return _render(
         request,
@@ -429,6 +442,60 @@ def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpRespons
             form=form,
             preview=preview,
             versions=RulesetVersion.objects.select_related("created_by")[:20],
+        ),
+    )
+
+
+# -- re-evaluation after a publish -------------------------------------------------------------
+MSG_REEVALUATION_STARTED = (
+    "The evaluation of {count} {subjects} is running again as a job; their advice follows version {number} "
+    "once it is done."
+)
+REEVALUATE_DAYS = 30  # the events judged again by default: as far back as a simulation looks
+
+
+def _reevaluation_offered(version: RulesetVersion) -> bool:
+    """Whether the domain can re-judge stored facts, and this version changed how any is judged."""
+    source = registry.fact_source()
+    if source is None or source.reevaluation_count(fact_types=set(), since=timezone.now()) is None:
+        return False
+    return bool(version_changed_fact_types(version))
+
+
+def ruleset_reevaluate_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
+    """After a publish: the clinician's choice to judge the stored events of the last days of the
+    subjects it concerns again with the new live version, as a job (advice already given was
+    judged with the rules before it)."""
+    _require(request, PERM_PUBLISH)
+    version = RulesetVersion.objects.filter(number=request.GET.get("version") or 0).first() or version_live()
+    source = registry.fact_source()
+    if version is None or source is None:
+        return HttpResponseRedirect(_changelist_url())
+    fact_types = version_changed_fact_types(version)
+    form = SimulateForm(request.POST or None, initial={"days": REEVALUATE_DAYS})
+    days = form.cleaned_data["days"] if form.is_bound and form.is_valid() else REEVALUATE_DAYS
+    since = timezone.now() - dt.timedelta(days=days)
+    count = source.reevaluation_count(fact_types=fact_types, since=since) or 0
+    if request.method == "POST" and form.is_valid() and count:
+        job = source.reevaluation_start(fact_types=fact_types, since=since, user=request.user)
+        subjects = registry.subject()[0 if count == 1 else 1]
+        messages.success(
+            request, MSG_REEVALUATION_STARTED.format(count=count, subjects=subjects, number=version.number)
+        )
+        return HttpResponseRedirect(reverse("admin:rules_job_change", args=[job.pk]))
+    labels = sorted(registry.fact_type(name).label for name in fact_types if registry.fact_type(name))
+    return _render(
+        request,
+        "reevaluate.html",
+        _context(
+            model_admin,
+            request,
+            "Re-run the evaluation with the new version?",
+            version=version,
+            form=form,
+            count=count,
+            days=days,
+            fact_type_labels=labels,
         ),
     )
 
@@ -507,8 +574,11 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
     errors: dict[str, list[str]] = {}
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data.get("pack")
+        # A file over the pack's bound is read no further than needed to refuse it.
         pack_text = (
-            upload.read().decode("utf-8", errors="replace") if upload else form.cleaned_data.get("pack_text", "")
+            upload.read(PACK_MAX_BYTES + 1).decode("utf-8", errors="replace")
+            if upload
+            else form.cleaned_data.get("pack_text", "")
         )
         if not pack_text:
             form.add_error("pack", "Choose a rule pack file.")

@@ -169,14 +169,17 @@ class RuleForm(forms.Form):
     enabled = forms.BooleanField(required=False, initial=True)
     pattern = forms.ChoiceField(choices=list(PATTERNS.items()), initial="single")
     count = forms.IntegerField(
-        required=False, min_value=2, label="How many events", widget=forms.NumberInput(attrs={"style": "width:5em"})
+        required=False,
+        min_value=2,
+        label="How many events",
+        widget=forms.NumberInput(attrs={"class": "rules-number-short"}),
     )
     # The time window in days or hours, as the clinician chooses; the spec stores hours.
     window = forms.FloatField(
         required=False,
         label="Within",
         help_text="How close in time the events must be: the last at most this long after the first.",
-        widget=forms.NumberInput(attrs={"style": "width:6em", "step": "any", "min": 0}),
+        widget=forms.NumberInput(attrs={"class": "rules-number", "step": "any", "min": 0}),
     )
     window_unit = forms.ChoiceField(choices=list(WINDOW_UNITS.items()), initial=DAYS, label="Unit of the window")
     message = forms.CharField(
@@ -209,7 +212,7 @@ class RuleForm(forms.Form):
             "No new advice from this rule for the same {} within this long of its last advice (0: no limit).",
             _subject(),
         ),
-        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 0, "step": 1}),
+        widget=forms.NumberInput(attrs={"class": "rules-number-short", "min": 0, "step": 1}),
     )
     cooldown_unit = forms.ChoiceField(choices=list(COOLDOWN_UNITS.items()), initial=DAYS, label="Unit of the cooldown")
     holds_back_lower = forms.BooleanField(
@@ -250,7 +253,7 @@ class RuleForm(forms.Form):
             "gives more advice than the ruleset allows.",
             PRIORITY_MAX,
         ),
-        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 0, "max": PRIORITY_MAX}),
+        widget=forms.NumberInput(attrs={"class": "rules-number-short", "min": 0, "max": PRIORITY_MAX}),
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -718,7 +721,7 @@ class RulesetSettingsForm(forms.Form):
             "the rules' priority. The rest is held back and shown as such in try it and simulation.",
             ADVICE_LIMIT_MAX,
         ),
-        widget=forms.NumberInput(attrs={"style": "width:5em", "min": 1, "max": ADVICE_LIMIT_MAX}),
+        widget=forms.NumberInput(attrs={"class": "rules-number-short", "min": 1, "max": ADVICE_LIMIT_MAX}),
     )
 
 
@@ -754,7 +757,7 @@ def _try_field(spec: FieldSpec) -> forms.Field:
             label=label, required=False, help_text=help_text, widget=forms.DateInput(attrs={"type": "date"})
         )
     field_class = forms.IntegerField if spec.kind == INTEGER else forms.FloatField
-    attrs = {"style": "width:7em"}
+    attrs = {"class": "rules-number-wide"}
     if spec.kind == NUMBER:
         attrs["step"] = "any"
     return field_class(

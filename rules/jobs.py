@@ -12,6 +12,8 @@ from every web process.
   beating; ``jobs_sweep`` (a periodic job) marks it cut off, so it can be started again.
 - ``periodic_due`` enqueues each periodic job (``registry.register_periodic``) once per period,
   whichever worker gets there first: the (name, slot) row is unique.
+- Each finished run sends ``rules.signals.job_finished`` (kind, outcome, seconds); ``queue_state``
+  reads how many entries wait and for how long (both for metrics).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +39,7 @@ except ImportError:  # pragma: no cover - depends on the Django version
 
 from rules.models import Job, PeriodicRun
 from rules.registry import registry
+from rules.signals import job_finished
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +127,12 @@ def job_run(job_id: str) -> str:
     )
     if not claimed:  # cut off and started again, or already taken
         return "skipped"
+    started = time.monotonic()
     job = Job.objects.get(pk=job_id)
     handler = registry.job_handler(job.kind)
     if handler is None:
         _finish(job, Job.Status.FAILED, error=MSG_NO_HANDLER)
+        _finished(job.kind, job.status, started)
         return job.status
     heartbeat = _Heartbeat(job.pk)
     heartbeat.start()
@@ -139,7 +145,15 @@ def job_run(job_id: str) -> str:
         _finish(job, Job.Status.DONE, result=result)
     finally:
         heartbeat.stop()
+    _finished(job.kind, job.status, started)
     return job.status
+
+
+def _finished(kind: str, outcome: str, started: float) -> None:
+    try:
+        job_finished.send(sender=Job, kind=kind, outcome=outcome, seconds=time.monotonic() - started)
+    except Exception:  # an observer's failure is no failure of the job
+        logger.warning("job_finished receivers failed", exc_info=True)
 
 
 def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> None:
@@ -162,7 +176,14 @@ def periodic_run(name: str) -> Any:
     """Run the periodic job ``name`` (the queue's entry point)."""
     for periodic in registry.periodic():
         if periodic.name == name:
-            return periodic.function()
+            started = time.monotonic()
+            try:
+                result = periodic.function()
+            except Exception:
+                _finished(name, Job.Status.FAILED, started)
+                raise
+            _finished(name, Job.Status.DONE, started)
+            return result
     logger.warning("periodic job %s is not registered; skipped", name)
     return None
 
@@ -198,6 +219,30 @@ def jobs_sweep() -> dict[str, int]:
     PeriodicRun.objects.filter(created_at__lt=now - dt.timedelta(days=1)).delete()
     _queue_prune(now - keep)
     return {"cut_off": cut_off, "forgotten": forgotten}
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """The task queue as a scrape sees it: entries waiting for a worker and running now, and
+    how long the oldest waiting one has waited (0 when none waits)."""
+
+    waiting: int
+    running: int
+    oldest_wait_seconds: float
+
+
+def queue_state() -> QueueState:
+    try:
+        from django_tasks_db.models import DBTaskResult
+    except ImportError:  # pragma: no cover - another task backend
+        return QueueState(0, 0, 0.0)
+    waiting = DBTaskResult.objects.ready()
+    oldest = waiting.order_by("enqueued_at").values_list("enqueued_at", flat=True).first()
+    return QueueState(
+        waiting=waiting.count(),
+        running=DBTaskResult.objects.running().count(),
+        oldest_wait_seconds=max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0,
+    )
 
 
 def _queue_prune(before: dt.datetime) -> None:

@@ -52,6 +52,23 @@ MSG_PACK_VERSION = (
 )
 MSG_PACK_EMPTY = "This rule pack has no rules."
 MSG_PACK_INVALID = "The rule pack has problems; nothing was imported."
+# A pack of the most rules with the longest texts fits with room to spare; beyond it a file is
+# refused before it is read.
+PACK_MAX_BYTES = 2 * 1024 * 1024
+MSG_PACK_TOO_LARGE = (
+    "This file is larger than 2 MiB, the most a rule pack can be, so nothing was imported. Check that it "
+    "is the rule pack you meant, and that no text in it is longer than the rule editor allows."
+)
+MSG_PACK_TOO_DEEP = "This file is not a rule pack: its JSON is nested far deeper than any rule pack."
+MSG_PACK_SHAPE = "Not as a rule pack writes it: {expected}."
+# What each part of a rule is in a pack (as exportpack writes it), checked before any rule is read.
+_LISTS = ("steps", "conditions", "parameters")
+_TEXTS = {
+    "": ("key", "category", "severity", "pattern"),
+    "steps": ("fact_type",),
+    "conditions": ("field", "operator", "parameter"),
+    "parameters": ("name", "kind"),
+}
 
 
 class PackError(Exception):
@@ -102,10 +119,15 @@ def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:
     """The pack's rules and settings, validated exactly as publishing validates them (bounds,
     engine limits, safety-critical rules, a test evaluation); raises PackError with every problem.
     ``safety=False``: an earlier version of a domain's own pack, read only to compare with."""
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > PACK_MAX_BYTES:
+        raise PackError(MSG_PACK_TOO_LARGE)
     try:
         pack = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise PackError(MSG_PACK_NOT_JSON) from None
+    except RecursionError:
+        raise PackError(MSG_PACK_TOO_DEEP) from None
     if not isinstance(pack, dict) or pack.get("format") != PACK_FORMAT or not isinstance(pack.get("rules"), list):
         raise PackError(MSG_PACK_FORMAT)
     found = pack.get("format_version", PACK_FORMAT_VERSION)
@@ -119,10 +141,40 @@ def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:
     settings = pack.get("settings") or {}
     if not isinstance(settings, dict):
         raise PackError(MSG_PACK_FORMAT)
+    shape = _shape_problems(rules)
+    if shape:
+        raise PackError(MSG_PACK_INVALID, shape)
     try:
         return Pack(rules=ruleset_check(rules, settings=settings, safety=safety), settings=settings_normalize(settings))
     except RuleValidationError as exc:
         raise PackError(MSG_PACK_INVALID, exc.errors) from None
+    except RecursionError:  # a value nested deep enough to pass the parser, not the checks
+        raise PackError(MSG_PACK_TOO_DEEP) from None
+
+
+def _shape_problems(rules: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Parts of the rules that are not the kind of JSON value a pack holds there (a list where a
+    text belongs, a text where a list of objects does): refused by name before validation."""
+    problems: dict[str, list[str]] = {}
+    for number, rule in enumerate(rules, start=1):
+        owner = rule.get("key") if isinstance(rule.get("key"), str) and rule.get("key") else f"rule {number}"
+
+        def texts(item: dict[str, Any], names: tuple[str, ...], path: str, owner: str = owner) -> None:
+            for name in names:
+                if item.get(name) is not None and not isinstance(item[name], str):
+                    problems[f"{owner}: {path}{name}"] = [MSG_PACK_SHAPE.format(expected="a text")]
+
+        texts(rule, _TEXTS[""], "")
+        for head in _LISTS:
+            items = rule.get(head)
+            if items is None:
+                continue
+            if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+                problems[f"{owner}: {head}"] = [MSG_PACK_SHAPE.format(expected="a list of objects")]
+                continue
+            for index, item in enumerate(items):
+                texts(item, _TEXTS[head], f"{head}.{index}.")
+    return problems
 
 
 def pack_import(

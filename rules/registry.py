@@ -187,6 +187,17 @@ class FactSource:
         that the rules admin can link every subject it names; None (the default): no link."""
         return None
 
+    def reevaluation_count(self, *, fact_types: set[str], since) -> int | None:
+        """How many subjects have facts of ``fact_types`` since ``since``: those a re-evaluation
+        after a publish would judge again with the new live version. None (the default): the
+        domain offers no such re-evaluation, and the admin does not ask."""
+        return None
+
+    def reevaluation_start(self, *, fact_types: set[str], since, user: Any = None) -> Any:
+        """Queue the re-evaluation ``reevaluation_count`` counts (their facts from ``since`` on,
+        with the live version) as a job of ``rules.jobs``; returns the ``Job``."""
+        raise NotImplementedError
+
 
 def state_fields() -> tuple[FieldSpec, ...]:
     """The fields the decision policy supplies to every fact type (``FieldSpec.state``)."""

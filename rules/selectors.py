@@ -76,3 +76,30 @@ def version_live_number() -> int:
 
 def rule_changes(rule_key: str) -> QuerySet[RuleChange]:
     return RuleChange.objects.filter(rule_key=rule_key).select_related("changed_by")
+
+
+def version_changed_fact_types(version: RulesetVersion) -> set[str]:
+    """The fact types whose judging ``version`` changed against the version before it: those of
+    every rule it added, removed or changed in what it matches or gives (a rule's steps before
+    and after; its texts do not count: advice that still holds is kept as it was given), or every
+    type when the ruleset's own settings changed (they weigh on every fact)."""
+    from rules.registry import registry
+
+    previous = RulesetVersion.objects.filter(number__lt=version.number).order_by("-number").first()
+    if previous is None or settings_normalize(previous.settings) != settings_normalize(version.settings):
+        return {fact_type.name for fact_type in registry.fact_types()}
+    before = {spec["key"]: _judging(spec) for spec in previous.snapshot}
+    after = {spec["key"]: _judging(spec) for spec in version.snapshot}
+    changed: set[str] = set()
+    for key in before.keys() | after.keys():
+        if before.get(key) != after.get(key):
+            for spec in (before.get(key), after.get(key)):
+                changed |= {step["fact_type"] for step in (spec or {}).get("steps") or []}
+    return changed
+
+
+_TEXTS = ("name", "description", "message", "summary", "source_label")
+
+
+def _judging(spec: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in spec.items() if name not in _TEXTS}

@@ -94,6 +94,12 @@ ALTERNATIVES_MAX = 20  # conditions in one "any of these" group (each is a branc
 NUMBER_MAX = 1e9  # a value compared with a field that has no range of its own
 ADVICE_LIMIT_MAX = 20
 
+# Bounds on every text of a rule (beyond them a rule is refused at save and import): what the
+# admin's pages and a clinical system can show, and no more than the database's columns hold.
+TEXT_MAX = {"key": 80, "name": 200, "description": 2000, "message": 1000, "source_label": 300}
+PARAMETER_TEXT_MAX = {"name": 60, "label": 200, "unit": 30}
+VALUE_TEXT_MAX = 300  # a condition's or a parameter's value as typed (a list: joined by commas)
+
 # The scalar fields of a rule spec: name -> (label a clinician reads, default).
 RULE_FIELDS: dict[str, tuple[str, Any]] = {
     "key": ("Key", ""),
@@ -236,6 +242,9 @@ MSG_SAFETY_SETTING = "“{name}” is safety-critical, so “{setting}” must s
 MSG_SAFETY_STRUCTURE = (
     "“{name}” is safety-critical, so what it looks for cannot change: only its numbers and wording can."
 )
+
+MSG_TEXT_TOO_LONG = "This text can be at most {max} characters; it has {length}."
+MSG_VALUE_TOO_LONG = "A value can be at most {max} characters as typed; this one has {length}."
 
 KIND_LABELS = {
     NUMBER: "a number",
@@ -381,6 +390,8 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
     def add(path: str, message: str) -> None:
         errors.setdefault(path, []).append(message)
 
+    for path, messages in spec_text_problems(spec).items():
+        errors[path] = messages
     for name in ("key", "name", "message", "category", "severity"):
         if not str(spec.get(name) or "").strip():
             add(name, MSG_REQUIRED)
@@ -663,6 +674,35 @@ def only_under_referral(spec: Mapping[str, Any]) -> bool:
         ):
             return True
     return False
+
+
+def spec_text_problems(spec: Mapping[str, Any]) -> Errors:
+    """Texts of a rule that are no text, or longer than their bound (``TEXT_MAX`` and friends)."""
+    errors: Errors = {}
+
+    def check(path: str, value: Any, limit: int, message: str = MSG_TEXT_TOO_LONG) -> None:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            errors[path] = [MSG_NOT_TEXT]
+        elif len(value) > limit:
+            errors[path] = [message.format(max=limit, length=len(value))]
+
+    for name, limit in TEXT_MAX.items():
+        check(name, spec.get(name), limit)
+
+    def typed(value: Any) -> str | None:  # numbers have bounds of their own
+        return value_text(value) if isinstance(value, (str, list, tuple)) else None
+
+    for index, parameter in enumerate(spec.get("parameters") or []):
+        if isinstance(parameter, Mapping):
+            for name, limit in PARAMETER_TEXT_MAX.items():
+                check(f"parameters.{index}.{name}", parameter.get(name), limit)
+            check(f"parameters.{index}.value", typed(parameter.get("value")), VALUE_TEXT_MAX, MSG_VALUE_TOO_LONG)
+    for index, condition in enumerate(spec.get("conditions") or []):
+        if isinstance(condition, Mapping):
+            check(f"conditions.{index}.value", typed(condition.get("value")), VALUE_TEXT_MAX, MSG_VALUE_TOO_LONG)
+    return errors
 
 
 def _whole(value: Any, low: int, high: int) -> bool:

@@ -8,8 +8,8 @@ logger (method, path, status, duration); and counts the request for ``/metrics``
 ``ApiErrorMiddleware``: every error answer under /api/ is JSON, whatever ``DJANGO_DEBUG`` says.
 DRF turns its own exceptions into JSON; this catches the rest (a bug, a database that went
 away or read-only) before Django renders its HTML error page, logs it, and answers in JSON:
-503 with ``Retry-After`` when the database is busy or unavailable (the request can simply be
-sent again: events are idempotent), 500 otherwise.
+503 naming what is wrong with the database (read-only, unreachable, busy) with a ``Retry-After``
+that fits it (the request can simply be sent again: events are idempotent), 500 otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from .. import metrics
-from ..internal.db.database import database_unavailable
+from ..internal.db.database import PROBLEM_WORDS, RETRY_AFTER, database_problem
 from ..logs import log_context
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:@/+=-]{1,200}")
 # Polled by load balancers and Prometheus every few seconds: their lines are DEBUG.
 QUIET_PATHS = ("/healthz", "/metrics")
 
-DATABASE_UNAVAILABLE = "The database is busy or unavailable; send the same request again in a moment."
 SERVER_ERROR = "Something went wrong on our side and was logged; nothing was half-stored. Try again later."
 JSON_PREFIXES = ("/api/", "/healthz")
 
@@ -83,10 +82,11 @@ class ApiErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path_info.startswith(JSON_PREFIXES):
             return None
-        if database_unavailable(exception):
-            logger.warning("Database unavailable on %s: %s", request.path_info, exception)
-            response = JsonResponse({"detail": DATABASE_UNAVAILABLE}, status=503)
-            response["Retry-After"] = "1"
+        problem = database_problem(exception)
+        if problem is not None:
+            logger.warning("Database %s on %s: %s", problem, request.path_info, exception)
+            response = JsonResponse({"detail": PROBLEM_WORDS[problem]}, status=503)
+            response["Retry-After"] = str(RETRY_AFTER[problem])
             return response
         logger.exception("Unhandled error on %s", request.path_info, exc_info=exception)
         return JsonResponse({"detail": SERVER_ERROR}, status=500)

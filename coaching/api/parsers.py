@@ -10,6 +10,8 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
+from ..validation import json_number
+
 BODY_TOO_LARGE = "The request body is larger than {limit} bytes. Send fewer events per request."
 JSON_INVALID = "The body is not valid JSON: {error}"
 JSON_TOO_DEEP = "The body is nested too deeply to be an event or a list of events."
@@ -37,7 +39,9 @@ class LimitedJSONParser(JSONParser):
             raise too_large()
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return json.loads(raw.decode(encoding), parse_constant=_reject_constant, parse_int=_parse_int)
+            return json.loads(
+                raw.decode(encoding), parse_constant=_reject_constant, parse_int=_parse_int, parse_float=json_number
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(JSON_INVALID.format(error=exc)) from None
         except RecursionError:

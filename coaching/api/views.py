@@ -25,8 +25,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
+from config.version import VERSION
+
 from .. import metrics, selectors, services
-from ..internal.db.database import OK, database_unavailable, database_write_status
+from ..internal.db.database import (
+    OK,
+    PROBLEM_WORDS,
+    READ_ONLY,
+    RETRY_AFTER,
+    UNAVAILABLE,
+    database_problem,
+    database_write_status,
+)
 from ..logs import log_context_add
 from ..models import Member
 from .authentication import GymKeyAuthentication, IsGym
@@ -52,7 +62,6 @@ MAX_BATCH = 500
 BATCH_TOO_LARGE = f"Send at most {MAX_BATCH} events in one request."
 BODY_NOT_EVENTS = "Send one event as a JSON object, or a JSON array of events."
 MEMBER_NOT_FOUND = "No such member."
-DATABASE_BUSY = "The database is busy with other requests; send the same request again in a moment."
 URL_NOT_FOUND = "No such API endpoint. See /api/docs/ for the endpoints."
 URL_MOVED = "API URLs end with a slash: use {location}"
 CURSOR_INVALID = "Not a cursor of this list: follow the 'next' and 'previous' links as they are, or leave it out."
@@ -60,13 +69,12 @@ CURSOR_INVALID = "Not a cursor of this list: follow the 'next' and 'previous' li
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s reshaped to the contract's ``{"errors": {path: [message]}}``."""
-    if database_unavailable(exc):
+    problem = database_problem(exc)
+    if problem is not None:
         # SQLite under a burst of concurrent writes, a PostgreSQL lock timeout, a lost connection
         # or a read-only database: a retry will succeed once it is back, and events are idempotent.
-        logger.warning("Database busy: %s", exc)
-        return Response(
-            {"detail": DATABASE_BUSY}, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "1"}
-        )
+        logger.warning("Database %s: %s", problem, exc)
+        return database_unavailable_response(problem)
     response = exception_handler(exc, context)
     if response is not None and response.status_code == 400:
         if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
@@ -75,6 +83,15 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
             response.data = {"errors": {"non_field_errors": [str(detail)]}}
     return response
+
+
+def database_unavailable_response(problem: str) -> Response:
+    """503 naming what is wrong with the database, with the Retry-After that fits it."""
+    return Response(
+        {"detail": PROBLEM_WORDS[problem]},
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER[problem])},
+    )
 
 
 class GymAPIView(APIView):
@@ -333,9 +350,13 @@ class AdviceFeedView(GymAPIView):
 class HealthSerializer(serializers.Serializer):
     status = serializers.CharField(help_text='"ok", or "degraded" when something below is not ok')
     database = serializers.CharField(
-        help_text='"ok" when the database takes writes; "read-only", or "error" when it does not answer'
+        help_text='"ok" when the database takes writes; "read-only", or "error" when it does not answer or stays busy'
+    )
+    detail = serializers.CharField(
+        required=False, help_text="What is wrong with the database, in words (only when it is not ok)."
     )
     ruleset_version = serializers.IntegerField(allow_null=True)
+    version = serializers.CharField(help_text="The product's version.")
     pending_evaluations = serializers.IntegerField(
         required=False, help_text="Events waiting for an evaluation that failed (only when there are any)."
     )
@@ -355,11 +376,17 @@ class HealthView(APIView):
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:
-        body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None}
+        body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None, "version": VERSION}
         database = database_write_status()
         if database != OK:
-            body.update(status="degraded", database=database)
-            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+            body.update(
+                status="degraded",
+                database=READ_ONLY if database == READ_ONLY else UNAVAILABLE,
+                detail=PROBLEM_WORDS[database],
+            )
+            return Response(
+                body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER[database])}
+            )
         try:
             from rules.evaluation import ruleset_live
 

@@ -16,8 +16,10 @@ from django.db import connection, transaction
 from django.test import Client, override_settings
 
 from coaching import validation
-from coaching.api.views import CURSOR_INVALID, DATABASE_BUSY
+from coaching.api.views import CURSOR_INVALID
+from coaching.database import DATABASE_READ_ONLY, RETRY_AFTER
 from coaching.models import Event, Member
+from config.version import VERSION
 
 from .conftest import ADVICE_URL, EVENTS_URL, MEMBERS_URL, day, profile, run
 
@@ -363,8 +365,8 @@ def test_a_read_only_database_answers_503_with_retry_after_and_stores_nothing(cl
         for response in (single, batch):
             assert response.status_code == 503
             assert response["Content-Type"] == "application/json"
-            assert response["Retry-After"] == "1"
-            assert response.json() == {"detail": DATABASE_BUSY}
+            assert response["Retry-After"] == str(RETRY_AFTER["read-only"])  # not "1": an operator must act
+            assert response.json() == {"detail": DATABASE_READ_ONLY}  # never "busy"
         assert not Event.objects.exists() and not Member.objects.exists()
     client.send(run(external_id="single"), expect=201)  # the same request, once writable again
 
@@ -374,7 +376,8 @@ def test_a_read_only_database_still_answers_reads_and_refuses_erasure_with_503(c
         assert client.get(member_url(member)).status_code == 200
         assert client.get(EVENTS_URL).status_code == 200
         erase = client.delete(member_url(member))
-        assert erase.status_code == 503 and erase["Retry-After"] == "1"
+        assert erase.status_code == 503 and erase["Retry-After"] == str(RETRY_AFTER["read-only"])
+        assert erase.json() == {"detail": DATABASE_READ_ONLY}
     assert client.get(member_url(member)).status_code == 200
 
 
@@ -383,7 +386,16 @@ def test_healthz_is_degraded_while_the_database_cannot_be_written(client, pack):
     status, body = health()
     assert status == 200 and body["database"] == "ok"
     with database_read_only():
-        assert health() == (503, {"status": "degraded", "database": "read-only", "ruleset_version": None})
+        assert health() == (
+            503,
+            {
+                "status": "degraded",
+                "database": "read-only",
+                "detail": DATABASE_READ_ONLY,
+                "ruleset_version": None,
+                "version": VERSION,
+            },
+        )
     assert health() == (200, body)
     assert Event.objects.count() == 1  # the check wrote nothing
 

@@ -520,3 +520,19 @@ def test_every_admin_page_a_clinician_reaches_opens_without_json_errors_or_dead_
     assert export.ok and export.headers["content-type"].startswith("application/json")
     assert not shown_json, "JSON shown to a clinician:\n" + "\n".join(shown_json)
     clinic.assert_nothing_went_wrong()
+
+
+def test_the_pages_carry_a_content_security_policy_and_the_api_docs_render_under_it(clinic):
+    """The policy allows no inline script or style: a page that needed one would log a console
+    error ("Refused to execute inline script ..."), which fails every test of this file."""
+    page = clinic.page
+    for path in ("/admin/login/", "/api/docs/"):
+        response = page.goto(clinic.url + path)
+        assert response is not None and response.ok
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy, policy
+    # Swagger UI (the drf-spectacular sidecar's files) loads the schema and lists the endpoints.
+    page.wait_for_selector(".opblock-summary-path")
+    paths = page.eval_on_selector_all(".opblock-summary-path", "nodes => nodes.map((n) => n.textContent)")
+    assert any("/api/v1/events/" in path for path in paths), paths
+    clinic.assert_nothing_went_wrong()

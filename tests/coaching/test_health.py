@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from coaching.models import Advice, Event
+from config.version import VERSION
 
 from .conftest import ENGINE_DOWN, day, engine_break, pain, profile, run
 
@@ -46,7 +47,7 @@ def test_healthz_answers_ok_with_the_live_version(client, pack):
     client.history(*history("m-1", "a"))
     status, body = health()
     assert status == 200
-    assert body == {"status": "ok", "database": "ok", "ruleset_version": body["ruleset_version"]}
+    assert body == {"status": "ok", "database": "ok", "ruleset_version": body["ruleset_version"], "version": VERSION}
     assert isinstance(body["ruleset_version"], int) and body["ruleset_version"] >= 1
 
 
@@ -65,7 +66,8 @@ def test_failed_evaluation_makes_healthz_degraded_until_reevaluate_pending(clien
     assert body["database"] == "ok"
 
     assert "Re-evaluated 2 events" in reevaluate("--pending")
-    assert health() == (200, {"status": "ok", "database": "ok", "ruleset_version": body["ruleset_version"]})
+    ok = {"status": "ok", "database": "ok", "ruleset_version": body["ruleset_version"], "version": VERSION}
+    assert health() == (200, ok)
 
     # Another gym sent the same history while the engine worked: the same advice, each piece once.
     other_client.history(*history("m-1", "normal"))
@@ -76,3 +78,9 @@ def test_failed_evaluation_makes_healthz_degraded_until_reevaluate_pending(clien
     reevaluate("--pending")
     reevaluate()
     assert sorted(Advice.objects.filter(event__external_id="outage-run").values_list("rule_key", flat=True)) == expected
+
+
+def test_healthz_and_the_openapi_document_show_the_one_product_version():
+    assert Client().get("/healthz").json()["version"] == VERSION
+    schema = Client().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["info"]["version"] == VERSION

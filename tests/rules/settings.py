@@ -6,7 +6,7 @@ stands on its own.
 
 import os
 
-from config.settings import *
+from tests.settings import *
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "coaching"] + ["tests.rules.testdomain"]
 MIDDLEWARE = [name for name in MIDDLEWARE if not name.startswith("coaching.")]

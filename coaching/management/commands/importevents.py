@@ -54,7 +54,8 @@ class Command(BaseCommand):
             format = format or format_for(path.name)
             with path.open("rb") as stream:
                 total = lines_count(stream)
-                with tqdm(total=total, unit="line", file=self.stderr._out, disable=options["verbosity"] < 1) as bar:
+                quiet = options["verbosity"] < 1 or None  # None: a bar on a terminal only, never into a log
+                with tqdm(total=total, unit="line", file=self.stderr._out, disable=quiet) as bar:
                     report = events_import(
                         gym=gym_obj, lines=stream, format=format, progress=lambda done: bar.update(done - bar.n)
                     )

@@ -65,7 +65,8 @@ class Command(BaseCommand):
             for m in members
         )
         events = failed = created = withdrawn = 0
-        with tqdm(total=total, unit="event", file=self.stderr._out, disable=total == 0) as bar:
+        # A progress bar on a terminal only: into a log it would write a line per update.
+        with tqdm(total=total, unit="event", file=self.stderr._out, disable=True if total == 0 else None) as bar:
             for m in members:
                 result = events_reevaluate(
                     member=m, gym=gym_obj, since=since_at, pending=not include_evaluated, progress=bar.update

@@ -8,10 +8,16 @@ job (docs/deployment.md). Beside it run ``--queue-workers`` task-queue workers (
 restarted if it dies. Ctrl+C or SIGTERM stops them all gracefully. ``make run`` and
 ``make serve`` call this; on several hosts, run it on each (or run gunicorn and the workers
 under your own supervisor: they need nothing from each other but the database).
+
+Before starting them it runs Django's deployment checks (``check --deploy``) and logs what
+they find, so a production start with an insecure setting says so in the log. Its own lines
+go through logging like every other process's (JSON with ``LOG_FORMAT=json``).
 """
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import shutil
 import signal
@@ -23,9 +29,31 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import checks
 from django.core.management.base import BaseCommand, CommandError
 
+logger = logging.getLogger("coaching.serve")
+
 RESTART_PAUSE = 1.0  # seconds before a queue worker that died is started again
+# Tells config/gunicorn.py that this command emptied the metrics directory before any process
+# started: gunicorn emptying it later would remove the files the queue workers already write.
+METRICS_DIR_EMPTIED = "RLBP_METRICS_DIR_EMPTIED"
+
+MSG_SERVING = "Serving on http://{address}/ with {web} web process(es) and {queue} queue worker(s)."
+MSG_WORKER_RESTART = "Queue worker {pid} stopped (exit {code}); starting another."
+MSG_DEPLOY_CHECKS_CLEAN = "Deployment checks (check --deploy): no issues."
+
+
+def deploy_checks_log() -> int:
+    """Run Django's deployment checks and log each finding; returns how many there were."""
+    found = [m for m in checks.run_checks(include_deployment_checks=True) if not m.is_silenced()]
+    for message in found:
+        level = logging.ERROR if message.is_serious() else logging.WARNING
+        hint = f" HINT: {message.hint}" if message.hint else ""
+        logger.log(level, "check --deploy: %s: %s%s", message.id, message.msg, hint, extra={"check": message.id})
+    if not found:
+        logger.info(MSG_DEPLOY_CHECKS_CLEAN)
+    return len(found)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -83,13 +111,22 @@ class Command(BaseCommand):
             web_command += ["--config", str(gunicorn_config)]
         worker_command = [sys.executable, manage, "worker", "--verbosity", "1"]
 
-        # /metrics adds up the figures of every process of this host: they write them to files
-        # in one directory (a fresh one for this run unless PROMETHEUS_MULTIPROC_DIR names one).
+        deploy_checks_log()
+
+        # /metrics adds up the figures of every process of this host, web and queue workers: they
+        # write them to files in one directory (a fresh one for this run unless
+        # PROMETHEUS_MULTIPROC_DIR names one, which is emptied of an earlier run's figures now,
+        # before any process writes there).
         env = dict(os.environ)
         own_metrics_dir = None
         if not env.get("PROMETHEUS_MULTIPROC_DIR"):
             own_metrics_dir = tempfile.mkdtemp(prefix="rlbp-metrics-")
             env["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+        else:
+            os.makedirs(env["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+            for path in glob.glob(os.path.join(env["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+                os.remove(path)
+        env[METRICS_DIR_EMPTIED] = "1"
 
         stopping = False
 
@@ -102,17 +139,13 @@ class Command(BaseCommand):
         # Our own interpreter and fixed arguments: nothing from outside is executed.
         web = subprocess.Popen(web_command, env=env)  # noqa: S603
         workers = [subprocess.Popen(worker_command, env=env) for _ in range(queue_workers)]  # noqa: S603
-        self.stdout.write(
-            f"Serving on http://{host}:{port}/ with {web_concurrency} web process(es) "
-            f"and {queue_workers} queue worker(s)."
-        )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        logger.info(MSG_SERVING.format(address=address, web=web_concurrency, queue=queue_workers))
         try:
             while not stopping and web.poll() is None:
                 for n, worker in enumerate(workers):
                     if worker.poll() is not None:
-                        self.stderr.write(
-                            f"Queue worker {worker.pid} stopped (exit {worker.returncode}); starting another."
-                        )
+                        logger.warning(MSG_WORKER_RESTART.format(pid=worker.pid, code=worker.returncode))
                         time.sleep(RESTART_PAUSE)
                         workers[n] = subprocess.Popen(worker_command, env=env)  # noqa: S603
                 time.sleep(0.5)
