@@ -1,7 +1,7 @@
 """The documentation holds together: the README fits on a screen, and every relative link of
-README.md, CONTRIBUTING.md and docs/ reaches a file that exists, and every ``#anchor`` a
-heading of the file it points into (as GitHub names headings). External https links are
-allowed as they are; nothing is fetched."""
+README.md, CONTRIBUTING.md, CHANGELOG.md and docs/ reaches a file that exists, and every
+``#anchor`` a heading of the file it points into (as GitHub names headings). External https
+links are allowed as they are; nothing is fetched."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README_MAX_BYTES = 8 * 1024
-DOCUMENTS = sorted([ROOT / "README.md", ROOT / "CONTRIBUTING.md", *(ROOT / "docs").rglob("*.md")])
+DOCUMENTS = sorted(
+    [
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        *[path for path in [ROOT / "CHANGELOG.md"] if path.exists()],
+        *(ROOT / "docs").rglob("*.md"),
+    ]
+)
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
