@@ -9,7 +9,7 @@ through ``rules.evaluation.Evaluator`` (the product's adapter), in --runs fresh 
 (each with its own PYTHONHASHSEED, so each lays out memory differently: whether a
 corruption reaches unmapped memory depends on that), and counts the processes that died.
 Expected: 0 crashes, since the product compiles every pattern step as a one-fact rule and
-chains the steps in Python (rules.compiler, rules.internal.chains).
+chains the steps in Python (rules.internal.compiler, rules.internal.chains).
 
 ``--join`` DEMONSTRATES THE UPSTREAM BUG, not the product: the same workload straight on
 durable_rules' C core with the pack's patterns compiled as durable join rules (the form
@@ -65,7 +65,7 @@ def join_evaluator(specs):
     """evaluate_many for the --join mode: only the patterns, joined by durable_rules itself."""
     import durable_rules_engine as dre
 
-    from rules.compiler import ruleset_compile
+    from rules.internal.compiler import ruleset_compile
     from rules.internal.facts import SCRATCH_SID, projector
     from rules.registry import registry
 

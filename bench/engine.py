@@ -498,7 +498,7 @@ def business_rules_contender(name: str, how: str, specs) -> Contender:
 
 # -- sections ---------------------------------------------------------------------------
 def section_a(singles, facts, repeats: int) -> list[Row]:
-    from rules.compiler import ruleset_compile
+    from rules.internal.compiler import ruleset_compile
     from rules.registry import registry
     from rules.services import ruleset_publish
 
@@ -618,7 +618,7 @@ def section_a(singles, facts, repeats: int) -> list[Row]:
 
 
 def section_b(specs, items, repeats: int) -> list[Row]:
-    from rules.compiler import ruleset_compile
+    from rules.internal.compiler import ruleset_compile
     from rules.registry import registry
     from rules.services import ruleset_publish
 

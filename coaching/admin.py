@@ -30,7 +30,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from rules.admin_actions import ActionPermissionMixin
+from rules.admin import ActionPermissionMixin
 from rules.models import Job
 
 from . import imports, selectors, services, words

@@ -7,7 +7,7 @@ as if it came over HTTPS.
 
 What multi-process Prometheus metrics need (coaching/metrics.py), and the garbage collector
 told to leave the objects loaded at start alone and to collect after a large request
-(rules/process.py); everything else is given on the command line.
+(config/process.py); everything else is given on the command line.
 With ``PROMETHEUS_MULTIPROC_DIR`` set, the directory is emptied when gunicorn starts (figures of
 an earlier run would otherwise be added to this one's) unless ``manage.py serve`` emptied it
 before starting the queue workers, whose files gunicorn must then leave alone; a worker's files
@@ -58,16 +58,16 @@ def child_exit(server, worker):
 
 
 def post_worker_init(worker):
-    from rules.process import collector_tune
+    from config.process import collector_tune
 
-    collector_tune()  # the application is loaded: see rules/process.py
+    collector_tune()  # the application is loaded: see config/process.py
 
 
 def pre_request(worker, req):
-    from rules.process import pause_for_request
+    from config.process import pause_for_request
 
     worker.log.debug("%s %s", req.method, req.path)  # what gunicorn's own pre_request does
-    pause_for_request(_content_length(req))  # see rules/process.py
+    pause_for_request(_content_length(req))  # see config/process.py
 
 
 def _content_length(req) -> int:
@@ -82,6 +82,6 @@ def _content_length(req) -> int:
 
 
 def post_request(worker, req, environ, resp):
-    from rules.process import collect_after_request
+    from config.process import collect_after_request
 
-    collect_after_request(_content_length(req))  # the answer is sent: see rules/process.py
+    collect_after_request(_content_length(req))  # the answer is sent: see config/process.py

@@ -142,6 +142,9 @@ JOBS_KEEP_DAYS = int(os.environ.get("JOBS_KEEP_DAYS", "30"))
 # was cut off are judged again (each period's run happens on exactly one worker).
 JOBS_SWEEP_SECONDS = int(os.environ.get("JOBS_SWEEP_SECONDS", "60"))
 EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS", "60"))
+# The rules engine's settings (rules/conf.py): a queue worker tunes its garbage collector once
+# loaded, as a web process does (config/process.py).
+RULES_ENGINE = {"WORKER_READY": "config.process.collector_tune"}
 
 # Checked wherever a password is set: the admin's forms, createclinician, demo (docs/deployment.md, Security).
 AUTH_PASSWORD_VALIDATORS = [

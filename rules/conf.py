@@ -10,6 +10,9 @@ Defaults (override any key in the project's settings)::
         "MAX_PATTERN_STEPS": 6,
         # The most enabled rules one ruleset may hold (a larger pack is refused).
         "MAX_RULES": 100,
+        # Dotted path of a callable ``manage.py worker`` calls once loaded, before it takes a
+        # job, e.g. the project's tuning of a long-running process. None: nothing is called.
+        "WORKER_READY": None,
     }
 """
 
@@ -23,6 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "VERSION_CHECK_SECONDS": 0.0,
     "MAX_PATTERN_STEPS": 6,
     "MAX_RULES": 100,
+    "WORKER_READY": None,
 }
 
 

@@ -14,13 +14,15 @@ The public surface of the engine for domain apps. Two steps, each with one home:
      fact from being given;
    - *referral*: a rule that refers the subject (and whose advice is given) puts them under
      referral from that fact on; until a fact that clears the referral, only advice at least
-     as urgent as the registry's referral floor is given;
+     as urgent as the catalog's referral floor is given;
    - *the limit*: at most ``advice_limit`` pieces of advice per fact, most urgent first, then
      by the rules' priority (lower first), then by key.
 
    Advice held back for any reason starts no cooldown and no referral. ``timeline_judge``
    judges a subject's facts one at a time in time order, so the outcome is a function of the
-   facts alone, whatever order they arrived in.
+   facts alone, whatever order they arrived in. What the policy reads besides the matches (the
+   limit, the referral floor, the severities, the subject's words) is compiled into the ruleset
+   it judges with (``Policy``), from the catalog the ruleset was compiled against.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rules.compiler import Policy, ruleset_compile
+from rules.internal.compiler import Policy, ruleset_compile
 from rules.internal.engine import EngineClosedError
 from rules.internal.runtime import (
     Evaluation,
@@ -44,6 +46,7 @@ from rules.internal.runtime import (
     loaded_reset,
 )
 from rules.registry import UNDER_REFERRAL, Registry, registry
+from rules.spec import ruleset_validate
 
 __all__ = [
     "HELD_COOLDOWN",
@@ -354,7 +357,7 @@ def decide(*, fact: Fact, matches: Sequence[Match], state: DecisionState, policy
         for match in candidates:
             if match.rank > floor:
                 explanation = MSG_HELD_REFERRAL.format(
-                    subject=registry.subject()[0], date=_date(referral.since), rule=referral.rule_name
+                    subject=policy.subject, date=_date(referral.since), rule=referral.rule_name
                 )
                 held.append(
                     HeldBack(match, HELD_REFERRAL, explanation, by_rule=referral.rule_key, since=referral.since)
@@ -522,8 +525,11 @@ def facts_evaluate_many(*, items: Sequence[tuple[Fact, Sequence[Fact]]]) -> list
 class Evaluator:
     """Matches and judges facts against given rule specs (a draft, an import) instead of the live version.
 
-    Used by "try it", simulation and the test evaluation before a publish. Call ``close()``
-    (or use it as a context manager) to free the engine.
+    Used by "try it", simulation and the test evaluation before a publish. The specs are validated
+    (unless ``checked``) and compiled against ``catalog``, the registry unless given; they need not
+    hold the safety-critical rules, which a ruleset must hold to be published, not to be judged
+    (one rule tried on its own, a version published before a rule became safety-critical). Call
+    ``close()`` (or use it as a context manager) to free the engine.
     """
 
     def __init__(
@@ -535,10 +541,11 @@ class Evaluator:
         catalog: Registry | None = None,
         checked: bool = False,
     ) -> None:
-        from rules.services import ruleset_check
-
-        normalized = list(specs) if checked else ruleset_check(specs, settings=settings, smoke_test=False)
-        compiled = ruleset_compile(normalized, catalog=catalog or registry, settings=settings)
+        catalog = catalog if catalog is not None else registry
+        normalized = (
+            list(specs) if checked else ruleset_validate(specs, settings=settings, safety=False, catalog=catalog)
+        )
+        compiled = ruleset_compile(normalized, catalog=catalog, settings=settings)
         self.loaded = LoadedRuleset(version, compiled)
 
     @property

@@ -166,10 +166,6 @@ def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> No
     )
 
 
-def job_latest(kind: str) -> Job | None:
-    return Job.objects.filter(kind=kind).order_by("-created_at").first()
-
-
 # -- periodic work -----------------------------------------------------------------------------
 @task()
 def periodic_run(name: str) -> Any:

@@ -29,13 +29,13 @@ from rules.services import (
     ruleset_check,
     ruleset_publish,
     ruleset_settings_save,
-    safety_problems,
 )
 from rules.spec import (
     RULE_FIELDS,
     RULESET_SETTINGS,
     RuleValidationError,
     rule_field_label,
+    safety_problems,
     settings_normalize,
     spec_normalize,
 )
@@ -108,11 +108,6 @@ def pack_export(
 
 def pack_dumps(pack: Mapping[str, Any]) -> str:
     return json.dumps(pack, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-
-
-def pack_parse(text: str | bytes) -> list[dict[str, Any]]:
-    """The pack's rules, validated and normalized; raises PackError with every problem."""
-    return pack_read(text).rules
 
 
 def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:

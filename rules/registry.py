@@ -10,12 +10,10 @@ read the catalog from here.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
-
-from django.utils import timezone
 
 NUMBER = "number"
 INTEGER = "integer"
@@ -161,26 +159,9 @@ class FactSource:
     def advice_statistics(self, *, first_day: dt.date) -> Iterable[AdviceTally]:
         """The advice given on the days from ``first_day`` on, as ``AdviceTally`` rows (per rule,
         subject and day; current and withdrawn apart), each counted on the day of the event it
-        belongs to, so that a backfill of a month of events spreads over that month.
-
-        The default reads the older ``advice_counts`` hook, so a domain that implements only
-        that one keeps its statistics (without subjects or withdrawn advice).
-        """
-        return self._tallies_from_counts(first_day)
-
-    def _tallies_from_counts(self, first_day: dt.date) -> Iterator[AdviceTally]:
-        since = timezone.make_aware(dt.datetime.combine(first_day, dt.time.min))
-        for rule_key, per_day in self.advice_counts(since=since).items():
-            for day, count in per_day.items():
-                if day >= first_day:
-                    yield AdviceTally(rule_key=rule_key, day=day, current=int(count))
-
-    def advice_counts(self, *, since) -> dict[str, dict]:
-        """Advice produced per rule and day since ``since``: {rule_key: {date: count}}.
-
-        Superseded by ``advice_statistics`` (which calls this one unless overridden); kept so
-        that domains written against it still work."""
-        return {}
+        belongs to, so that a backfill of a month of events spreads over that month. The default:
+        none (a domain that keeps no advice)."""
+        return ()
 
     def subject_url(self, subject_id: str) -> str | None:
         """The address of the domain's own page about a subject (e.g. a member's timeline), so

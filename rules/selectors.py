@@ -66,8 +66,8 @@ def version_live_number_expression() -> Subquery:
 
 
 def version_live_number() -> int:
-    """The live version's number (0: nothing published). Asked before every evaluation, so it
-    skips the ORM: a plain query costs about a tenth of the queryset's 85 µs."""
+    """The live version's number (0: nothing published). Asked before every evaluation, so it is
+    one plain query, without the ORM's own work."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MAX(number) FROM {RulesetVersion._meta.db_table}")  # noqa: S608 (no user input)
         row = cursor.fetchone()
@@ -75,6 +75,7 @@ def version_live_number() -> int:
 
 
 def rule_changes(rule_key: str) -> QuerySet[RuleChange]:
+    """The change log of one rule, newest first."""
     return RuleChange.objects.filter(rule_key=rule_key).select_related("changed_by")
 
 

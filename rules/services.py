@@ -1,4 +1,4 @@
-"""Writes of the rules app: save rules to the draft, publish, roll back, install packs.
+"""Writes of the rules app: save rules to the draft, publish, roll back, discard the draft.
 
 Evaluation lives in ``rules.evaluation``. Publishing validates the whole ruleset, checks it
 against the engine's limits and evaluates it once on sample facts of every type, so a
@@ -7,29 +7,25 @@ version that would fail in production is refused before it goes live.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from rules.conf import rules_settings
 from rules.internal.sample import ruleset_smoke_test
 from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetSettings, RulesetVersion, RuleStep
-from rules.registry import registry
+from rules.registry import Registry, registry
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.spec import (
-    LIST_OPERATORS,
     MSG_SAFETY_DELETE,
-    MSG_SAFETY_MISSING,
     RULE_FIELDS,
-    SINGLE,
     RuleValidationError,
+    ruleset_validate,
+    safety_problems,
     settings_normalize,
     settings_validate,
     spec_normalize,
-    spec_safety_problems,
     spec_validate,
     value_text,
 )
@@ -131,13 +127,6 @@ def rule_save(
     return rule
 
 
-def safety_problems(spec: Mapping[str, Any]) -> dict[str, list[str]]:
-    """What a valid ``spec`` would take away from a safety-critical rule of the same key (none for
-    other rules), by field path."""
-    reference = registry.safety_critical().get(spec.get("key"))
-    return spec_safety_problems(spec, reference) if reference is not None else {}
-
-
 @transaction.atomic
 def rule_delete(
     *, rule: Rule, user: Any = None, origin: str = RuleChange.Origin.EDIT, origin_version: int | None = None
@@ -169,27 +158,11 @@ def rule_set_enabled(*, rule: Rule, enabled: bool, user: Any = None) -> Rule:
 # --------------------------------------------------------------------------------------
 # Publishing
 # --------------------------------------------------------------------------------------
-MSG_TOO_MANY_RULES = "A ruleset can hold at most {max} rules; this one has {count}. Switch some off or remove them."
-MSG_TOO_MANY_FOR_TYPE = (
-    "The rules that look at one kind of event ({label}) may count at most {max}, each rule counting as "
-    "its largest “any of these” group; this ruleset counts {count}. Switch some rules off or use fewer "
-    "alternatives."
-)
 MSG_SMOKE_TEST = (
     "This ruleset failed a test evaluation on sample events ({error}), so it was not published. "
     "Nothing changed for anyone."
 )
 MSG_SMOKE_TEST_RULE = "This rule fails the test evaluation on its own ({error}); change it or switch it off."
-MSG_TOO_MANY_COMBINATIONS = (
-    "The “any of these” groups of this rule combine into {count} alternatives; the engine takes at most "
-    "{max}. Use fewer alternatives or split the rule."
-)
-# The engine expands "any of these" groups into every combination (4 groups of 20 alternatives
-# made it fail); the default pack's widest rule has 36.
-MAX_COMBINATIONS_PER_RULE = 64
-# durable_rules refuses a fact when more than 64 branches of its network hold at once (error
-# 303, measured; see _engine_limits): keep a margin.
-MAX_RULES_PER_FACT_TYPE = 60
 
 
 def ruleset_check(
@@ -198,46 +171,22 @@ def ruleset_check(
     settings: Mapping[str, Any] | None = None,
     smoke_test: bool = True,
     safety: bool = True,
+    catalog: Registry = registry,
 ) -> list[dict[str, Any]]:
-    """Validate, normalize and test a whole ruleset; raise RuleValidationError if anything is wrong.
+    """Validate, normalize and test a whole ruleset against ``catalog``; raise RuleValidationError
+    if anything is wrong.
 
-    ``safety``: the safety-critical rules must be there, switched on and as safe as shipped
-    (only an earlier version of a domain's own pack, read to recognise untouched rules, is
-    read without).
-
-    Errors are keyed "<rule key>: <field path>" (or "ruleset: ..." for the whole). With
-    ``smoke_test`` the compiled ruleset is loaded into the engine and evaluated on sample
-    facts of every type, so a version that would fail in production is never published.
+    Validation is ``rules.spec.ruleset_validate`` (``safety``: see there). With ``smoke_test`` the
+    compiled ruleset is loaded into the engine and evaluated on sample facts of every type, so a
+    version that would fail in production is never published.
     """
-    errors: dict[str, list[str]] = {}
-    keys: set[str] = set()
-    for path, messages in settings_validate(settings or {}).items():
-        errors.setdefault(f"ruleset: {path}", []).extend(messages)
-    enabled = [spec for spec in specs if spec.get("enabled", True) is not False]
-    if len(enabled) > rules_settings.MAX_RULES:
-        errors.setdefault("ruleset: rules", []).append(
-            MSG_TOO_MANY_RULES.format(max=rules_settings.MAX_RULES, count=len(enabled))
-        )
-    for spec in specs:
-        for path, messages in (spec_validate(spec) or (safety_problems(spec) if safety else {})).items():
-            errors.setdefault(f"{spec.get('key') or '?'}: {path}", []).extend(messages)
-        if spec.get("key") in keys:
-            errors.setdefault(f"{spec.get('key')}: key", []).append("Two rules use this key.")
-        keys.add(spec.get("key"))
-    for key, reference in registry.safety_critical().items() if safety else ():
-        if key not in keys:
-            errors.setdefault(f"{key}: key", []).append(MSG_SAFETY_MISSING.format(name=reference["name"]))
-    if not errors:
-        errors.update(_engine_limits(enabled))
-    if errors:
-        raise RuleValidationError(errors)
-    normalized = sorted((spec_normalize(s) for s in specs), key=lambda s: s["key"])
+    normalized = ruleset_validate(specs, settings=settings, safety=safety, catalog=catalog)
     if smoke_test:
         try:
-            ruleset_smoke_test(normalized, settings=settings_normalize(settings))
+            ruleset_smoke_test(normalized, settings=settings_normalize(settings), catalog=catalog)
         except Exception as exc:  # any failure at all keeps the version from going live
             errors = {"ruleset: test evaluation": [MSG_SMOKE_TEST.format(error=_error_text(exc))]}
-            errors.update(_smoke_test_culprits(normalized, settings))
+            errors.update(_smoke_test_culprits(normalized, settings, catalog))
             raise RuleValidationError(errors) from exc
     return normalized
 
@@ -247,7 +196,7 @@ def _error_text(exc: Exception) -> str:
 
 
 def _smoke_test_culprits(
-    specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None
+    specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None, catalog: Registry
 ) -> dict[str, list[str]]:
     """The enabled rules that fail the test evaluation on their own (none when only the
     combination fails), so that the refusal names the rule to fix."""
@@ -256,57 +205,10 @@ def _smoke_test_culprits(
         if not spec["enabled"]:
             continue
         try:
-            ruleset_smoke_test([spec], settings=settings_normalize(settings))
+            ruleset_smoke_test([spec], settings=settings_normalize(settings), catalog=catalog)
         except Exception as exc:
             culprits[f"{spec['key']}: test evaluation"] = [MSG_SMOKE_TEST_RULE.format(error=_error_text(exc))]
     return culprits
-
-
-def _engine_groups(spec: Mapping[str, Any], step: int) -> list[int]:
-    """The width of each "any of these" group of one step of a rule (a list of values counts each value)."""
-    groups: dict[Any, int] = {}
-    for condition in spec.get("conditions") or []:
-        if int(condition.get("step") or 1) != step:
-            continue
-        value = condition.get("value")
-        width = len(value) if condition.get("operator") in LIST_OPERATORS and isinstance(value, list) else 1
-        slot = condition.get("group") or 1
-        groups[slot] = groups.get(slot, 0) + width
-    return list(groups.values()) or [1]
-
-
-def _engine_limits(specs: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    """The engine's own limits on the rules that test one kind of fact.
-
-    durable_rules refuses a fact (error 303) when more than 64 tests that follow one test of
-    its network hold at once. Rules testing the same kind of fact share the first tests, and
-    each "any of these" group branches, so the sum over those rules of their widest group
-    bounds that number (checked against the engine on random rulesets: never exceeded when
-    the sum stays within 64).
-    """
-    single: dict[str, int] = {}
-    steps: dict[str, int] = {}
-    errors: dict[str, list[str]] = {}
-    for spec in specs:
-        counter = single if (spec.get("pattern") or SINGLE) == SINGLE else steps
-        for number, step in enumerate(spec.get("steps") or [], start=1):
-            fact_type = step.get("fact_type")
-            widths = _engine_groups(spec, number)
-            counter[fact_type] = counter.get(fact_type, 0) + max(widths)
-            if math.prod(widths) > MAX_COMBINATIONS_PER_RULE:
-                errors.setdefault(f"{spec.get('key')}: conditions", []).append(
-                    MSG_TOO_MANY_COMBINATIONS.format(max=MAX_COMBINATIONS_PER_RULE, count=math.prod(widths))
-                )
-    for counter in (single, steps):
-        for fact_type, count in counter.items():
-            if count > MAX_RULES_PER_FACT_TYPE:
-                found = registry.fact_type(fact_type)
-                errors.setdefault("ruleset: rules", []).append(
-                    MSG_TOO_MANY_FOR_TYPE.format(
-                        max=MAX_RULES_PER_FACT_TYPE, label=found.label if found else fact_type, count=count
-                    )
-                )
-    return errors
 
 
 def ruleset_publish(
@@ -448,23 +350,3 @@ def draft_discard(*, user: Any = None) -> RulesetVersion:
         origin_version=live.number,
     )
     return live
-
-
-def ruleset_install_pack(
-    specs: Sequence[Mapping[str, Any]], *, comment: str, user: Any = None, settings: Mapping[str, Any] | None = None
-) -> bool:
-    """Add the pack's rules whose keys are new (never overwriting edits); publish if anything changed.
-
-    Idempotent: a second call with the same pack changes nothing and returns False.
-    """
-    with transaction.atomic():
-        existing = set(Rule.objects.values_list("key", flat=True))
-        added = [spec for spec in specs if spec["key"] not in existing]
-        for spec in added:
-            rule_save(spec=spec, user=user, origin=RuleChange.Origin.INSTALL)
-        if settings is not None and not RulesetSettings.objects.exists():
-            ruleset_settings_save(settings=settings, user=user, origin=RuleChange.Origin.INSTALL)
-    if added or not RulesetVersion.objects.exists():
-        ruleset_publish(user=user, comment=comment)
-        return True
-    return False

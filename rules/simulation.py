@@ -217,10 +217,6 @@ class RuleImpact:
         return bool(self.appear or self.disappear or self.change)
 
     @property
-    def held_total(self) -> int:
-        return sum(self.held.values())
-
-    @property
     def held_reasons(self) -> list[tuple[str, int]]:
         """(why, how many) of the draft's held-back advice, in the order the policy applies them."""
         return [(label, self.held[reason]) for reason, label in HELD_LABELS.items() if self.held.get(reason)]

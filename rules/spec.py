@@ -31,11 +31,13 @@ path of the offending field, with messages written for a clinician.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rules.conf import rules_settings
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, UNDER_REFERRAL, FieldSpec, Registry, registry
 
 SINGLE, SEQUENCE, COUNT = "single", "sequence", "count"
@@ -143,9 +145,9 @@ RULESET_SETTINGS: dict[str, tuple[str, Any]] = {
 }
 
 
-def rule_field_label(name: str) -> str:
+def rule_field_label(name: str, catalog: Registry = registry) -> str:
     """A rule field's label as a clinician reads it, in the domain's words ("Refers the member")."""
-    return RULE_FIELDS[name][0].format(subject=registry.subject()[0])
+    return RULE_FIELDS[name][0].format(subject=catalog.subject()[0])
 
 
 def error_place(path: str) -> str:
@@ -383,8 +385,6 @@ def field_for(spec: Mapping[str, Any], step: int, name: str, catalog: Registry =
 def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Errors:
     """Every problem of a rule spec against ``catalog``, by field path (``conditions.2.value``);
     empty when valid."""
-    from rules.conf import rules_settings
-
     errors: Errors = {}
 
     def add(path: str, message: str) -> None:
@@ -631,7 +631,7 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
                 if placeholder is not None and placeholder not in allowed:
                     add(name, unknown.format(value=placeholder))
                 elif placeholder in REFERRAL_PLACEHOLDERS and not under_referral:
-                    where = rule_field_label(name).lower()
+                    where = rule_field_label(name, catalog).lower()
                     label = next((f.label for f in _state_fields(catalog) if f.name == UNDER_REFERRAL), UNDER_REFERRAL)
                     add(name, MSG_REFERRAL_PLACEHOLDER.format(where=where, value=placeholder, field=label))
         except ValueError:
@@ -724,11 +724,18 @@ def spec_safety_problems(spec: Mapping[str, Any], reference: Mapping[str, Any], 
         errors["severity"] = [MSG_SAFETY_SEVERITY.format(name=name, severity=label)]
     for setting in ("holds_back_lower", "refers", "follows_referral"):
         if reference[setting] and not spec[setting]:
-            label = rule_field_label(setting)
+            label = rule_field_label(setting, catalog)
             errors[setting] = [MSG_SAFETY_SETTING.format(name=name, setting=label)]
     if _structure(spec) != _structure(reference):
         errors["conditions"] = [MSG_SAFETY_STRUCTURE.format(name=name)]
     return errors
+
+
+def safety_problems(spec: Mapping[str, Any], catalog: Registry = registry) -> Errors:
+    """What a valid ``spec`` would take away from a safety-critical rule of ``catalog`` with the same
+    key (none for other rules), by field path."""
+    reference = catalog.safety_critical().get(spec.get("key"))
+    return spec_safety_problems(spec, reference, catalog) if reference is not None else {}
 
 
 def _structure(spec: Mapping[str, Any]) -> tuple:
@@ -831,3 +838,111 @@ def spec_normalize(spec: Mapping[str, Any], catalog: Registry = registry) -> dic
         "conditions": conditions,
         "parameters": parameters,
     }
+
+
+# -- a whole ruleset --------------------------------------------------------------------------
+MSG_TOO_MANY_RULES = "A ruleset can hold at most {max} rules; this one has {count}. Switch some off or remove them."
+MSG_TOO_MANY_FOR_TYPE = (
+    "The rules that look at one kind of event ({label}) may count at most {max}, each rule counting as "
+    "its largest “any of these” group; this ruleset counts {count}. Switch some rules off or use fewer "
+    "alternatives."
+)
+MSG_TOO_MANY_COMBINATIONS = (
+    "The “any of these” groups of this rule combine into {count} alternatives; the engine takes at most "
+    "{max}. Use fewer alternatives or split the rule."
+)
+MSG_KEY_TWICE = "Two rules use this key."
+# The engine expands "any of these" groups into every combination of their alternatives, and
+# fails on a rule with too many of them.
+MAX_COMBINATIONS_PER_RULE = 64
+# durable_rules refuses a fact when more than 64 branches of its network hold at once (error
+# 303, see _engine_limits): this keeps a margin.
+MAX_RULES_PER_FACT_TYPE = 60
+
+
+def ruleset_validate(
+    specs: Sequence[Mapping[str, Any]],
+    *,
+    settings: Mapping[str, Any] | None = None,
+    safety: bool = True,
+    catalog: Registry = registry,
+) -> list[dict[str, Any]]:
+    """Validate a whole ruleset against ``catalog`` and return its specs normalized, by key; raise
+    RuleValidationError with every problem, keyed "<rule key>: <field path>" (or "ruleset: ...").
+
+    Besides each spec's own problems: its settings, the most rules, keys used twice, the engine's
+    limits and, with ``safety``, the safety-critical rules, which must be there, switched on and as
+    safe as shipped (only an earlier version of a domain's own pack, read to recognise untouched
+    rules, is read without).
+    """
+    errors: Errors = {}
+    keys: set[str] = set()
+    for path, messages in settings_validate(settings or {}).items():
+        errors.setdefault(f"ruleset: {path}", []).extend(messages)
+    enabled = [spec for spec in specs if spec.get("enabled", True) is not False]
+    if len(enabled) > rules_settings.MAX_RULES:
+        errors.setdefault("ruleset: rules", []).append(
+            MSG_TOO_MANY_RULES.format(max=rules_settings.MAX_RULES, count=len(enabled))
+        )
+    for spec in specs:
+        problems = spec_validate(spec, catalog) or (safety_problems(spec, catalog) if safety else {})
+        for path, messages in problems.items():
+            errors.setdefault(f"{spec.get('key') or '?'}: {path}", []).extend(messages)
+        if spec.get("key") in keys:
+            errors.setdefault(f"{spec.get('key')}: key", []).append(MSG_KEY_TWICE)
+        keys.add(spec.get("key"))
+    for key, reference in catalog.safety_critical().items() if safety else ():
+        if key not in keys:
+            errors.setdefault(f"{key}: key", []).append(MSG_SAFETY_MISSING.format(name=reference["name"]))
+    if not errors:
+        errors.update(_engine_limits(enabled, catalog))
+    if errors:
+        raise RuleValidationError(errors)
+    return sorted((spec_normalize(s, catalog) for s in specs), key=lambda s: s["key"])
+
+
+def _engine_groups(spec: Mapping[str, Any], step: int) -> list[int]:
+    """The width of each "any of these" group of one step of a rule (a list of values counts each value)."""
+    groups: dict[Any, int] = {}
+    for condition in spec.get("conditions") or []:
+        if int(condition.get("step") or 1) != step:
+            continue
+        value = condition.get("value")
+        width = len(value) if condition.get("operator") in LIST_OPERATORS and isinstance(value, list) else 1
+        slot = condition.get("group") or 1
+        groups[slot] = groups.get(slot, 0) + width
+    return list(groups.values()) or [1]
+
+
+def _engine_limits(specs: Sequence[Mapping[str, Any]], catalog: Registry) -> Errors:
+    """The engine's own limits on the rules that test one kind of fact.
+
+    durable_rules refuses a fact (error 303) when more than 64 tests that follow one test of
+    its network hold at once. Rules testing the same kind of fact share the first tests, and
+    each "any of these" group branches, so the sum over those rules of their widest group
+    bounds that number (checked against the engine on random rulesets: never exceeded when
+    the sum stays within 64).
+    """
+    single: dict[str, int] = {}
+    steps: dict[str, int] = {}
+    errors: Errors = {}
+    for spec in specs:
+        counter = single if (spec.get("pattern") or SINGLE) == SINGLE else steps
+        for number, step in enumerate(spec.get("steps") or [], start=1):
+            fact_type = step.get("fact_type")
+            widths = _engine_groups(spec, number)
+            counter[fact_type] = counter.get(fact_type, 0) + max(widths)
+            if math.prod(widths) > MAX_COMBINATIONS_PER_RULE:
+                errors.setdefault(f"{spec.get('key')}: conditions", []).append(
+                    MSG_TOO_MANY_COMBINATIONS.format(max=MAX_COMBINATIONS_PER_RULE, count=math.prod(widths))
+                )
+    for counter in (single, steps):
+        for fact_type, count in counter.items():
+            if count > MAX_RULES_PER_FACT_TYPE:
+                found = catalog.fact_type(fact_type)
+                errors.setdefault("ruleset: rules", []).append(
+                    MSG_TOO_MANY_FOR_TYPE.format(
+                        max=MAX_RULES_PER_FACT_TYPE, label=found.label if found else fact_type, count=count
+                    )
+                )
+    return errors

@@ -1,15 +1,15 @@
 """The durable_rules adapter: one long-lived compiled ruleset per rule version.
 
-durable_rules is fast but has sharp edges (see the project's ENGINE.md): at most 1,024
-state ids per ruleset, crashes when state is deleted, leaked memory when rulesets are
-deleted with state, and background threads in its Host. So this adapter never uses the
-Host or ``durable.lang``: it calls the C core directly, keeps one scratch state id per
-ruleset, asserts the facts of one evaluation (or one batch of evaluations), drains every
-action, and retracts exactly what it asserted. The database stays the only source of
-truth, so any worker can evaluate any member and nothing lives in the engine between calls.
+durable_rules is fast but has sharp edges: at most 1,024 state ids per ruleset, crashes when
+state is deleted, leaked memory when rulesets are deleted with state, and background threads
+in its Host. So this adapter never uses the Host or ``durable.lang``: it calls the C core
+directly, keeps one scratch state id per ruleset, asserts the facts of one evaluation (or one
+batch of evaluations), drains every action, and retracts exactly what it asserted. The
+database stays the only source of truth, so any worker can evaluate any subject and nothing
+lives in the engine between calls.
 
 Every rule this adapter loads binds one fact: durable_rules corrupts memory when facts
-that completed a multi-fact action are retracted (see rules.compiler), so patterns are
+that completed a multi-fact action are retracted (see rules.internal.compiler), so patterns are
 chained by the adapter from per-step one-fact rules.
 """
 
@@ -90,10 +90,9 @@ class DurableRuleset:
             self._handle = None
 
 
-# durable_rules echoes each bound fact's JSON text exactly as it was asserted, and every
-# document starts with its "id" (see services._evaluate), so the rule name and the
-# bound ids can be read straight off the message: parsing the whole JSON took about half
-# of the evaluation time.
+# The rule name and the bound ids are read straight off an action message, since parsing its
+# JSON would be the largest cost of an evaluation: durable_rules echoes each bound fact's JSON
+# text exactly as it was asserted, and every document starts with its "id" (runtime.evaluate).
 _SINGLE_PREFIX = len('":{"m":{"id":"')
 
 

@@ -127,9 +127,9 @@ def matched_text(
 ) -> str:
     """What made a rule fire, in words: in each group of alternatives, the conditions that hold
     for ``data`` ("numbness around the saddle area and leg weakness"; "pain during the run of
-    6/10"). A yes/no sign that holds is named on its own; a value is named (with the member's
+    6/10"). A yes/no sign that holds is named on its own; a value is named (with the subject's
     own number) where no sign of its group holds. Conditions that a field is missing, not
-    recorded or no are left out: they name nothing the member reported."""
+    recorded or no are left out: they name nothing the subject reported."""
     labels = labels or {}
     phrases: dict[str, str] = {}
     for group in groups:

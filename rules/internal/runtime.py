@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rules.compiler import STEP_SEPARATOR, CompiledRuleset, RuleMeta, ruleset_compile
 from rules.conf import rules_settings
 from rules.internal.chains import best_chain
+from rules.internal.compiler import STEP_SEPARATOR, CompiledRuleset, RuleMeta, ruleset_compile
 from rules.internal.engine import DurableRuleset, EngineClosedError, single_binding
 from rules.internal.facts import SCRATCH_SID, projector
 from rules.internal.render import matched_text, render_message
@@ -263,13 +263,12 @@ def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]
         rule, engine_id = single_binding(message)
         found[int(engine_id)][rule] = ()
 
-    # Patterns: every step's conditions are checked by the engine on the new fact and the
-    # earlier history inside the widest window; the chains in time order are put together
-    # here (see rules.compiler for why durable_rules does not join them itself). A step's
-    # conditions read only the fact itself, so each fact is asserted once however many
-    # evaluations' histories it is in: judging a timeline puts each fact in the history of
-    # every later fact within the window, and asserting it for each of them made simulating
-    # 20,000 stored events take 15 s instead of 6.
+    # Patterns: the engine checks every step's conditions on the new fact and the earlier
+    # history inside the widest window, and the chains in time order are put together here
+    # (see rules.internal.compiler for why durable_rules does not join them itself). A step's
+    # conditions read only the fact itself, so each fact is asserted once, however many
+    # evaluations' histories it is in (judging a timeline puts it in the history of every later
+    # fact within the window).
     ordered: list[list[Fact]] = [[] for _ in items]
     if not engine.pattern.empty:
         documents = []

@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rules.evaluation import Evaluator, Fact
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, FieldSpec, Registry, registry
 from rules.spec import COUNT_MAX
 
@@ -31,11 +32,9 @@ def _sample_value(field: FieldSpec, variant: int) -> Any:
     return field.choices[variant % len(field.choices)] if field.choices else f"sample {variant}"
 
 
-def sample_facts(catalog: Registry) -> list:
+def sample_facts(catalog: Registry) -> list[Fact]:
     """Facts of every type in a few variants (lowest, highest, middle values), repeated
     closely in time so that every pattern can chain them, in time order."""
-    from rules.internal.runtime import Fact
-
     facts = []
     at = SAMPLE_START
     for round_number in range(COUNT_MAX + 1):
@@ -47,11 +46,12 @@ def sample_facts(catalog: Registry) -> list:
     return facts
 
 
-def ruleset_smoke_test(specs: Sequence[Mapping[str, Any]], *, settings: Mapping[str, Any]) -> None:
-    """Load ``specs`` into the engine and judge the sample facts with them; raises on any failure."""
-    from rules.evaluation import Evaluator
-
-    with Evaluator(specs=specs, settings=settings, checked=True) as evaluator:
-        for decision in evaluator.judge(sample_facts(registry)):
+def ruleset_smoke_test(
+    specs: Sequence[Mapping[str, Any]], *, settings: Mapping[str, Any], catalog: Registry = registry
+) -> None:
+    """Load ``specs`` (validated against ``catalog``) into the engine and judge sample facts of
+    ``catalog``'s types with them; raises on any failure."""
+    with Evaluator(specs=specs, settings=settings, catalog=catalog, checked=True) as evaluator:
+        for decision in evaluator.judge(sample_facts(catalog)):
             for match in decision.given:
                 _ = match.message, match.summary  # rendering must work too

@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from coaching.api import middleware
 from coaching.api import views as api_views
-from coaching.database import DATABASE_UNREACHABLE, RETRY_AFTER
+from coaching.internal.db.database import DATABASE_UNREACHABLE, RETRY_AFTER
 
 
 def _broken(exc):

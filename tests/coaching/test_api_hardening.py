@@ -17,7 +17,7 @@ from django.test import Client, override_settings
 
 from coaching import validation
 from coaching.api.views import CURSOR_INVALID
-from coaching.database import DATABASE_READ_ONLY, RETRY_AFTER
+from coaching.internal.db.database import DATABASE_READ_ONLY, RETRY_AFTER
 from coaching.models import Event, Member
 from config.version import VERSION
 

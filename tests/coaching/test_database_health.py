@@ -15,7 +15,7 @@ import pytest
 from django.db import OperationalError
 
 from coaching import services
-from coaching.database import DATABASE_BUSY, DATABASE_READ_ONLY, DATABASE_UNREACHABLE, RETRY_AFTER
+from coaching.internal.db.database import DATABASE_BUSY, DATABASE_READ_ONLY, DATABASE_UNREACHABLE, RETRY_AFTER
 from config.version import VERSION
 
 from .conftest import EVENTS_URL, run

@@ -16,7 +16,7 @@ from coaching.services import clinician_ensure
 from rules import spec as S
 from rules.models import Rule, RulesetVersion
 from rules.packs import pack_export
-from rules.services import MSG_TOO_MANY_RULES
+from rules.spec import MSG_TOO_MANY_RULES
 from tests.coaching.conftest import run
 
 from .conftest import rule_keys

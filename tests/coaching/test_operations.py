@@ -16,7 +16,7 @@ from django.utils import timezone
 from coaching.jobs import REEVALUATE_JOB
 from coaching.models import Advice
 from coaching.services import clinician_ensure
-from rules.admin_views import MSG_REEVALUATION_STARTED
+from rules.admin.views import MSG_REEVALUATION_STARTED
 from rules.models import Job
 from rules.selectors import rule_spec, rules_with_children
 from rules.services import rule_save

@@ -24,7 +24,7 @@ from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
 from rules.packs import spec_comparable
 from rules.registry import registry
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
-from rules.services import rule_delete, rule_save, ruleset_install_pack, ruleset_publish, ruleset_settings_save
+from rules.services import rule_delete, rule_save, ruleset_publish, ruleset_settings_save
 from rules.spec import MSG_COOLDOWN, SUMMARY_MAX
 
 from .conftest import cross, day, pain, profile, run, weeks_before
@@ -959,19 +959,29 @@ def before_safety_critical_rules():
         registry.register_safety_critical(safety_critical_specs)
 
 
+def install_as_before(specs: list[dict], *, comment: str, settings: dict | None = None) -> None:
+    """A pack installed into an empty ruleset as the product did before it had ``pack_install``:
+    its rules saved to the draft and published, the ruleset settings saved only when given."""
+    for spec in specs:
+        rule_save(spec=spec, origin=RuleChange.Origin.INSTALL)
+    if settings is not None:
+        ruleset_settings_save(settings=settings, origin=RuleChange.Origin.INSTALL)
+    ruleset_publish(comment=comment)
+
+
 @pytest.fixture
 def pack_v1(db) -> None:
     """An install from before version 2: version 1 of the default pack installed and published,
     the ruleset settings never saved."""
     with before_safety_critical_rules():
-        ruleset_install_pack(rulepack_specs(1), comment="Default rule pack (RULES.md)")
+        install_as_before(rulepack_specs(1), comment="Default rule pack (RULES.md)")
 
 
 @pytest.fixture
 def pack_v2(db) -> None:
     """An install of version 2 of the default pack, published with its settings."""
     with before_safety_critical_rules():
-        ruleset_install_pack(rulepack_specs(2), comment="Default rule pack, version 2", settings={"advice_limit": 3})
+        install_as_before(rulepack_specs(2), comment="Default rule pack, version 2", settings={"advice_limit": 3})
 
 
 def test_installpack_on_a_fresh_install_publishes_version_3_with_its_settings(db):

@@ -9,6 +9,7 @@ import pytest
 
 from rules import evaluation, services
 from rules.evaluation import Fact
+from rules.registry import BOOLEAN, NUMBER, FieldSpec, Registry
 from rules.spec import condition
 
 T0 = dt.datetime(2026, 1, 10, 8, 0, tzinfo=dt.UTC)
@@ -50,6 +51,29 @@ def reading(at: dt.datetime = T0, group: str = "g1", type: str = "reading", **da
 
 def fired(fact: Fact, history: list[Fact] | tuple = ()) -> list[str]:
     return [m.rule_key for m in evaluation.facts_evaluate(fact=fact, history=history).matches]
+
+
+def boiler_catalog() -> Registry:
+    """A catalog other than the registry's: boilers, whose readings are pressures."""
+    catalog = Registry()
+    catalog.register_fact_type(
+        "pressure",
+        "Pressure",
+        [FieldSpec("bar", "Pressure", NUMBER, unit="bar", minimum=0, maximum=10), FieldSpec("leak", "Leak", BOOLEAN)],
+    )
+    catalog.register_categories([("safety", "Safety")])
+    catalog.register_severities([("critical", "Critical"), ("note", "Note")])
+    catalog.register_subject("boiler", "boilers")
+    return catalog
+
+
+def boiler_specs() -> list[dict[str, Any]]:
+    """A leak refers the boiler; a high pressure is a note (held back under referral)."""
+    steps = [{"fact_type": "pressure"}]
+    return [
+        make_spec("leak", [cond("leak", "eq", True)], steps=steps, severity="critical", refers=True, message="A leak"),
+        make_spec("high", [cond("bar", "gt", 3)], steps=steps, severity="note", message="{bar} bar"),
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rules.forms import AMOUNT_FIELDS, cooldown_amount, window_amount
+from rules.admin.forms import AMOUNT_FIELDS, cooldown_amount, window_amount
 from rules.spec import RULE_FIELDS, value_text
 
 

@@ -16,12 +16,12 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
-from rules.admin_views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
+from rules.admin.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
+from rules.admin.views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
-from rules.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
-from rules.registry import FactSource, registry
+from rules.registry import AdviceTally, FactSource, registry
 from rules.selectors import ruleset_draft_settings, ruleset_draft_specs
 from rules.services import MSG_CONFLICT, MSG_KEY_FIXED, MSG_KEY_TAKEN
 from rules.spec import spec_normalize
@@ -79,8 +79,13 @@ class MemorySource(FactSource):
             facts = [f for f in self.facts if f.group == group]
             yield facts, {f.id: f"Group {group}" for f in facts}
 
-    def advice_counts(self, *, since):
-        return self.counts
+    def advice_statistics(self, *, first_day: dt.date) -> list[AdviceTally]:
+        return [
+            AdviceTally(rule_key, day, current=count)
+            for rule_key, per_day in self.counts.items()
+            for day, count in per_day.items()
+            if day >= first_day
+        ]
 
 
 @pytest.fixture
@@ -536,6 +541,28 @@ def test_try_it_shows_which_rules_fire_with_values_and_message(admin_client, liv
         },
     ).content.decode()
     assert "No rule gives advice." in page
+
+
+def test_one_rule_is_tried_on_its_own_whatever_safety_critical_rules_the_domain_has(admin_client, live_hot, source):
+    """A ruleset must hold the safety-critical rules to be published, not to be tried."""
+    alarm = make_spec("alarm-call", [cond("alarm", "eq", True)], severity="critical", message="Alarm")
+    registry.register_safety_critical(lambda: [alarm])
+    try:
+        response = admin_client.post(
+            reverse("admin:rules_rule_try_one", args=[Rule.objects.get(key="hot").pk]),
+            {
+                "fact_type": "reading",
+                "_shown_type": "reading",
+                "scope": "rule",
+                "occurred_at": "2026-01-10 08:00",
+                "data_temperature": "33",
+                "subject": "a",
+            },
+        )
+    finally:
+        registry.register_safety_critical(lambda: ())
+    assert response.status_code == 200
+    assert "Temperature 33 over 30" in response.content.decode()
 
 
 def test_simulation_counts_advice_that_would_appear_disappear_or_change(admin_user, live_hot, source):

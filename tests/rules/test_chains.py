@@ -2,8 +2,8 @@
 
 import json
 
-from rules.compiler import ruleset_compile
 from rules.internal.chains import best_chain
+from rules.internal.compiler import ruleset_compile
 from rules.registry import registry
 from rules.spec import spec_normalize
 from tests.rules.conftest import cond, make_spec

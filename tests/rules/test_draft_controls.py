@@ -9,8 +9,8 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from rules import services
-from rules.admin_views import MSG_DISCARDED
-from rules.describe import spec_describe
+from rules.admin.describe import spec_describe
+from rules.admin.views import MSG_DISCARDED
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import Pack, pack_dumps, pack_export, pack_install
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs

@@ -137,3 +137,21 @@ def test_jobs_are_listed_in_the_admin_with_their_progress_in_words(kinds, client
     assert "{" not in page.split('id="content"')[1].split("</form>")[0]
     # Read-only: nothing to add, change or delete.
     assert client.post(reverse("admin:rules_job_delete", args=[waiting.pk]), {"post": "yes"}).status_code == 403
+
+
+READY: list[list[str]] = []
+
+
+def worker_ready() -> None:
+    """What a worker's ready hook sees: the statuses of the jobs."""
+    READY.append(list(Job.objects.values_list("status", flat=True)))
+
+
+def test_a_worker_calls_the_projects_ready_hook_once_before_it_takes_a_job(kinds, settings):
+    settings.RULES_ENGINE = {"WORKER_READY": f"{__name__}.worker_ready"}
+    READY.clear()
+    job = jobs.job_start("count", title="Count to one", params={"to": 1})
+    run_worker()
+    assert READY == [[Job.Status.QUEUED]]
+    job.refresh_from_db()
+    assert job.status == Job.Status.DONE

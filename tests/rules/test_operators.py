@@ -2,7 +2,7 @@
 
 import pytest
 
-from rules.compiler import ruleset_compile
+from rules.internal.compiler import ruleset_compile
 from rules.internal.engine import DurableRuleset
 from rules.registry import registry
 from rules.spec import OPERATORS, spec_normalize, spec_validate

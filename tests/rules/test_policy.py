@@ -29,7 +29,7 @@ from rules.evaluation import (
     timeline_judge,
 )
 from rules.spec import MSG_REFERS_SEVERITY, spec_validate
-from tests.rules.conftest import T0, cond, make_spec, reading
+from tests.rules.conftest import T0, boiler_catalog, boiler_specs, cond, make_spec, reading
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
@@ -304,3 +304,17 @@ def test_a_rule_less_urgent_than_the_referral_floor_cannot_refer():
     assert spec_validate(alarm_rule("refer", "urgent", refers=True)) == {}
     errors = spec_validate(alarm_rule("refer", "note", refers=True))
     assert errors == {"refers": [MSG_REFERS_SEVERITY.format(floor="Urgent", subject="thermostat")]}
+
+
+def test_a_ruleset_is_judged_in_the_words_of_the_catalog_it_was_compiled_against():
+    facts = [
+        Fact(id="1", type="pressure", occurred_at=T0, data={"bar": 4, "leak": True}),
+        Fact(id="2", type="pressure", occurred_at=T0 + DAY, data={"bar": 5, "leak": False}),
+    ]
+    with Evaluator(specs=boiler_specs(), catalog=boiler_catalog()) as evaluator:
+        decisions = evaluator.judge(facts)
+    assert given(decisions) == [["leak"], []]
+    assert held(decisions) == [[("high", HELD_REFERRAL)], [("high", HELD_REFERRAL)]]
+    assert decisions[1].held("high").explanation == MSG_HELD_REFERRAL.format(
+        subject="boiler", date="10 Jan 2026", rule="Leak"
+    )

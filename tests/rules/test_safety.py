@@ -17,14 +17,15 @@ from rules.evaluation import HELD_COOLDOWN, Evaluator, timeline_judge
 from rules.models import Rule, RulesetVersion
 from rules.packs import MSG_PACK_INVALID, PackError, pack_read
 from rules.selectors import ruleset_draft_settings
-from rules.services import (
+from rules.services import MSG_SMOKE_TEST, MSG_SMOKE_TEST_RULE
+from rules.spec import (
     MAX_RULES_PER_FACT_TYPE,
-    MSG_SMOKE_TEST,
-    MSG_SMOKE_TEST_RULE,
     MSG_TOO_MANY_FOR_TYPE,
     MSG_TOO_MANY_RULES,
+    RuleValidationError,
+    spec_normalize,
+    spec_validate,
 )
-from rules.spec import RuleValidationError, spec_normalize, spec_validate
 from tests.rules.conftest import T0, cond, fired, make_spec, reading
 
 IMPORT = reverse("admin:rules_rule_import")
@@ -237,9 +238,7 @@ def test_a_rule_whose_alternatives_combine_beyond_the_engine_is_refused_before_i
     with pytest.raises(RuleValidationError) as refused:
         services.ruleset_check([combinations_beyond_the_engine()])
     assert refused.value.errors == {
-        "many-ways: conditions": [
-            services.MSG_TOO_MANY_COMBINATIONS.format(max=services.MAX_COMBINATIONS_PER_RULE, count=20**4)
-        ]
+        "many-ways: conditions": [S.MSG_TOO_MANY_COMBINATIONS.format(max=S.MAX_COMBINATIONS_PER_RULE, count=20**4)]
     }
     # The bound is real: loaded anyway, the engine gives up on a reading that meets them all.
     with Evaluator(specs=[spec_normalize(combinations_beyond_the_engine())], checked=True) as evaluator:
@@ -310,10 +309,10 @@ def test_when_only_the_combination_fails_the_refusal_names_no_single_rule(publis
 
     real = sample.ruleset_smoke_test
 
-    def failing_together(specs, *, settings):
+    def failing_together(specs, *, settings, catalog):
         if len(specs) > 1:
             raise RuntimeError("simulated failure")
-        return real(specs, settings=settings)
+        return real(specs, settings=settings, catalog=catalog)
 
     monkeypatch.setattr(services, "ruleset_smoke_test", failing_together)
     live = publish(make_spec())

@@ -32,16 +32,6 @@ class TallySource(FactSource):
         return [t for t in self.tallies if t.day >= first_day]
 
 
-class CountsOnlySource(FactSource):
-    """A domain written against the older hook: advice per rule and day, nothing else."""
-
-    def __init__(self, counts: dict) -> None:
-        self.counts = counts
-
-    def advice_counts(self, *, since):
-        return self.counts
-
-
 @pytest.fixture
 def use_source():
     previous = registry.fact_source()
@@ -160,7 +150,8 @@ def test_advice_on_an_event_dated_ahead_of_the_server_is_not_dropped(admin_clien
     assert hot["numbers"][:2] == (1, 1) and list(hot["given"]) == [tomorrow.isoformat()]
 
 
-def test_a_domain_with_only_the_older_counts_hook_still_gets_statistics(admin_client, live_rules, use_source):
-    use_source(CountsOnlySource({"hot": {days_ago(0): 3, days_ago(10): 2, days_ago(45): 9}}))
+def test_advice_whose_subject_the_domain_cannot_name_is_counted_without_subjects(admin_client, live_rules, use_source):
+    tallies = [AdviceTally("hot", days_ago(n), current=count) for n, count in ((0, 3), (10, 2), (45, 9))]
+    use_source(TallySource(tallies))
     hot = row(page(admin_client), "hot")
     assert hot["numbers"] == (3, 5, 0, "—")  # whose advice it was is not known

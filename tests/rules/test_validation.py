@@ -6,7 +6,7 @@ from rules import services
 from rules import spec as S
 from rules.models import Rule, RulesetVersion
 from rules.spec import RuleValidationError, spec_validate
-from tests.rules.conftest import cond, fired, make_spec, reading
+from tests.rules.conftest import boiler_catalog, boiler_specs, cond, fired, make_spec, reading
 
 
 def errors_of(spec):
@@ -185,3 +185,17 @@ def test_publishing_an_invalid_pack_is_refused_and_nothing_changes(publish):
         services.ruleset_publish(specs=[make_spec(), make_spec("other", conditions=[cond("colour", "eq", 1)])])
     assert "other: conditions.0.field" in refused.value.errors
     assert RulesetVersion.objects.count() == 1
+
+
+def test_a_ruleset_is_checked_against_the_catalog_it_is_given():
+    checked = services.ruleset_check(boiler_specs(), catalog=boiler_catalog())
+    assert [spec["key"] for spec in checked] == ["high", "leak"]
+    with pytest.raises(RuleValidationError) as refused:
+        services.ruleset_check(boiler_specs())  # the registry's domain has no pressures
+    assert "“pressure” is not an event type" in refused.value.errors["leak: steps.0.fact_type"][0]
+
+
+def test_a_safety_critical_rule_is_defended_in_the_words_of_the_catalog_it_is_checked_against():
+    leak = boiler_specs()[0]
+    problems = S.spec_safety_problems({**leak, "refers": False}, leak, boiler_catalog())
+    assert problems == {"refers": [S.MSG_SAFETY_SETTING.format(name="Leak", setting="Refers the boiler")]}

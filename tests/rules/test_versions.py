@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import connection
 
 from rules import services
-from rules.compiler import ruleset_compile
+from rules.internal.compiler import ruleset_compile
 from rules.models import Rule, RuleChange, RulesetVersion
+from rules.packs import pack_install, pack_read
 from rules.registry import registry
 from rules.selectors import ruleset_draft_specs
 from rules.spec import spec_normalize
@@ -80,9 +81,10 @@ def test_a_stale_revision_is_refused(publish):
 
 
 def test_installing_a_pack_twice_changes_nothing_the_second_time(db):
-    assert services.ruleset_install_pack([threshold_spec(30)], comment="pack") is True
+    pack = pack_read(json.dumps({"format": "rules-pack", "rules": [threshold_spec(30)]}))
+    assert pack_install(pack=pack, comment="pack").changed is True
     services.rule_save(spec=threshold_spec(45))  # a clinician's edit survives
-    assert services.ruleset_install_pack([threshold_spec(30)], comment="pack") is False
+    assert pack_install(pack=pack, comment="pack").changed is False
     assert RulesetVersion.objects.count() == 1
     assert Rule.objects.get().parameters.get().value == "45"
 

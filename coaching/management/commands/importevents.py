@@ -9,7 +9,7 @@ from tqdm import tqdm
 from coaching.imports import FORMATS, ImportFileError, ImportReport, events_import, format_for, lines_count
 from coaching.models import Gym
 from coaching.words import count_words
-from rules.process import collector_tune
+from config.process import collector_tune
 
 REPORT_SUFFIX = ".errors.txt"
 # The rest of a long list of bad lines is in the report file, not on the screen.

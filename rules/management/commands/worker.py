@@ -15,10 +15,11 @@ import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils.module_loading import import_string
 from django_tasks_db.management.commands.db_worker import Worker
 
+from rules.conf import rules_settings
 from rules.jobs import periodic_due, scheduler_loop
-from rules.process import collector_tune
 
 
 class Command(BaseCommand):
@@ -39,7 +40,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, interval: float, tick: float, batch: bool, verbosity: int, **options: Any) -> None:
         self._configure_logging(verbosity)
-        collector_tune()
+        if rules_settings.WORKER_READY:
+            import_string(rules_settings.WORKER_READY)()
         worker = Worker(
             queue_names=["*"],
             interval=interval,

@@ -229,7 +229,7 @@
       .map((r) => ({ row: r, name: named(r, "name").value, label: named(r, "label").value.trim() || named(r, "name").value }));
   }
 
-  /* The name a label gives (the same as rules.forms.parameter_name). */
+  /* The name a label gives (the same as rules.admin.forms.parameter_name). */
   function nameFromLabel(label) {
     let name = label.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "");
     if (/^[0-9]/.test(name)) name = `p_${name}`;

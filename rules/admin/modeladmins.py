@@ -2,7 +2,7 @@
 
 The admin classes only wire pages to services: rule edits go through ``rule_save`` (with
 the revision the editor loaded, so a concurrent save is refused), deletions through
-``rule_delete``, and the custom pages live in ``rules.admin_views``.
+``rule_delete``, and the custom pages live in ``rules.admin.views``.
 """
 
 from __future__ import annotations
@@ -20,10 +20,17 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 
-from rules import admin_views
-from rules.admin_actions import ActionPermissionMixin
-from rules.audit import STATUS_LABELS, change_diff, change_summary, diff_html, version_diff, versions_with_previous
-from rules.describe import spec_describe
+from rules.admin import views as admin_views
+from rules.admin.actions import ActionPermissionMixin
+from rules.admin.audit import (
+    STATUS_LABELS,
+    change_diff,
+    change_summary,
+    diff_html,
+    version_diff,
+    versions_with_previous,
+)
+from rules.admin.describe import spec_describe
 from rules.models import Job, Rule, RuleChange, RulesetVersion
 from rules.registry import registry
 from rules.selectors import rules_with_children

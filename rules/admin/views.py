@@ -2,7 +2,7 @@
 roll back, discard the draft, import/export and statistics.
 
 Each view checks the rules models' permissions, calls one service or selector, and renders.
-``RuleAdmin.get_urls`` wires them in (see rules/admin.py).
+``RuleAdmin.get_urls`` wires them in (see rules/admin/modeladmins.py).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rules import jobs, simulation
-from rules.audit import change_summary, diff_html, draft_state, rule_statistics
-from rules.describe import message_example, spec_describe
-from rules.forms import (
+from rules.admin.audit import change_summary, diff_html, draft_state, rule_statistics
+from rules.admin.describe import message_example, spec_describe
+from rules.admin.forms import (
     ImportForm,
     PublishForm,
     RollbackForm,
@@ -33,7 +33,7 @@ from rules.forms import (
     catalog_json,
 )
 from rules.internal.render import with_unit
-from rules.models import Rule, RuleChange, RulesetVersion
+from rules.models import Rule, RulesetVersion
 from rules.packs import (
     PACK_MAX_BYTES,
     PackError,
@@ -46,6 +46,7 @@ from rules.packs import (
 )
 from rules.registry import registry
 from rules.selectors import (
+    rule_changes,
     rule_spec,
     rules_with_children,
     ruleset_draft_settings,
@@ -167,7 +168,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
         spec = rule_spec(rule) if rule else {}
         editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
     previews = message_previews(spec)
-    changes = list(RuleChange.objects.filter(rule_key=rule.key).select_related("changed_by")[:8]) if rule else []
+    changes = list(rule_changes(rule.key)[:8]) if rule else []
     title = f"Rule “{rule.key}”" if rule else "New rule"
     return _render(
         request,

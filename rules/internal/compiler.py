@@ -3,7 +3,7 @@
 Two rulesets come out of one rule version. Rules about one event go into the "single"
 ruleset, which only ever sees the new fact: history cannot change their answer, so it is
 never asserted there. Each step of a pattern across events becomes a one-fact rule named
-``<key>#<step>`` in the "steps" ruleset, which sees the new fact with the member's history
+``<key>#<step>`` in the "steps" ruleset, which sees the new fact with the subject's history
 inside the widest window; the adapter then chains the facts that satisfied each step in
 time order within the pattern's window (``chains``).
 
@@ -74,6 +74,7 @@ class Policy:
     referring: frozenset[str]  # the rules that refer: a clearance ends their cooldowns
     severities: tuple[str, ...]  # most urgent first
     indicators: Mapping[str, str] = field(default_factory=dict)  # severity -> default indicator
+    subject: str = "subject"  # what the facts are about, as its explanations name it
 
     def rank(self, severity: str) -> int:
         return self.severities.index(severity) if severity in self.severities else len(self.severities)
@@ -100,10 +101,6 @@ class CompiledRuleset:
     # field name -> {choice code: label}, so that messages never show a code.
     choice_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     policy: Policy = field(default_factory=lambda: Policy(1, 0, frozenset(), ()))
-
-    @property
-    def rule_order(self) -> tuple[str, ...]:
-        return tuple(self.rules)
 
     @functools.cached_property
     def history_fields(self) -> frozenset[str]:
@@ -293,6 +290,7 @@ def ruleset_compile(
         referring=frozenset(s["key"] for s in enabled if s.get("refers")),
         severities=tuple(ranks),
         indicators=catalog.indicator_defaults(),
+        subject=catalog.subject()[0],
     )
     return CompiledRuleset(
         single_json=json.dumps({s["key"]: _compile_single(s, catalog) for s in singles}, sort_keys=True),

@@ -2,8 +2,9 @@
 
 Django offers only the actions a user has the permissions for, but a POST naming another one
 gets a quiet "No action selected" (or, when the user may run no action at all, the list again).
-The rules admin uses this mixin, and it is public for the project's other admins too: an action
-that writes is refused loudly, server-side, whatever the page showed.
+The rules admin uses this mixin, and it is public for the project's other admins too (as
+``rules.admin.ActionPermissionMixin``): an action that writes is refused loudly, server-side,
+whatever the page showed.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from rules.describe import spec_describe
+from rules.admin.describe import spec_describe
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import RulesetDiff, ruleset_diff, settings_diff, spec_comparable, spec_diff
 from rules.registry import registry

@@ -1,0 +1,99 @@
+"""The CDS Hooks service over HTTP: discovery, the service, its feedback (``coaching.cds``).
+
+Authenticated with the gym's key like the rest of the API (scope ``advice:read``); errors are
+JSON with the reason, as CDS clients expect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import cds, selectors, services
+from .schema import GYM_RESPONSES
+from .views import GymAPIView
+
+MSG_CARD_UNKNOWN = "No card with this uuid was given by this service to your gym."
+
+CARD = inline_serializer(
+    "CdsCard",
+    {
+        "uuid": serializers.UUIDField(),
+        "summary": serializers.CharField(max_length=140),
+        "indicator": serializers.ChoiceField(choices=["info", "warning", "critical"]),
+        "detail": serializers.CharField(),
+        "source": inline_serializer("CdsSource", {"label": serializers.CharField()}),
+        "overrideReasons": serializers.ListField(child=serializers.DictField()),
+    },
+)
+CDS_ERROR = inline_serializer(
+    "CdsError", {"error": serializers.CharField(), "errors": serializers.DictField(required=False)}
+)
+
+
+def cds_error(errors: dict[str, list[str]], status_code: int = status.HTTP_400_BAD_REQUEST) -> Response:
+    first = next(iter(errors.values()))[0]
+    return Response({"error": first, "errors": errors}, status=status_code)
+
+
+class DiscoveryView(GymAPIView):
+    @extend_schema(
+        summary="CDS Hooks discovery: the services this product offers",
+        responses={200: inline_serializer("CdsDiscovery", {"services": serializers.ListField(child=serializers.DictField())}), **GYM_RESPONSES},
+    )
+    def get(self, request: Request) -> Response:
+        return Response(cds.discovery())
+
+
+class ServiceView(GymAPIView):
+    scopes = {"POST": "advice:read"}
+
+    @extend_schema(
+        summary="CDS Hooks: the member's current advice as cards, most urgent first",
+        request=inline_serializer(
+            "CdsRequest",
+            {
+                "hook": serializers.CharField(),
+                "hookInstance": serializers.UUIDField(),
+                "context": serializers.DictField(),
+            },
+        ),
+        responses={200: inline_serializer("CdsCards", {"cards": CARD.__class__(many=True)}), 400: CDS_ERROR, **GYM_RESPONSES},
+    )
+    def post(self, request: Request) -> Response:
+        errors = cds.request_problems(request.data)
+        if errors:
+            return cds_error(errors)
+        member = request.data["context"]["patientId"]
+        return Response({"cards": cds.member_cards(gym=request.auth, member=member)})
+
+
+class FeedbackView(GymAPIView):
+    scopes = {"POST": "advice:read"}
+
+    @extend_schema(
+        summary="CDS Hooks feedback: cards accepted or overridden (with reasons)",
+        request=inline_serializer("CdsFeedback", {"feedback": serializers.ListField(child=serializers.DictField())}),
+        responses={200: None, 400: CDS_ERROR, 404: CDS_ERROR, **GYM_RESPONSES},
+    )
+    def post(self, request: Request) -> Response:
+        entries: Any = request.data.get("feedback") if isinstance(request.data, dict) else None
+        if not isinstance(entries, list) or not entries:
+            return cds_error({"feedback": [cds.MSG_FEEDBACK_LIST]})
+        parsed, errors = [], {}
+        for index, entry in enumerate(entries):
+            one, problems = cds.feedback_entry_parse(entry, path=f"feedback.{index}.")
+            errors.update(problems)
+            parsed.append(one)
+        if errors:
+            return cds_error(errors)
+        advice = selectors.advice_by_uuids(gym=request.auth, uuids=[one.card for one in parsed])
+        unknown = {f"feedback.{i}.card": [MSG_CARD_UNKNOWN] for i, one in enumerate(parsed) if str(one.card) not in advice}
+        if unknown:
+            return cds_error(unknown, status.HTTP_404_NOT_FOUND)
+        for one in parsed:
+            services.feedback_record(advice=advice[str(one.card)], feedback=one, source="cds-hooks")
+        return Response({})
