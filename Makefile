@@ -88,7 +88,7 @@ test-postgres: venv
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider -m "not browser"
 
-# The README's screenshots (docs/screenshots/), taken by the browser test (needs Chromium).
+# The screenshots docs/clinicians.md links (docs/screenshots/), taken by the browser test (needs Chromium).
 screenshots: venv .dev-secret-key
 	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
