@@ -12,7 +12,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-# The CPythons durable-rules' C extension is built and tested on (README, set-up).
+# The CPythons durable-rules' C extension is built and tested on (CONTRIBUTING.md, Python versions).
 SUPPORTED := 3.11 3.12 3.13
 version_of = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 ifndef PYTHON
@@ -88,7 +88,7 @@ test-postgres: venv
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider -m "not browser"
 
-# The README's screenshots (docs/screenshots/), taken by the browser test (needs Chromium).
+# The screenshots docs/clinicians.md links (docs/screenshots/), taken by the browser test (needs Chromium).
 screenshots: venv .dev-secret-key
 	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider

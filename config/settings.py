@@ -42,7 +42,7 @@ ALLOWED_HOSTS = [
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
 # Behind HTTPS (DJANGO_HTTPS=true): secure cookies, HSTS and redirects to https. HSTS defaults to
-# a year for this host and its subdomains, with the preload directive (README, Security), so that
+# a year for this host and its subdomains, with the preload directive (docs/deployment.md, Security), so
 # `check --deploy` is clean; each part can be turned down by its variable.
 if env_bool("DJANGO_HTTPS", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -146,7 +146,7 @@ EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS"
 # loaded, as a web process does (config/process.py).
 RULES_ENGINE = {"WORKER_READY": "config.process.collector_tune"}
 
-# Checked wherever a password is set: the admin's forms, createclinician, demo (README, Security).
+# Checked wherever a password is set: the admin's forms, createclinician, demo (docs/deployment.md, Security).
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -154,7 +154,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Login lockout (django-axes, README, Security): after DJANGO_LOGIN_FAILURE_LIMIT wrong passwords
+# Login lockout (django-axes, docs/deployment.md, Security): after DJANGO_LOGIN_FAILURE_LIMIT wrong passwords
 # for one username from one address, that pair may not log in for DJANGO_LOGIN_COOLOFF_MINUTES.
 # Failures are rows in the database, so every process and host sees the same count.
 INSTALLED_APPS += ["axes"]
@@ -242,7 +242,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# -- Operations (README, "Operations"): shared cache, metrics, logs ----------------------------
+# -- Operations (docs/deployment.md): shared cache, metrics, logs -------------------------------
 # What the processes share lives in a shared store: the rate limit's counters in Redis when
 # CACHE_URL names one, else in the database (coaching.RateCounter, one atomic upsert each); the
 # cache is Redis, or a table of the database (made by `migrate`, see coaching.apps).

@@ -2,7 +2,7 @@
 publish, roll back, discard the draft, and every admin page they can reach.
 
 Drives Debian's Chromium through Playwright against pytest-django's live server, and
-takes the screenshots the README links: into docs/screenshots/ with ``make screenshots``
+takes the screenshots docs/clinicians.md links: into docs/screenshots/ with ``make screenshots``
 (which sets SCREENSHOTS_DIR), into a temporary folder otherwise, so that ``make test``
 leaves the work tree clean. Skipped when Chromium is not installed locally; under CI=true a
 missing Chromium fails the test instead.

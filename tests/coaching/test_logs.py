@@ -1,4 +1,4 @@
-"""Logs an operator can search (README, "Operations"): with ``LOG_FORMAT=json`` one JSON
+"""Logs an operator can search (docs/deployment.md, "Logs"): with ``LOG_FORMAT=json`` one JSON
 object per line, each carrying its request's id (the client's ``X-Request-ID`` or a new one,
 echoed in the answer) and the gym, member, event and ruleset version where known; one line
 per request on the ``coaching.requests`` logger."""
