@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Page, Paginator
 from django.db import DatabaseError, transaction
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
@@ -242,10 +244,45 @@ def advice_list_for_member(
     )
 
 
-def advice_changes_for_gym(*, gym: Gym, changed_since: datetime) -> QuerySet[Advice]:
-    """The gym's advice created or withdrawn after ``changed_since``, oldest change first."""
-    return Advice.objects.filter(gym=gym, changed_at__gt=changed_since).select_related(
-        "member", "event", "withdrawn_by"
+WATERMARK_PREFIX = "w1."
+
+
+def watermark_encode(changed_at: datetime, advice_id: int) -> str:
+    """Where a copy kept in step has got to: the last change applied (its moment and advice id)."""
+    text = f"{changed_at.astimezone(UTC).isoformat()}|{advice_id}"
+    return WATERMARK_PREFIX + urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def watermark_decode(token: str) -> tuple[datetime, int] | None:
+    """The (moment, advice id) of a watermark ``watermark_encode`` wrote, or None."""
+    if not token.startswith(WATERMARK_PREFIX):
+        return None
+    body = token[len(WATERMARK_PREFIX) :]
+    try:
+        moment, _, advice_id = urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().partition("|")
+        parsed = datetime.fromisoformat(moment)
+        number = int(advice_id)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if parsed.tzinfo is None or number < 0 or number > 2**63:
+        return None
+    return parsed, number
+
+
+def feed_settled_before() -> datetime:
+    """Changes are listed once this long has passed since them, so that a watermark never moves
+    past a change whose transaction has not committed yet (``FEED_SETTLE_SECONDS``)."""
+    return timezone.now() - timedelta(seconds=float(getattr(settings, "FEED_SETTLE_SECONDS", 5)))
+
+
+def advice_changes_for_gym(*, gym: Gym, changed_since: datetime, after_id: int = 0) -> QuerySet[Advice]:
+    """The gym's advice created or withdrawn after (``changed_since``, ``after_id``) and settled,
+    oldest change first (ties by id)."""
+    after = Q(changed_at__gt=changed_since) | Q(changed_at=changed_since, pk__gt=after_id)
+    return (
+        Advice.objects.filter(gym=gym, changed_at__lte=feed_settled_before())
+        .filter(after)
+        .select_related("member", "event", "withdrawn_by")
     )
 
 

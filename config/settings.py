@@ -142,6 +142,14 @@ JOBS_KEEP_DAYS = int(os.environ.get("JOBS_KEEP_DAYS", "30"))
 # was cut off are judged again (each period's run happens on exactly one worker).
 JOBS_SWEEP_SECONDS = int(os.environ.get("JOBS_SWEEP_SECONDS", "60"))
 EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS", "60"))
+# Integrations (docs/integrating.md): webhook deliveries are asked for at each change and looked
+# for this often besides; advice on events older than WEBHOOK_MAX_AGE_DAYS is not pushed; plain
+# http and private addresses for endpoints only for local use; the change feed lists a change
+# once FEED_SETTLE_SECONDS have passed (a watermark never passes a change still being written).
+WEBHOOKS_DELIVER_SECONDS = int(os.environ.get("WEBHOOKS_DELIVER_SECONDS", "15"))
+WEBHOOK_MAX_AGE_DAYS = int(os.environ.get("WEBHOOK_MAX_AGE_DAYS", "7"))
+WEBHOOKS_ALLOW_HTTP = os.environ.get("WEBHOOKS_ALLOW_HTTP", "false").lower() in ("1", "true", "yes")
+FEED_SETTLE_SECONDS = float(os.environ.get("FEED_SETTLE_SECONDS", "5"))
 # The rules engine's settings (rules/conf.py): a queue worker tunes its garbage collector once
 # loaded, as a web process does (config/process.py).
 RULES_ENGINE = {"WORKER_READY": "config.process.collector_tune"}

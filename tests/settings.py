@@ -9,3 +9,7 @@ import os
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + "k" * 50)
 
 from config.settings import *  # noqa: F403
+
+# The change feed lists a change at once (the product waits a few seconds, so that a watermark
+# never passes a change still being written; test_integrations shows that wait).
+FEED_SETTLE_SECONDS = 0

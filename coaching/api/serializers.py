@@ -15,10 +15,11 @@ from ..catalog import CATEGORY_CODES, FACT_TYPES, INDICATORS, SEVERITY_CODES
 from ..evaluation import advice_order
 from ..models import Advice, Event
 from ..representations import advice_representation
-from ..selectors import advice_for_event, advice_withdrawn_by
+from ..selectors import WATERMARK_PREFIX, advice_for_event, advice_withdrawn_by, watermark_decode
 from .schema import EVENT_DATA_SCHEMA
 
 DATETIME_FILTER_INVALID = "Must be an ISO 8601 date (2026-11-20) or date and time (2026-11-20T07:30:00+01:00)."
+CHANGED_SINCE_INVALID = "This is not a next_changed_since an answer gave; pass it back as it came."
 
 
 class RuleRefSerializer(serializers.Serializer):
@@ -265,8 +266,26 @@ class AdviceFilterSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field(OpenApiTypes.STR)
+class ChangedSinceField(DateOrDateTimeField):
+    """A moment, or the ``next_changed_since`` watermark an earlier answer gave."""
+
+    default_error_messages = {"invalid": DATETIME_FILTER_INVALID, "watermark": CHANGED_SINCE_INVALID}
+
+    def to_internal_value(self, value: Any) -> tuple[datetime, int]:
+        if isinstance(value, str) and value.startswith(WATERMARK_PREFIX):
+            found = watermark_decode(value)
+            if found is None:
+                self.fail("watermark")
+            return found
+        return super().to_internal_value(value), 0
+
+
 class AdviceFeedFilterSerializer(AdviceFilterSerializer):
-    changed_since = DateOrDateTimeField(
+    changed_since = ChangedSinceField(
         required=False,
-        help_text="Advice created or withdrawn after this moment, oldest change first (to keep a copy in step).",
+        help_text=(
+            "Advice created or withdrawn after this moment, or after the `next_changed_since` watermark of an "
+            "earlier answer, oldest change first (to keep a copy in step)."
+        ),
     )

@@ -344,10 +344,16 @@ class AdviceFeedView(GymAPIView):
         filters = self.query(AdviceFeedFilterSerializer)
         changed_since = filters.pop("changed_since", None)
         if changed_since is not None:
+            moment, after_id = changed_since
             self.pagination_class = AdviceChangesPagination
-            return self.paginated(
-                selectors.advice_changes_for_gym(gym=request.auth, changed_since=changed_since), AdviceSerializer
-            )
+            changes = selectors.advice_changes_for_gym(gym=request.auth, changed_since=moment, after_id=after_id)
+            paginator = self.pagination_class()
+            page = paginator.paginate_queryset(changes, request, view=self)
+            response = paginator.get_paginated_response(AdviceSerializer(page, many=True).data)
+            last = page[-1] if page else None
+            mark = (last.changed_at, last.pk) if last is not None else (moment, after_id)
+            response.data["next_changed_since"] = selectors.watermark_encode(*mark)
+            return response
         advice = selectors.advice_list_for_gym(gym=request.auth, **filters)
         return self.paginated(advice, AdviceSerializer)
 

@@ -345,3 +345,33 @@ def test_a_rotated_secret_signs_beside_the_new_one_for_a_day(client, receiver):
     headers, body = receiver.received[0]
     for secret in (made["secret"], rotated["secret"]):
         assert Webhook(secret).verify(body, headers)
+
+
+# -- keeping a copy in step ----------------------------------------------------------------------------------
+def changes(client: GymClient, mark: str) -> tuple[list[dict[str, Any]], str]:
+    body = client.get("/api/v1/advice/", {"changed_since": mark}).json()
+    return body["results"], body["next_changed_since"]
+
+
+def test_the_feeds_watermark_misses_nothing_and_repeats_nothing(client):
+    client.history(profile(at=day(-1), cleared_by_physician=True))
+    client.send(run(at=day(0), posture="slouched", external_id="r0"), expect=201)
+    first, mark = changes(client, "2000-01-01")
+    assert [(a["event"], a["withdrawn"]) for a in first] == [("r0", None)]
+    assert changes(client, mark) == ([], mark)  # nothing new: the same watermark, nothing again
+    client.send(run(at=day(-0.5), posture="slouched", external_id="late"), expect=201)  # withdraws r0's tip
+    second, mark2 = changes(client, mark)
+    assert {(a["event"], a["withdrawn"] is not None) for a in second} == {("late", False), ("r0", True)}
+    assert changes(client, mark2) == ([], mark2)
+
+
+def test_a_bad_watermark_is_a_400_naming_the_parameter(client):
+    response = client.get("/api/v1/advice/", {"changed_since": "w1.nonsense"})
+    assert response.status_code == 400 and "changed_since" in response.json()["errors"]
+
+
+def test_the_feed_waits_until_a_change_has_settled(client):
+    client.send(run(at=day(0), pain_during=6), expect=201)
+    with override_settings(FEED_SETTLE_SECONDS=3600):
+        listed, mark = changes(client, "2000-01-01")
+    assert listed == [] and changes(client, mark)[0]  # listed once settled
