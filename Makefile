@@ -31,7 +31,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels
+.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels schemathesis examples
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -77,6 +77,15 @@ test: venv .dev-secret-key
 	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest tests/rules --ds=tests.rules.settings -p no:cacheprovider
 	$(PY) -m pytest tests -p no:cacheprovider
+
+# schemathesis against a server it starts on a throw-away database, with a gym of its own: every
+# phase and check, seeded and bounded by schemathesis.toml (docs/api.md says what it covers).
+schemathesis: venv .dev-secret-key
+	$(KEY_ENV) $(PY) -m tests.run_schemathesis
+
+# The OpenAPI document's examples (coaching/api/examples.json), played anew through the API.
+examples: venv .dev-secret-key
+	EXAMPLES_WRITE=1 $(PY) -m pytest tests/coaching/test_api_examples.py -p no:cacheprovider -q
 
 lint: venv
 	$(VENV)/bin/ruff check .

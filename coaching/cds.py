@@ -11,6 +11,7 @@ override reasons clinicians keep in the admin; ``feedback_parse`` reads the serv
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,11 +31,16 @@ REASON_SYSTEM = "https://rules.invalid/override-reasons"
 
 MSG_HOOK = "This service answers the “patient-view” hook."
 MSG_HOOK_INSTANCE = "“hookInstance” must be a UUID."
-MSG_PATIENT = "“context.patientId” must name the member (1 to 100 characters)."
+MSG_PATIENT = "“context.patientId” must name the member (1 to 100 characters, no control characters)."
+MSG_USER = "“context.userId” must be text, such as Practitioner/123."
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 MSG_FEEDBACK_LIST = "Send {“feedback”: [...]}, one entry per card acted on."
 MSG_CARD = "“card” must be the uuid of a card this service gave."
 MSG_OUTCOME = "“outcome” must be “accepted” or “overridden”."
-MSG_OUTCOME_AT = "“outcomeTimestamp” must be an ISO 8601 date and time."
+MSG_REASONS_LIST = "Must be a list of override reasons (an empty list for none)."
+MAX_COMMENT = 2000
+MSG_COMMENT = f"Must be text of at most {MAX_COMMENT:,} characters."
+MSG_OUTCOME_AT = "Must be an ISO 8601 date and time, such as 2026-11-21T09:12:00Z."
 MSG_REASON = "“{value}” is not an override reason of this service. Choose from: {choices}."
 
 
@@ -103,9 +109,26 @@ def request_problems(body: Any) -> dict[str, list[str]]:
         errors["hookInstance"] = [MSG_HOOK_INSTANCE]
     context = body.get("context")
     patient = context.get("patientId") if isinstance(context, Mapping) else None
-    if not isinstance(patient, str) or not (1 <= len(patient) <= 100) or "\x00" in patient:
+    if not isinstance(patient, str) or not (1 <= len(patient) <= 100) or _CONTROL.search(patient):
         errors["context.patientId"] = [MSG_PATIENT]
+    if isinstance(context, Mapping) and "userId" in context and not isinstance(context["userId"], str):
+        errors["context.userId"] = [MSG_USER]
     return errors
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    """An ISO 8601 date and time (UTC without an offset) the database can store, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = parse_datetime(value)  # a well-formed but impossible time (12:99) raises
+        if parsed is None:
+            return None
+        parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+        parsed.astimezone(dt.UTC)  # year 1 at +14:00 has no UTC
+    except (ValueError, OverflowError):
+        return None
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -147,16 +170,19 @@ def feedback_entry_parse(entry: Any, *, path: str = "") -> tuple[Feedback | None
     outcome = entry.get("outcome")
     if outcome not in ("accepted", "overridden"):
         errors[f"{path}outcome"] = [MSG_OUTCOME]
-    given = entry.get("overrideReasons", entry.get("override_reasons"))
-    if given is None and entry.get("overrideReason") is not None:
-        given = [entry["overrideReason"]]
-    given = given if isinstance(given, list) else ([] if given is None else [given])
+    reasons_key = "override_reasons" if "override_reasons" in entry else "overrideReasons"
+    given = entry.get(reasons_key, [])
+    if not isinstance(given, list):
+        errors[path + reasons_key] = [MSG_REASONS_LIST]
+        given = []
+    if entry.get("overrideReason") is not None:  # CDS Hooks 2.0 gives one reason
+        given = [*given, entry["overrideReason"]]
     known = {reason.code for reason in OverrideReason.objects.filter(active=True)}
     codes = []
     for value in given:
         code = _reason_code(value)
         if code not in known:
-            errors.setdefault(f"{path}overrideReasons", []).append(
+            errors.setdefault(path + reasons_key, []).append(
                 MSG_REASON.format(value=code if code is not None else value, choices=", ".join(sorted(known)))
             )
         else:
@@ -164,17 +190,20 @@ def feedback_entry_parse(entry: Any, *, path: str = "") -> tuple[Feedback | None
     comment = ""
     for value in given:
         if isinstance(value, Mapping) and isinstance(value.get("userComment"), str):
-            comment = value["userComment"][:2000]
-    if isinstance(entry.get("comment"), str):
-        comment = entry["comment"][:2000]
+            comment = value["userComment"][:MAX_COMMENT]  # CDS Hooks sets no limit; the store does
+    if "comment" in entry:
+        if isinstance(entry["comment"], str) and len(entry["comment"]) <= MAX_COMMENT:
+            comment = entry["comment"]
+        else:
+            errors[f"{path}comment"] = [MSG_COMMENT]
     raw_at = entry.get("outcomeTimestamp", entry.get("outcome_at"))
     at = timezone.now()
-    if raw_at is not None:
-        parsed = parse_datetime(raw_at) if isinstance(raw_at, str) else None
+    if "outcomeTimestamp" in entry or "outcome_at" in entry:
+        parsed = _moment(raw_at)
         if parsed is None:
-            errors[f"{path}outcomeTimestamp"] = [MSG_OUTCOME_AT]
+            errors[path + ("outcome_at" if "outcome_at" in entry else "outcomeTimestamp")] = [MSG_OUTCOME_AT]
         else:
-            at = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+            at = parsed
     if errors:
         return None, errors
     return Feedback(

@@ -29,7 +29,7 @@ urlpatterns = [
     # inline: the Content-Security-Policy allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     # Anything else under /api answers in JSON (a missing trailing slash is redirected).
-    re_path(r"^(?:api|cds-services)(?:/.*)?$", api_not_found),
+    re_path(r"^(?:api|cds-services)(?:/[\s\S]*)?$", api_not_found),  # [\s\S]: a %0A too
 ]
 
 # Errors Django answers outside any view: JSON under /api/ (config/errors.py).

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from .. import cds, selectors, services
 from .schema import GYM_RESPONSES
-from .views import GymAPIView
+from .views import GymAPIView, api_exception_handler
 
 MSG_CARD_UNKNOWN = "No card with this uuid was given by this service to your gym."
 
@@ -39,7 +39,20 @@ def cds_error(errors: dict[str, list[str]], status_code: int = status.HTTP_400_B
     return Response({"error": first, "errors": errors}, status=status_code)
 
 
-class DiscoveryView(GymAPIView):
+def cds_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The API's handler, with a 400 (an unreadable body) in the service's error shape."""
+    response = api_exception_handler(exc, context)
+    if response is not None and response.status_code == 400 and "errors" in (response.data or {}):
+        response.data = {"error": next(iter(response.data["errors"].values()))[0], "errors": response.data["errors"]}
+    return response
+
+
+class CdsView(GymAPIView):
+    def get_exception_handler(self) -> Any:
+        return cds_exception_handler
+
+
+class DiscoveryView(CdsView):
     @extend_schema(
         summary="CDS Hooks discovery: the services this product offers",
         responses={
@@ -51,7 +64,7 @@ class DiscoveryView(GymAPIView):
         return Response(cds.discovery())
 
 
-class ServiceView(GymAPIView):
+class ServiceView(CdsView):
     scopes = {"POST": "advice:read"}
 
     @extend_schema(
@@ -59,9 +72,20 @@ class ServiceView(GymAPIView):
         request=inline_serializer(
             "CdsRequest",
             {
-                "hook": serializers.CharField(),
+                "hook": serializers.ChoiceField(choices=[cds.HOOK]),
                 "hookInstance": serializers.UUIDField(),
-                "context": serializers.DictField(),
+                "context": inline_serializer(
+                    "CdsContext",
+                    {
+                        "patientId": serializers.RegexField(
+                            r"^[^\u0000-\u001f\u007f-\u009f]+$",
+                            min_length=1,
+                            max_length=100,
+                            help_text="The gym's id of the member.",
+                        ),
+                        "userId": serializers.CharField(required=False),
+                    },
+                ),
             },
         ),
         responses={
@@ -78,12 +102,28 @@ class ServiceView(GymAPIView):
         return Response({"cards": cds.member_cards(gym=request.auth, member=member)})
 
 
-class FeedbackView(GymAPIView):
+class FeedbackView(CdsView):
     scopes = {"POST": "advice:read"}
 
     @extend_schema(
         summary="CDS Hooks feedback: cards accepted or overridden (with reasons)",
-        request=inline_serializer("CdsFeedback", {"feedback": serializers.ListField(child=serializers.DictField())}),
+        request=inline_serializer(
+            "CdsFeedback",
+            {
+                "feedback": serializers.ListField(
+                    min_length=1,
+                    child=inline_serializer(
+                        "CdsFeedbackEntry",
+                        {
+                            "card": serializers.UUIDField(help_text="The uuid of a card this service gave."),
+                            "outcome": serializers.ChoiceField(choices=["accepted", "overridden"]),
+                            "overrideReason": serializers.DictField(required=False),
+                            "outcomeTimestamp": serializers.DateTimeField(),
+                        },
+                    ),
+                )
+            },
+        ),
         responses={200: None, 400: CDS_ERROR, 404: CDS_ERROR, **GYM_RESPONSES},
     )
     def post(self, request: Request) -> Response:

@@ -7,7 +7,6 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,12 +14,11 @@ from .. import cds, selectors, services, webhooks
 from ..models import WebhookEndpoint
 from ..representations import datetime_text
 from .schema import GYM_RESPONSES, NOT_FOUND
-from .serializers import ErrorsSerializer, ReferralSerializer
-from .views import GymAPIView
+from .serializers import ErrorsSerializer, QuerySerializer, ReferralSerializer
+from .views import DateTimeCursorPagination, GymAPIView
 
 ADVICE_NOT_FOUND = "No advice with this id among your gym's advice."
 ENDPOINT_NOT_FOUND = "No webhook endpoint with this id for your gym."
-CURSOR_INVALID = "This cursor is not one this list gave; start again without it."
 
 
 class MemberListItemSerializer(serializers.Serializer):
@@ -31,7 +29,7 @@ class MemberListItemSerializer(serializers.Serializer):
     advice = serializers.IntegerField(help_text="How many pieces of current advice the member has.")
 
 
-class MemberListFilterSerializer(serializers.Serializer):
+class MemberListFilterSerializer(QuerySerializer):
     under_referral = serializers.BooleanField(
         required=False,
         allow_null=True,
@@ -40,16 +38,12 @@ class MemberListFilterSerializer(serializers.Serializer):
     )
 
 
-class MemberPagination(CursorPagination):
+class MemberPagination(DateTimeCursorPagination):
     ordering = ("external_id", "id")
-    page_size_query_param = "page_size"
-    max_page_size = 500
+    list_name = "members"
 
-    def decode_cursor(self, request: Request) -> Any:
-        try:
-            return super().decode_cursor(request)
-        except exceptions.NotFound:
-            raise exceptions.ValidationError({self.cursor_query_param: [CURSOR_INVALID]}) from None
+    def position_valid(self, position: str) -> bool:
+        return 0 < len(position) <= 100
 
 
 def member_item(member: Any) -> dict[str, Any]:

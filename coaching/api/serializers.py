@@ -173,7 +173,7 @@ class EventInSerializer(serializers.Serializer):
     )
     type = serializers.ChoiceField(choices=list(FACT_TYPES))
     occurred_at = serializers.DateTimeField(help_text="ISO 8601 with a UTC offset, at most 1 day in the future.")
-    data = EventDataField()
+    data = EventDataField(required=False, help_text="The fields of the type; left out, it means {}.")
 
 
 class BatchItemSerializer(serializers.Serializer):
@@ -207,8 +207,26 @@ class MemberSerializer(serializers.Serializer):
     figures = serializers.DictField(help_text="The derived figures (see docs/api.md) as of figures_as_of.")
     figures_as_of = serializers.DateTimeField()
     events = serializers.IntegerField(help_text="How many events are stored.")
-    advice = serializers.IntegerField(help_text="How many pieces of advice were given.")
+    advice = serializers.IntegerField(help_text="How many pieces of current advice the member has (not withdrawn).")
     created_at = serializers.DateTimeField()
+
+
+class QuerySerializer(serializers.Serializer):
+    """Query-string filters, where a parameter given empty is an error rather than absent.
+
+    DRF drops an optional field given as ``name=`` from a form or query string; a client who
+    sent ``since=`` meant something, and a list silently unfiltered is the wrong answer.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        blank = {
+            name: [serializers.CharField.default_error_messages["blank"]]
+            for name in self.fields
+            if hasattr(data, "getlist") and any(value.strip() == "" for value in data.getlist(name))
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
@@ -248,7 +266,7 @@ class DateOrDateTimeField(serializers.Field):
         return value.isoformat()
 
 
-class EventFilterSerializer(serializers.Serializer):
+class EventFilterSerializer(QuerySerializer):
     member = serializers.CharField(required=False, max_length=100)
     type = serializers.ChoiceField(required=False, choices=list(FACT_TYPES))
     since = DateOrDateTimeField(required=False)
@@ -257,7 +275,7 @@ class EventFilterSerializer(serializers.Serializer):
     )
 
 
-class AdviceFilterSerializer(serializers.Serializer):
+class AdviceFilterSerializer(QuerySerializer):
     since = DateOrDateTimeField(required=False)
     severity = serializers.ChoiceField(required=False, choices=SEVERITY_CODES)
     category = serializers.ChoiceField(required=False, choices=CATEGORY_CODES)

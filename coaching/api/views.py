@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from base64 import b64decode
+from base64 import b64decode, b64encode
 from collections.abc import Callable
 from datetime import UTC
 from typing import Any
@@ -23,6 +23,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView, exception_handler
 
 from config.version import VERSION
@@ -65,6 +66,7 @@ MEMBER_NOT_FOUND = "No such member."
 URL_NOT_FOUND = "No such API endpoint. See /api/docs/ for the endpoints."
 URL_MOVED = "API URLs end with a slash: use {location}"
 CURSOR_INVALID = "Not a cursor of this list: follow the 'next' and 'previous' links as they are, or leave it out."
+PAGE_SIZE_INVALID = "Must be a whole number from 1 to 500, given once."
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -78,11 +80,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     response = exception_handler(exc, context)
     if response is not None and response.status_code == 400:
         if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
-            response.data = {"errors": exc.detail}
+            response.data = {"errors": errors_flat(exc.detail)}
         else:
             detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
             response.data = {"errors": {"non_field_errors": [str(detail)]}}
     return response
+
+
+def errors_flat(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested errors (a list's item, a nested object) as the API's flat ``{"a.0.b": [...]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            flat.update(errors_flat(value, f"{prefix}{key}" if not prefix else f"{prefix}.{key}"))
+    elif isinstance(detail, list) and all(isinstance(item, str) for item in detail):
+        flat[prefix or "non_field_errors"] = [str(item) for item in detail]
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(errors_flat(item, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or "non_field_errors"] = [str(detail)]
+    return flat
 
 
 def database_unavailable_response(problem: str) -> Response:
@@ -153,23 +172,51 @@ class DateTimeCursorPagination(CursorPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 500
+    list_name = "list"  # written into each cursor, so that a cursor of another list is refused
+
+    def get_page_size(self, request: Request) -> int:
+        """The ``page_size`` asked for, 1 to 500 (400 naming it otherwise)."""
+        given = request.query_params.getlist(self.page_size_query_param)
+        if not given:
+            return self.page_size
+        try:
+            size = int(given[-1])
+        except ValueError:
+            size = 0
+        if len(given) > 1 or not 1 <= size <= self.max_page_size:
+            raise exceptions.ValidationError({self.page_size_query_param: [PAGE_SIZE_INVALID]})
+        return size
+
+    def encode_cursor(self, cursor: Cursor) -> str:
+        tokens = {"l": self.list_name}
+        if cursor.offset != 0:
+            tokens["o"] = str(cursor.offset)
+        if cursor.reverse:
+            tokens["r"] = "1"
+        if cursor.position is not None:
+            tokens["p"] = cursor.position
+        encoded = b64encode(parse.urlencode(tokens).encode("ascii")).decode("ascii")
+        return replace_query_param(self.base_url, self.cursor_query_param, encoded)
 
     def decode_cursor(self, request: Request) -> Cursor | None:
-        encoded = request.query_params.get(self.cursor_query_param)
-        if encoded is None:
+        given = request.query_params.getlist(self.cursor_query_param)
+        if not given:
             return None
-        cursor = self._cursor_parse(encoded)
+        cursor = self._cursor_parse(given[-1]) if len(given) == 1 else None
         if cursor is None:
             raise exceptions.ValidationError({self.cursor_query_param: [CURSOR_INVALID]})
         return cursor
 
     def _cursor_parse(self, encoded: str) -> Cursor | None:
-        """The cursor ``encode_cursor`` wrote: ``o`` (offset), ``r`` (reverse), ``p`` (position), each at most once."""
+        """The cursor ``encode_cursor`` wrote for this list: ``l`` (the list), ``o`` (offset), ``r``
+        (reverse), ``p`` (position), each at most once."""
         try:
             tokens = parse.parse_qs(b64decode(encoded.encode("ascii")).decode("ascii"), strict_parsing=True)
         except ValueError:  # also binascii.Error and UnicodeError
             return None
-        if not tokens or not set(tokens) <= {"o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+        if not tokens or not set(tokens) <= {"l", "o", "r", "p"} or any(len(values) != 1 for values in tokens.values()):
+            return None
+        if tokens.get("l", [None])[0] != self.list_name:
             return None
         reverse, position = tokens.get("r", ["0"])[0], tokens.get("p", [None])[0]
         try:
@@ -178,9 +225,13 @@ class DateTimeCursorPagination(CursorPagination):
             return None
         if offset < 0 or reverse not in ("0", "1"):
             return None
-        if position is not None and not _moment_valid(position):
+        if position is not None and not self.position_valid(position):
             return None
         return Cursor(offset=min(offset, self.offset_cutoff), reverse=reverse == "1", position=position)
+
+    def position_valid(self, position: str) -> bool:
+        """Whether a cursor's position is one this list writes (a moment, for lists by time)."""
+        return _moment_valid(position)
 
 
 def _moment_valid(position: str) -> bool:
@@ -200,14 +251,17 @@ def _moment_valid(position: str) -> bool:
 
 class EventPagination(DateTimeCursorPagination):
     ordering = ("-occurred_at", "-id")
+    list_name = "events"
 
 
 class AdvicePagination(DateTimeCursorPagination):
     ordering = ("-created_at", "-id")
+    list_name = "advice"
 
 
 class AdviceChangesPagination(AdvicePagination):
     ordering = ("changed_at", "id")
+    list_name = "advice-changes"
 
 
 EVENT_OR_BATCH = PolymorphicProxySerializer(

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.test import Client, override_settings
 
 from coaching import validation
-from coaching.api.views import CURSOR_INVALID
+from coaching.api.views import CURSOR_INVALID, PAGE_SIZE_INVALID
 from coaching.internal.db.database import DATABASE_READ_ONLY, RETRY_AFTER
 from coaching.models import Event, Member
 from config.version import VERSION
@@ -252,6 +252,53 @@ def test_next_and_previous_links_still_lead_through_every_page(client, pack, url
     assert len(first["results"]) == len(second["results"]) == 2
     assert {r["id"] for r in first["results"]}.isdisjoint({r["id"] for r in second["results"]})
     assert client.get(second["previous"]).json()["results"] == first["results"]
+
+
+def test_a_cursor_of_another_list_answers_400_naming_cursor(client, pack):
+    client.history(*(run(at=day(n), pain_during=7, external_id=f"run-{n}") for n in range(3)))
+    events_next = client.get(f"{EVENTS_URL}?page_size=1").json()["next"]
+    cursor = events_next.split("cursor=")[1].split("&")[0]
+    for url in (ADVICE_URL, f"{MEMBERS_URL}m-1/advice/", MEMBERS_URL, ADVICE_URL + "?changed_since=2020-01-01&"):
+        joiner = "&" if "?" in url else "?"
+        response = client.get(f"{url}{joiner}cursor={cursor}")
+        assert response.status_code == 400, url
+        assert response.json() == {"errors": {"cursor": [CURSOR_INVALID]}}
+
+
+@pytest.mark.parametrize("page_size", ["0", "-3", "501", "ten", "", "1.5"])
+@pytest.mark.parametrize("url", [EVENTS_URL, ADVICE_URL, MEMBERS_URL, f"{MEMBERS_URL}m-1/advice/"])
+def test_a_page_size_outside_1_to_500_answers_400_naming_it(client, url, page_size):
+    client.send(run(), expect=201)
+    response = client.get(f"{url}?page_size={page_size}")
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"page_size": [PAGE_SIZE_INVALID]}}
+
+
+@pytest.mark.parametrize(
+    "url, name",
+    [
+        (EVENTS_URL, "since"),
+        (EVENTS_URL, "until"),
+        (EVENTS_URL, "member"),
+        (EVENTS_URL, "type"),
+        (ADVICE_URL, "since"),
+        (ADVICE_URL, "severity"),
+        (ADVICE_URL, "changed_since"),
+        (MEMBERS_URL, "under_referral"),
+    ],
+)
+def test_a_filter_given_empty_answers_400_naming_it_rather_than_listing_everything(client, url, name):
+    client.send(run(), expect=201)
+    response = client.get(f"{url}?{name}=")
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == [name]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/foo%0A/", "/api/v1/members/a%0Ab/x/", "/api/%0A", "/cds-services/x%0A"])
+def test_every_unknown_path_under_the_api_answers_a_json_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
 
 
 @pytest.mark.parametrize("value", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])

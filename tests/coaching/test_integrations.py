@@ -126,10 +126,27 @@ def test_feedback_is_stored_once_per_advice_outcome_and_moment(client, other_cli
     assert AdviceFeedback.objects.count() == 1
     assert list(AdviceFeedback.objects.values_list("reasons", flat=True)) == [["member-declined"]]
     bad = client.post(url, {"outcome": "overridden", "override_reasons": ["because"]}, format="json")
-    assert (bad.status_code == 400 and "override_reasons" in bad.json()["errors"]) or "overrideReasons" in bad.json()[
-        "errors"
-    ]
+    assert bad.status_code == 400 and list(bad.json()["errors"]) == ["override_reasons"]
     assert other_client.post(url, body, format="json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("outcome_at", None),
+        ("outcome_at", "2024-01-01T12:99:00Z"),
+        ("outcome_at", "soon"),
+        ("comment", "x" * 2001),
+        ("override_reasons", None),
+        ("override_reasons", "member-declined"),
+    ],
+)
+def test_feedback_with_a_bad_field_is_400_naming_it_and_stores_nothing(client, field, value):
+    [advice] = client.advice(run(pain_during=6, member="x"))[1:]
+    body = {"outcome": "accepted", field: value}
+    response = client.post(f"/api/v1/advice/{advice['id']}/feedback/", body, format="json")
+    assert response.status_code == 400 and list(response.json()["errors"]) == [field]
+    assert not AdviceFeedback.objects.exists()
 
 
 # -- CDS Hooks -------------------------------------------------------------------------------------------
@@ -211,6 +228,17 @@ def test_cds_feedback_is_stored_per_advice_once_and_an_unknown_card_is_404(clien
     )
     unknown = {"feedback": [{**feedback["feedback"][0], "card": str(uuid.uuid4())}]}
     assert client.post(url, unknown, format="json").status_code == 404
+
+
+@pytest.mark.parametrize("moment", ["2024-01-01T12:99:00Z", "0001-01-01T00:00:00+14:00", "yesterday", 20240101])
+def test_cds_feedback_with_an_impossible_outcome_timestamp_is_400_naming_it(client, moment):
+    client.history(pain(at=timezone.now() - dt.timedelta(days=1), pain=8))
+    [card] = client.post(SERVICE, cds_request(), format="json").json()["cards"]
+    feedback = {"feedback": [{"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": moment}]}
+    response = client.post(SERVICE + "/feedback", feedback, format="json")
+    assert response.status_code == 400
+    assert "outcomeTimestamp" in str(response.json())
+    assert not AdviceFeedback.objects.exists()
 
 
 def test_cds_hooks_needs_the_gyms_key(client):
