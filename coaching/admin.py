@@ -3,7 +3,8 @@
 The coaching records are read-only here; the only writes are actions that call a service and
 need their own permission (``coaching.clear_referral``, ``coaching.reevaluate_event``; a gym's
 key rotation needs ``coaching.change_gym``), so a staff user who may only view records never
-runs one: a POST of it answers 403 (``ActionPermissionMixin``).
+runs one: a POST of it answers 403 (``ActionPermissionMixin``). Webhook endpoints and the
+override reasons offered with each card are kept in ``admin_integrations``.
 
 Clinicians read everything in words (``coaching.words``): no JSON, no internal numbers or codes,
 one date format. Each member's page is their timeline. A link is only shown to a page the user
@@ -1094,3 +1095,7 @@ class EventImportAdmin(admin.ModelAdmin):
         if upload is None:
             raise Http404("This import does not exist (any more).")
         return upload
+
+
+# Webhook endpoints and deliveries, override reasons: registered with the rest of the admin.
+from . import admin_integrations  # noqa: E402, F401

@@ -271,6 +271,7 @@ def clinicians_group_ensure() -> Group:
             codename__startswith="view_",
         )
         | Q(content_type__app_label="coaching", codename__in=CLINICIAN_COACHING_PERMISSIONS)
+        | Q(content_type__app_label="coaching", content_type__model="overridereason")
         | Q(content_type__app_label="rules")
     )
     group.permissions.add(*permissions)

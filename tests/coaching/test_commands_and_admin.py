@@ -61,9 +61,16 @@ def test_clinicians_read_coaching_records_and_manage_rules_but_not_gyms():
     clinician_ensure(username="dr-lee", password="a-long-clinician-password")
     perms = set(Group.objects.get(name=CLINICIANS_GROUP).permissions.values_list("content_type__app_label", "codename"))
     assert {("coaching", "view_event"), ("coaching", "view_advice"), ("coaching", "view_member")} <= perms
-    # The only writes: marking a referral cleared and re-running evaluations (admin actions).
+    # The only writes: marking a referral cleared and re-running evaluations (admin actions),
+    # and keeping the list of override reasons offered with each card.
     writes = {p[1] for p in perms if p[0] == "coaching" and not p[1].startswith("view_")}
-    assert writes == {"clear_referral", "reevaluate_event"}
+    assert writes == {
+        "clear_referral",
+        "reevaluate_event",
+        "add_overridereason",
+        "change_overridereason",
+        "delete_overridereason",
+    }
     assert not {p for p in perms if p[1].endswith("_gym")}
     rules_perms = {codename for app, codename in perms if app == "rules"}
     assert rules_perms and {"add_rule", "change_rule", "delete_rule", "view_rule"} <= rules_perms
