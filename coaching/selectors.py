@@ -356,3 +356,41 @@ def advice_of_gym(*, gym: Gym, advice_id: int) -> Advice | None:
 def advice_by_uuids(*, gym: Gym, uuids: Collection[Any]) -> dict[str, Advice]:
     """The gym's advice with these card uuids, by uuid."""
     return {str(a.uuid): a for a in Advice.objects.filter(gym=gym, uuid__in=list(uuids))}
+
+
+@dataclass(frozen=True)
+class Health:
+    """What ``/healthz`` answers: the body, and how long a client should wait when degraded."""
+
+    body: dict[str, Any]
+    retry_after: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.body["status"] == "ok"
+
+
+def health_check(*, version: str) -> Health:
+    """Whether the product can do its work: the database takes writes, the live rule set loads,
+    and no event waits for its evaluation."""
+    from .internal.db.database import OK, PROBLEM_WORDS, READ_ONLY, RETRY_AFTER, UNAVAILABLE, database_write_status
+
+    body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None, "version": version}
+    database = database_write_status()
+    if database != OK:
+        body.update(
+            status="degraded",
+            database=READ_ONLY if database == READ_ONLY else UNAVAILABLE,
+            detail=PROBLEM_WORDS[database],
+        )
+        return Health(body, retry_after=RETRY_AFTER[database])
+    try:
+        body["ruleset_version"] = ruleset_live().version
+    except Exception:
+        logger.exception("The live ruleset does not load")
+        body.update(status="degraded", ruleset="error")
+        return Health(body)
+    pending = evaluations_pending_count()
+    if pending:
+        body.update(status="degraded", pending_evaluations=pending)
+    return Health(body)

@@ -30,13 +30,9 @@ from config.version import VERSION
 
 from .. import metrics, selectors, services
 from ..internal.db.database import (
-    OK,
     PROBLEM_WORDS,
-    READ_ONLY,
     RETRY_AFTER,
-    UNAVAILABLE,
     database_problem,
-    database_write_status,
 )
 from ..logs import log_context_add
 from ..models import Member
@@ -441,30 +437,11 @@ class HealthView(APIView):
         responses={200: HealthSerializer, 503: HealthSerializer},
     )
     def get(self, request: Request) -> Response:
-        body: dict[str, Any] = {"status": "ok", "database": "ok", "ruleset_version": None, "version": VERSION}
-        database = database_write_status()
-        if database != OK:
-            body.update(
-                status="degraded",
-                database=READ_ONLY if database == READ_ONLY else UNAVAILABLE,
-                detail=PROBLEM_WORDS[database],
-            )
-            return Response(
-                body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER[database])}
-            )
-        try:
-            from rules.evaluation import ruleset_live
-
-            body["ruleset_version"] = ruleset_live().version
-        except Exception:
-            logger.exception("The live ruleset does not load")
-            body.update(status="degraded", ruleset="error")
-            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        pending = selectors.evaluations_pending_count()
-        if pending:
-            body.update(status="degraded", pending_evaluations=pending)
-            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        return Response(body)
+        health = selectors.health_check(version=VERSION)
+        if health.ok:
+            return Response(health.body)
+        headers = {"Retry-After": str(health.retry_after)} if health.retry_after else None
+        return Response(health.body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=headers)
 
 
 METRICS_FORBIDDEN = "Metrics are open to the operator's network only (METRICS_ALLOWED_IPS)."
