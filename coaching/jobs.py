@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from rules.jobs import job_start
+from rules.jobs import job_start_parts
 from rules.models import Job
 
 from . import services, webhooks
@@ -25,17 +25,22 @@ from .imports import IMPORT_JOB, event_import_run
 from .models import EventImport, Member
 
 REEVALUATE_JOB = "reevaluate"
+PART_MIN_MEMBERS = 200
 
 
-def reevaluate_start(starts: dict[int, dt.datetime], *, user: Any = None) -> Job:
-    """Re-judge each member (pk) from the given moment on, as a job on the queue."""
+def reevaluate_start(starts: dict[int, dt.datetime], *, user: Any = None, parts: int | None = None) -> Job:
+    """Re-judge each member (pk) from the given moment on, as a job on the queue, in up to
+    ``parts`` parts (default ``JOBS_PARTS``) that any worker takes; a member is judged in one
+    part only, so the parts' sums are the whole's."""
     count = len(starts)
-    return job_start(
-        REEVALUATE_JOB,
-        title=f"Re-run evaluation of {count} member{'s' if count != 1 else ''}",
-        params={"members": {str(pk): at.isoformat() for pk, at in starts.items()}},
-        user=user,
-    )
+    title = f"Re-run evaluation of {count} member{'s' if count != 1 else ''}"
+    members = [(str(pk), at.isoformat()) for pk, at in sorted(starts.items())]
+    if parts is None:
+        # Parts of fewer members than this cost more in queue round trips than they save.
+        parts = min(int(getattr(settings, "JOBS_PARTS", 2)), len(members) // PART_MIN_MEMBERS)
+    split = max(1, min(parts, len(members)))
+    shares = [dict(members[index::split]) for index in range(split)]
+    return job_start_parts(REEVALUATE_JOB, title=title, parts=[{"members": share} for share in shares], user=user)
 
 
 def reevaluate_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, int]:
@@ -51,6 +56,14 @@ def reevaluate_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
     return asdict(total)
 
 
+def reevaluate_combine(results: list[dict[str, int]]) -> dict[str, int]:
+    combined: dict[str, int] = {}
+    for result in results:
+        for name, value in result.items():
+            combined[name] = combined.get(name, 0) + value
+    return combined
+
+
 def import_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, Any]:
     upload = event_import_run(upload=EventImport.objects.get(pk=job.params["import"]), progress=progress)
     if upload.problem:
@@ -64,7 +77,7 @@ def evaluations_complete() -> dict[str, int]:
 
 
 def jobs_register(registry: Any) -> None:
-    registry.register_job(REEVALUATE_JOB, reevaluate_job)
+    registry.register_job(REEVALUATE_JOB, reevaluate_job, combine=reevaluate_combine)
     registry.register_job(IMPORT_JOB, import_job)
     every = int(getattr(settings, "EVALUATIONS_COMPLETE_SECONDS", 60))
     registry.register_periodic("evaluations-complete", every, evaluations_complete)

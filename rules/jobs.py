@@ -8,6 +8,9 @@ from every web process.
 
 - ``job_start(kind, ...)`` stores a job and its queue entry in one transaction; the domain
   (or this app) registers what a kind does with ``registry.register_job``.
+- ``job_start_parts(kind, parts=...)`` does the same work in parts, each a job of its own that
+  any worker on any host takes; the last part to finish combines the results into the whole
+  job's (the kind's ``combine``), so heavy work spreads over every worker there is.
 - A running job writes a heartbeat every few seconds. A job whose worker was killed stops
   beating; ``jobs_sweep`` (a periodic job) marks it cut off, so it can be started again.
 - ``periodic_due`` enqueues each periodic job (``registry.register_periodic``) once per period,
@@ -29,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 try:  # Django 6 has the tasks framework built in; on 5.2 it is the django-tasks backport.
@@ -73,6 +76,40 @@ def job_start(kind: str, *, title: str, params: dict[str, Any] | None = None, us
     return job
 
 
+def job_start_parts(
+    kind: str,
+    *,
+    title: str,
+    parts: list[dict[str, Any]],
+    params: dict[str, Any] | None = None,
+    user: Any = None,
+) -> Job:
+    """Store a job of ``kind`` done in ``parts``: each part's params are ``params`` updated with
+    its own, and each part goes on the queue. Returns the whole job, which shows the parts'
+    progress together and gets their combined result (``registry.register_job(combine=...)``)."""
+    if registry.job_handler(kind) is None or registry.job_combiner(kind) is None:
+        raise LookupError(f"No job handler that combines parts is registered for {kind!r}.")
+    if not parts:
+        raise ValueError("A job in parts needs at least one part.")
+    if len(parts) == 1:  # one part is the whole: no combining, one row
+        return job_start(kind, title=title, params={**(params or {}), **parts[0]}, user=user)
+    created_by = user if getattr(user, "is_authenticated", False) else None
+    common = params or {}
+    with transaction.atomic():
+        whole = Job.objects.create(kind=kind, title=title[:200], params=common, created_by=created_by)
+        for index, own in enumerate(parts):
+            part = Job.objects.create(
+                kind=kind,
+                title=f"{title} (part {index + 1} of {len(parts)})"[:200],
+                params={**common, **own},
+                created_by=created_by,
+                parent=whole,
+                part=index,
+            )
+            job_run.enqueue(str(part.pk))
+    return whole
+
+
 def job_get(job_id: Any) -> Job | None:
     """The job with this id, or None (also for ids that are not ids at all, e.g. from a URL)."""
     try:
@@ -114,8 +151,18 @@ def _progress_writer(job: Job) -> Callable[[int, int], None]:
         last[0] = now
         job.done, job.total = done, total
         Job.objects.filter(pk=job.pk).update(done=done, total=total, heartbeat_at=timezone.now())
+        if job.parent_id is not None:
+            _whole_progress(job.parent_id)
 
     return progress
+
+
+def _whole_progress(whole_id: Any) -> None:
+    """The whole job's progress: its parts' together."""
+    sums = Job.objects.filter(parent_id=whole_id).aggregate(done=Sum("done"), total=Sum("total"))
+    Job.objects.filter(pk=whole_id, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+        done=sums["done"] or 0, total=sums["total"] or 0, heartbeat_at=timezone.now()
+    )
 
 
 @task()
@@ -129,6 +176,10 @@ def job_run(job_id: str) -> str:
         return "skipped"
     started = time.monotonic()
     job = Job.objects.get(pk=job_id)
+    if job.parent_id is not None:  # the first part to start starts the whole
+        Job.objects.filter(pk=job.parent_id, status=Job.Status.QUEUED).update(
+            status=Job.Status.RUNNING, started_at=now, heartbeat_at=now
+        )
     handler = registry.job_handler(job.kind)
     if handler is None:
         _finish(job, Job.Status.FAILED, error=MSG_NO_HANDLER)
@@ -146,7 +197,37 @@ def job_run(job_id: str) -> str:
     finally:
         heartbeat.stop()
     _finished(job.kind, job.status, started)
+    if job.parent_id is not None:
+        _whole_finish(job.parent_id)
     return job.status
+
+
+def _whole_finish(whole_id: Any) -> None:
+    """Finish the whole job once its parts are: failed as soon as one part failed or was cut
+    off, else, when every part is done, with the parts' results combined. Safe when parts
+    finish at once: the whole's row is locked, and only a running whole is finished."""
+    combined = None
+    with transaction.atomic():
+        whole = Job.objects.select_for_update().filter(pk=whole_id).first()
+        if whole is None or whole.status not in (Job.Status.QUEUED, Job.Status.RUNNING):
+            return
+        parts = list(Job.objects.filter(parent_id=whole_id).order_by("part").values("status", "result", "error"))
+        broken = next((p for p in parts if p["status"] in (Job.Status.FAILED, Job.Status.CUT_OFF)), None)
+        if broken is None and any(p["status"] != Job.Status.DONE for p in parts):
+            _whole_progress(whole_id)
+            return
+        if broken is not None:
+            _finish(whole, broken["status"], error=broken["error"])
+            return
+        combine = registry.job_combiner(whole.kind)
+        try:
+            combined = combine([p["result"] for p in parts]) if combine else None
+        except Exception:
+            logger.exception("the parts of job %s (%s) could not be combined", whole.pk, whole.kind)
+            _finish(whole, Job.Status.FAILED, error=MSG_FAILED.format(id=whole.pk))
+            return
+        whole.done = whole.total = Job.objects.filter(parent_id=whole_id).aggregate(total=Sum("total"))["total"] or 0
+        _finish(whole, Job.Status.DONE, result=combined)
 
 
 def _finished(kind: str, outcome: str, started: float) -> None:
@@ -162,7 +243,7 @@ def _finish(job: Job, status: str, *, result: Any = None, error: str = "") -> No
         job.done = job.total
     # Only a job still marked running is finished: a sweep may have marked it cut off meanwhile.
     Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
-        status=status, result=result, error=error, finished_at=job.finished_at, done=job.done
+        status=status, result=result, error=error, finished_at=job.finished_at, done=job.done, total=job.total
     )
 
 
@@ -207,7 +288,11 @@ def periodic_due(now: float | None = None) -> list[str]:
 def jobs_sweep() -> dict[str, int]:
     """Mark jobs whose worker stopped as cut off, and forget old bookkeeping."""
     now = timezone.now()
-    cut_off = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=now - _stale_after()).update(
+    cut_off = Job.objects.filter(
+        status=Job.Status.RUNNING, heartbeat_at__lt=now - _stale_after(), parts__isnull=True
+    ).update(status=Job.Status.CUT_OFF, error=MSG_CUT_OFF, finished_at=now)
+    # A whole job is cut off with the first of its parts.
+    Job.objects.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING], parts__status=Job.Status.CUT_OFF).update(
         status=Job.Status.CUT_OFF, error=MSG_CUT_OFF, finished_at=now
     )
     keep = dt.timedelta(days=getattr(settings, "JOBS_KEEP_DAYS", 30))

@@ -285,6 +285,10 @@ class Job(models.Model):
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # A job done in parts (``rules.jobs.job_start_parts``): each part is a job of its own that
+    # any worker takes; the whole has no queue entry and gets the parts' combined result.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="parts")
+    part = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -212,6 +212,7 @@ class Registry:
         self._subject = ("subject", "subjects")
         self._referral_floor: str | None = None
         self._job_handlers: dict[str, Callable[..., Any]] = {}
+        self._job_combiners: dict[str, Callable[[list[Any]], Any]] = {}
         self._periodic: dict[str, Periodic] = {}
         self._indicators: dict[str, Choice] = {}
         self._indicator_defaults: dict[str, str] = {}
@@ -291,15 +292,25 @@ class Registry:
     def register_fact_source(self, source: FactSource) -> None:
         self._fact_source = source
 
-    def register_job(self, kind: str, handler: Callable[..., Any]) -> None:
+    def register_job(
+        self, kind: str, handler: Callable[..., Any], *, combine: Callable[[list[Any]], Any] | None = None
+    ) -> None:
         """Work of ``kind`` that a worker runs from the task queue (``rules.jobs.job_start``).
 
         ``handler(job, progress)`` reads ``job.params``, calls ``progress(done, total)`` as it
-        goes, and returns a JSON-serializable result, stored on the job."""
+        goes, and returns a JSON-serializable result, stored on the job. With ``combine``, the
+        work may also be done in parts (``rules.jobs.job_start_parts``): ``handler`` does one
+        part, and ``combine(results)`` makes the whole's result of the parts' (in part order),
+        which must equal what one job over all of it would have returned."""
         self._job_handlers[kind] = handler
+        if combine is not None:
+            self._job_combiners[kind] = combine
 
     def job_handler(self, kind: str) -> Callable[..., Any] | None:
         return self._job_handlers.get(kind)
+
+    def job_combiner(self, kind: str) -> Callable[[list[Any]], Any] | None:
+        return self._job_combiners.get(kind)
 
     def register_periodic(self, name: str, every_seconds: int, function: Callable[[], Any]) -> None:
         """``function()`` runs every ``every_seconds`` on one of the workers (exactly one per

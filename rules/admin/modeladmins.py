@@ -330,8 +330,32 @@ class JobAdmin(ReadOnlyAdmin):
     list_display = ("title", "status_words", "progress", "created_by", "created_at", "finished_at")
     list_filter = ("status", "kind")
     list_select_related = ("created_by",)
-    fields = ("title", "status_words", "progress", "created_by", "created_at", "started_at", "finished_at", "outcome")
+    fields = (
+        "title",
+        "status_words",
+        "progress",
+        "parts_words",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "outcome",
+    )
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
+        # A job done in parts is listed once; its page says how each part goes.
+        return super().get_queryset(request).filter(parent__isnull=True)
+
+    @admin.display(description="parts")
+    def parts_words(self, job: Job) -> str:
+        parts = list(job.parts.order_by("part"))
+        if not parts:
+            return "one job"
+        return "; ".join(
+            f"part {p.part + 1}: {p.get_status_display()}" + (f", {p.done} of {p.total}" if p.total else "")
+            for p in parts
+        )
 
     @admin.display(description="status", ordering="status")
     def status_words(self, job: Job) -> str:

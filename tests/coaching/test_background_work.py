@@ -4,20 +4,27 @@ of many members and long simulations run on a worker, with progress any web proc
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from coaching import admin as coaching_admin
-from coaching.models import Advice, Event
+from coaching.jobs import reevaluate_start
+from coaching.models import Advice, Event, Member
 from coaching.services import clinician_ensure
 from rules import simulation
-from rules.models import Job, PeriodicRun
+from rules.models import Job, PeriodicRun, Rule
+from rules.selectors import rule_spec
+from rules.services import rule_save, ruleset_publish
 
+from . import properties
 from .conftest import day, engine_break, run
+from .properties import gym_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,6 +93,39 @@ def test_rerunning_the_evaluation_of_many_members_is_a_job_with_progress(client,
     page = clinician.get(reverse("admin:rules_job_change", args=[job.pk])).content.decode()
     assert "4 of 4" in page and "advice created: 0" in page
     assert sorted(Advice.objects.values_list("pk", "rule_key")) == before  # no duplicates, nothing redone
+
+
+def threshold_published(value: int) -> None:
+    """A clinician's change that alters advice already given: "stop when it hurts" from ``value``."""
+    rule = Rule.objects.get(key="pain-stop")
+    spec = rule_spec(rule)
+    spec["parameters"] = [{**p, "value": value} if p["name"] == "threshold" else p for p in spec["parameters"]]
+    rule_save(spec=spec, rule=rule)
+    ruleset_publish(comment=f"Threshold {value}")
+
+
+def test_a_reevaluation_in_parts_gives_exactly_what_one_job_gives(pack):
+    now = timezone.now()
+    gyms = {"parts": gym_client("In parts"), "one": gym_client("In one job")}
+    members = [f"m-8-{n}" for n in range(12)]
+    for client in gyms.values():
+        for history in properties.histories(8, members=12, events=(6, 14), now=now):
+            client.history(*history)
+    threshold_published(3)
+
+    def started(name: str, parts: int) -> Job:
+        pks = Member.objects.filter(gym=gyms[name].gym).values_list("pk", flat=True)
+        return reevaluate_start({pk: now - dt.timedelta(days=400) for pk in pks}, parts=parts)
+
+    whole, one = started("parts", 3), started("one", 1)
+    assert whole.parts.count() == 3 and not one.parts.exists()
+    worker()
+    whole.refresh_from_db()
+    one.refresh_from_db()
+    assert whole.status == one.status == Job.Status.DONE
+    assert whole.result == one.result and whole.result["members"] == 12
+    assert whole.result["advice_created"] + whole.result["advice_withdrawn"] > 0  # the change mattered
+    assert properties.advice_state(gyms["parts"], members) == properties.advice_state(gyms["one"], members)
 
 
 def test_a_long_simulation_runs_on_a_worker_and_any_session_reads_its_progress(client, pack, clinician, monkeypatch):

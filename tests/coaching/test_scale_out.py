@@ -27,7 +27,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -39,10 +39,14 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from coaching.models import Advice, Event
+from coaching import services
+from coaching.jobs import reevaluate_start
+from coaching.models import Advice, Event, Member
 from coaching.services import clinician_ensure, events_reevaluate
 from rules import simulation
-from rules.models import Job
+from rules.models import Job, Rule
+from rules.selectors import rule_spec
+from rules.services import rule_save, ruleset_publish
 
 from .posting import events_post
 from .properties import advice_state, gym_client, judging_order, member_history
@@ -209,6 +213,38 @@ def test_many_clients_on_two_web_processes_and_two_workers_give_the_sequential_a
     final = seen[-1]
     assert final["finished"] and final["error"] == "" and final["done"] == final["total"] > 0
     assert Job.objects.get(pk=job.pk).status == Job.Status.DONE
+
+
+def test_a_reevaluation_spread_over_two_workers_gives_exactly_the_single_process_result(pack):
+    payloads = histories(seed=10)
+    spread, single = gym_client("Spread"), gym_client("Single")
+    for client in (spread, single):
+        for payload in judging_order(payloads):
+            client.send(payload, expect=201)
+    rule = Rule.objects.get(key="pain-stop")
+    spec = rule_spec(rule)
+    spec["parameters"] = [{**p, "value": 3} if p["name"] == "threshold" else p for p in spec["parameters"]]
+    rule_save(spec=spec, rule=rule)
+    ruleset_publish(comment="Threshold 3")
+    since = timezone.now() - dt.timedelta(days=400)
+
+    def starts(client: Any) -> dict[int, dt.datetime]:
+        return {pk: since for pk in Member.objects.filter(gym=client.gym).values_list("pk", flat=True)}
+
+    alone = services.ReevaluationResult()
+    for pk in starts(single):
+        result = events_reevaluate(member=Member.objects.get(pk=pk), since=since)
+        for name, value in asdict(result).items():
+            setattr(alone, name, getattr(alone, name) + value)
+    with serving(web=1, queue=2) as served:
+        whole = reevaluate_start(starts(spread), parts=2)
+        wait_for(lambda: Job.objects.get(pk=whole.pk).status == Job.Status.DONE, seconds=300, what="the re-evaluation")
+        pids = {p.pid for p in served.queue_workers()}
+    whole.refresh_from_db()
+    assert whole.result == asdict(alone) and whole.result["advice_withdrawn"] > 0
+    members = [f"m-{n}" for n in range(MEMBERS)]
+    assert advice_state(spread, members) == advice_state(single, members)
+    assert len(pids) == 2
 
 
 def test_killed_processes_lose_no_acknowledged_event_and_a_cut_off_simulation_runs_again(pack):

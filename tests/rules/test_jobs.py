@@ -31,14 +31,26 @@ def break_down(job: Job, progress) -> None:
     raise RuntimeError("the engine fell over")
 
 
+def sum_counts(results: list[dict[str, int]]) -> dict[str, int]:
+    return {"counted": sum(result["counted"] for result in results)}
+
+
+def count_or_break(job: Job, progress) -> dict[str, int]:
+    if job.params.get("broken"):
+        raise RuntimeError("this part fell over")
+    return count_to(job, progress)
+
+
 @pytest.fixture
 def kinds():
     COUNTED.clear()
-    registry.register_job("count", count_to)
+    registry.register_job("count", count_to, combine=sum_counts)
     registry.register_job("break", break_down)
+    registry.register_job("count-or-break", count_or_break, combine=sum_counts)
     yield
-    registry._job_handlers.pop("count")
-    registry._job_handlers.pop("break")
+    for kind in ("count", "break", "count-or-break"):
+        registry._job_handlers.pop(kind)
+        registry._job_combiners.pop(kind, None)
 
 
 def run_worker() -> None:
@@ -137,6 +149,70 @@ def test_jobs_are_listed_in_the_admin_with_their_progress_in_words(kinds, client
     assert "{" not in page.split('id="content"')[1].split("</form>")[0]
     # Read-only: nothing to add, change or delete.
     assert client.post(reverse("admin:rules_job_delete", args=[waiting.pk]), {"post": "yes"}).status_code == 403
+
+
+# -- jobs in parts ------------------------------------------------------------------------------
+def test_a_job_in_parts_runs_each_part_as_a_job_and_combines_their_results(kinds):
+    whole = jobs.job_start_parts("count", title="Count in parts", parts=[{"to": 2}, {"to": 3}, {"to": 4}])
+    parts = list(whole.parts.order_by("part"))
+    assert [p.params["to"] for p in parts] == [2, 3, 4] and whole.status == Job.Status.QUEUED
+    assert [p.title for p in parts] == [f"Count in parts (part {n} of 3)" for n in (1, 2, 3)]
+
+    assert jobs.job_run.call(str(parts[0].pk)) == Job.Status.DONE
+    whole.refresh_from_db()
+    assert (whole.status, whole.done, whole.total, whole.result) == (Job.Status.RUNNING, 2, 2, None)
+
+    run_worker()
+    whole.refresh_from_db()
+    assert (whole.status, whole.done, whole.total) == (Job.Status.DONE, 9, 9)
+    assert whole.result == {"counted": 9} and sorted(COUNTED) == sorted([1, 2, 1, 2, 3, 1, 2, 3, 4])
+
+
+def test_one_part_is_a_plain_job(kinds):
+    job = jobs.job_start_parts("count", title="Count", params={"to": 1}, parts=[{"to": 2}])
+    assert job.params == {"to": 2} and not job.parts.exists()
+
+
+def test_a_whole_job_fails_when_one_of_its_parts_fails(kinds):
+    whole = jobs.job_start_parts("count-or-break", title="Some break", parts=[{"to": 2}, {"broken": True}])
+    run_worker()
+    whole.refresh_from_db()
+    assert whole.status == Job.Status.FAILED and whole.result is None
+    assert whole.error.startswith("It stopped with an error.")
+
+
+def test_a_whole_job_is_cut_off_with_its_first_part_cut_off_and_not_before(kinds, settings):
+    settings.JOBS_STALE_SECONDS = 60
+    whole = jobs.job_start_parts("count", title="Count", parts=[{"to": 2}, {"to": 2}])
+    first, second = whole.parts.order_by("part")
+    long_ago = timezone.now() - dt.timedelta(minutes=5)
+    Job.objects.filter(pk=whole.pk).update(status=Job.Status.RUNNING, heartbeat_at=long_ago)
+    jobs.jobs_sweep()  # its parts wait for a worker: the whole is not cut off for its old heartbeat
+    assert Job.objects.get(pk=whole.pk).status == Job.Status.RUNNING
+    Job.objects.filter(pk=first.pk).update(status=Job.Status.RUNNING, heartbeat_at=long_ago)
+    jobs.jobs_sweep()
+    assert Job.objects.get(pk=first.pk).status == Job.Status.CUT_OFF
+    assert Job.objects.get(pk=whole.pk).status == Job.Status.CUT_OFF
+    run_worker()  # the other part still runs, and changes nothing of the whole
+    assert Job.objects.get(pk=second.pk).status == Job.Status.DONE
+    assert Job.objects.get(pk=whole.pk).status == Job.Status.CUT_OFF
+
+
+def test_only_a_kind_that_combines_can_be_done_in_parts(kinds):
+    with pytest.raises(LookupError):
+        jobs.job_start_parts("break", title="Break", parts=[{}, {}])
+
+
+def test_the_admin_lists_a_job_in_parts_once_and_says_how_each_part_goes(kinds, client):
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_job"))
+    client.force_login(viewer)
+    whole = jobs.job_start_parts("count", title="Count in parts", parts=[{"to": 2}, {"to": 3}])
+    listing = client.get(reverse("admin:rules_job_changelist"))
+    assert [job.pk for job in listing.context["cl"].result_list] == [whole.pk]
+    run_worker()
+    page = client.get(reverse("admin:rules_job_change", args=[whole.pk])).content.decode()
+    assert "part 1: finished, 2 of 2; part 2: finished, 3 of 3" in page and "counted: 5" in page
 
 
 READY: list[list[str]] = []
