@@ -93,7 +93,8 @@ def store_events(*, events: int, members: int, days: int) -> None:
                     if kind == "pain_report"
                     else cross_training_data(rng)
                 )
-            clean = CleanEvent(f"{member.external_id}-e{number}", member.external_id, kind, moment.astimezone(offset), data)
+            local = moment.astimezone(offset)
+            clean = CleanEvent(f"{member.external_id}-e{number}", member.external_id, kind, local, data)
             batch.append(
                 Event(
                     gym=gym,
@@ -141,11 +142,13 @@ class Peaks(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
+        import psutil
+
         while not self.stopped.wait(0.2):
             for index, process in enumerate(self.watched):
                 try:
                     rss = process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
-                except Exception:
+                except psutil.Error:  # it has just exited
                     continue
                 self.peaks[index] = max(self.peaks[index], rss / 2**20)
 
