@@ -220,6 +220,8 @@ class GymKeyInline(admin.TabularInline):
         if key.revoked_at is not None:
             return f"revoked {words.moment(key.revoked_at)}"
         if key.expires_at is not None:
+            if key.expires_at <= timezone.now():
+                return f"stopped working {words.moment(key.expires_at)} (replaced)"
             return f"works until {words.moment(key.expires_at)} (replaced)"
         return "works"
 

@@ -108,7 +108,7 @@ def secret_new() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def _events_clean(events: Any) -> list[str]:
+def events_clean(events: Any) -> list[str]:
     choices = ", ".join(EVENT_TYPES)
     if not isinstance(events, list) or not events:
         raise EndpointRefused({"events": [MSG_EVENTS_EMPTY.format(choices=choices)]})
@@ -123,7 +123,7 @@ def endpoint_register(*, gym: Gym, url: str, events: Any, description: str = "")
     problem = url_problem(url)
     if problem:
         raise EndpointRefused({"url": [problem]})
-    cleaned = _events_clean(events)
+    cleaned = events_clean(events)
     secret = secret_new()
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(
@@ -180,13 +180,17 @@ def _max_age() -> dt.timedelta:
     return dt.timedelta(days=int(getattr(settings, "WEBHOOK_MAX_AGE_DAYS", 7)))
 
 
+def recent(moment: dt.datetime) -> bool:
+    """Whether a change about ``moment`` is pushed: within the last ``WEBHOOK_MAX_AGE_DAYS`` days,
+    so that importing a history does not flood a gym."""
+    return moment >= timezone.now() - _max_age()
+
+
 def advice_changes(*, created: Iterable[Advice], withdrawn: Iterable[Advice]) -> list[Change]:
-    """The advice changes worth pushing: about events of the last ``WEBHOOK_MAX_AGE_DAYS`` days
-    only, so that importing a history does not flood a gym."""
-    oldest = timezone.now() - _max_age()
-    changes = [Change("advice.created", a.gym_id, advice_representation(a)) for a in created if a.occurred_at >= oldest]
+    """The advice changes worth pushing: about recent events only."""
+    changes = [Change("advice.created", a.gym_id, advice_representation(a)) for a in created if recent(a.occurred_at)]
     changes += [
-        Change("advice.withdrawn", a.gym_id, advice_representation(a)) for a in withdrawn if a.occurred_at >= oldest
+        Change("advice.withdrawn", a.gym_id, advice_representation(a)) for a in withdrawn if recent(a.occurred_at)
     ]
     return changes
 

@@ -24,6 +24,10 @@ urlpatterns = [
     path("cds-services", cds.DiscoveryView.as_view(), name="cds-discovery"),
     path(f"cds-services/{SERVICE_ID}", cds.ServiceView.as_view(), name="cds-service"),
     path(f"cds-services/{SERVICE_ID}/feedback", cds.FeedbackView.as_view(), name="cds-feedback"),
+    # The same with a trailing slash, which some CDS clients add to the base URL's paths.
+    path("cds-services/", cds.unlisted(cds.DiscoveryView).as_view()),
+    path(f"cds-services/{SERVICE_ID}/", cds.unlisted(cds.ServiceView).as_view()),
+    path(f"cds-services/{SERVICE_ID}/feedback/", cds.unlisted(cds.FeedbackView).as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script from a URL of its own (?script), not
     # inline: the Content-Security-Policy allows no inline script.

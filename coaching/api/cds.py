@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -146,3 +146,10 @@ class FeedbackView(CdsView):
         for one in parsed:
             services.feedback_record(advice=advice[str(one.card)], feedback=one, source="cds-hooks")
         return Response({})
+
+
+def unlisted(view: type) -> type:
+    """``view`` at another URL, left out of the OpenAPI document (which lists each operation once)."""
+    return extend_schema_view(get=extend_schema(exclude=True), post=extend_schema(exclude=True))(
+        type(view.__name__, (view,), {})
+    )

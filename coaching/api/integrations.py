@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -125,9 +125,23 @@ class AdviceFeedbackView(GymAPIView):
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": list(webhooks.EVENT_TYPES)}, "minItems": 1})
+class WebhookEventsField(serializers.Field):
+    """The events an endpoint receives, refused in the words the admin uses too."""
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        try:
+            return webhooks.events_clean(data)
+        except webhooks.EndpointRefused as refused:
+            raise serializers.ValidationError(refused.errors["events"]) from None
+
+    def to_representation(self, value: list[str]) -> list[str]:
+        return value
+
+
 class WebhookInSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=2000)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=list(webhooks.EVENT_TYPES)), min_length=1)
+    events = WebhookEventsField()
     description = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
 

@@ -62,9 +62,10 @@ class DetailSerializer(serializers.Serializer):
 
 
 NOT_AUTHENTICATED = OpenApiResponse(DetailSerializer, "No key, or a key that is not valid.")
+SCOPE_MISSING = OpenApiResponse(DetailSerializer, "The key's scopes do not allow this; the answer names the scope.")
 THROTTLED = OpenApiResponse(DetailSerializer, "Too many requests for the gym; see the Retry-After header.")
 NOT_FOUND = OpenApiResponse(DetailSerializer, "No such member (another gym's members do not exist for you).")
-GYM_RESPONSES = {401: NOT_AUTHENTICATED, 429: THROTTLED}
+GYM_RESPONSES = {401: NOT_AUTHENTICATED, 403: SCOPE_MISSING, 429: THROTTLED}
 
 
 # -- the OpenAPI document, made exact where drf-spectacular cannot say it ---------------------------

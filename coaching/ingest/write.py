@@ -13,6 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.utils import timezone
+
 from .. import webhooks
 from ..catalog import PROFILE
 from ..internal.db.bulk import objects_insert, rows_update
@@ -41,14 +43,14 @@ def write(gym: Gym, works: Sequence[MemberWork]) -> None:
                     advice.member = row
     referred: dict[str, Event] = {}  # by member: a referral that starts on an event stored below
     advancing = []
-    referrals_changed: list[tuple[MemberWork, dict[str, Any]]] = []
+    referrals_changed: list[tuple[MemberWork, dict[str, Any], Any]] = []
     for work in works:
         values: dict[str, Any] = {"revision": work.revision + 1}
         if work.plan is not None:
             values.update(member_state_values(work.plan))
             before = (work.row.referral_since, work.row.referral_rule_key) if work.row.pk is not None else (None, "")
             if (values["referral_since"], values["referral_rule_key"]) != before:
-                referrals_changed.append((work, values))
+                referrals_changed.append((work, values, before[0]))
             referral = work.plan.referral
             on = work.plan.by_fact.get(referral.fact_id) if referral is not None else None
             if on is not None and on.pk is None:
@@ -69,6 +71,7 @@ def write(gym: Gym, works: Sequence[MemberWork]) -> None:
     _members_set(profiled, "profile", lambda work: dict(work.history.profile))
     _members_set([work for work in works if work.key in referred], "referral_event_id", lambda w: referred[w.key].pk)
     plans = [work.plan for work in works if work.plan is not None]
+    _changes_stamp(plans)
     for plan in plans:  # withdrawals first: a replacement must not meet the advice it replaces
         plan_apply(plan)
     objects_insert([advice for plan in plans for advice in plan.creating])
@@ -82,13 +85,18 @@ def write(gym: Gym, works: Sequence[MemberWork]) -> None:
         webhooks.outbox_add(_webhook_changes(plans, referrals_changed))
 
 
-def _webhook_changes(plans: Sequence[Plan], referrals: list[tuple[MemberWork, dict[str, Any]]]) -> list:
-    """What the gym's webhooks hear of this write: advice given and withdrawn, referrals changed."""
+def _webhook_changes(plans: Sequence[Plan], referrals: list[tuple[MemberWork, dict[str, Any], Any]]) -> list:
+    """What the gym's webhooks hear of this write: advice given and withdrawn, referrals changed
+    (each about recent events only, like advice: a referral's start, or for its end the newest
+    event sent, else the start of the referral that ended)."""
     changes = webhooks.advice_changes(
         created=[a for plan in plans for a in plan.creating], withdrawn=[a for plan in plans for a in plan.withdrawn]
     )
     changed = []
-    for work, values in referrals:
+    for work, values, since_before in referrals:
+        about = values["referral_since"] or max((e.occurred_at for e in work.new), default=since_before)
+        if about is not None and not webhooks.recent(about):
+            continue
         referral = None
         if values["referral_since"] is not None:
             on = work.plan.by_fact.get(work.plan.referral.fact_id)
@@ -100,6 +108,19 @@ def _webhook_changes(plans: Sequence[Plan], referrals: list[tuple[MemberWork, di
             )
         changed.append((work.row, referral))
     return changes + webhooks.member_changes(members=changed, kind="member.referral_changed")
+
+
+def _changes_stamp(plans: Sequence[Plan]) -> None:
+    """Date the changes now that the members' rows are held (advanced above): a change dated
+    before a wait for the write lock could commit after the change feed has listed later ones,
+    and a poller's watermark would pass it. Dated here, it commits within the feed's settle time."""
+    now = timezone.now()
+    for plan in plans:
+        plan.now = now
+        for advice in plan.creating:
+            advice.changed_at = now
+        for advice in plan.withdrawn:
+            advice.withdrawn_at = advice.changed_at = now
 
 
 def plan_apply(plan: Plan) -> None:

@@ -20,7 +20,7 @@ from standardwebhooks.webhooks import Webhook
 
 from coaching import webhooks
 from coaching.api.authentication import MSG_SCOPE_MISSING
-from coaching.models import AdviceFeedback, GymKey, Member, WebhookMessage
+from coaching.models import Advice, AdviceFeedback, GymKey, Member, WebhookMessage
 from coaching.services import gym_key_create, gym_key_rotate
 
 from .conftest import EVENTS_URL, MEMBERS_URL, GymClient, day, pain, profile, run
@@ -72,6 +72,9 @@ def test_a_rotated_key_keeps_working_for_its_grace_then_answers_401(client):
     )
     assert client.get(EVENTS_URL).status_code == 401
     assert GymClient(new, client.gym).get(EVENTS_URL).status_code == 200
+    out = io.StringIO()
+    call_command("gymkey", client.gym.name, "--list", stdout=out)
+    assert "\texpired " in out.getvalue() and "\tuntil " not in out.getvalue()
 
 
 def test_gymkey_makes_lists_rotates_with_a_grace_and_revokes(client):
@@ -241,6 +244,13 @@ def test_cds_feedback_with_an_impossible_outcome_timestamp_is_400_naming_it(clie
     assert not AdviceFeedback.objects.exists()
 
 
+def test_cds_hooks_answer_with_a_trailing_slash_too(client):
+    client.history(pain(at=timezone.now() - dt.timedelta(days=1), pain=8))
+    assert client.get(CDS + "/").json() == client.get(CDS).json()
+    cards = client.post(SERVICE + "/", cds_request(), format="json").json()["cards"]
+    assert cards and cards == client.post(SERVICE, cds_request(), format="json").json()["cards"]
+
+
 def test_cds_hooks_needs_the_gyms_key(client):
     from rest_framework.test import APIClient
 
@@ -344,6 +354,16 @@ def test_advice_about_events_older_than_the_webhook_age_is_not_pushed(client, re
     assert not WebhookMessage.objects.exists()
 
 
+def test_a_referral_about_old_events_is_not_pushed_and_a_recent_one_is(client, receiver):
+    register(client, receiver.url, ["member.referral_changed"])
+    client.send(pain(at=timezone.now() - dt.timedelta(days=30), pain=8, member="imported"), expect=201)
+    client.send(profile(at=timezone.now() - dt.timedelta(days=29), member="imported", cleared_by_physician=True))
+    assert not WebhookMessage.objects.exists()  # a history imported: its referral came and went long ago
+    client.send(pain(at=timezone.now() - dt.timedelta(hours=2), pain=8, member="today"), expect=201)
+    [message] = WebhookMessage.objects.all()
+    assert message.payload["data"]["member"] == "today"
+
+
 def test_a_link_local_address_is_refused_always_and_a_private_one_without_the_local_setting(client):
     response = client.post(
         WEBHOOKS, {"url": "https://169.254.169.254/latest", "events": ["advice.created"]}, format="json"
@@ -355,6 +375,23 @@ def test_a_link_local_address_is_refused_always_and_a_private_one_without_the_lo
         client.post(WEBHOOKS, {"url": "https://127.0.0.1/x", "events": ["advice.created"]}, format="json").status_code
         == 400
     )
+
+
+@pytest.mark.parametrize(
+    "events, message",
+    [
+        (
+            ["advice.made"],
+            webhooks.MSG_EVENT_UNKNOWN.format(value="advice.made", choices=", ".join(webhooks.EVENT_TYPES)),
+        ),
+        ([], webhooks.MSG_EVENTS_EMPTY.format(choices=", ".join(webhooks.EVENT_TYPES))),
+        ("advice.created", webhooks.MSG_EVENTS_EMPTY.format(choices=", ".join(webhooks.EVENT_TYPES))),
+    ],
+)
+def test_an_endpoint_with_events_it_cannot_send_is_400_saying_which_can_be(client, receiver, events, message):
+    response = client.post(WEBHOOKS, {"url": receiver.url, "events": events}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"events": [message]}}
 
 
 def test_endpoints_are_listed_without_their_secret_and_removed(client, receiver):
@@ -391,6 +428,23 @@ def test_the_feeds_watermark_misses_nothing_and_repeats_nothing(client):
     second, mark2 = changes(client, mark)
     assert {(a["event"], a["withdrawn"] is not None) for a in second} == {("late", False), ("r0", True)}
     assert changes(client, mark2) == ([], mark2)
+
+
+def test_a_change_is_dated_once_its_members_rows_are_held_not_before_a_wait_for_the_lock(client, monkeypatch):
+    import importlib
+
+    write = importlib.import_module("coaching.ingest.write")  # the module, not the function it exports
+    held_at: list[dt.datetime] = []
+    advance = write._members_advance
+
+    def advance_then_note(*args: Any, **kwargs: Any) -> None:
+        advance(*args, **kwargs)
+        held_at.append(timezone.now())  # the rows are held from here on
+
+    monkeypatch.setattr(write, "_members_advance", advance_then_note)
+    client.send(run(at=day(0), pain_during=6), expect=201)
+    [advice] = Advice.objects.filter(rule_key="pain-stop")
+    assert advice.changed_at >= held_at[0]
 
 
 def test_a_bad_watermark_is_a_400_naming_the_parameter(client):

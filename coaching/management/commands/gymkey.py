@@ -58,11 +58,12 @@ class Command(BaseCommand):
             raise CommandError(f'There is no gym named "{gym}" (creategym makes one).')
         if options["list"]:
             for key in GymKey.objects.filter(gym=found).order_by("name", "created_at"):
-                state = (
-                    "revoked"
-                    if key.revoked_at
-                    else ("until " + key.expires_at.isoformat() if key.expires_at else "works")
-                )
+                if key.revoked_at:
+                    state = "revoked"
+                elif key.expires_at and key.expires_at <= timezone.now():
+                    state = "expired " + key.expires_at.isoformat()
+                else:
+                    state = "until " + key.expires_at.isoformat() if key.expires_at else "works"
                 used = key.last_used_at.isoformat() if key.last_used_at else "never used"
                 self.stdout.write(f"{key.name}\t{key.key_prefix}…\t{','.join(key.scopes)}\t{used}\t{state}")
             return
