@@ -31,7 +31,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels schemathesis examples
+.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels schemathesis examples rulepack-doc
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -86,6 +86,10 @@ schemathesis: venv .dev-secret-key
 # The OpenAPI document's examples (coaching/api/examples.json), played anew through the API.
 examples: venv .dev-secret-key
 	EXAMPLES_WRITE=1 $(PY) -m pytest tests/coaching/test_api_examples.py -p no:cacheprovider -q
+
+# docs/rulepack.md, the default rule pack in words, written anew from the pack file.
+rulepack-doc: venv
+	RULEPACK_DOC_WRITE=1 $(PY) -m pytest tests/coaching/test_rulepack_doc.py -p no:cacheprovider -q
 
 lint: venv
 	$(VENV)/bin/ruff check .
