@@ -106,7 +106,7 @@ screenshots: venv .dev-secret-key
 	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
 
-# BENCH_API_ARGS=--full: the issue's sizes for the API comparison (the default is --quick).
+# BENCH_API_ARGS=--full: the API comparison at its full sizes (the default is --quick).
 bench: setup
 	$(PIP_INSTALL) -r requirements-bench.txt
 	$(KEY_ENV) $(PY) -m bench.engine

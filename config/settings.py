@@ -226,7 +226,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # API.md: request bodies over 1 MiB answer 413
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # a request body over 1 MiB answers 413 (docs/api.md)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
