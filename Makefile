@@ -31,7 +31,7 @@ DURABLE_RULES := $(filter durable-rules==%,$(file < requirements.txt))
 DURABLE_CPPFLAGS := $(if $(filter 3.13,$(PYTHON_VERSION)),-DPyEval_CallObject=PyObject_CallObject)
 PIP_INSTALL := $(PIP) install -q --disable-pip-version-check
 
-.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels schemathesis examples
+.PHONY: run serve test test-postgres lint bench screenshots venv setup clean wheels schemathesis examples rulepack-doc
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	@if [ -z "$(filter $(SUPPORTED),$(PYTHON_VERSION))" ]; then \
@@ -87,6 +87,10 @@ schemathesis: venv .dev-secret-key
 examples: venv .dev-secret-key
 	EXAMPLES_WRITE=1 $(PY) -m pytest tests/coaching/test_api_examples.py -p no:cacheprovider -q
 
+# docs/rulepack.md, the default rule pack in words, written anew from the pack file.
+rulepack-doc: venv
+	RULEPACK_DOC_WRITE=1 $(PY) -m pytest tests/coaching/test_rulepack_doc.py -p no:cacheprovider -q
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -102,7 +106,7 @@ screenshots: venv .dev-secret-key
 	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
 
-# BENCH_API_ARGS=--full: the issue's sizes for the API comparison (the default is --quick).
+# BENCH_API_ARGS=--full: the API comparison at its full sizes (the default is --quick).
 bench: setup
 	$(PIP_INSTALL) -r requirements-bench.txt
 	$(KEY_ENV) $(PY) -m bench.engine

@@ -23,13 +23,13 @@ Workloads (events/s; latency per request, p50 and p99):
 4. a long run (single posts from 8 clients, then arrays of 500) over many members on make
    run, with the resident memory of every server process at the start and the end.
 
-``--quick`` (the default, a few minutes) and ``--full`` (the issue's sizes: the long run is
+``--quick`` (the default, a few minutes) and ``--full`` (the full sizes: the long run is
 100,000 events over 10,000 members) set the sizes; each can be given on its own too. The
 rate limit is set far above what is sent (API_THROTTLE_RATE=10000000/day), so nothing is
 refused; the product still counts each request in its shared store, as it does in
 production. Clients: Python threads in one process on the same machine, http.client with a
-kept-alive connection each. Prints product vs bare with the ratio and the issue's goals,
-and saves everything to bench-results/api.json (git-ignored).
+kept-alive connection each. Prints product vs bare with the ratio and the goals
+(docs/benchmarks.md), and saves everything to bench-results/api.json (git-ignored).
 """
 
 from __future__ import annotations
@@ -528,7 +528,7 @@ def goals_evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     product_growth = max((g for g in growths if g[1] == "product"), default=None)
     goals.append(
         {
-            "goal": "memory: growth < 50 MB over the long run (the issue: 100,000 events, 10,000 members)",
+            "goal": "memory: growth < 50 MB over the long run (full size: 100,000 events, 10,000 members)",
             "measured": (
                 f"{product_growth[0]:+.1f} MB at most (product {product_growth[2]}), over "
                 f"{results['sizes']['long_events']:,} events, {results['sizes']['long_members']:,} members"
@@ -586,7 +586,7 @@ def report(results: dict[str, Any]) -> str:
         [g["goal"], g["measured"], verdict(g["ok"]) + (" (at this smaller size)" if g.get("scaled") else "")]
         for g in results["goals"]
     ]
-    parts.append(table(["goal (issue Throughput)", "measured", "result"], goal_rows, title="Goals"))
+    parts.append(table(["goal", "measured", "result"], goal_rows, title="Goals"))
     memory_rows = []
     for shape in results["shapes"].values():
         for target, processes in (shape.get("memory") or {}).items():
@@ -621,9 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="small sizes, a few minutes (the default)")
-    mode.add_argument(
-        "--full", action="store_true", help="the issue's sizes (long run: 100,000 events, 10,000 members)"
-    )
+    mode.add_argument("--full", action="store_true", help="the full sizes (long run: 100,000 events, 10,000 members)")
     parser.add_argument("--compare", action="store_true", help="accepted for clarity: the comparison always runs")
     for name, value in QUICK.items():
         parser.add_argument(

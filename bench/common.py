@@ -133,7 +133,7 @@ def _pain_level(rng: random.Random, painful: bool) -> int:
 
 
 def run_data(rng: random.Random, *, painful: bool = False) -> dict[str, Any]:
-    """A run as a gym's app sends it (API.md section 5), optional fields sometimes absent."""
+    """A run as a gym's app sends it (docs/api.md), optional fields sometimes absent."""
     distance = round(min(42.0, max(1.0, rng.lognormvariate(1.6, 0.45))), 2)
     data: dict[str, Any] = {
         "distance_km": distance,
@@ -201,7 +201,7 @@ def profile_data(rng: random.Random) -> dict[str, Any]:
 
 
 def derived_figures(rng: random.Random, fact_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Plausible figures as coaching.figures would add them (API.md section 5)."""
+    """Plausible figures as coaching.figures would add them (docs/api.md, derived figures)."""
     previous = round(rng.choice((0.0, 0.0, rng.uniform(5, 40))), 2)
     weekly = round(max(0.0, previous * rng.uniform(0.6, 1.4) if previous else rng.uniform(0, 30)), 2)
     figures: dict[str, Any] = {

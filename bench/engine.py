@@ -209,7 +209,7 @@ def published_contender(name: str, how: str, *, batch: int | None, fired=evaluat
     return Contender(name, how, "adapter", make)
 
 
-# -- the raw durable_rules C loop (ENGINE.md "A pattern that held up") ---------------------
+# -- the raw durable_rules C loop: assert, drain every action, retract ---------------------
 def document_as_sent(engine_id: str, fact) -> dict:
     return {"id": engine_id, "sid": "0", "type": fact.type, **fact.data}
 

@@ -247,7 +247,7 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
     ("rest", "Rest"),
     ("encouragement", "Encouragement"),
 )
-# Most urgent first (RULES.md: emergency > refer > stop > caution > info).
+# Most urgent first: advice is listed in this order (docs/advice.md).
 SEVERITIES: tuple[tuple[str, str], ...] = (
     ("emergency", "Get emergency care now"),
     ("refer", "See a physician or physical therapist"),

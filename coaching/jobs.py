@@ -6,6 +6,9 @@
   process, a busy database) are judged again without an operator. Judging a member is
   idempotent and serialized by the member's lock, so a run that overlaps a request, or a
   second worker, never doubles advice.
+- ``rate-counters-prune`` (periodic, hourly): the rate limit's counters of ended windows.
+- ``webhooks-deliver`` (periodic) and ``webhooks-prune`` (periodic, daily): webhook messages
+  that are due, and old ones delivered or given up (``coaching.webhooks``).
 """
 
 from __future__ import annotations

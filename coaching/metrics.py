@@ -1,4 +1,4 @@
-"""Prometheus metrics of the product (``GET /metrics``, API.md section 6).
+"""Prometheus metrics of the product (``GET /metrics``, described in docs/api.md).
 
 Services, the request middleware and the queue's jobs (``rules.signals.job_finished``,
 connected in ``CoachingConfig.ready``) report through the small functions here; nothing else

@@ -1,4 +1,4 @@
-"""The default rule pack (RULES.md): rule-pack JSON files in ``coaching/rulepacks/``.
+"""The default rule pack (docs/rulepack.md): rule-pack JSON files in ``coaching/rulepacks/``.
 
 The files are in the export format and are read by the same parser as a clinician's import
 (``rules.packs.pack_read``), so the shipped pack passes exactly the validation an import does.
@@ -22,7 +22,7 @@ PACK_FILES: dict[int, Path] = {
     3: PACK_DIR / "default-v3.json",
 }
 LATEST = max(PACK_FILES)
-# RULES.md's safety-critical rules: never switched off, deleted or made less urgent, whatever a
+# The safety-critical rules: never switched off, deleted or made less urgent, whatever a
 # clinician edits or a pack holds (rules.registry.Registry.register_safety_critical).
 SAFETY_CRITICAL = (
     "red-flags-emergency",

@@ -138,8 +138,8 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 JOBS_HEARTBEAT_SECONDS = float(os.environ.get("JOBS_HEARTBEAT_SECONDS", "10"))
 JOBS_STALE_SECONDS = float(os.environ.get("JOBS_STALE_SECONDS", "120"))
 JOBS_KEEP_DAYS = int(os.environ.get("JOBS_KEEP_DAYS", "30"))
-# A re-evaluation or simulation of many members is split into this many parts, each a job any
-# worker on any host takes: set it to the number of queue workers there are.
+# A re-evaluation of many members is split into up to this many parts (of at least 200 members
+# each), each a job any worker on any host takes: set it to the number of queue workers there are.
 JOBS_PARTS = max(1, int(os.environ.get("JOBS_PARTS", "2")))
 # Periodic jobs: how often cut-off jobs are looked for, and events whose evaluation failed or
 # was cut off are judged again (each period's run happens on exactly one worker).
@@ -226,7 +226,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # API.md: request bodies over 1 MiB answer 413
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024  # a request body over 1 MiB answers 413 (docs/api.md)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

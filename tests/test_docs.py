@@ -1,7 +1,8 @@
 """The documentation holds together: the README fits on a screen, and every relative link of
 README.md, CONTRIBUTING.md, CHANGELOG.md and docs/ reaches a file that exists, and every
 ``#anchor`` a heading of the file it points into (as GitHub names headings). External https
-links are allowed as they are; nothing is fetched."""
+links are allowed as they are; nothing is fetched. docs/deployment.md names every environment
+variable the product reads."""
 
 from __future__ import annotations
 
@@ -129,6 +130,21 @@ def test_every_relative_link_and_anchor_resolves(document):
         if (problem := link_problem(link)) is not None
     ]
     assert not problems, "\n".join(problems)
+
+
+# Every variable the product reads from the environment is in docs/deployment.md; the one
+# ``manage.py serve`` sets for gunicorn itself is nobody's to set.
+SETTINGS_SOURCES = ("config/settings.py", "config/gunicorn.py", "coaching/management/commands/serve.py")
+ENVIRONMENT_READ = re.compile(r"""(?:environ(?:\.get)?\(\s*|environ\[|_env_int\(|env_bool\()["']([A-Z][A-Z0-9_]+)""")
+SET_BY_SERVE = {"RLBP_METRICS_DIR_EMPTIED"}
+
+
+def test_the_deployment_page_names_every_environment_variable():
+    read = {name for source in SETTINGS_SOURCES for name in ENVIRONMENT_READ.findall((ROOT / source).read_text())}
+    assert {"DJANGO_SECRET_KEY", "JOBS_PARTS", "FEED_SETTLE_SECONDS", "QUEUE_WORKERS"} <= read
+    page = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    missing = sorted(name for name in read - SET_BY_SERVE if f"`{name}`" not in page)
+    assert not missing, f"docs/deployment.md does not name {missing}"
 
 
 def test_the_readme_links_every_document():

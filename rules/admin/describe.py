@@ -4,7 +4,8 @@
 unknown event types, fields or parameters are shown as typed instead of failing.
 ``message_example`` fills a rule's message the way the engine does, from an example event
 that meets the rule's conditions: the sentence and the editor's preview show numbers, never
-``{placeholders}``.
+``{placeholders}``. ``message_named`` names the event's values in words instead, for a reader
+of the rule rather than of one piece of advice.
 """
 
 from __future__ import annotations
@@ -181,15 +182,15 @@ def _step_phrase(spec: Mapping[str, Any], step_number: int, parameters: Mapping[
     return noun, condition_text
 
 
-def spec_describe(spec: Mapping[str, Any]) -> str:
-    """The whole rule as one sentence: when it fires, what the subject is told, how often, and
-    whether it holds back less urgent advice or refers the subject."""
+def spec_when(spec: Mapping[str, Any]) -> str:
+    """When the rule fires, as the start of a sentence: "When a run has pain during the run of 5 or
+    more (out of 10)"; "When 3 events with pain of 4 or more (out of 10) occur within 14 days"."""
     parameters = {str(p.get("name")): p for p in spec.get("parameters") or [] if p.get("name")}
     pattern = spec.get("pattern") or "single"
     steps = spec.get("steps") or []
     if not steps:
-        when = "When … (pick an event type)"
-    elif pattern == SEQUENCE:
+        return "When … (pick an event type)"
+    if pattern == SEQUENCE:
         phrases = []
         for number in range(1, len(steps) + 1):
             noun, conditions = _step_phrase(spec, number, parameters)
@@ -198,18 +199,22 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
         when = (
             "When " + phrases[0] + ", then " + ", then ".join(phrases[1:]) if len(phrases) > 1 else "When " + phrases[0]
         )
-        when += f", all within {describe_window(spec.get('window_hours'))}"
-    elif pattern == COUNT:
+        return when + f", all within {describe_window(spec.get('window_hours'))}"
+    if pattern == COUNT:
         noun, conditions = _step_phrase(spec, 1, parameters)
         count = spec.get("count") or "?"
         when = f"When {count} {noun}s" + (f" with {conditions}" if conditions else "")
-        when += f" occur within {describe_window(spec.get('window_hours'))}"
-    else:
-        noun, conditions = _step_phrase(spec, 1, parameters)
-        if conditions.startswith("while "):
-            when = f"When {_article(noun)} arrives {conditions}"
-        else:
-            when = f"When {_article(noun)} has {conditions}" if conditions else f"When any {noun} arrives"
+        return when + f" occur within {describe_window(spec.get('window_hours'))}"
+    noun, conditions = _step_phrase(spec, 1, parameters)
+    if conditions.startswith("while "):
+        return f"When {_article(noun)} arrives {conditions}"
+    return f"When {_article(noun)} has {conditions}" if conditions else f"When any {noun} arrives"
+
+
+def spec_describe(spec: Mapping[str, Any]) -> str:
+    """The whole rule as one sentence: when it fires, what the subject is told, how often, and
+    whether it holds back less urgent advice or refers the subject."""
+    when = spec_when(spec)
     severity = registry.severity_label(str(spec.get("severity") or "")) if spec.get("severity") else "…"
     message = " ".join(message_example(spec).split()) or "…"
     sentence = f"{when}: {_lower_first(severity)} — “{message}”"
@@ -252,6 +257,43 @@ def message_example(spec: Mapping[str, Any], template: str | None = None) -> str
     if MATCHED_PLACEHOLDER in names:
         extra[MATCHED_PLACEHOLDER] = matched_text(_matched_conditions(spec), event, labels) or "…"
     return render_message(text, names, extra, event, _parameter_values(spec), _rule_settings(spec), labels=labels)
+
+
+def message_named(spec: Mapping[str, Any], template: str | None = None) -> str:
+    """``template`` (the rule's message by default) as a reader of the rule, not of one piece of
+    advice, needs it: what the subject's events supply is named in square brackets ("You rated
+    your back pain [pain]/10"), the rule's parameters and settings are their numbers."""
+    text = str(spec.get("message") or "") if template is None else template
+    names = placeholders(text)
+    # A field of several events is named as the last event has it, as the engine reads it first.
+    fields = {
+        name: f"[{field.in_words}]" for fact_type in _fact_types(spec) for name, field in fact_type.fields.items()
+    }
+    extra = dict(REFERRAL_EXAMPLES)
+    if MATCHED_PLACEHOLDER in names:
+        extra[MATCHED_PLACEHOLDER] = _matched_named(spec)
+    return render_message(text, names, extra, fields, _parameter_values(spec), _rule_settings(spec))
+
+
+def _matched_named(spec: Mapping[str, Any]) -> str:
+    """What ``{matched}`` can name, in square brackets: the signs and values of the last event that
+    a condition looks for ("[fever and/or a recent fall or injury]")."""
+    named: dict[str, MatchedCondition] = {}
+    for group in _matched_conditions(spec):
+        for condition in group:
+            if condition.operator in ("ne", "not_in", "missing", "exists") or condition.kind == DATE:
+                continue
+            if condition.kind == BOOLEAN and condition.value is not True:
+                continue
+            named.setdefault(condition.field, condition)
+    if not named:
+        return "[what was reported]"
+    words = [condition.words for condition in named.values()]
+    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and/or " + words[-1]
+    values = sum(1 for condition in named.values() if condition.kind != BOOLEAN)
+    if values:
+        text += " with its value" if len(words) == 1 else ", with the value" + ("s" if values > 1 else "")
+    return f"[{text}]"
 
 
 def _matched_conditions(spec: Mapping[str, Any]) -> list[list[MatchedCondition]]:

@@ -142,7 +142,7 @@ def histories(seed: int, *, members: int, events: Sequence[int], now: dt.datetim
 
 
 def judging_order(payloads: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The order API.md promises events are judged in: occurred_at, ties broken by external_id."""
+    """The order events are judged in (docs/advice.md): occurred_at, ties broken by external_id."""
     return sorted(payloads, key=lambda p: (dt.datetime.fromisoformat(p["occurred_at"]), p["external_id"]))
 
 

@@ -1,4 +1,4 @@
-"""Authentication, tenancy, members, advice feeds, health and API docs (API.md 2, 4, 6)."""
+"""Authentication, tenancy, members, advice feeds, health and API docs (docs/api.md)."""
 
 from __future__ import annotations
 

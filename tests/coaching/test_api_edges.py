@@ -1,4 +1,4 @@
-"""Where API.md is silent: what a DRF client expects at the edges (found by an outside audit)."""
+"""Where docs/api.md is silent: what a DRF client expects at the edges."""
 
 from __future__ import annotations
 

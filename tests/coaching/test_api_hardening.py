@@ -1,6 +1,6 @@
 """Crafted input never answers 5xx or HTML: each answers 400 naming the field, one bad item of an
 array fails alone, every member id the API accepts can be read and erased through it, and a
-database that cannot be written answers 503 with Retry-After (API.md sections 3, 4 and 6)."""
+database that cannot be written answers 503 with Retry-After (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API.md 3: "every rule works on occurred_at, never on arrival order", for figure rules too."""
+"""Every rule works on occurred_at, never on arrival order (docs/advice.md), figure rules too."""
 
 from __future__ import annotations
 

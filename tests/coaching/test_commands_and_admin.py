@@ -1,4 +1,4 @@
-"""Operator commands (API.md section 1) and the admin for operators and clinicians."""
+"""Operator commands (docs/deployment.md) and the admin for operators and clinicians."""
 
 from __future__ import annotations
 

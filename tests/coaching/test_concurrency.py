@@ -1,6 +1,6 @@
-"""API.md 4: evaluations of one member never overlap, also across processes, so posting a
-member's events from several processes at once ends with the advice of posting them one at
-a time in time order.
+"""Evaluations of one member never overlap (docs/advice.md), also across processes, so
+posting a member's events from several processes at once ends with the advice of posting them
+one at a time in time order.
 
 The real thing needs PostgreSQL (a row lock per member across processes): a gunicorn with
 4 worker processes serves the test database, and 4 client processes post one member's 40

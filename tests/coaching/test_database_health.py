@@ -1,4 +1,4 @@
-"""Health that tells the truth (API.md section 6): a database that cannot be written makes
+"""Health that tells the truth (docs/api.md): a database that cannot be written makes
 /healthz 503 "degraded" on SQLite as on PostgreSQL, and the API's 503 names the cause (read-only,
 unreachable, busy) with a Retry-After that fits it. (The read-only database of the test suite, on
 SQLite and PostgreSQL alike, is in test_api_hardening.py.)"""

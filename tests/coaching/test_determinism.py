@@ -1,4 +1,4 @@
-"""API.md 4: a member's advice is a function of their events and the published rules.
+"""A member's advice is a function of their events and the published rules (docs/advice.md).
 
 Seeded histories (``properties.py``: 10 cases of 5 members, 30 to 40 events of every type
 each) are posted through the API by three gyms: one at a time in time order (which never

@@ -1,8 +1,7 @@
-"""Safe escalation (RULES.md, version 3): the emergency tier, referrals that never go quiet, and
-clearances that clear what they cleared, through the HTTP API and the admin as gyms and
-clinicians use them. One test per story of "Referral and clearance" and per item of "what
-changed", each with a nearby case that must not fire. The rules' own rows are in
-``test_rulepack.py``.
+"""Safe escalation in version 3 of the default pack: the emergency tier, referrals that never go
+quiet, and clearances that clear what they cleared (docs/advice.md, "Referral" and "Clearance"),
+through the HTTP API and the admin as gyms and clinicians use them. One test per story, each
+with a nearby case that must not fire. The rules' own rows are in ``test_rulepack.py``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""POST/GET /api/v1/events/: API.md section 3, every answer code and field check."""
+"""POST/GET /api/v1/events/ (docs/api.md): every answer code and field check."""
 
 from __future__ import annotations
 

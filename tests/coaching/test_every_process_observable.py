@@ -1,4 +1,4 @@
-"""Every process of a host observable (API.md section 6): ``manage.py serve`` under
+"""Every process of a host observable (docs/deployment.md): ``manage.py serve`` under
 ``LOG_FORMAT=json`` writes nothing but JSON lines (its own, gunicorn's, the queue workers'), its
 deployment checks among them; a job a queue worker ran shows in the one ``/metrics`` of the host;
 progress bars are drawn on a terminal only."""

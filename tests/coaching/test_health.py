@@ -1,4 +1,4 @@
-"""/healthz (API.md section 6): ok normally; degraded while events wait for an evaluation that failed."""
+"""/healthz (docs/api.md): ok normally; degraded while events wait for an evaluation that failed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gyms in the loop (API.md sections 2 and 7): scoped keys, the member list, feedback on advice,
+"""Gyms in the loop (docs/integrating.md): scoped keys, the member list, feedback on advice,
 CDS Hooks and Standard Webhooks, through the HTTP API as a gym's developer uses them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""API.md 6: ``GET /metrics`` serves Prometheus metrics to the operator's network only.
+"""``GET /metrics`` serves Prometheus metrics to the operator's network only (docs/api.md).
 
 Requests by method, view and status; events stored by type; advice given and withdrawn by
 rule and severity; evaluation time; failed evaluations; and the pending evaluations, read

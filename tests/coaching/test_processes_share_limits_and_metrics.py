@@ -1,6 +1,6 @@
-"""API.md 6, served as in production by several gunicorn worker processes: the per-gym limit
-counts the requests of every worker together, and one scrape of ``/metrics`` adds up the
-figures of all workers (PROMETHEUS_MULTIPROC_DIR, config/gunicorn.py).
+"""Served as in production by several gunicorn worker processes (docs/deployment.md): the
+per-gym limit counts the requests of every worker together, and one scrape of ``/metrics``
+adds up the figures of all workers (PROMETHEUS_MULTIPROC_DIR, config/gunicorn.py).
 
 The server runs on its own SQLite file (``make run``'s database), made by ``migrate`` as
 ``make setup`` makes it, which also proves that ``migrate`` makes the cache table.

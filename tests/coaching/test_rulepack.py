@@ -1,4 +1,4 @@
-"""The default rule pack, version 3 (RULES.md), one row at a time through the HTTP API.
+"""The default rule pack, version 3 (docs/rulepack.md), one rule at a time through the HTTP API.
 
 Each rule gets events that fire it and nearby ones that must not; each cooldown, each rule
 that holds back lower advice and each referral is shown. Members are cleared by a physician
@@ -31,9 +31,9 @@ from .conftest import cross, day, pain, profile, run, weeks_before
 
 pytestmark = pytest.mark.django_db
 
-# RULES.md's table: key -> (category, severity, cooldown days, holds back lower advice, refers,
-# safety-critical), in order.
-RULES_MD = {
+# Each rule as docs/rulepack.md shows it: key -> (category, severity, cooldown days, holds back
+# lower advice, refers, safety-critical), most urgent first.
+PACK_TABLE = {
     "red-flags-emergency": ("medical", "emergency", 0, True, True, True),
     "red-flags-urgent": ("medical", "refer", 0, True, True, True),
     "red-flags": ("medical", "refer", 0, True, True, True),
@@ -65,7 +65,7 @@ RULES_MD = {
     "good-progress": ("encouragement", "info", 14, False, False, False),
     "low-impact-credit": ("encouragement", "info", 7, False, False, False),
 }
-TABLE_ORDER = list(RULES_MD)
+TABLE_ORDER = list(PACK_TABLE)
 
 
 @pytest.fixture
@@ -88,11 +88,11 @@ def test_pack_has_the_30_rules_of_rules_md_in_table_order():
 def test_each_rule_has_the_category_severity_cooldown_holding_back_and_referral_of_rules_md():
     for spec in rulepack().rules:
         row = (spec["category"], spec["severity"], spec["cooldown_days"], spec["holds_back_lower"], spec["refers"])
-        assert row == RULES_MD[spec["key"]][:5], spec["key"]
+        assert row == PACK_TABLE[spec["key"]][:5], spec["key"]
 
 
 def test_the_safety_critical_rules_are_those_marked_s_in_rules_md():
-    marked = {key for key, row in RULES_MD.items() if row[5]}
+    marked = {key for key, row in PACK_TABLE.items() if row[5]}
     assert set(SAFETY_CRITICAL) == marked == set(registry.safety_critical())
     assert [spec["key"] for spec in safety_critical_specs()] == [k for k in TABLE_ORDER if k in marked]
 
@@ -974,7 +974,7 @@ def pack_v1(db) -> None:
     """An install from before version 2: version 1 of the default pack installed and published,
     the ruleset settings never saved."""
     with before_safety_critical_rules():
-        install_as_before(rulepack_specs(1), comment="Default rule pack (RULES.md)")
+        install_as_before(rulepack_specs(1), comment="Default rule pack")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Safety-critical rules (RULES.md's S column): no edit in the admin and no pack, imported by a
-clinician or an operator, can switch them off, delete them or make them less urgent; their
-numbers and wording stay a clinician's to tune."""
+"""Safety-critical rules (docs/advice.md, docs/rulepack.md): no edit in the admin and no pack,
+imported by a clinician or an operator, can switch them off, delete them or make them less
+urgent; their numbers and wording stay a clinician's to tune."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""API.md 4: "a simulation of a draft predicts exactly the advice that publishing it and running
-``reevaluate`` produces", and try-it shows for an event what posting that event gives.
+"""A simulation of a draft predicts exactly the advice that publishing it and running
+``reevaluate`` produces (docs/advice.md), and try-it shows for an event what posting that event
+gives.
 
 The draft is made from whatever pack is installed (so the tests hold for any pack): the rule
 that gave the most advice switched off, thresholds of three other rules moved, one cooldown

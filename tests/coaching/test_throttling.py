@@ -1,4 +1,4 @@
-"""API.md 3 and 6: a per-gym request limit, counted in a store every process shares.
+"""A per-gym request limit, counted in a store every process shares (docs/deployment.md).
 
 The limit is on by default (6000 requests a minute per gym; an array of events is one
 request); every counted answer says where the gym stands (the IETF draft's RateLimit header

@@ -1,5 +1,5 @@
-"""API.md 4: advice that a late event shows no longer holds is withdrawn (kept, never deleted),
-listed in the POST answer's ``withdrawn`` and in the gym's change feed.
+"""Advice that a late event shows no longer holds is withdrawn (kept, never deleted), listed in
+the POST answer's ``withdrawn`` and in the gym's change feed (docs/advice.md).
 
 These use rules that rule pack versions 1 and 2 both have: medical-clearance (the first run
 without a physician's clearance), start-short (one of the first 6 runs over 5 km or 40 min),

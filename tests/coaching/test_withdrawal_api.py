@@ -1,4 +1,4 @@
-"""The API's side of advice that changes (API.md sections 3 and 4): ``withdrawn`` on ADVICE and in
+"""The API's side of advice that changes (docs/api.md): ``withdrawn`` on advice and in
 POST answers, the ``changed_since`` feed, ``?withdrawn=true`` and the member's ``referral``."""
 
 from __future__ import annotations

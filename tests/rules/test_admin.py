@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
+from rules.admin.describe import message_named, spec_when
 from rules.admin.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
 from rules.admin.views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
@@ -323,6 +324,21 @@ def test_the_message_and_summary_are_previewed_with_an_example_event(admin_clien
         "Temperature 41 over 40",
         "Cool the kitchen below 40 °C",
     )
+
+
+def test_a_message_for_readers_of_the_rule_names_the_events_values_and_gives_its_own_numbers():
+    spec = {
+        **threshold_spec(40),
+        "conditions": [cond("temperature", "gt", parameter="limit"), cond("alarm", "eq", True, group=2)],
+        "message": "{temperature} over {limit} in the {room} ({matched}), {cooldown_days} days apart",
+        "cooldown_days": 3,
+    }
+    assert spec_when(spec) == "When a reading has temperature over 40 °C and “alarm”: yes"
+    assert message_named(spec) == (
+        "[temperature] over 40 in the [room] ([temperature and/or alarm, with the value]), 3 days apart"
+    )
+    spec["conditions"][1] = cond("alarm", "eq", False, group=2)  # a sign that is absent names nothing
+    assert message_named(spec, "{matched}") == "[temperature with its value]"
 
 
 def test_the_editor_gives_its_script_the_ranges_and_the_words_of_the_live_checks(admin_client):

@@ -1,8 +1,8 @@
 """durable_rules' limit of 1,024 state ids per ruleset, and the adapter's way around it.
 
-ENGINE.md ("Limits and crashes"): the C core holds at most 1,024 state ids (sids) per
-ruleset, and the 1,025th distinct sid raises MemoryError, so one sid per subject would cap
-a deployment at 1,024 subjects. The adapter evaluates every subject in one scratch sid.
+The C core holds at most 1,024 state ids (sids) per ruleset, and the 1,025th distinct sid
+raises MemoryError, so one sid per subject would cap a deployment at 1,024 subjects. The
+adapter evaluates every subject in one scratch sid (docs/architecture.md, the engine adapter).
 The first test pins the limit on the Python running the suite (3.11, 3.12 or 3.13: the
 3.13 build differs, see the Makefile); the second shows the adapter far past it.
 """

@@ -41,8 +41,8 @@ UNREACHABLE = "unreachable"
 BUSY = "busy"
 UNAVAILABLE = "error"  # /healthz's word for a database that is unreachable or stays busy
 
-# What the API answers for each (API.md section 6), and when to try again (seconds): a read-only
-# database waits for an operator, an unreachable one for a restart or a fail-over.
+# What the API's 503 and /healthz say for each (docs/api.md), and when to try again (seconds):
+# a read-only database waits for an operator, an unreachable one for a restart or a fail-over.
 DATABASE_READ_ONLY = (
     "The database is read-only at the moment (maintenance or a fail-over), so nothing can be stored; "
     "send the same request again later."
