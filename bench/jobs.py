@@ -10,8 +10,10 @@ re-evaluation of every member, each split into ``--workers`` parts; ``--workers`
 ``manage.py worker --batch`` take the parts. Printed: wall time from the start to the combined
 result, and the peak memory (resident set) of each worker process, with the goals.
 
-Events are written straight to the database with the product's own models (as if imported,
-but not yet judged), which takes a while for a million; nothing of the developer's is touched.
+Events are written straight to the database with the product's own models and figures; a first
+re-evaluation, spread over the workers too, judges them all and writes their advice (printed, no
+goal: every piece of advice is new). The timed re-evaluation follows a publish that changes one
+threshold, as a clinician's would. Nothing of the developer's is touched.
 """
 
 from __future__ import annotations
@@ -59,7 +61,8 @@ def setup_database(url: str) -> None:
 
 
 def store_events(*, events: int, members: int, days: int) -> None:
-    """``events`` events over ``members`` members and the last ``days`` days, unjudged."""
+    """``events`` events over ``members`` members and the last ``days`` days, without advice."""
+    from coaching.figures import figures_timeline
     from coaching.models import Event, Member
     from coaching.services import event_content_hash, gym_create
     from coaching.validation import CleanEvent
@@ -79,6 +82,7 @@ def store_events(*, events: int, members: int, days: int) -> None:
     written = 0
     started = time.monotonic()
     for index, member in enumerate(stored):
+        mine: list[Any] = []
         offset = dt.timezone(dt.timedelta(minutes=rng.choice((0, 60, -300, 330))))
         moments = sorted(end - span * rng.random() for _ in range(each + (index < events % members)))
         for number, moment in enumerate(moments):
@@ -95,7 +99,7 @@ def store_events(*, events: int, members: int, days: int) -> None:
                 )
             local = moment.astimezone(offset)
             clean = CleanEvent(f"{member.external_id}-e{number}", member.external_id, kind, local, data)
-            batch.append(
+            mine.append(
                 Event(
                     gym=gym,
                     member=member,
@@ -105,13 +109,18 @@ def store_events(*, events: int, members: int, days: int) -> None:
                     utc_offset_minutes=int(offset.utcoffset(None).total_seconds() // 60),
                     data=data,
                     content_hash=event_content_hash(clean),
+                    evaluated=True,  # else a worker's periodic job would judge them first
                 )
             )
-            if len(batch) >= BATCH:
-                Event.objects.bulk_create(batch)
-                written += len(batch)
-                batch.clear()
-                print(f"\r  stored {written:,} events ({time.monotonic() - started:.0f} s)", end="", flush=True)
+        # The figures the product stores with each event, by its own code.
+        for event, figures in zip(mine, figures_timeline(mine), strict=True):
+            event.figures = figures
+        batch.extend(mine)
+        if len(batch) >= BATCH:
+            Event.objects.bulk_create(batch)
+            written += len(batch)
+            batch.clear()
+            print(f"\r  stored {written:,} events ({time.monotonic() - started:.0f} s)", end="", flush=True)
     if batch:
         Event.objects.bulk_create(batch)
         written += len(batch)
@@ -194,7 +203,6 @@ def main() -> None:
     setup_database(url)
     os.environ["JOBS_PARTS"] = str(args.workers)
     store_events(events=args.events, members=args.members, days=args.days)
-    draft_with_a_change()
 
     from coaching.jobs import reevaluate_start
     from coaching.models import Member
@@ -202,17 +210,30 @@ def main() -> None:
     from rules.services import ruleset_publish
 
     rows, results = [], {}
-    job = simulation.simulation_start(days=args.days + 1)
-    seconds, peaks, job = run_on_workers(job, args.workers)
-    results["simulation"] = (seconds, peaks, job)
-    ruleset_publish(comment="Threshold 4")
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=args.days + 1)
     starts = dict.fromkeys(Member.objects.values_list("pk", flat=True), since)
-    job = reevaluate_start(starts, parts=args.workers)
-    seconds, peaks, job = run_on_workers(job, args.workers)
-    results["re-evaluation"] = (seconds, peaks, job)
+    print("  judging every event once (all advice new) ...")
+    results["first judging"] = run_on_workers(reevaluate_start(starts, parts=args.workers), args.workers)
+    draft_with_a_change()
+    print("  simulating the draft ...")
+    results["simulation"] = run_on_workers(simulation.simulation_start(days=args.days + 1), args.workers)
+    ruleset_publish(comment="Threshold 4")
+    print("  re-evaluating after publishing it ...")
+    results["re-evaluation"] = run_on_workers(reevaluate_start(starts, parts=args.workers), args.workers)
 
     for name, (seconds, peaks, job) in results.items():
+        if name not in GOALS:
+            rows.append(
+                (
+                    name,
+                    f"{(job.result or {}).get('events', 0):,} events",
+                    f"{seconds:.1f} s",
+                    ", ".join(f"{p:.0f} MB" for p in peaks),
+                    "",
+                    "",
+                )
+            )
+            continue
         goal_seconds, goal_mb = GOALS[name]
         met = job.status == "done" and seconds < goal_seconds and max(peaks) < goal_mb
         rows.append(
