@@ -49,6 +49,7 @@ REEVALUATE_QUEUED = "Re-running the evaluation of {members} members in the backg
 # More members than this are re-judged by a worker, not while the clinician's page waits.
 REEVALUATE_INLINE_MEMBERS = 20
 KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and will not be shown again)."
+KEY_NAME_IN_USE = "This gym already has a key named “{name}”: choose another name, or revoke that one first."
 KEY_REVOKED = "The key “{name}” of {gym} no longer works."
 
 # What a clinician reads about referrals (tests reuse these).
@@ -278,6 +279,12 @@ class GymAdmin(ActionPermissionMixin, admin.ModelAdmin):
             raise PermissionDenied
         gym = get_object_or_404(Gym, pk=gym_id)
         form = GymKeyForm(request.POST or None)
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and services.gym_key_name_in_use(gym=gym, name=form.cleaned_data["name"])
+        ):
+            form.add_error("name", KEY_NAME_IN_USE.format(name=form.cleaned_data["name"]))
         if request.method == "POST" and form.is_valid():
             _key, secret = services.gym_key_create(
                 gym=gym, name=form.cleaned_data["name"], scopes=list(form.cleaned_data["scopes"])

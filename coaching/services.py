@@ -54,6 +54,12 @@ def gym_key_create(*, gym: Gym, name: str, scopes: list[str]) -> tuple[GymKey, s
     return key, secret
 
 
+def gym_key_name_in_use(*, gym: Gym, name: str) -> bool:
+    """Whether one of the gym's working keys (not revoked, not replaced) has this name: keys are
+    rotated and revoked by name, so a second one of the same name would go with the first."""
+    return GymKey.objects.filter(gym=gym, name=name, revoked_at__isnull=True, expires_at__isnull=True).exists()
+
+
 def gym_key_rotate(*, gym: Gym, name: str = "default", grace: timedelta = timedelta(0)) -> str:
     """A new key in place of the gym's keys named ``name`` (same scopes; every scope when there is
     none): the old ones keep working for ``grace``, then stop (at once without a grace)."""

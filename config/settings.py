@@ -151,7 +151,7 @@ EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS"
 # once FEED_SETTLE_SECONDS have passed (a watermark never passes a change still being written).
 WEBHOOKS_DELIVER_SECONDS = int(os.environ.get("WEBHOOKS_DELIVER_SECONDS", "15"))
 WEBHOOK_MAX_AGE_DAYS = int(os.environ.get("WEBHOOK_MAX_AGE_DAYS", "7"))
-WEBHOOKS_ALLOW_HTTP = os.environ.get("WEBHOOKS_ALLOW_HTTP", "false").lower() in ("1", "true", "yes")
+WEBHOOKS_ALLOW_HTTP = os.environ.get("WEBHOOKS_ALLOW_HTTP", "false").lower() in ("1", "true", "yes", "on")
 FEED_SETTLE_SECONDS = float(os.environ.get("FEED_SETTLE_SECONDS", "5"))
 # The rules engine's settings (rules/conf.py): a queue worker tunes its garbage collector once
 # loaded, as a web process does (config/process.py).

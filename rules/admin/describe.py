@@ -70,7 +70,7 @@ def _with_unit(value: Any, unit: str) -> str:
     if unit.startswith("/"):
         return f"{text} (out of {unit[1:]})"
     if unit == "%":
-        return f"{text} %"
+        return f"{text}%"
     return f"{text} {unit}"
 
 

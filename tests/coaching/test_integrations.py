@@ -97,6 +97,15 @@ def test_gymkey_makes_lists_rotates_with_a_grace_and_revokes(client):
     assert rotated.send(run()).status_code == 401 and app.send(run()).status_code == 401
 
 
+def test_a_second_working_key_of_the_same_name_is_refused(client):
+    from django.core.management.base import CommandError
+
+    call_command("gymkey", client.gym.name, "--name", "app", stdout=io.StringIO())
+    with pytest.raises(CommandError, match="already has a key named"):
+        call_command("gymkey", client.gym.name, "--name", "app", stdout=io.StringIO())
+    assert GymKey.objects.filter(gym=client.gym, name="app").count() == 1
+
+
 # -- the member list -------------------------------------------------------------------------------
 def test_the_member_list_shows_each_members_events_referral_and_advice_and_filters_by_referral(client):
     client.history(

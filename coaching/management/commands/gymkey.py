@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from coaching.keys import ALL_SCOPES, SCOPES, scopes_parse
 from coaching.models import Gym, GymKey
-from coaching.services import gym_key_create, gym_key_revoke, gym_key_rotate
+from coaching.services import gym_key_create, gym_key_name_in_use, gym_key_revoke, gym_key_rotate
 
 DURATION = re.compile(r"^(\d+)\s*([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -94,6 +94,11 @@ class Command(BaseCommand):
             chosen = scopes_parse(scopes)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        if gym_key_name_in_use(gym=found, name=name):
+            raise CommandError(
+                f'Gym "{found.name}" already has a key named "{name}": name the new one with --name, '
+                f"or replace that one with --rotate."
+            )
         _key, secret = gym_key_create(gym=found, name=name, scopes=chosen)
         self.stdout.write(f'Key "{name}" for gym "{found.name}" with scopes {", ".join(chosen)} (shown only now):')
         self.stdout.write(secret)
