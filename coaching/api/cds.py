@@ -150,6 +150,5 @@ class FeedbackView(CdsView):
 
 def unlisted(view: type) -> type:
     """``view`` at another URL, left out of the OpenAPI document (which lists each operation once)."""
-    return extend_schema_view(get=extend_schema(exclude=True), post=extend_schema(exclude=True))(
-        type(view.__name__, (view,), {})
-    )
+    methods = {name: extend_schema(exclude=True) for name in ("get", "post") if hasattr(view, name)}
+    return extend_schema_view(**methods)(type(view.__name__, (view,), {}))
