@@ -1,7 +1,7 @@
 # make run   : set up everything and serve on http://127.0.0.1:$(PORT) (SQLite by default)
 # make serve : production: WEB_CONCURRENCY web processes on HOST:PORT and QUEUE_WORKERS workers
 # make test  : set up everything and run the whole suite
-# make bench : engine and API benchmarks (prints tables; BENCH_API_ARGS=--full for the long API run)
+# make bench : engine, API and job benchmarks (prints tables; BENCH_API_ARGS=--full for the long API run)
 # make wheels: the wheels of every requirement in wheelhouse/, to install hosts without a compiler
 # Interpreter: the first of python3.12, python3.11, python3.13 (or python3, if it is one of
 # them) on PATH; PYTHON=/path/to/python3.x picks one, VENV=.venv-3.13 gives it its own
@@ -106,11 +106,13 @@ screenshots: venv .dev-secret-key
 	$(KEY_ENV) $(PY) manage.py collectstatic --noinput -v 0
 	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest tests/coaching/test_clinician_browser.py -p no:cacheprovider
 
-# BENCH_API_ARGS=--full: the API comparison at its full sizes (the default is --quick).
+# BENCH_API_ARGS=--full: the API comparison at its full sizes (the default is --quick);
+# BENCH_JOBS_ARGS="--events 100000 --members 2000": a smaller chain than a million events.
 bench: setup
 	$(PIP_INSTALL) -r requirements-bench.txt
 	$(KEY_ENV) $(PY) -m bench.engine
 	$(KEY_ENV) $(PY) -m bench.api $(BENCH_API_ARGS)
+	$(KEY_ENV) $(PY) -m bench.jobs $(BENCH_JOBS_ARGS)
 
 # The wheels of every requirement of requirements.txt, durable-rules' C extension built here (with
 # the flag CPython 3.13 needs), into the git-ignored wheelhouse/: a host with the same CPython

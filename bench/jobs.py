@@ -2,9 +2,10 @@
 
     python -m bench.jobs [--events 1000000] [--members 10000] [--workers 2] [--days 120]
 
-Stores ``--events`` events of ``--members`` members over the last ``--days`` days on a fresh
-temporary SQLite database (or the PostgreSQL server of ``BENCH_DATABASE_URL``, in a database
-of its own), with the default rule pack live and a draft that changes a threshold. Then, as a
+Stores ``--events`` events of ``--members`` members over the last ``--days`` days in a database
+of its own on the PostgreSQL server ``bench.api`` finds (``BENCH_DATABASE_URL`` or a local
+cluster; a chain's workers on several hosts share one), or with ``--sqlite`` or no server on a
+temporary SQLite file, with the default rule pack live and a draft that changes a threshold. Then, as a
 clinician's buttons would, it starts a simulation of the draft and, after publishing it, a
 re-evaluation of every member, each split into ``--workers`` parts; ``--workers`` processes of
 ``manage.py worker --batch`` take the parts. Printed: wall time from the start to the combined
@@ -40,6 +41,7 @@ from bench.common import (
     table,
     temp_sqlite_path,
 )
+from bench.servers import PostgresDatabases, postgres_server
 
 BATCH = 5000
 GOALS = {"simulation": (120.0, 500.0), "re-evaluation": (180.0, 500.0)}  # seconds, MB per process
@@ -194,12 +196,29 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--sqlite", action="store_true", help="SQLite even when a PostgreSQL server is found")
     args = parser.parse_args()
 
-    url = os.environ.get("BENCH_JOBS_DATABASE_URL") or f"sqlite:///{temp_sqlite_path('jobs')}"
-    kind = "PostgreSQL" if url.startswith("postgres") else "SQLite"
+    databases = None
+    server, how = (None, "--sqlite") if args.sqlite else postgres_server()
+    if server is not None:
+        databases = PostgresDatabases.empty(server, "jobs")
+        url, kind = databases.url(databases.made[-1]), f"PostgreSQL ({how})"
+    else:
+        url, kind = f"sqlite:///{temp_sqlite_path('jobs')}", f"SQLite ({how})"
     print(f"bench.jobs: {args.events:,} events, {args.members:,} members, {args.workers} workers, {kind}")
     print(f"  {machine_line()}")
+    try:
+        _bench(url, kind, args)
+    finally:
+        if databases is not None:
+            from django.db import connections
+
+            connections.close_all()
+            databases.close()
+
+
+def _bench(url: str, kind: str, args: argparse.Namespace) -> None:
     setup_database(url)
     os.environ["JOBS_PARTS"] = str(args.workers)
     store_events(events=args.events, members=args.members, days=args.days)

@@ -168,6 +168,18 @@ class PostgresDatabases:
         self._create(self.template)
         self.key = database_prepare(base_env(self.url(self.template)))
 
+    @classmethod
+    def empty(cls, server_url: str, tag: str) -> PostgresDatabases:
+        """One empty database ``bench_rlbp_<tag>``, without the template (dropped in close())."""
+        import psycopg
+
+        databases = cls.__new__(cls)
+        databases.server_url = server_url
+        databases.admin = psycopg.connect(server_url, autocommit=True, connect_timeout=5)
+        databases.made = []
+        databases._create(f"{PG_NAME}_{tag}")
+        return databases
+
     def url(self, name: str) -> str:
         parts = urlsplit(self.server_url)
         return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
