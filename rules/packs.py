@@ -59,6 +59,7 @@ MSG_PACK_TOO_LARGE = (
     "This file is larger than 2 MiB, the most a rule pack can be, so nothing was imported. Check that it "
     "is the rule pack you meant, and that no text in it is longer than the rule editor allows."
 )
+PACK_MAX_DEPTH = 64  # a rule's deepest condition group nests a dozen levels
 MSG_PACK_TOO_DEEP = "This file is not a rule pack: its JSON is nested far deeper than any rule pack."
 MSG_PACK_SHAPE = "Not as a rule pack writes it: {expected}."
 # What each part of a rule is in a pack (as exportpack writes it), checked before any rule is read.
@@ -123,6 +124,8 @@ def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:
         raise PackError(MSG_PACK_NOT_JSON) from None
     except RecursionError:
         raise PackError(MSG_PACK_TOO_DEEP) from None
+    if _json_depth(pack) > PACK_MAX_DEPTH:
+        raise PackError(MSG_PACK_TOO_DEEP)
     if not isinstance(pack, dict) or pack.get("format") != PACK_FORMAT or not isinstance(pack.get("rules"), list):
         raise PackError(MSG_PACK_FORMAT)
     found = pack.get("format_version", PACK_FORMAT_VERSION)
@@ -145,6 +148,20 @@ def pack_read(text: str | bytes, *, safety: bool = True) -> Pack:
         raise PackError(MSG_PACK_INVALID, exc.errors) from None
     except RecursionError:  # a value nested deep enough to pass the parser, not the checks
         raise PackError(MSG_PACK_TOO_DEEP) from None
+
+
+def _json_depth(value: Any) -> int:
+    """How deeply lists and objects nest, counted without recursion: whether the parser
+    overflows on a deep value depends on the machine's stack, this answer does not."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth > PACK_MAX_DEPTH:
+                break
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _shape_problems(rules: list[dict[str, Any]]) -> dict[str, list[str]]:
