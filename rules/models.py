@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from rules.spec import COUNT, OPERATORS, PARAMETER_KINDS, PATTERNS, SINGLE
+from rules.spec import COUNT, DAYS, EVIDENCE_DEFAULT, EVIDENCE_LEVELS, OPERATORS, PARAMETER_KINDS, PATTERNS, SINGLE
 
 OPERATOR_CHOICES = [(code, label) for code, (label, _, _) in OPERATORS.items()]
 KIND_CHOICES = [(kind, kind) for kind in PARAMETER_KINDS]
@@ -35,6 +35,18 @@ class Rule(models.Model):
         help_text="What to do, in at most 140 characters: many clinical systems show only this.",
     )
     source_label = models.CharField(max_length=300, blank=True, help_text="Where the advice comes from.")
+    evidence_level = models.CharField(
+        "evidence",
+        max_length=20,
+        choices=list(EVIDENCE_LEVELS.items()),
+        default=EVIDENCE_DEFAULT,
+        help_text="What the advice rests on.",
+    )
+    review_by = models.DateField(
+        null=True,
+        blank=True,
+        help_text="When a clinician should look at the rule again; empty: a year after it last changed.",
+    )
     cooldown_days = models.PositiveIntegerField(
         default=0, help_text="No new advice from this rule for the same member within this many days (0: no limit)."
     )
@@ -66,7 +78,7 @@ class Rule(models.Model):
     enabled = models.BooleanField(default=True)
     pattern = models.CharField(max_length=20, choices=list(PATTERNS.items()), default=SINGLE)
     count = models.PositiveIntegerField(
-        null=True, blank=True, help_text="How many matching events (several-events pattern)."
+        null=True, blank=True, help_text="How many matching events, or days in a row (the patterns that count)."
     )
     window_hours = models.FloatField(null=True, blank=True, help_text="Time window of the pattern, in hours.")
     revision = models.PositiveIntegerField(default=1, editable=False)
@@ -87,9 +99,9 @@ class Rule(models.Model):
         return f"{self.key}: {self.name}"
 
     def clean(self) -> None:
-        if self.pattern == COUNT and (self.count is None or self.count < 2):
-            raise ValidationError({"count": "How many events: a whole number of at least 2."})
-        if self.pattern != SINGLE and (self.window_hours is None or self.window_hours <= 0):
+        if self.pattern in (COUNT, DAYS) and (self.count is None or self.count < 2):
+            raise ValidationError({"count": "How many: a whole number of at least 2."})
+        if self.pattern not in (SINGLE, DAYS) and (self.window_hours is None or self.window_hours <= 0):
             raise ValidationError({"window_hours": "The time window must be more than 0 hours."})
 
 

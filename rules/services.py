@@ -21,6 +21,7 @@ from rules.spec import (
     MSG_SAFETY_DELETE,
     RULE_FIELDS,
     RuleValidationError,
+    review_by_date,
     ruleset_validate,
     safety_problems,
     settings_normalize,
@@ -83,6 +84,7 @@ def rule_save(
     before = rule_spec(rule) if rule.pk else None
     for name in RULE_FIELDS:
         setattr(rule, name, normalized[name])
+    rule.review_by = review_by_date(normalized["review_by"])
     rule.updated_by = user if getattr(user, "pk", None) else None
     rule.revision = (rule.revision or 0) + 1 if before is not None else 1
     rule.save()

@@ -13,10 +13,11 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from rules.internal.render import MatchedCondition, display_value, matched_text, placeholders, render_message
+from rules.internal.render import MatchedCondition, display_value, matched_text, placeholders, render_segments
 from rules.registry import ANY_FACT_TYPE, BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
     COUNT,
+    DAYS,
     LIST_OPERATORS,
     MATCHED_PLACEHOLDER,
     NEGATIONS,
@@ -26,15 +27,8 @@ from rules.spec import (
     SINGLE,
     coerce_list,
     coerce_value,
+    placeholder_labels,
 )
-
-# What a preview shows for the referral a rule reminds of (the referral is known only when a
-# real event is judged): labelled chips, as the editor shows inserted values.
-REFERRAL_EXAMPLES = {
-    "referral_since": "[the date the referral began]",
-    "referral_rule": "[the rule that referred]",
-    "referral_advice": "[what that advice said]",
-}
 
 _NUMERIC_PHRASES = {
     "gte": "{label} of {value} or more",
@@ -204,6 +198,10 @@ def spec_describe(spec: Mapping[str, Any]) -> str:
         count = spec.get("count") or "?"
         when = f"When {count} {noun}s" + (f" with {conditions}" if conditions else "")
         when += f" occur within {describe_window(spec.get('window_hours'))}"
+    elif pattern == DAYS:
+        noun, conditions = _step_phrase(spec, 1, parameters)
+        count = spec.get("count") or "?"
+        when = f"When {count} days in a row each have {_article(noun)}" + (f" with {conditions}" if conditions else "")
     else:
         noun, conditions = _step_phrase(spec, 1, parameters)
         if conditions.startswith("while "):
@@ -239,19 +237,33 @@ _MISSING = object()
 
 def message_example(spec: Mapping[str, Any], template: str | None = None) -> str:
     """``template`` (the rule's message by default) filled as the engine fills it, from an example
-    event that meets the rule's conditions, the rule's parameters and its own settings."""
+    event that meets the rule's conditions, the rule's parameters and its own settings; a value
+    known only when a real event is judged (the referral in force) shows as its labelled chip."""
+    return "".join(text for text, _ in message_example_segments(spec, template))
+
+
+def message_example_segments(spec: Mapping[str, Any], template: str | None = None) -> list[tuple[str, str]]:
+    """``message_example`` as (text, label) pieces: each inserted value with the label of its chip."""
     text = str(spec.get("message") or "") if template is None else template
-    labels = {}
+    choices = {}
     for fact_type in _fact_types(spec):
         for name, field in fact_type.fields.items():
             if field.kind == TEXT and field.choices:
-                labels[name] = {code: field.choice_label(code) for code in field.choices}
+                choices[name] = {code: field.choice_label(code) for code in field.choices}
     event = example_event(spec)
-    extra = dict(REFERRAL_EXAMPLES)
+    extra: dict[str, Any] = {}
     names = placeholders(text)
     if MATCHED_PLACEHOLDER in names:
-        extra[MATCHED_PLACEHOLDER] = matched_text(_matched_conditions(spec), event, labels) or "…"
-    return render_message(text, names, extra, event, _parameter_values(spec), _rule_settings(spec), labels=labels)
+        extra[MATCHED_PLACEHOLDER] = matched_text(_matched_conditions(spec), event, choices) or "…"
+    values: dict[str, str] = {}
+    for name in names:
+        for source in (extra, event, _parameter_values(spec), _rule_settings(spec)):
+            value = source.get(name)
+            if value is not None:
+                label = (choices.get(name) or {}).get(value) if isinstance(value, str) else None
+                values[name] = label or display_value(value)
+                break
+    return render_segments(text, values, placeholder_labels(spec))
 
 
 def _matched_conditions(spec: Mapping[str, Any]) -> list[list[MatchedCondition]]:
@@ -346,7 +358,7 @@ def _rule_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
         settings["window_hours"] = int(hours) if hours.is_integer() else hours
         days = hours / 24
         settings["window_days"] = int(days) if days.is_integer() else round(days, 1)
-    if pattern == COUNT:
+    if pattern in (COUNT, DAYS):
         settings["count"] = _int(spec.get("count"), 0) or None
     else:
         settings["count"] = len(spec.get("steps") or []) if pattern == SEQUENCE else 1

@@ -7,6 +7,7 @@ the revision the editor loaded, so a concurrent save is refused), deletions thro
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from typing import Any
 
@@ -33,10 +34,10 @@ from rules.admin.audit import (
 from rules.admin.describe import spec_describe
 from rules.models import Job, Rule, RuleChange, RulesetVersion
 from rules.registry import registry
-from rules.selectors import rules_with_children
+from rules.selectors import rule_review_due, rules_review_due_expression, rules_with_children
 from rules.services import rule_delete, rule_set_enabled
 from rules.simulation import SIMULATION_JOB
-from rules.spec import MSG_SAFETY_DELETE, RuleValidationError
+from rules.spec import EVIDENCE_LEVELS, MSG_SAFETY_DELETE, RuleValidationError
 
 
 class CategoryFilter(admin.SimpleListFilter):
@@ -61,20 +62,59 @@ class SeverityFilter(admin.SimpleListFilter):
         return queryset.filter(severity=self.value()) if self.value() else queryset
 
 
+class EvidenceFilter(admin.SimpleListFilter):
+    title = "evidence"
+    parameter_name = "evidence"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(EVIDENCE_LEVELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(evidence_level=self.value()) if self.value() else queryset
+
+
+REVIEW_SOON_DAYS = 30
+
+
+class ReviewFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("past", "Past its review date"),
+            ("soon", f"Due within {REVIEW_SOON_DAYS} days"),
+            ("later", "Due later"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        today = timezone.localdate()
+        soon = today + dt.timedelta(days=REVIEW_SOON_DAYS)
+        if self.value() == "past":
+            return queryset.filter(review_due__lt=today)
+        if self.value() == "soon":
+            return queryset.filter(review_due__gte=today, review_due__lte=soon)
+        if self.value() == "later":
+            return queryset.filter(review_due__gt=soon)
+        return queryset
+
+
 @admin.register(Rule)
 class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
-        "key",
-        "name",
+        "name_and_key",
         "category_label",
         "severity_label",
         "enabled",
         "safety_critical",
+        "evidence",
+        "review",
         "status",
         "last_change",
     )
-    list_display_links = ("key", "name")
-    list_filter = (CategoryFilter, SeverityFilter, "enabled")
+    list_display_links = ("name_and_key",)
+    list_filter = (CategoryFilter, SeverityFilter, "enabled", EvidenceFilter, ReviewFilter)
+    ordering = ("name",)
     search_fields = ("key", "name", "description", "message")
     list_select_related = ("updated_by",)
     actions = ("enable_rules", "disable_rules", "delete_selected")
@@ -95,6 +135,22 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)
+
+    @admin.display(description="rule", ordering="name")
+    def name_and_key(self, rule: Rule) -> str:
+        return format_html('{} <span class="rules-key">{}</span>', rule.name, rule.key)
+
+    @admin.display(description="evidence", ordering="evidence_level")
+    def evidence(self, rule: Rule) -> str:
+        return EVIDENCE_LEVELS.get(rule.evidence_level, rule.evidence_level)
+
+    @admin.display(description="review by", ordering="review_due")
+    def review(self, rule: Rule) -> str:
+        due = rule_review_due(rule)
+        shown = date_format(due, "DATE_FORMAT")
+        if due < timezone.localdate():
+            return format_html('<span class="rules-overdue">{} (past)</span>', shown)
+        return shown
 
     @admin.display(description="category", ordering="category")
     def category_label(self, rule: Rule) -> str:
@@ -156,7 +212,7 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
         return admin_views.rule_editor(self, request, rule)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Rule]:
-        return rules_with_children().select_related("updated_by")
+        return rules_with_children().select_related("updated_by").annotate(review_due=rules_review_due_expression())
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
         rule = self.get_object(request, object_id)

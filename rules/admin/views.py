@@ -18,11 +18,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from rules import jobs, simulation
 from rules.admin.audit import change_summary, diff_html, draft_state, rule_statistics
-from rules.admin.describe import message_example, spec_describe
+from rules.admin.describe import message_example_segments, spec_describe
 from rules.admin.forms import (
+    PATTERN_HELP,
     ImportForm,
     PublishForm,
     RollbackForm,
@@ -31,6 +33,7 @@ from rules.admin.forms import (
     SimulateForm,
     TryForm,
     catalog_json,
+    key_from_name,
 )
 from rules.internal.render import with_unit
 from rules.models import Rule, RulesetVersion
@@ -47,6 +50,8 @@ from rules.packs import (
 from rules.registry import registry
 from rules.selectors import (
     rule_changes,
+    rule_key_taken,
+    rule_review_due,
     rule_spec,
     rules_with_children,
     ruleset_draft_settings,
@@ -73,7 +78,7 @@ PERM_DELETE = "rules.delete_rule"
 PERM_PUBLISH = "rules.add_rulesetversion"
 PERM_EXPORT = "rules.view_rulesetversion"
 
-MSG_SAVED = "“{key}” was saved to the draft. Publish the draft to make it live."
+MSG_SAVED = "“{name}” was saved to the draft. Publish the draft to make it live."
 MSG_PUBLISHED = "Version {number} is live."
 MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the draft now equals it."
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
@@ -142,7 +147,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     _require(request, PERM_VIEW)
     if request.method == "POST":
         _require(request, PERM_CHANGE if rule else PERM_ADD)
-        editor = RuleEditor(data=request.POST, fixed_key=rule.key if rule else None)
+        editor = RuleEditor(data=request.POST, fixed_key=rule.key if rule else None, key_taken=rule_key_taken)
         forms_valid = editor.is_valid()
         spec = editor.spec()
         if forms_valid:
@@ -158,7 +163,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             except RuleConflictError as exc:
                 editor.add_error(str(exc))
             else:
-                messages.success(request, MSG_SAVED.format(key=saved.key))
+                messages.success(request, MSG_SAVED.format(name=saved.name))
                 if "_continue" in request.POST:
                     return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[saved.pk]))
                 if "_try" in request.POST:
@@ -169,7 +174,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
         editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
     previews = message_previews(spec)
     changes = list(rule_changes(rule.key)[:8]) if rule else []
-    title = f"Rule “{rule.key}”" if rule else "New rule"
+    title = f"Rule: {rule.name}" if rule else "New rule"
     return _render(
         request,
         "editor.html",
@@ -182,7 +187,13 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             sentence=spec_describe(spec),
             message_preview=previews["message_preview"],
             summary_preview=previews["summary_preview"],
+            message_segments=previews["message_segments"],
+            summary_segments=previews["summary_segments"],
             sequence=(spec.get("pattern") or SINGLE) == SEQUENCE,
+            made_key=key_from_name(str(spec.get("name") or "")) if rule is None else "",
+            pattern_help=PATTERN_HELP.get(spec.get("pattern") or SINGLE, "").format(subject=registry.subject()[0]),
+            review_due=review_due_words(rule) if rule else "",
+            review_overdue=bool(rule and rule_review_due(rule) < timezone.localdate()),
             catalog=catalog_json(),
             describe_url=reverse("admin:rules_rule_describe"),
             changes=[(c, spec_diff(c.before, c.after), change_summary(c)) for c in changes],
@@ -197,6 +208,18 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     )
 
 
+MSG_REVIEW_DUE = "Due for review on {day}{why}."
+MSG_REVIEW_OVERDUE = "Past its review date: due on {day}{why}."
+
+
+def review_due_words(rule: Rule) -> str:
+    """When the rule is due for review, and why then."""
+    due = rule_review_due(rule)
+    why = "" if rule.review_by else ", a year after it last changed"
+    template = MSG_REVIEW_OVERDUE if due < timezone.localdate() else MSG_REVIEW_DUE
+    return template.format(day=date_format(due, "DATE_FORMAT"), why=why)
+
+
 def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """The sentence for the editor's unsaved form (called by the editor's script as you type)."""
     _require(request, PERM_VIEW)
@@ -208,13 +231,17 @@ def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
     return JsonResponse({"sentence": spec_describe(spec), **message_previews(spec)})
 
 
-def message_previews(spec: Mapping[str, Any]) -> dict[str, str]:
+def message_previews(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The message and the summary as a subject would read them after an example event (an empty
-    summary shows the rule's name, as the advice does)."""
+    summary shows the rule's name, as the advice does), as text and as (text, chip label) pieces."""
     summary = str(spec.get("summary") or "")
+    message = message_example_segments(spec) or [("…", "")]
+    summary_pieces = message_example_segments(spec, summary) if summary else [(str(spec.get("name") or "…"), "")]
     return {
-        "message_preview": message_example(spec) or "…",
-        "summary_preview": message_example(spec, summary) if summary else str(spec.get("name") or "…"),
+        "message_preview": "".join(text for text, _ in message),
+        "summary_preview": "".join(text for text, _ in summary_pieces),
+        "message_segments": message,
+        "summary_segments": summary_pieces,
     }
 
 

@@ -1105,6 +1105,32 @@ def test_upgrade_keeps_ruleset_settings_a_clinician_saved(pack_v1):
     assert ruleset_draft_settings() == {"advice_limit": 2}
 
 
+def test_the_default_pack_says_what_each_rule_rests_on_from_its_source(db):
+    levels = {spec["key"]: spec["evidence_level"] for spec in rulepack_specs(3)}
+    assert levels["red-flags-emergency"] == levels["sciatica-check"] == "guideline"  # NICE
+    assert levels["long-run-spike"] == "study"  # Frandsen et al.
+    assert levels["pain-stop"] == levels["warm-up"] == "article"
+    assert set(levels.values()) <= {"guideline", "study", "article", "expert opinion"}
+    assert all(spec["review_by"] is None for spec in rulepack_specs(3))  # a year after each last changed
+    # Earlier versions carried no evidence: they read as expert opinion, and compare as shipped.
+    assert {spec["evidence_level"] for spec in rulepack_specs(2)} == {"expert opinion"}
+
+
+def test_an_install_of_version_3_from_before_evidence_gets_the_levels_with_the_upgrade(db):
+    with before_safety_critical_rules():
+        install_as_before(
+            [{**spec, "evidence_level": "expert opinion"} for spec in rulepack_specs(3)],
+            comment="Default rule pack, version 3",
+            settings={"advice_limit": 3},
+        )
+    _edit("posture", cooldown_days=10)
+    out, _ = _call("installpack", "--upgrade")
+    assert "Left as clinicians changed them: posture" in out
+    draft = _draft()
+    assert (draft["pain-stop"]["evidence_level"], draft["long-run-spike"]["evidence_level"]) == ("article", "study")
+    assert draft["posture"]["evidence_level"] == "expert opinion"  # a clinician's rule is theirs
+
+
 # -- exportpack and importpack ---------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["installpack", "exportpack", "importpack"])
 def test_pack_commands_have_help(command):

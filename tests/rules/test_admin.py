@@ -315,7 +315,11 @@ def test_a_fraction_for_a_whole_number_gives_one_error_next_to_it(admin_client, 
 
 def test_the_message_and_summary_are_previewed_with_an_example_event(admin_client, live_hot):
     page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
-    assert '<p class="rules-preview" id="message-preview" aria-live="polite">Temperature 31 over 30</p>' in page
+    assert (
+        '<p class="rules-preview" id="message-preview" aria-live="polite">Temperature '
+        '<span class="rules-chip" title="Temperature">31</span> over '
+        '<span class="rules-chip" title="Limit">30</span></p>'
+    ) in page
     assert '<p class="rules-preview" id="summary-preview" aria-live="polite">Hot</p>' in page  # empty: its name
     spec = {**threshold_spec(40), "summary": "Cool the {room} below {limit} °C"}
     previews = admin_client.post(DESCRIBE, editor_post(spec)).json()
@@ -347,7 +351,7 @@ def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
 def test_the_key_of_a_saved_rule_is_fixed(admin_client, live_hot):
     rule = Rule.objects.get(key="hot")
     page = text(admin_client.get(change_url(rule)))
-    assert '<div class="readonly" id="rule-key">hot</div>' in page and 'name="key"' not in page
+    assert '<div class="readonly rules-key" id="rule-key">hot</div>' in page and 'name="key"' not in page
     assert KEY_FIXED_HELP in page
     renamed = editor_post({**threshold_spec(31), "key": "renamed"}, revision=rule.revision)
     assert admin_client.post(change_url(rule), renamed).status_code == 302  # the posted key is ignored
@@ -825,7 +829,7 @@ def test_editor_saves_summary_holding_back_referral_and_priority(admin_client):
         7,
     )
     page = text(admin_client.get(change_url(Rule.objects.get())))
-    assert 'value="Call the engineer about {room}"' in page and "30 of 140 characters" in page
+    assert 'value="Call the engineer about [Room]"' in page and "30 of 140 characters" in page
     assert 'id="id_holds_back_lower" checked>' in page and 'id="id_refers" checked>' in page
     unticked = editor_post({**spec, "holds_back_lower": False, "refers": False}, revision=1)
     assert admin_client.post(change_url(Rule.objects.get()), unticked).status_code == 302
@@ -842,7 +846,7 @@ def alarm_spec(**overrides) -> dict:
     ("change", "message"),
     [
         ({"summary": "x" * 141}, S.MSG_SUMMARY_LENGTH),
-        ({"summary": "Check {colour}"}, "The summary uses “{colour}”"),
+        ({"summary": "Check {colour}"}, "The summary names “colour”"),
         ({"priority": 5000}, S.MSG_PRIORITY),
         ({"cooldown_days": 999999999}, S.MSG_COOLDOWN),
         ({"severity": "note", "refers": True}, S.MSG_REFERS_SEVERITY.format(floor="Urgent", subject="thermostat")),
