@@ -34,6 +34,7 @@ from django.utils.text import Truncator
 
 from rules.admin import ActionPermissionMixin
 from rules.models import Job
+from rules.simulation import simulation_subject_events
 
 from . import imports, selectors, services, words
 from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
@@ -78,6 +79,9 @@ TIMELINE_WITHDRAWN = "Withdrawn {at}"
 TIMELINE_NO_ADVICE = "No advice."
 TIMELINE_HELD_FAILED = "What the rules held back could not be worked out just now ({error})."
 TIMELINE_NOT_JUDGED = "Not judged yet: the evaluation of this event failed or is still to run ({error})."
+TIMELINE_SIMULATION = (
+    "Beside what each event got, the advice the simulated draft gives it: nothing of it was stored or sent."
+)
 PROFILE_EMPTY = "Nothing recorded yet."
 SENT_BY_THE_GYM = "Sent by the gym"
 RECORDED_IN_THE_ADMIN = "Recorded in the admin by {name}"
@@ -492,7 +496,14 @@ class MemberAdmin(CoachingAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def _timeline_context(self, request: HttpRequest, member: Member) -> dict[str, Any]:
-        timeline = selectors.member_timeline(member=member, page=request.GET.get("page") or 1)
+        page = request.GET.get("page") or (
+            selectors.member_timeline_page_of(member=member, event_id=request.GET["event"])
+            if request.GET.get("event")
+            else 1
+        )
+        timeline = selectors.member_timeline(member=member, page=page)
+        simulation_id = request.GET.get("simulation", "")
+        simulated = simulation_subject_events(simulation_id, str(member.pk)) if simulation_id else {}
         may_view_events = request.user.has_perm(VIEW_EVENT)
         may_view_advice = request.user.has_perm(VIEW_ADVICE)
         held = None
@@ -507,6 +518,10 @@ class MemberAdmin(CoachingAdmin):
             self._entry_words(entry, events_linked=may_view_events, advice_linked=may_view_advice, held=held)
             for entry in timeline.object_list
         ]
+        for entry in entries:
+            found = simulated.get(str(entry["pk"]))
+            entry["simulated"] = _simulated_words(found) if found else None
+            entry["target"] = str(entry["pk"]) == request.GET.get("event")
         return {
             "show_held": show_held,
             "held_version": held.version if held else None,
@@ -516,6 +531,9 @@ class MemberAdmin(CoachingAdmin):
             "timeline_entries": entries,
             "referral_started": TIMELINE_STARTED_REFERRAL,
             "no_advice": TIMELINE_NO_ADVICE,
+            "simulation_id": simulation_id if simulated else "",
+            "simulation_url": f"{reverse('admin:rules_rule_simulate')}?job={simulation_id}" if simulated else "",
+            "simulation_note": TIMELINE_SIMULATION if simulated else "",
         }
 
     def _entry_words(
@@ -570,6 +588,26 @@ class MemberAdmin(CoachingAdmin):
             ],
             "figures": words.figure_values(event.figures),
         }
+
+
+def _simulated_words(event: Any) -> dict[str, Any]:
+    """What a simulated draft gives on an event, beside what the event got, in words."""
+    live = {advice.rule_key for advice in event.live}
+    draft = {advice.rule_key for advice in event.draft}
+    return {
+        "changed": bool(event.kinds()),
+        "advice": [
+            {
+                "severity": words.severity_words(advice.severity),
+                "severity_code": advice.severity,
+                "rule_name": advice.rule_name,
+                "message": advice.message,
+                "new": advice.rule_key not in live,
+            }
+            for advice in event.draft
+        ],
+        "gone": [advice.rule_name for advice in event.live if advice.rule_key not in draft],
+    }
 
 
 # -- events ------------------------------------------------------------------------------------

@@ -183,10 +183,50 @@ def _shape_problems(rules: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def pack_import(
-    *, specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None, user: Any = None
+    *,
+    specs: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Any] | None = None,
+    user: Any = None,
+    origin: str = RuleChange.Origin.IMPORT,
 ) -> None:
     """Make the draft equal to the pack's rules (publish separately), recorded as a pack import."""
-    draft_replace(specs=specs, settings=settings, user=user, origin=RuleChange.Origin.IMPORT)
+    draft_replace(specs=specs, settings=settings, user=user, origin=origin)
+
+
+MSG_OPERATOR_PUBLISHED = "Published at once as version {number} by the operator's command: “{comment}”"
+
+
+@transaction.atomic
+def pack_publish_by_operator(*, pack: Pack, comment: str) -> RulesetVersion | None:
+    """An operator's import that goes live at once (``importpack --publish``), with no clinician's
+    approval: the draft becomes the pack and is published, both recorded in the change log as the
+    operator's act (with the comment). None when the pack is live already: only the draft follows."""
+    live = version_live()
+    settings = settings_normalize(pack.settings)
+    if (
+        live is not None
+        and [spec_comparable(spec) for spec in live.snapshot] == pack.rules
+        and settings_normalize(live.settings) == settings
+    ):
+        pack_import(specs=pack.rules, settings=settings, origin=RuleChange.Origin.OPERATOR)
+        return None
+    first_change = RuleChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    pack_import(specs=pack.rules, settings=settings, origin=RuleChange.Origin.OPERATOR)
+    version = ruleset_publish(
+        specs=pack.rules, settings=settings, comment=comment, origin=RulesetVersion.Origin.OPERATOR
+    )
+    RuleChange.objects.filter(id__gt=first_change, origin=RuleChange.Origin.OPERATOR).update(
+        origin_version=version.number
+    )
+    RuleChange.objects.create(
+        rule_key=RuleChange.SETTINGS_KEY,
+        action=RuleChange.PUBLISHED,
+        before=None,
+        after={"version": version.number, "comment": comment},
+        origin=RuleChange.Origin.OPERATOR,
+        origin_version=version.number,
+    )
+    return version
 
 
 # -- installing and upgrading a domain's default pack -----------------------------------------
@@ -280,7 +320,7 @@ def pack_install(
             ruleset_settings_save(settings=pack.settings, user=user, origin=origin)
             result.settings_set = True
         if first_install:
-            result.published = ruleset_publish(user=user, comment=comment).number
+            result.published = ruleset_publish(user=user, comment=comment, origin=RulesetVersion.Origin.INSTALL).number
     return result
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from django.db import connection
@@ -11,7 +13,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
-from rules.spec import LIST_OPERATORS, REVIEW_AFTER, RULE_FIELDS, review_due, settings_normalize
+from rules.spec import LIST_OPERATORS, REVIEW_AFTER, RULE_FIELDS, review_due, settings_normalize, spec_normalize
 
 
 def rule_spec(rule: Rule) -> dict[str, Any]:
@@ -82,6 +84,26 @@ def ruleset_draft_settings() -> dict[str, Any]:
     """The draft's ruleset-wide settings (defaults until a clinician saves them)."""
     row = RulesetSettings.objects.order_by("pk").first()
     return settings_normalize({name: getattr(row, name) for name in settings_normalize({})} if row else {})
+
+
+def ruleset_fingerprint(specs: Any, settings: Any) -> str:
+    """A digest of a ruleset (its rules as they judge and read, and its settings): equal for equal
+    rulesets, whatever order or spelling their values were typed in."""
+    rules = sorted((_normalized(spec) for spec in specs), key=lambda spec: str(spec.get("key")))
+    text = json.dumps({"rules": rules, "settings": settings_normalize(settings)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _normalized(spec: Any) -> dict[str, Any]:
+    try:
+        return spec_normalize(spec)
+    except Exception:  # an old snapshot that no longer validates: as it is
+        return dict(spec)
+
+
+def ruleset_draft_fingerprint() -> str:
+    """``ruleset_fingerprint`` of the draft as it is now."""
+    return ruleset_fingerprint(ruleset_draft_specs(), ruleset_draft_settings())
 
 
 def version_live() -> RulesetVersion | None:

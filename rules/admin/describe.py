@@ -52,6 +52,21 @@ _NEGATED = {
 }
 
 
+def offset_words(at: dt.datetime) -> str:
+    """A moment's UTC offset as people write it: "UTC", "UTC+01:00", "UTC−05:30"."""
+    minutes = int((at.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+    if not minutes:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '−'}{hours:02d}:{rest:02d}"
+
+
+def moment_words(at: dt.datetime) -> str:
+    """A fact's moment in its own offset, as the admin writes every subject's moment:
+    "20 Nov 2026, 07:30 (UTC+01:00)"."""
+    return f"{at.day} {at:%b %Y, %H:%M} ({offset_words(at)})"
+
+
 def _article(label: str) -> str:
     return ("an " if label[:1].lower() in "aeiou" else "a ") + label
 

@@ -772,11 +772,39 @@ class PublishForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
         help_text="What changed and why; shown in the version history.",
     )
+    reason = forms.CharField(
+        required=False,
+        label="Why it should go live anyway",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        help_text="This draft is flagged for the burden it puts on those who get its advice (see above): the "
+        "approving clinician reads your reason, and the version keeps it.",
+    )
+
+    def __init__(self, *args: Any, needs_reason: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if needs_reason:
+            self.fields["reason"].required = True
+            self.fields["reason"].error_messages["required"] = "Say why this flagged draft should go live anyway."
+        else:
+            del self.fields["reason"]
+
+
+class RequestDecisionForm(forms.Form):
+    comment = forms.CharField(
+        required=False,
+        label="Your comment",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="Optional: what you checked, kept with your approval.",
+    )
 
 
 class RollbackForm(forms.Form):
     version = forms.TypedChoiceField(coerce=int, label="Version to restore")
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}))
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="Why; shown in the version history.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -906,6 +934,7 @@ __all__ = [
     "KIND_LABELS",
     "ImportForm",
     "PublishForm",
+    "RequestDecisionForm",
     "RollbackForm",
     "RuleEditor",
     "RulesetSettingsForm",

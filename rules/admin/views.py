@@ -21,13 +21,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 
 from rules import jobs, simulation
-from rules.admin.audit import change_summary, diff_html, draft_state, rule_statistics
+from rules.admin.audit import change_summary, diff_html, draft_state
 from rules.admin.describe import message_example_segments, spec_describe
 from rules.admin.forms import (
     PATTERN_HELP,
     ImportForm,
-    PublishForm,
-    RollbackForm,
     RuleEditor,
     RulesetSettingsForm,
     SimulateForm,
@@ -65,8 +63,6 @@ from rules.services import (
     RuleConflictError,
     draft_discard,
     rule_save,
-    ruleset_publish,
-    ruleset_rollback,
     ruleset_settings_save,
 )
 from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
@@ -79,10 +75,7 @@ PERM_PUBLISH = "rules.add_rulesetversion"
 PERM_EXPORT = "rules.view_rulesetversion"
 
 MSG_SAVED = "“{name}” was saved to the draft. Publish the draft to make it live."
-MSG_PUBLISHED = "Version {number} is live."
-MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the draft now equals it."
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
-MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
 MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
 MSG_DISCARDED = "The draft was discarded: it equals live version {number} again."
 # Discarding and importing create, change and delete draft rules, so they need all three
@@ -356,44 +349,7 @@ def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, 
     return rows
 
 
-# -- simulate ---------------------------------------------------------------------------------
-def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    """The draft against the live version over the stored events of the last N days."""
-    _require(request, PERM_VIEW)
-    if registry.fact_source() is None:
-        return _render(
-            request,
-            "unavailable.html",
-            _context(model_admin, request, "Simulate", reason=simulation.MSG_NO_FACT_SOURCE),
-        )
-    result = job = None
-    form = SimulateForm(request.POST or None, initial={"days": 30})
-    if request.method == "POST" and form.is_valid():
-        days = form.cleaned_data["days"]
-        if simulation.simulation_facts_since(days) > simulation.BACKGROUND_ABOVE:
-            job = simulation.simulation_start(days=days, user=request.user)
-            return HttpResponseRedirect(f"{reverse('admin:rules_rule_simulate')}?job={job.pk}")
-        result = simulation.simulation_run(simulation.simulation_prepare(days=days))
-    elif request.GET.get("job"):
-        job = jobs.job_get(request.GET["job"])
-        if job is None or job.kind != simulation.SIMULATION_JOB:
-            raise Http404("This simulation is no longer available; run it again.")
-        result = simulation.simulation_result(job)
-    return _render(
-        request,
-        "simulate.html",
-        _context(
-            model_admin,
-            request,
-            "Simulate the draft",
-            form=form,
-            result=result,
-            job=job,
-            status_url=reverse("admin:rules_rule_simulate_status", args=[job.pk]) if job else "",
-        ),
-    )
-
-
+# -- simulate (the page itself: rules.admin.governance) ---------------------------------------
 def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> JsonResponse:
     """A simulation's progress, read from the database (any web process answers it)."""
     _require(request, PERM_VIEW)
@@ -408,69 +364,6 @@ def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> Js
             "status": job.get_status_display(),
             "error": job.error,
         }
-    )
-
-
-# -- publish and roll back -------------------------------------------------------------------
-def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    _require(request, PERM_PUBLISH)
-    form = PublishForm(request.POST or None)
-    state = draft_state()
-    if request.method == "POST" and form.is_valid():
-        if state.diff.empty and state.live is not None:
-            form.add_error(None, MSG_NOTHING_TO_PUBLISH)
-        else:
-            try:
-                version = ruleset_publish(user=request.user, comment=form.cleaned_data["comment"])
-            except RuleValidationError as exc:
-                for path, problems in exc.errors.items():
-                    form.add_error(None, f"{error_place(path)}: {' '.join(problems)}")
-            else:
-                messages.success(request, MSG_PUBLISHED.format(number=version.number))
-                if _reevaluation_offered(version):
-                    return HttpResponseRedirect(f"{reverse('admin:rules_rule_reevaluate')}?version={version.number}")
-                return HttpResponseRedirect(_changelist_url())
-    return _render(
-        request,
-        "publish.html",
-        _context(model_admin, request, "Publish the draft", form=form, diff_table=diff_html(state.diff)),
-    )
-
-
-def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    _require(request, *PERMS_ROLLBACK)
-    data = request.POST if request.method == "POST" else (request.GET if "version" in request.GET else None)
-    form = RollbackForm(data)
-    preview = None
-    if data is not None and form.is_valid():
-        number = form.cleaned_data["version"]
-        if request.method == "POST" and "_confirm" in request.POST:
-            version = ruleset_rollback(
-                version=number, user=request.user, comment=form.cleaned_data.get("comment") or ""
-            )
-            messages.success(request, MSG_ROLLED_BACK.format(old=number, number=version.number))
-            return HttpResponseRedirect(_changelist_url())
-        live = version_live()
-        chosen = RulesetVersion.objects.get(number=number)
-        preview = diff_html(
-            ruleset_diff(
-                live.snapshot if live else [],
-                chosen.snapshot,
-                settings_before=live.settings if live else None,
-                settings_after=chosen.settings,
-            )
-        )
-    return _render(
-        request,
-        "rollback.html",
-        _context(
-            model_admin,
-            request,
-            "Roll back to an earlier version",
-            form=form,
-            preview=preview,
-            versions=RulesetVersion.objects.select_related("created_by")[:20],
-        ),
     )
 
 
@@ -640,22 +533,5 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             preview=preview,
             pack_text=pack_text,
             pack_errors=[(error_place(path), problems) for path, problems in sorted(errors.items())],
-        ),
-    )
-
-
-# -- statistics -------------------------------------------------------------------------------
-def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    """Advice per rule over the last 30 days, by the day of the event it belongs to."""
-    _require(request, PERM_VIEW)
-    return _render(
-        request,
-        "statistics.html",
-        _context(
-            model_admin,
-            request,
-            "Advice per rule",
-            stats=rule_statistics(days=30),
-            has_source=registry.fact_source() is not None,
         ),
     )

@@ -36,3 +36,11 @@ def rules_index_notes(context: dict[str, Any]) -> dict[str, Any]:
         for rule in rules_past_review(today=today)
     ]
     return {"overdue": overdue, "list_url": reverse("admin:rules_rule_changelist") + "?review=past"}
+
+
+@register.filter
+def person(user: Any) -> str:
+    """A clinician as the admin names them: their full name, else their username ("—": nobody)."""
+    if user is None or not getattr(user, "pk", None):
+        return "—"
+    return user.get_full_name() or user.get_username()

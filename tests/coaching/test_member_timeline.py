@@ -380,3 +380,37 @@ def test_counts_agree_with_their_number(history, clinician):
     assert "6 events" in text
     assert words.count_words(1, "run") == "1 run" and words.count_words(2, "run") == "2 runs"
     assert words.unit_words(1, "runs") == "1 run" and words.unit_words(3, "weeks") == "3 weeks"
+
+
+def test_a_simulation_row_opens_the_timeline_at_its_event_with_the_drafts_advice(client, clinician, pack):
+    from rules import simulation
+    from rules.selectors import rule_spec, rules_with_children
+    from rules.services import rule_save
+
+    client.history(*[run(at=day(-40 + n), external_id=f"easy-{n}") for n in range(60)])  # two pages of events
+    client.history(run(at=day(-1), pain_during=6, external_id="sore"))
+    rule = rules_with_children().get(key="pain-stop")
+    spec = rule_spec(rule)
+    spec["parameters"] = [{**p, "value": 7} if p["name"] == "threshold" else p for p in spec["parameters"]]
+    rule_save(spec=spec, rule=rule)
+    job = simulation.simulation_store(simulation.ruleset_simulate(days=200))
+    sore = Event.objects.get(external_id="sore")
+    [row] = simulation.simulation_rows(simulation.simulation_result(job), rule="pain-stop", kind="disappear")
+    url = registry_source().fact_url(row.event.subject, row.event.fact_id, simulation=str(job.pk))
+    assert url == f"{MEMBERS}{sore.member_id}/change/?event={sore.pk}&simulation={job.pk}#event-{sore.pk}"
+    page = clinician.get(url).content.decode()
+    section = page.split(f'id="event-{sore.pk}"')[1].split("</section>")[0]
+    assert "coaching-target" in page.split(f'id="event-{sore.pk}"')[0][-80:]
+    assert "Stop when it hurts" in section  # what the event got
+    assert "With the draft" in section and "No longer</span> Stop when it hurts" in section
+    assert coaching_admin.TIMELINE_SIMULATION in page
+    # An event of an older page opens on its page.
+    easy = Event.objects.get(external_id="easy-0")
+    older = clinician.get(f"{MEMBERS}{easy.member_id}/change/?event={easy.pk}").content.decode()
+    assert f'id="event-{easy.pk}"' in older
+
+
+def registry_source():
+    from rules.registry import registry
+
+    return registry.fact_source()

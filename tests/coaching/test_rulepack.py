@@ -1182,8 +1182,25 @@ def test_importpack_publish_makes_a_new_live_version_with_the_comment(db, tmp_pa
     out, _ = _call("importpack", str(exported), "--publish", "--comment", "Longer warm-up")
     live = version_live()
     assert "Published it as ruleset version 2" in out
-    assert live.comment == "Longer warm-up"
+    assert (live.comment, live.origin, live.created_by) == ("Longer warm-up", "operator", None)
     assert next(s for s in live.snapshot if s["key"] == "warm-up")["parameters"][0]["value"] == 7
+    # The change log records the operator's act: the draft's change and the publish, with the comment.
+    operator = RuleChange.objects.filter(origin=RuleChange.Origin.OPERATOR).order_by("id")
+    assert [(c.rule_key, c.action) for c in operator] == [("warm-up", "changed"), ("", "published")]
+    assert {c.origin_label for c in operator} == {"the operator's pack import, published at once as version 2"}
+    assert operator.last().after == {"version": 2, "comment": "Longer warm-up"}
+
+
+def test_importpack_publish_needs_a_comment_and_validates_the_pack_first(db, tmp_path):
+    _call("installpack")
+    exported = tmp_path / "pack.json"
+    exported.write_text(_call("exportpack")[0])
+    with pytest.raises(CommandError, match="without a clinician's approval: say why with --comment"):
+        call_command("importpack", str(exported), "--publish", stdout=io.StringIO(), stderr=io.StringIO())
+    assert RulesetVersion.objects.count() == 1
+    exported.write_text("{}")
+    with pytest.raises(CommandError, match="not a rule pack"):  # the pack is read and checked first
+        call_command("importpack", str(exported), "--publish", stdout=io.StringIO(), stderr=io.StringIO())
 
 
 def test_importpack_of_a_bad_pack_names_the_rule_and_field_and_changes_nothing(db, tmp_path):
