@@ -21,7 +21,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import linebreaksbr
@@ -32,7 +32,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from rules.admin import ActionPermissionMixin
+from rules.admin import ActionPermissionMixin, try_url
 from rules.models import Job
 from rules.simulation import simulation_subject_events
 
@@ -51,13 +51,16 @@ REEVALUATE_INLINE_MEMBERS = 20
 KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and will not be shown again)."
 KEY_REVOKED = "The key “{name}” of {gym} no longer works."
 
-# What a clinician reads about referrals (tests reuse these).
+# What a clinician reads about referrals and clearance, in one sentence (tests reuse these). Every
+# moment of a member's own is in the member's local time, with its offset.
 REFERRAL_COLUMN = "Since {since}: {rule}"
 REFERRAL_IN_WORDS = (
-    "Under referral since {since}, by the rule “{rule}” ({key}){fired_on}. "
+    "Under referral since {since}, when the rule “{rule}” gave its advice{fired_on}; {cleared}. "
     "Until a physician clears the member, only advice to see a physician or to stop running is given."
 )
-REFERRAL_FIRED_ON = ", which fired on the event {event} ({what}, {occurred})"
+REFERRAL_FIRED_ON = " on the {what} of that moment"
+REFERRAL_NOT_CLEARED = "no physician has cleared the member since"
+REFERRAL_CLEARED_BEFORE = "the last clearance by a physician, on {at}{by}, came before it"
 REFERRAL_NONE = "Not under referral."
 REFERRAL_LAST_CLEARED = "Last cleared by a physician on {at}{by}."
 REFERRAL_CLEARED = (
@@ -92,6 +95,7 @@ VIEW_GYM = "coaching.view_gym"
 VIEW_MEMBER = "coaching.view_member"
 VIEW_EVENT = "coaching.view_event"
 VIEW_ADVICE = "coaching.view_advice"
+VIEW_RULE = "rules.view_rule"
 # How the gym's app shows the card (CDS Hooks indicator), in words.
 INDICATOR_WORDS = {"info": "information", "warning": "warning", "critical": "critical"}
 
@@ -130,6 +134,12 @@ def event_when(event: Event) -> str:
 
 def event_in_words(event: Event) -> str:
     return words.event_sentence(event.type, event.data)
+
+
+def referral_since_words(member: Member) -> str:
+    """When the member's referral began: the referring event's moment, in the member's local time."""
+    event = member.referral_event
+    return event_when(event) if event is not None else words.moment(member.referral_since)
 
 
 def _referral_kinds() -> str:
@@ -375,8 +385,16 @@ class MemberAdmin(CoachingAdmin):
     actions = ["mark_cleared"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        first = Event.objects.filter(member=OuterRef("pk")).order_by("occurred_at", "external_id")
         return (
-            super().get_queryset(request).select_related("gym", "referral_event").annotate(event_count=Count("events"))
+            super()
+            .get_queryset(request)
+            .select_related("gym", "referral_event")
+            .annotate(
+                event_count=Count("events"),
+                first_event_at=Subquery(first.values("occurred_at")[:1]),
+                first_event_offset=Subquery(first.values("utc_offset_minutes")[:1]),
+            )
         )
 
     @admin.display(description="Member id at the gym", ordering="external_id")
@@ -387,39 +405,40 @@ class MemberAdmin(CoachingAdmin):
     def under_referral(self, member: Member) -> str:
         if member.referral_since is None:
             return words.NOTHING
-        return REFERRAL_COLUMN.format(since=words.moment(member.referral_since), rule=member.referral_rule_name)
+        return REFERRAL_COLUMN.format(since=referral_since_words(member), rule=member.referral_rule_name)
 
     @admin.display(description="Events", ordering="event_count")
     def events_count(self, member: Member) -> str:
         return words.count_words(member.event_count, "event")
 
-    @admin.display(description="First seen", ordering="created_at")
+    @admin.display(description="First event", ordering="first_event_at")
     def first_seen(self, member: Member) -> str:
-        return words.moment(member.created_at)
+        if member.first_event_at is None:
+            return words.NOTHING
+        return words.local_moment(member.first_event_at, member.first_event_offset or 0)
 
     @admin.display(description="Profile")
     def profile_in_words(self, member: Member) -> SafeString | str:
-        rows = words.profile_values(member.profile)
+        # The physician's clearance is told with the referral, in one sentence.
+        profile = {name: value for name, value in (member.profile or {}).items() if name != "cleared_by_physician"}
+        rows = words.profile_values(profile)
         return _lines(rows) if rows else PROFILE_EMPTY
 
-    @admin.display(description="Referral")
+    @admin.display(description="Referral and clearance")
     def referral(self, member: Member) -> str:
+        cleared = selectors.referral_clearance_last(member=member)
+        by = f" (recorded by {cleared.recorded_by})" if cleared is not None and cleared.recorded_by else ""
         if member.referral_since is None:
-            cleared = selectors.referral_clearance_last(member=member)
             if cleared is None:
                 return REFERRAL_NONE
-            by = f" (recorded by {cleared.recorded_by})" if cleared.recorded_by else ""
             return f"{REFERRAL_NONE} {REFERRAL_LAST_CLEARED.format(at=event_when(cleared), by=by)}"
         event = member.referral_event
-        fired_on = ""
-        if event is not None:
-            what = words.event_type_words(event.type).lower()
-            fired_on = REFERRAL_FIRED_ON.format(event=event.external_id, what=what, occurred=event_when(event))
+        fired_on = REFERRAL_FIRED_ON.format(what=words.event_type_words(event.type).lower()) if event else ""
         in_words = REFERRAL_IN_WORDS.format(
-            since=words.moment(member.referral_since),
+            since=referral_since_words(member),
             rule=member.referral_rule_name,
-            key=member.referral_rule_key,
             fired_on=fired_on,
+            cleared=REFERRAL_CLEARED_BEFORE.format(at=event_when(cleared), by=by) if cleared else REFERRAL_NOT_CLEARED,
         )
         if event is None:
             return in_words
@@ -518,6 +537,27 @@ class MemberAdmin(CoachingAdmin):
             self._entry_words(entry, events_linked=may_view_events, advice_linked=may_view_advice, held=held)
             for entry in timeline.object_list
         ]
+        may_try = request.user.has_perm(VIEW_RULE)
+        for entry, found in zip(entries, timeline.object_list, strict=True):
+            event = found.event
+            entry["try_url"] = (
+                try_url(
+                    fact_type=event.type,
+                    data=event.data,
+                    occurred_at=event.occurred_at_local,
+                    subject=str(member.pk),
+                    fact_id=str(event.pk),
+                )
+                if may_try
+                else None
+            )
+        # A referral in force over several events is told in full once, at the oldest of them here.
+        told: set[str] = set()
+        for entry in reversed(entries):
+            entry["under_referral"] = bool(entry["referral"])
+            if entry["referral"] in told:
+                entry["referral"] = ""
+            told.add(entry["referral"])
         for entry in entries:
             found = simulated.get(str(entry["pk"]))
             entry["simulated"] = _simulated_words(found) if found else None
@@ -1090,6 +1130,12 @@ class EventImportAdmin(admin.ModelAdmin):
             format_words=upload.get_format_display(),
             created=words.count_words(upload.created, "new event"),
             bad=words.count_words(upload.bad_count, "bad line"),
+            # A CSV file's first line names its columns: it is no event.
+            header_line=upload.format == EventImport.Format.CSV and upload.lines > 0,
+            events_read=words.count_words(
+                upload.lines - (1 if upload.format == EventImport.Format.CSV and upload.lines else 0), "line"
+            )
+            + " of events",
             bad_lines=upload.bad_lines[:SHOWN_BAD_LINES],
             more_shown=max(0, len(upload.bad_lines) - SHOWN_BAD_LINES),
             not_kept=IMPORT_MORE_BAD_LINES.format(more=upload.bad_count - len(upload.bad_lines))

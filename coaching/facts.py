@@ -40,18 +40,24 @@ class CoachingFactSource(FactSource):
         return [(str(m.pk), f"{m.gym.name}: {m.external_id}") for m in members[:limit]]
 
     def enrich(
-        self, *, fact_type: str, data: dict, occurred_at: dt.datetime, subject: str | None
+        self,
+        *,
+        fact_type: str,
+        data: dict,
+        occurred_at: dt.datetime,
+        subject: str | None,
+        replacing: str | None = None,
     ) -> tuple[Fact, list[Fact]]:
         """The tried event as production would judge it: after the member's events before it,
-        with the figures they give it (a tried event sorts after stored ones of the same instant)."""
+        with the figures they give it (a tried event sorts after stored ones of the same instant);
+        ``replacing``: the stored event it stands for, left out."""
         member = Member.objects.filter(pk=subject).first() if subject else None
         events: list[Any] = []
         if member is not None:
-            events = list(
-                member.events.filter(occurred_at__lte=occurred_at).order_by("-occurred_at", "-external_id")[
-                    :TRY_HISTORY_MAX
-                ]
-            )
+            stored = member.events.filter(occurred_at__lte=occurred_at)
+            if replacing and str(replacing).isdigit():
+                stored = stored.exclude(pk=replacing)
+            events = list(stored.order_by("-occurred_at", "-external_id")[:TRY_HISTORY_MAX])
             events.reverse()
         offset = occurred_at.utcoffset() or dt.timedelta(0)
         tried = SimpleNamespace(

@@ -158,9 +158,29 @@ def data_values(event_type: str, data: Mapping[str, Any]) -> list[tuple[str, str
     return labelled_values(data or {}, event_fields(event_type))
 
 
+# A figure of an increase that fell reads as the decrease it is, with its own label.
+DECREASE_LABELS = {
+    "long_run_increase_pct": "Shorter than the longest run of 30 days by",
+    "weekly_distance_increase_pct": "Weekly distance decrease",
+}
+
+
 def figure_values(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The figures the rules saw for an event, labelled with units: [("Distance this week", "14 km"), …]."""
-    return labelled_values(figures or {}, FIGURE_SPECS)
+    """The figures the rules saw for an event, labelled with units: [("Distance this week", "14 km"), …];
+    a percentage as a whole number, and an increase below zero as the decrease it is."""
+    rows = []
+    for name, spec in FIGURE_SPECS.items():
+        if name not in (figures or {}):
+            continue
+        value = figures[name]
+        label = spec.label
+        if spec.unit == "%" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0 and name in DECREASE_LABELS:
+                label, value = DECREASE_LABELS[name], -value
+            value = round(value)
+        rows.append((label, value_words(spec, value)))
+    unknown = {name: value for name, value in (figures or {}).items() if name not in FIGURE_SPECS}
+    return rows + labelled_values(unknown, {})
 
 
 def profile_values(profile: Mapping[str, Any]) -> list[tuple[str, str]]:

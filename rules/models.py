@@ -276,6 +276,11 @@ class RuleChange(models.Model):
         return self.action == self.PUBLISHED
 
     @property
+    def action_words(self) -> str:
+        """The action as a clinician reads it: "new rule", "changed", "deleted", "published"."""
+        return {"created": "new rule"}.get(self.action, self.action)
+
+    @property
     def origin_label(self) -> str:
         """Where the change came from, in words: "hand edit", "roll back to version 3", …"""
         if self.origin == self.Origin.ROLLBACK and self.origin_version:

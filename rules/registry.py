@@ -148,9 +148,11 @@ class FactSource:
     objects, so the rules app never touches the domain's models.
     """
 
-    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None):
+    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None, replacing: str | None = None):
         """The fact as the engine would see it: ``data`` plus derived figures, as of
-        ``occurred_at`` for subject ``subject`` (None: no history). Returns (Fact, history)."""
+        ``occurred_at`` for subject ``subject`` (None: no history). Returns (Fact, history).
+        ``replacing`` (passed only when given): a stored fact of the subject's that the tried one
+        stands for ("Try this event"), which the history leaves out."""
         raise NotImplementedError
 
     def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:

@@ -41,7 +41,7 @@ from rules.evaluation import (
     HeldBack,
     Match,
 )
-from rules.internal.render import display_value
+from rules.internal.render import display_value, moment_words
 from rules.models import Job
 from rules.registry import FactSource, registry
 from rules.selectors import (
@@ -115,11 +115,14 @@ def rule_try(
     occurred_at: dt.datetime,
     subject: str | None,
     specs: Sequence[Mapping[str, Any]] | None = None,
+    replacing: str | None = None,
 ) -> TryResult:
     """What the draft (default: the whole draft; or ``specs``) and the live version would give
-    for this event after the subject's history: the advice, and what was held back and why."""
+    for this event after the subject's history: the advice, and what was held back and why.
+    ``replacing``: the stored fact this event stands for, left out of the history."""
+    extra = {"replacing": replacing} if replacing else {}
     fact, history = _source().enrich(
-        fact_type=fact_type, data=dict(data), occurred_at=occurred_at, subject=subject or None
+        fact_type=fact_type, data=dict(data), occurred_at=occurred_at, subject=subject or None, **extra
     )
     version, live = live_specs()
     draft_specs = list(ruleset_draft_specs() if specs is None else specs)
@@ -165,7 +168,7 @@ def matched_events(match: Match, facts: Sequence[Fact]) -> list[tuple[str, str, 
             spec = fact_type.field(name) if fact_type else None
             if spec is not None and not spec.derived and value is not None:
                 shown.append(f"{spec.label.lower()} {display_value(value)}{(' ' + spec.unit) if spec.unit else ''}")
-        rows.append((fact.occurred_at.strftime("%Y-%m-%d %H:%M"), label, ", ".join(shown)))
+        rows.append((moment_words(fact.occurred_at), label, ", ".join(shown)))
     return rows
 
 

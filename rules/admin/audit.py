@@ -88,16 +88,19 @@ def version_diff(version: RulesetVersion) -> RulesetDiff:
     )
 
 
+def _rule_cell(name: str, key: str) -> SafeString:
+    return format_html('<b>{}</b> <span class="rules-key">{}</span>', name or key, key)
+
+
 def diff_html(diff: RulesetDiff) -> SafeString:
-    """A diff as a small HTML table for admin pages."""
+    """A diff as a small HTML table for admin pages: each rule by its name (its key small beside it)."""
     if diff.empty:
         return format_html("<p>{}</p>", "No differences.")
     rows = [
         format_html(
-            '<tr class="diff-changed diff-settings"><td>{}</td><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
+            '<tr class="diff-changed diff-settings"><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
             '<td class="diff-after">{}</td></tr>',
-            format_html("<b>{}</b>", "Ruleset") if index == 0 else "",
-            "settings for every rule" if index == 0 else "",
+            format_html("<b>{}</b>", "The ruleset's settings, for every rule") if index == 0 else "",
             what,
             before,
             after,
@@ -108,28 +111,26 @@ def diff_html(diff: RulesetDiff) -> SafeString:
         if rule.action != "changed":
             rows.append(
                 format_html(
-                    '<tr class="diff-{}"><td><b>{}</b></td><td>{}</td><td colspan="3">{}</td></tr>',
+                    '<tr class="diff-{}"><td>{}</td><td colspan="3">{}</td></tr>',
                     rule.action,
-                    rule.key,
-                    rule.name,
-                    f"rule {rule.action}",
+                    _rule_cell(rule.name, rule.key),
+                    {"added": "a new rule", "removed": "the rule is removed"}.get(rule.action, rule.action),
                 )
             )
             continue
         for index, (what, before, after) in enumerate(rule.changes):
             rows.append(
                 format_html(
-                    '<tr class="diff-changed"><td>{}</td><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
+                    '<tr class="diff-changed"><td>{}</td><td>{}</td><td class="diff-before">{}</td>'
                     '<td class="diff-after">{}</td></tr>',
-                    format_html("<b>{}</b>", rule.key) if index == 0 else "",
-                    rule.name if index == 0 else "",
+                    _rule_cell(rule.name, rule.key) if index == 0 else "",
                     what,
                     before,
                     after,
                 )
             )
     return format_html(
-        '<table class="rules-diff"><thead><tr><th>Rule</th><th>Name</th><th>What</th><th>Before</th>'
+        '<table class="rules-diff"><thead><tr><th>Rule</th><th>What</th><th>Before</th>'
         "<th>After</th></tr></thead><tbody>{}</tbody></table>",
         format_html_join("", "{}", ((row,) for row in rows)),
     )

@@ -13,7 +13,16 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from rules.internal.render import MatchedCondition, display_value, matched_text, placeholders, render_segments
+from rules.internal.render import (
+    MatchedCondition,
+    display_value,
+    matched_text,
+    moment_words,
+    placeholders,
+    render_segments,
+)
+
+__all__ = ["message_example", "message_example_segments", "moment_words", "spec_describe"]
 from rules.registry import ANY_FACT_TYPE, BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
     COUNT,
@@ -50,21 +59,6 @@ _NEGATED = {
     "exists": "missing",
     "missing": "exists",
 }
-
-
-def offset_words(at: dt.datetime) -> str:
-    """A moment's UTC offset as people write it: "UTC", "UTC+01:00", "UTC−05:30"."""
-    minutes = int((at.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
-    if not minutes:
-        return "UTC"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{'+' if minutes > 0 else '−'}{hours:02d}:{rest:02d}"
-
-
-def moment_words(at: dt.datetime) -> str:
-    """A fact's moment in its own offset, as the admin writes every subject's moment:
-    "20 Nov 2026, 07:30 (UTC+01:00)"."""
-    return f"{at.day} {at:%b %Y, %H:%M} ({offset_words(at)})"
 
 
 def _article(label: str) -> str:

@@ -884,25 +884,49 @@ def _try_field(spec: FieldSpec) -> forms.Field:
     )
 
 
+def _offset_words(minutes: int) -> str:
+    if not minutes:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '−'}{hours:02d}:{rest:02d}"
+
+
+# The offsets an event may be sent with: every half hour from UTC−12:00 to UTC+14:00, and the
+# quarter hours some places keep.
+OFFSET_MINUTES = sorted({*range(-12 * 60, 14 * 60 + 1, 30), 345, 525, 765})
+OFFSET_CHOICES = [(minutes, _offset_words(minutes)) for minutes in OFFSET_MINUTES]
+
+
 class TryForm(forms.Form):
-    """An event of one type, built from the catalog, with an optional real subject for history."""
+    """An event of one type, built from the catalog, with an optional real subject for history.
+    Its moment is a local date and time with the offset the event is sent with (the subject's
+    local time, as their events are shown everywhere)."""
 
     fact_type = forms.ChoiceField(label="Event type")
-    occurred_at = forms.DateTimeField(label="Occurred at", help_text="YYYY-MM-DD HH:MM (server time zone)")
+    occurred_at = forms.DateTimeField(
+        label="When",
+        help_text=format_lazy("In the {}'s own local time, with the time zone next to it.", _subject()),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    offset = forms.TypedChoiceField(label="Time zone", coerce=int, choices=OFFSET_CHOICES, required=False)
     subject = forms.ChoiceField(label="History of", required=False)
     scope = forms.ChoiceField(choices=[("draft", "The whole draft"), ("rule", "Only this rule")], required=False)
+    # The stored event this one stands for ("Try this event"): left out of the history it joins.
+    replacing = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(
-        self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_key: str | None = None, **kwargs: Any
+        self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_name: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["fact_type"].choices = [(ft.name, ft.label) for ft in registry.fact_types()]
-        self.fields["occurred_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
+        now = timezone.localtime().replace(second=0, microsecond=0)
+        self.fields["occurred_at"].initial = now.replace(tzinfo=None)
+        self.fields["offset"].initial = int((now.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
         self.fields["subject"].choices = [("", "nobody (no history)")] + list(subjects)
-        if not rule_key:
+        if not rule_name:
             del self.fields["scope"]
         else:
-            self.fields["scope"].choices = [("rule", f"Only {rule_key}"), ("draft", "The whole draft")]
+            self.fields["scope"].choices = [("rule", f"Only this rule (“{rule_name}”)"), ("draft", "The whole draft")]
         self.fact_type = registry.fact_type(fact_type)
         self.data_fields: list[str] = []
         if self.fact_type:
@@ -914,6 +938,14 @@ class TryForm(forms.Form):
             for spec in self.fact_type.fields.values():
                 if spec.required:
                     self.fields[f"data_{spec.name}"].required = True
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        at, offset = cleaned.get("occurred_at"), cleaned.get("offset")
+        if at is not None and offset not in (None, ""):
+            # Typed as the subject's local time: the same wall-clock time, in the chosen offset.
+            cleaned["occurred_at"] = timezone.make_naive(at).replace(tzinfo=dt.timezone(dt.timedelta(minutes=offset)))
+        return cleaned
 
     def event_data(self) -> dict[str, Any]:
         data = {}

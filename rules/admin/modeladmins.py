@@ -37,7 +37,7 @@ from rules.admin.audit import (
 from rules.admin.describe import spec_describe
 from rules.models import Job, PublishRequest, Rule, RuleChange, RulesetVersion
 from rules.registry import registry
-from rules.selectors import rule_review_due, rules_review_due_expression, rules_with_children
+from rules.selectors import rule_review_due, rule_spec, rules_review_due_expression, rules_with_children
 from rules.services import rule_delete, rule_set_enabled
 from rules.simulation import SIMULATION_JOB
 from rules.spec import EVIDENCE_LEVELS, MSG_SAFETY_DELETE, RuleValidationError
@@ -63,6 +63,11 @@ class SeverityFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         return queryset.filter(severity=self.value()) if self.value() else queryset
+
+
+def _sentences(rules: list[Rule]) -> list[tuple[str, str, str]]:
+    """(name, key, the rule in a sentence) of each rule, for the delete confirmations."""
+    return [(rule.name, rule.key, spec_describe(rule_spec(rule))) for rule in rules]
 
 
 class EvidenceFilter(admin.SimpleListFilter):
@@ -222,7 +227,7 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
         refused = self._safety_refusals(request, [rule] if rule else [])
         if refused:
             return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[rule.pk]))
-        note = {"draft_note": admin_views.deletion_note([rule.key])} if rule else {}
+        note = {"draft_note": admin_views.deletion_note([rule]), "rule_sentences": _sentences([rule])} if rule else {}
         return super().delete_view(request, object_id, extra_context={**note, **(extra_context or {})})
 
     @admin.action(description="Delete the selected rules (from the draft)", permissions=["delete"])
@@ -233,9 +238,9 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
             return None
         response = django_delete_selected(self, request, queryset)
         if isinstance(response, TemplateResponse):
-            response.context_data["draft_note"] = admin_views.deletion_note(
-                list(queryset.order_by("key").values_list("key", flat=True))
-            )
+            rules = list(queryset.prefetch_related("steps", "conditions", "parameters").order_by("name"))
+            response.context_data["draft_note"] = admin_views.deletion_note(rules)
+            response.context_data["rule_sentences"] = _sentences(rules)
         return response
 
     def _safety_refusals(self, request: HttpRequest, rules: list[Rule]) -> bool:
@@ -497,11 +502,21 @@ class RuleChangeAdmin(ReadOnlyAdmin):
 class JobAdmin(ReadOnlyAdmin):
     """Work running on the task queue, with its progress, as any web process reads it."""
 
-    list_display = ("title", "status_words", "progress", "created_by", "created_at", "finished_at")
+    list_display = ("title", "status_words", "progress", "started_by", "created_at", "finished_at")
     list_filter = ("status", "kind")
     list_select_related = ("created_by",)
-    fields = ("title", "status_words", "progress", "created_by", "created_at", "started_at", "finished_at", "outcome")
+    fields = ("title", "status_words", "progress", "started_by", "created_at", "started_at", "finished_at", "outcome")
     readonly_fields = fields
+    change_list_template = "admin/rules/job/change_list.html"
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        """Operators find the queue on the index; a clinician reaches a job from the page that
+        started it (a long simulation, a re-evaluation), never an unexplained list."""
+        return request.user.is_superuser
+
+    @admin.display(description="started by", ordering="created_by__username")
+    def started_by(self, job: Job) -> str:
+        return person(job.created_by)
 
     @admin.display(description="status", ordering="status")
     def status_words(self, job: Job) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -65,7 +66,7 @@ from rules.services import (
     rule_save,
     ruleset_settings_save,
 )
-from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
+from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize, value_text
 
 PERM_VIEW = "rules.view_rule"
 PERM_ADD = "rules.add_rule"
@@ -238,19 +239,21 @@ def message_previews(spec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def deletion_note(keys: list[str]) -> str:
+def deletion_note(rules: list[Rule]) -> str:
     """What deleting these rules does, for the delete confirmation: the draft changes at once,
     the advice the subjects get only when the draft is published."""
     live = version_live()
     live_keys = {spec["key"] for spec in live.snapshot} if live else set()
-    reaching = [key for key in keys if key in live_keys]
+    reaching = [rule.name for rule in rules if rule.key in live_keys]
     if reaching:
         return MSG_DELETE_LIVE.format(subjects=registry.subject()[1], rules=_quoted(reaching))
-    return MSG_DELETE_NOT_LIVE.format(rules=_quoted(keys), verb="is" if len(keys) == 1 else "are")
+    return MSG_DELETE_NOT_LIVE.format(
+        rules=_quoted([rule.name for rule in rules]), verb="is" if len(rules) == 1 else "are"
+    )
 
 
-def _quoted(keys: list[str]) -> str:
-    quoted = [f"“{key}”" for key in keys]
+def _quoted(names: list[str]) -> str:
+    quoted = [f"“{name}”" for name in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
@@ -272,6 +275,9 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
     if chosen is None:
         fact_type, chosen = default_type, registry.fact_type(default_type)
     subjects = source.subjects(search=request.GET.get("q", ""), limit=200)
+    wanted = request.POST.get("subject") or request.GET.get("subject") or ""
+    if wanted and wanted not in dict(subjects):  # a subject beyond the first ones listed, from its page
+        subjects.append((wanted, source.subjects_words([wanted]).get(wanted, wanted)))
     result = None
     subject_link = None
     bound = request.method == "POST" and request.POST.get("fact_type") == request.POST.get("_shown_type")
@@ -279,8 +285,8 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
         request.POST if bound else None,
         fact_type=fact_type,
         subjects=subjects,
-        rule_key=rule.key if rule else None,
-        initial={"fact_type": fact_type, "scope": "rule"},
+        rule_name=rule.name if rule else None,
+        initial={"fact_type": fact_type, "scope": "rule", **try_initial(request.GET)},
     )
     if bound and form.is_valid():
         specs = None
@@ -292,12 +298,13 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             occurred_at=form.cleaned_data["occurred_at"],
             subject=form.cleaned_data.get("subject") or None,
             specs=specs,
+            replacing=form.cleaned_data.get("replacing") or None,
         )
         chosen_subject = form.cleaned_data.get("subject")
         if chosen_subject:
             subject_link = (dict(subjects).get(chosen_subject, chosen_subject), source.subject_url(chosen_subject))
     fact_fields = chosen.fields if chosen else {}
-    title = f"Try “{rule.key}”" if rule else "Try the draft"
+    title = f"Try “{rule.name}”" if rule else "Try the draft"
     return _render(
         request,
         "try.html",
@@ -310,6 +317,7 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             result=result,
             fact_type=fact_type,
             subject_link=subject_link,
+            keep_query=[(name, value) for name, value in request.GET.items() if name in ("subject", "at")],
             fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
             draft_rows=[_advice_row(m, result) for m in result.draft] if result else [],
             held_rows=[_advice_row(h.match, result, held=h) for h in result.draft_held] if result else [],
@@ -317,6 +325,40 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             live_held_rows=[_advice_row(h.match, result, held=h) for h in result.live_held] if result else [],
         ),
     )
+
+
+def try_url(
+    *, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetime, subject: str = "", fact_id: str = ""
+) -> str:
+    """The address of "try it" filled with an event as it was sent: its type, its values, its moment
+    in its own offset and whose history it joins (the domain's pages link "Try this event" to it);
+    ``fact_id``: the stored fact it stands for, left out of that history."""
+    query = {"type": fact_type, "at": occurred_at.isoformat(timespec="minutes")}
+    if subject:
+        query["subject"] = subject
+    if fact_id:
+        query["event"] = fact_id
+    for name, value in data.items():
+        if value is not None:
+            query[f"data_{name}"] = value_text(value)
+    return f"{reverse('admin:rules_rule_try')}?{urlencode(query)}"
+
+
+def try_initial(query: Mapping[str, str]) -> dict[str, Any]:
+    """The try-it form's initial values from ``try_url``'s address: the moment in its own offset."""
+    initial: dict[str, Any] = {name: value for name, value in query.items() if name.startswith("data_")}
+    if query.get("subject"):
+        initial["subject"] = query["subject"]
+    if query.get("event"):
+        initial["replacing"] = query["event"]
+    try:
+        at = dt.datetime.fromisoformat(query.get("at", ""))
+    except ValueError:
+        return initial
+    if at.tzinfo is not None:
+        initial["occurred_at"] = at.replace(tzinfo=None)
+        initial["offset"] = int((at.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+    return initial
 
 
 def _advice_row(match: Any, result: simulation.TryResult, held: Any = None) -> dict[str, Any]:

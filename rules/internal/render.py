@@ -12,6 +12,21 @@ from typing import Any
 from rules.registry import BOOLEAN, DATE, TEXT
 
 
+def offset_words(at: dt.datetime) -> str:
+    """A moment's UTC offset as people write it: "UTC", "UTC+01:00", "UTC−05:30"."""
+    minutes = int((at.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+    if not minutes:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '−'}{hours:02d}:{rest:02d}"
+
+
+def moment_words(at: dt.datetime) -> str:
+    """A fact's moment in its own offset, as the admin writes every subject's moment:
+    "20 Nov 2026, 07:30 (UTC+01:00)"."""
+    return f"{at.day} {at:%b %Y, %H:%M} ({offset_words(at)})"
+
+
 def display_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -188,7 +188,7 @@ def test_on_request_the_timeline_shows_what_the_rules_held_back_and_why(history,
     why = evaluation.MSG_HELD_REFERRAL.format(
         subject="member", date=evaluation.date_words(day(3)), rule=MASSAGE_REFERRAL["name"]
     )
-    assert f"Held back Tip — {YOGA_TIP['name']}: {why}" in section(page, "yoga-1")
+    assert f"Held back Tip — “{YOGA_TIP['name']}”. {why}" in section(page, "yoga-1")
     assert coaching_admin.TIMELINE_NO_ADVICE in section(page, "yoga-1")
     assert "Hide what was held back" in page
     assert not Advice.objects.filter(rule_key=YOGA_TIP["key"]).exists()  # nothing stored
@@ -204,10 +204,14 @@ def test_each_event_shows_the_figures_the_rules_saw_labelled_with_units(history,
     assert "Profile: cleared by a physician: yes" in first
 
 
-def test_the_profile_reads_in_words(history, clinician):
+def test_the_profile_reads_in_words_and_the_clearance_is_told_with_the_referral(history, clinician):
     text = visible(clinician.get(member_page()))
-    assert "Cleared by a physician: yes" in text
     assert "cleared_by_physician" not in text
+    # Never "Cleared by a physician: yes" beside a referral in force: one sentence tells both.
+    assert "Cleared by a physician: yes" not in text
+    referral = text.split("Referral and clearance:")[1].split("Profile:")[0]
+    assert "Under referral since" in referral and "the last clearance by a physician, on" in referral
+    assert "came before it" in referral
 
 
 def test_a_long_timeline_comes_in_pages_newest_first_with_a_link_to_older_events(client, clinician):
@@ -414,3 +418,58 @@ def registry_source():
     from rules.registry import registry
 
     return registry.fact_source()
+
+
+def test_try_this_event_fills_try_it_in_the_members_local_time(client, clinician, pack):
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    client.history(run(at=dt.datetime(2026, 3, 9, 7, 30, tzinfo=plus_two), pain_during=6, external_id="sore"))
+    sore = Event.objects.get(external_id="sore")
+    page = clinician.get(f"{MEMBERS}{sore.member_id}/change/").content.decode()
+    link = html.unescape(re.search(r'<a class="coaching-try" href="([^"]+)">Try this event</a>', page).group(1))
+    form = clinician.get(link).content.decode()
+    assert 'name="occurred_at" value="2026-03-09T07:30"' in form  # the member's own clock ...
+    assert '<option value="120" selected>UTC+02:00</option>' in form  # ... and offset
+    assert 'name="data_pain_during" value="6"' in form and f'<option value="{sore.member_id}" selected>' in form
+    assert f'name="replacing" value="{sore.pk}"' in form
+    tried = clinician.post(
+        link,
+        {
+            "fact_type": "run",
+            "_shown_type": "run",
+            "occurred_at": "2026-03-09T07:30",
+            "offset": "120",
+            "subject": str(sore.member_id),
+            "data_distance_km": "3",
+            "data_duration_min": "20",
+            "data_pain_during": "6",
+            "replacing": str(sore.pk),
+        },
+    ).content.decode()
+    assert tried.index('id="try-result"') < tried.index('id="try-form"')  # the result above the form
+    result = tried.split('id="try-result"')[1].split('id="try-form"')[0]
+    # The stored run it stands for is left out of the history: no cooldown from itself.
+    assert 'data-rule="pain-stop"' in result and "Cooling down" not in result
+
+
+def test_a_referral_in_force_is_told_once_and_the_other_events_are_tagged(history, clinician):
+    history.send(pain(at=day(5), pain=3, external_id="pain-2"), expect=201)
+    history.send(pain(at=day(6), pain=2, external_id="pain-3"), expect=201)
+    page = clinician.get(member_page()).content.decode()
+    told = [
+        external_id
+        for external_id in ("pain-1", "pain-2", "pain-3")
+        if "Under referral at the time (since" in section(page, external_id)
+    ]
+    assert told == ["pain-1"]  # the oldest event under it tells it in full
+    assert all("Under referral at the time" in section(page, external_id) for external_id in ("pain-2", "pain-3"))
+
+
+def test_the_member_list_says_when_the_first_event_happened_not_when_the_record_was_made(history, clinician):
+    text = visible(clinician.get(MEMBERS))
+    assert "First event" in text and "First seen" not in text
+    assert words.local_moment(day(-1), 0) in text  # the clearance, the member's first event
+
+
+def test_an_increase_below_zero_reads_as_the_decrease_it_is():
+    values = dict(words.figure_values({"long_run_increase_pct": -31.25, "weekly_distance_increase_pct": 12.5}))
+    assert values == {"Shorter than the longest run of 30 days by": "31%", "Weekly distance increase": "12%"}

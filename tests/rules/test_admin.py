@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
+from rules.admin.describe import moment_words
 from rules.admin.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
 from rules.admin.views import MSG_DELETE_LIVE, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
@@ -405,18 +406,21 @@ def test_the_sentence_shows_numbers_never_placeholders(admin_client, live_hot):
 def test_the_delete_confirmation_says_only_the_draft_changes(admin_client, live_hot, admin_user):
     hot = Rule.objects.get(key="hot")
     page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[hot.pk])))
-    assert MSG_DELETE_LIVE.format(subjects="thermostats", rules="“hot”") in page
+    assert MSG_DELETE_LIVE.format(subjects="thermostats", rules="“Hot”") in page
     assert (
-        "Deleting changes only the draft: thermostats keep getting advice from “hot” until the draft is published."
+        "Deleting changes only the draft: thermostats keep getting advice from “Hot” until the draft is published."
         in page
     )
+    # The rule in its plain sentence, never its rows ("Rule condition: temperature gt limit").
+    assert "When a reading has temperature over 30 °C: urgent" in page and "Rule condition" not in page
     services.rule_save(spec=make_spec("cold", conditions=[cond("temperature", "lt", 5)]), user=admin_user)
     cold = Rule.objects.get(key="cold")
     page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[cold.pk])))
-    assert "“cold” is not live: deleting changes only the draft." in page
+    assert "“Cold” is not live: deleting changes only the draft." in page
     both = {"action": "delete_selected", "_selected_action": [hot.pk, cold.pk]}
     page = text(admin_client.post(LIST, both))
-    assert "thermostats keep getting advice from “hot” until the draft is published" in page
+    assert "thermostats keep getting advice from “Hot” until the draft is published" in page
+    assert "When a reading has temperature under 5 °C" in page and "Rule step" not in page
     admin_client.post(LIST, {**both, "post": "yes"})
     assert not Rule.objects.exists() and RuleChange.objects.filter(action="deleted").count() == 2
     assert RulesetVersion.objects.get().snapshot[0]["key"] == "hot"  # live is untouched
@@ -982,7 +986,7 @@ def test_try_it_shows_the_events_a_pattern_matched_with_dates_and_values(admin_c
     for fact in source.facts:
         if fact.group == "a" and fact.data["temperature"] in (31, 36):
             assert (
-                f"<td>{fact.occurred_at:%Y-%m-%d %H:%M}</td><td>temperature {fact.data['temperature']} °C</td>" in page
+                f"<td>{moment_words(fact.occurred_at)}</td><td>temperature {fact.data['temperature']} °C</td>" in page
             )
 
 
