@@ -605,7 +605,7 @@ class MemberAdmin(CoachingAdmin):
                     "withdrawn_at": TIMELINE_WITHDRAWN.format(at=words.moment(piece.withdrawn_at)),
                     "withdrawn_by": words.lower_first(str(withdrawn_by)) if withdrawn_by else "",
                     "withdrawn_by_url": event_url(withdrawn_by.pk) if withdrawn_by and events_linked else None,
-                    "withdrawn_reason": piece.withdrawn_reason,
+                    "withdrawn_reason": words.dates_in_words(piece.withdrawn_reason),
                 }
             )
         return {
@@ -653,7 +653,8 @@ def _simulated_words(event: Any) -> dict[str, Any]:
 # -- events ------------------------------------------------------------------------------------
 @admin.register(Event)
 class EventAdmin(CoachingAdmin):
-    list_display = ["external_id_words", "member_link", "when", "in_words", "judged", "gym"]
+    list_display = ["when", "member_link", "in_words", "judged", "gym", "external_id_words"]
+    list_display_links = ["when"]
     list_filter = ["type", "evaluated", "gym"]
     search_fields = ["external_id", "member__external_id"]
     list_select_related = ["member", "gym"]
@@ -692,7 +693,7 @@ class EventAdmin(CoachingAdmin):
     def external_id_words(self, event: Event) -> str:
         return event.external_id
 
-    @admin.display(description="When (the member's local time)", ordering="occurred_at")
+    @admin.display(description="When (their local time)", ordering="occurred_at")
     def when(self, event: Event) -> str:
         return event_when(event)
 
@@ -899,7 +900,7 @@ class AdviceAdmin(CoachingAdmin):
     def withdrawn(self, advice: Advice) -> str:
         if advice.withdrawn_at is None:
             return "Current"
-        reason = Truncator(advice.withdrawn_reason).chars(120)
+        reason = Truncator(words.dates_in_words(advice.withdrawn_reason)).chars(120)
         return WITHDRAWN_COLUMN.format(at=words.moment(advice.withdrawn_at), reason=reason)
 
     @admin.display(description="The events the rule matched")
@@ -962,13 +963,14 @@ class AdviceAdmin(CoachingAdmin):
             return "Current"
         by = advice.withdrawn_by
         when = TIMELINE_WITHDRAWN.format(at=words.moment(advice.withdrawn_at))
+        reason = words.dates_in_words(advice.withdrawn_reason)
         if by is None:
-            return format_html("{}: {}", when, advice.withdrawn_reason)
+            return format_html("{}: {}", when, reason)
         return format_html(
             "{}, when the {} arrived: {}",
             when,
             _link(event_url(by.pk) if linked else None, words.lower_first(str(by))),
-            advice.withdrawn_reason,
+            reason,
         )
 
 

@@ -8,6 +8,7 @@ Labels and units come from ``coaching.catalog``, never from field names.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,22 @@ FIGURE_SPECS: dict[str, FieldSpec] = {
 def day_words(day: dt.date) -> str:
     """The one date format of the admin: "20 Nov 2026"."""
     return f"{day.day} {day:%b %Y}"
+
+
+_ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+
+
+def dates_in_words(text: str) -> str:
+    """``text`` with its dates as the admin writes them ("the run of 2026-12-03" -> "the run of
+    3 Dec 2026"): for sentences stored for gyms' programs, shown to clinicians."""
+
+    def day(found: re.Match[str]) -> str:
+        try:
+            return day_words(dt.date(int(found[1]), int(found[2]), int(found[3])))
+        except ValueError:
+            return found[0]
+
+    return _ISO_DAY.sub(day, text or "")
 
 
 def moment(at: dt.datetime | None) -> str:

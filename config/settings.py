@@ -143,8 +143,12 @@ JOBS_KEEP_DAYS = int(os.environ.get("JOBS_KEEP_DAYS", "30"))
 JOBS_SWEEP_SECONDS = int(os.environ.get("JOBS_SWEEP_SECONDS", "60"))
 EVALUATIONS_COMPLETE_SECONDS = int(os.environ.get("EVALUATIONS_COMPLETE_SECONDS", "60"))
 # The rules engine's settings (rules/conf.py): a queue worker tunes its garbage collector once
-# loaded, as a web process does (config/process.py).
-RULES_ENGINE = {"WORKER_READY": "config.process.collector_tune"}
+# loaded, as a web process does (config/process.py); RULES_PUBLISH_APPROVALS clinicians other
+# than the author approve each publish and roll-back in the admin (0: none, for a practice of one).
+RULES_ENGINE = {
+    "WORKER_READY": "config.process.collector_tune",
+    "PUBLISH_APPROVALS": int(os.environ.get("RULES_PUBLISH_APPROVALS", "1")),
+}
 
 # Checked wherever a password is set: the admin's forms, createclinician, demo (docs/deployment.md, Security).
 AUTH_PASSWORD_VALIDATORS = [

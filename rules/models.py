@@ -265,7 +265,14 @@ class RuleChange(models.Model):
         ordering = ["-changed_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.rule_key or 'ruleset settings'} {self.action} {self.changed_at:%Y-%m-%d %H:%M}"
+        if self.action == self.PUBLISHED:
+            what = "The whole ruleset"
+        elif self.rule_key == self.SETTINGS_KEY:
+            what = "The ruleset settings"
+        else:
+            what = f"“{(self.after or self.before or {}).get('name') or self.rule_key}”"
+        when = f"{self.changed_at.day} {self.changed_at:%b %Y, %H:%M}" if self.changed_at else ""
+        return f"{what}: {self.action_words}, {when}".rstrip(", ")
 
     @property
     def is_settings(self) -> bool:
@@ -344,7 +351,9 @@ class PublishRequest(models.Model):
     def __str__(self) -> str:
         if self.kind == self.Kind.ROLLBACK:
             return f"Request to roll back to version {self.rollback_to}"
-        return f"Request to publish the draft ({self.requested_at:%d %b %Y})" if self.requested_at else "Request"
+        if self.requested_at is None:
+            return "Request to publish the draft"
+        return f"Request to publish the draft of {self.requested_at.day} {self.requested_at:%b %Y, %H:%M}"
 
 
 class PublishApproval(models.Model):

@@ -442,8 +442,9 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
         old, new = old_params.get(name), new_params.get(name)
         label = (new or old).get("label") or name
         unit = (new or old).get("unit") or ""
-        old_v = f"{_show(old['value'])} {unit}".strip() if old else "—"
-        new_v = f"{_show(new['value'])} {unit}".strip() if new else "—"
+        gap = "" if unit.startswith("/") else " "  # "5/10", "30 °C"
+        old_v = f"{_show(old['value'])}{gap}{unit}".strip() if old else "—"
+        new_v = f"{_show(new['value'])}{gap}{unit}".strip() if new else "—"
         if old_v != new_v or (old and new and old.get("kind") != new.get("kind")):
             changes.append((f"Parameter “{label}”", old_v, new_v))
     for name in RULE_FIELDS:  # parameters, events and conditions are shown on their own

@@ -259,7 +259,7 @@ def landing_statistics(*, first: dt.date | None = None, last: dt.date | None = N
 
 
 def weekly_chart_svg(
-    weekly: list[tuple[dt.date, int]], *, top: int, width: int = 260, height: int = 64, axis: bool = True
+    weekly: list[tuple[dt.date, int]], *, top: int, width: int = 200, height: int = 64, axis: bool = True
 ) -> SafeString:
     """Advice given per week as bars on a date axis (each week's first day under its bar), with the
     week and its count as a tooltip; ``top`` is the count a full-height bar stands for, so that
@@ -382,6 +382,7 @@ def rule_landing_view(model_admin: Any, request: HttpRequest, key: str) -> HttpR
             landing=landing,
             r=rule,
             chart=weekly_chart_svg(rule.weekly, top=max((c for _, c in rule.weekly), default=0), width=640, height=120),
+            chart_top=max((c for _, c in rule.weekly), default=0),
             reached=subjects,
             first_words=day_words(landing.first_day),
             last_words=day_words(landing.last_day),

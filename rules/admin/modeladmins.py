@@ -111,10 +111,8 @@ class ReviewFilter(admin.SimpleListFilter):
 class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
     list_display = (
         "name_and_key",
-        "category_label",
         "severity_label",
-        "enabled",
-        "safety_critical",
+        "category_label",
         "evidence",
         "review",
         "status",
@@ -139,6 +137,7 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
         extra = {
             "live": state.live,
             "draft_diff": state.diff,
+            "requests_waiting": PublishRequest.objects.filter(status=PublishRequest.Status.PENDING).count(),
             **admin_views.may(request),
             **(extra_context or {}),
         }
@@ -146,7 +145,12 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
 
     @admin.display(description="rule", ordering="name")
     def name_and_key(self, rule: Rule) -> str:
-        return format_html('{} <span class="rules-key">{}</span>', rule.name, rule.key)
+        tag = (
+            format_html(' <span class="rule-status rule-status-safety">{}</span>', "safety-critical")
+            if rule.key in registry.safety_critical()
+            else ""
+        )
+        return format_html('{} <span class="rules-key">{}</span>{}', rule.name, rule.key, tag)
 
     @admin.display(description="evidence", ordering="evidence_level")
     def evidence(self, rule: Rule) -> str:
@@ -168,19 +172,20 @@ class RuleAdmin(ActionPermissionMixin, admin.ModelAdmin):
     def severity_label(self, rule: Rule) -> str:
         return registry.severity_label(rule.severity)
 
-    @admin.display(description="safety-critical", boolean=True)
-    def safety_critical(self, rule: Rule) -> bool:
-        return rule.key in registry.safety_critical()
-
-    @admin.display(description="live / draft")
+    @admin.display(description="state")
     def status(self, rule: Rule) -> str:
         status = getattr(self._request_state, "statuses", {}).get(rule.key, "")
-        return format_html('<span class="rule-status rule-status-{}">{}</span>', status, STATUS_LABELS.get(status, ""))
+        shown = format_html('<span class="rule-status rule-status-{}">{}</span>', status, STATUS_LABELS.get(status, ""))
+        if not rule.enabled:
+            shown = format_html('{} <span class="rule-status rule-status-off">{}</span>', shown, "switched off")
+        return shown
 
     @admin.display(description="last change", ordering="updated_at")
     def last_change(self, rule: Rule) -> str:
-        when = date_format(timezone.localtime(rule.updated_at), "DATETIME_FORMAT")
-        return f"{when} by {rule.updated_by}" if rule.updated_by else when
+        when = date_format(timezone.localtime(rule.updated_at), "DATE_FORMAT")
+        if rule.updated_by is None:
+            return when
+        return format_html('{}<br><span class="rules-by">by {}</span>', when, person(rule.updated_by))
 
     @admin.action(description="Enable the selected rules (in the draft)", permissions=["change"])
     def enable_rules(self, request: HttpRequest, queryset: QuerySet[Rule]) -> None:

@@ -35,7 +35,7 @@ from rules.admin.forms import (
     key_from_name,
 )
 from rules.internal.render import with_unit
-from rules.models import Rule, RulesetVersion
+from rules.models import PublishRequest, Rule, RulesetVersion
 from rules.packs import (
     PACK_MAX_BYTES,
     PackError,
@@ -109,6 +109,7 @@ def may(request: HttpRequest) -> dict[str, bool]:
 def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
     state = draft_state()
     return {
+        "requests_waiting": PublishRequest.objects.filter(status=PublishRequest.Status.PENDING).count(),
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
         "title": title,

@@ -1,7 +1,8 @@
 """Template tags of the rules admin for the project's own admin pages.
 
 ``{% rules_index_notes %}`` (the project's ``admin/index.html`` shows it above the apps): the
-rules past their review date, for those who may read rules.
+requests waiting for a clinician's approval and the rules past their review date, for those who
+may read rules. ``{{ user|person }}``: a clinician by name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from rules.governance import requests_pending
 from rules.selectors import rules_past_review
 
 register = template.Library()
@@ -23,7 +25,16 @@ def rules_index_notes(context: dict[str, Any]) -> dict[str, Any]:
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.has_perm("rules.view_rule"):
-        return {"overdue": []}
+        return {"overdue": [], "pending": []}
+    pending = [
+        {
+            "what": str(waiting),
+            "by": person(waiting.requested_by),
+            "mine": waiting.requested_by_id == user.pk,
+            "url": reverse("admin:rules_publishrequest_change", args=[waiting.pk]),
+        }
+        for waiting in requests_pending()
+    ]
     today = timezone.localdate()
     overdue = [
         {
@@ -35,7 +46,7 @@ def rules_index_notes(context: dict[str, Any]) -> dict[str, Any]:
         }
         for rule in rules_past_review(today=today)
     ]
-    return {"overdue": overdue, "list_url": reverse("admin:rules_rule_changelist") + "?review=past"}
+    return {"overdue": overdue, "pending": pending, "list_url": reverse("admin:rules_rule_changelist") + "?review=past"}
 
 
 @register.filter

@@ -143,7 +143,8 @@ def test_withdrawn_advice_shows_as_withdrawn_with_when_why_and_by_which_event(hi
     page = clinician.get(member_page()).content.decode()
     entry = section(page, "run-1")
     assert f"Withdrawn Adjust the next runs — {FIRST_RUN_CHECK['name']}" in entry
-    assert f"Withdrawn {words.moment(withdrawn.withdrawn_at)}" in entry and withdrawn.withdrawn_reason in entry
+    reason = words.dates_in_words(withdrawn.withdrawn_reason)
+    assert f"Withdrawn {words.moment(withdrawn.withdrawn_at)}" in entry and reason in entry
     late = Event.objects.get(external_id="run-0")
     assert f"when the run of {words.local_moment(late.occurred_at, 0)} arrived" in entry
     assert reverse("admin:coaching_event_change", args=[late.pk]) in page
