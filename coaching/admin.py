@@ -22,7 +22,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import linebreaksbr
@@ -33,8 +33,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
-from rules.admin import ActionPermissionMixin
+from rules.admin import ActionPermissionMixin, try_url
 from rules.models import Job
+from rules.simulation import simulation_subject_events
 
 from . import imports, selectors, services, words
 from .catalog import CATEGORIES, REFERRAL_FLOOR, SEVERITIES, SEVERITY_CODES
@@ -52,13 +53,16 @@ KEY_SHOWN_ONCE = "API key for {gym}: {key} (copy it now: it is not stored and wi
 KEY_NAME_IN_USE = "This gym already has a key named “{name}”: choose another name, or revoke that one first."
 KEY_REVOKED = "The key “{name}” of {gym} no longer works."
 
-# What a clinician reads about referrals (tests reuse these).
+# What a clinician reads about referrals and clearance, in one sentence (tests reuse these). Every
+# moment of a member's own is in the member's local time, with its offset.
 REFERRAL_COLUMN = "Since {since}: {rule}"
 REFERRAL_IN_WORDS = (
-    "Under referral since {since}, by the rule “{rule}” ({key}){fired_on}. "
+    "Under referral since {since}, when the rule “{rule}” gave its advice{fired_on}; {cleared}. "
     "Until a physician clears the member, only advice to see a physician or to stop running is given."
 )
-REFERRAL_FIRED_ON = ", which fired on the event {event} ({what}, {occurred})"
+REFERRAL_FIRED_ON = " on the {what} of that moment"
+REFERRAL_NOT_CLEARED = "no physician has cleared the member since"
+REFERRAL_CLEARED_BEFORE = "the last clearance by a physician, on {at}{by}, came before it"
 REFERRAL_NONE = "Not under referral."
 REFERRAL_LAST_CLEARED = "Last cleared by a physician on {at}{by}."
 REFERRAL_CLEARED = (
@@ -80,6 +84,9 @@ TIMELINE_WITHDRAWN = "Withdrawn {at}"
 TIMELINE_NO_ADVICE = "No advice."
 TIMELINE_HELD_FAILED = "What the rules held back could not be worked out just now ({error})."
 TIMELINE_NOT_JUDGED = "Not judged yet: the evaluation of this event failed or is still to run ({error})."
+TIMELINE_SIMULATION = (
+    "Beside what each event got, the advice the simulated draft gives it: nothing of it was stored or sent."
+)
 PROFILE_EMPTY = "Nothing recorded yet."
 SENT_BY_THE_GYM = "Sent by the gym"
 RECORDED_IN_THE_ADMIN = "Recorded in the admin by {name}"
@@ -90,6 +97,7 @@ VIEW_GYM = "coaching.view_gym"
 VIEW_MEMBER = "coaching.view_member"
 VIEW_EVENT = "coaching.view_event"
 VIEW_ADVICE = "coaching.view_advice"
+VIEW_RULE = "rules.view_rule"
 # How the gym's app shows the card (CDS Hooks indicator), in words.
 INDICATOR_WORDS = {"info": "information", "warning": "warning", "critical": "critical"}
 
@@ -128,6 +136,12 @@ def event_when(event: Event) -> str:
 
 def event_in_words(event: Event) -> str:
     return words.event_sentence(event.type, event.data)
+
+
+def referral_since_words(member: Member) -> str:
+    """When the member's referral began: the referring event's moment, in the member's local time."""
+    event = member.referral_event
+    return event_when(event) if event is not None else words.moment(member.referral_since)
 
 
 def _referral_kinds() -> str:
@@ -381,8 +395,16 @@ class MemberAdmin(CoachingAdmin):
     actions = ["mark_cleared"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Member]:
+        first = Event.objects.filter(member=OuterRef("pk")).order_by("occurred_at", "external_id")
         return (
-            super().get_queryset(request).select_related("gym", "referral_event").annotate(event_count=Count("events"))
+            super()
+            .get_queryset(request)
+            .select_related("gym", "referral_event")
+            .annotate(
+                event_count=Count("events"),
+                first_event_at=Subquery(first.values("occurred_at")[:1]),
+                first_event_offset=Subquery(first.values("utc_offset_minutes")[:1]),
+            )
         )
 
     @admin.display(description="Member id at the gym", ordering="external_id")
@@ -393,39 +415,40 @@ class MemberAdmin(CoachingAdmin):
     def under_referral(self, member: Member) -> str:
         if member.referral_since is None:
             return words.NOTHING
-        return REFERRAL_COLUMN.format(since=words.moment(member.referral_since), rule=member.referral_rule_name)
+        return REFERRAL_COLUMN.format(since=referral_since_words(member), rule=member.referral_rule_name)
 
     @admin.display(description="Events", ordering="event_count")
     def events_count(self, member: Member) -> str:
         return words.count_words(member.event_count, "event")
 
-    @admin.display(description="First seen", ordering="created_at")
+    @admin.display(description="First event", ordering="first_event_at")
     def first_seen(self, member: Member) -> str:
-        return words.moment(member.created_at)
+        if member.first_event_at is None:
+            return words.NOTHING
+        return words.local_moment(member.first_event_at, member.first_event_offset or 0)
 
     @admin.display(description="Profile")
     def profile_in_words(self, member: Member) -> SafeString | str:
-        rows = words.profile_values(member.profile)
+        # The physician's clearance is told with the referral, in one sentence.
+        profile = {name: value for name, value in (member.profile or {}).items() if name != "cleared_by_physician"}
+        rows = words.profile_values(profile)
         return _lines(rows) if rows else PROFILE_EMPTY
 
-    @admin.display(description="Referral")
+    @admin.display(description="Referral and clearance")
     def referral(self, member: Member) -> str:
+        cleared = selectors.referral_clearance_last(member=member)
+        by = f" (recorded by {cleared.recorded_by})" if cleared is not None and cleared.recorded_by else ""
         if member.referral_since is None:
-            cleared = selectors.referral_clearance_last(member=member)
             if cleared is None:
                 return REFERRAL_NONE
-            by = f" (recorded by {cleared.recorded_by})" if cleared.recorded_by else ""
             return f"{REFERRAL_NONE} {REFERRAL_LAST_CLEARED.format(at=event_when(cleared), by=by)}"
         event = member.referral_event
-        fired_on = ""
-        if event is not None:
-            what = words.event_type_words(event.type).lower()
-            fired_on = REFERRAL_FIRED_ON.format(event=event.external_id, what=what, occurred=event_when(event))
+        fired_on = REFERRAL_FIRED_ON.format(what=words.event_type_words(event.type).lower()) if event else ""
         in_words = REFERRAL_IN_WORDS.format(
-            since=words.moment(member.referral_since),
+            since=referral_since_words(member),
             rule=member.referral_rule_name,
-            key=member.referral_rule_key,
             fired_on=fired_on,
+            cleared=REFERRAL_CLEARED_BEFORE.format(at=event_when(cleared), by=by) if cleared else REFERRAL_NOT_CLEARED,
         )
         if event is None:
             return in_words
@@ -502,7 +525,14 @@ class MemberAdmin(CoachingAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def _timeline_context(self, request: HttpRequest, member: Member) -> dict[str, Any]:
-        timeline = selectors.member_timeline(member=member, page=request.GET.get("page") or 1)
+        page = request.GET.get("page") or (
+            selectors.member_timeline_page_of(member=member, event_id=request.GET["event"])
+            if request.GET.get("event")
+            else 1
+        )
+        timeline = selectors.member_timeline(member=member, page=page)
+        simulation_id = request.GET.get("simulation", "")
+        simulated = simulation_subject_events(simulation_id, str(member.pk)) if simulation_id else {}
         may_view_events = request.user.has_perm(VIEW_EVENT)
         may_view_advice = request.user.has_perm(VIEW_ADVICE)
         held = None
@@ -517,6 +547,31 @@ class MemberAdmin(CoachingAdmin):
             self._entry_words(entry, events_linked=may_view_events, advice_linked=may_view_advice, held=held)
             for entry in timeline.object_list
         ]
+        may_try = request.user.has_perm(VIEW_RULE)
+        for entry, found in zip(entries, timeline.object_list, strict=True):
+            event = found.event
+            entry["try_url"] = (
+                try_url(
+                    fact_type=event.type,
+                    data=event.data,
+                    occurred_at=event.occurred_at_local,
+                    subject=str(member.pk),
+                    fact_id=str(event.pk),
+                )
+                if may_try
+                else None
+            )
+        # A referral in force over several events is told in full once, at the oldest of them here.
+        told: set[str] = set()
+        for entry in reversed(entries):
+            entry["under_referral"] = bool(entry["referral"])
+            if entry["referral"] in told:
+                entry["referral"] = ""
+            told.add(entry["referral"])
+        for entry in entries:
+            found = simulated.get(str(entry["pk"]))
+            entry["simulated"] = _simulated_words(found) if found else None
+            entry["target"] = str(entry["pk"]) == request.GET.get("event")
         return {
             "show_held": show_held,
             "held_version": held.version if held else None,
@@ -526,6 +581,9 @@ class MemberAdmin(CoachingAdmin):
             "timeline_entries": entries,
             "referral_started": TIMELINE_STARTED_REFERRAL,
             "no_advice": TIMELINE_NO_ADVICE,
+            "simulation_id": simulation_id if simulated else "",
+            "simulation_url": f"{reverse('admin:rules_rule_simulate')}?job={simulation_id}" if simulated else "",
+            "simulation_note": TIMELINE_SIMULATION if simulated else "",
         }
 
     def _entry_words(
@@ -557,7 +615,7 @@ class MemberAdmin(CoachingAdmin):
                     "withdrawn_at": TIMELINE_WITHDRAWN.format(at=words.moment(piece.withdrawn_at)),
                     "withdrawn_by": words.lower_first(str(withdrawn_by)) if withdrawn_by else "",
                     "withdrawn_by_url": event_url(withdrawn_by.pk) if withdrawn_by and events_linked else None,
-                    "withdrawn_reason": piece.withdrawn_reason,
+                    "withdrawn_reason": words.dates_in_words(piece.withdrawn_reason),
                 }
             )
         return {
@@ -582,10 +640,31 @@ class MemberAdmin(CoachingAdmin):
         }
 
 
+def _simulated_words(event: Any) -> dict[str, Any]:
+    """What a simulated draft gives on an event, beside what the event got, in words."""
+    live = {advice.rule_key for advice in event.live}
+    draft = {advice.rule_key for advice in event.draft}
+    return {
+        "changed": bool(event.kinds()),
+        "advice": [
+            {
+                "severity": words.severity_words(advice.severity),
+                "severity_code": advice.severity,
+                "rule_name": advice.rule_name,
+                "message": advice.message,
+                "new": advice.rule_key not in live,
+            }
+            for advice in event.draft
+        ],
+        "gone": [advice.rule_name for advice in event.live if advice.rule_key not in draft],
+    }
+
+
 # -- events ------------------------------------------------------------------------------------
 @admin.register(Event)
 class EventAdmin(CoachingAdmin):
-    list_display = ["external_id_words", "member_link", "when", "in_words", "judged", "gym"]
+    list_display = ["when", "member_link", "in_words", "judged", "gym", "external_id_words"]
+    list_display_links = ["when"]
     list_filter = ["type", "evaluated", "gym"]
     search_fields = ["external_id", "member__external_id"]
     list_select_related = ["member", "gym"]
@@ -624,7 +703,7 @@ class EventAdmin(CoachingAdmin):
     def external_id_words(self, event: Event) -> str:
         return event.external_id
 
-    @admin.display(description="When (the member's local time)", ordering="occurred_at")
+    @admin.display(description="When (their local time)", ordering="occurred_at")
     def when(self, event: Event) -> str:
         return event_when(event)
 
@@ -831,7 +910,7 @@ class AdviceAdmin(CoachingAdmin):
     def withdrawn(self, advice: Advice) -> str:
         if advice.withdrawn_at is None:
             return "Current"
-        reason = Truncator(advice.withdrawn_reason).chars(120)
+        reason = Truncator(words.dates_in_words(advice.withdrawn_reason)).chars(120)
         return WITHDRAWN_COLUMN.format(at=words.moment(advice.withdrawn_at), reason=reason)
 
     @admin.display(description="The events the rule matched")
@@ -894,13 +973,14 @@ class AdviceAdmin(CoachingAdmin):
             return "Current"
         by = advice.withdrawn_by
         when = TIMELINE_WITHDRAWN.format(at=words.moment(advice.withdrawn_at))
+        reason = words.dates_in_words(advice.withdrawn_reason)
         if by is None:
-            return format_html("{}: {}", when, advice.withdrawn_reason)
+            return format_html("{}: {}", when, reason)
         return format_html(
             "{}, when the {} arrived: {}",
             when,
             _link(event_url(by.pk) if linked else None, words.lower_first(str(by))),
-            advice.withdrawn_reason,
+            reason,
         )
 
 
@@ -1062,6 +1142,12 @@ class EventImportAdmin(admin.ModelAdmin):
             format_words=upload.get_format_display(),
             created=words.count_words(upload.created, "new event"),
             bad=words.count_words(upload.bad_count, "bad line"),
+            # A CSV file's first line names its columns: it is no event.
+            header_line=upload.format == EventImport.Format.CSV and upload.lines > 0,
+            events_read=words.count_words(
+                upload.lines - (1 if upload.format == EventImport.Format.CSV and upload.lines else 0), "line"
+            )
+            + " of events",
             bad_lines=upload.bad_lines[:SHOWN_BAD_LINES],
             more_shown=max(0, len(upload.bad_lines) - SHOWN_BAD_LINES),
             not_kept=IMPORT_MORE_BAD_LINES.format(more=upload.bad_count - len(upload.bad_lines))

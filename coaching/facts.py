@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlencode
 
 from django.urls import reverse
 
 from rules.evaluation import Fact
-from rules.registry import AdviceTally, FactSource
+from rules.registry import AdviceTally, FactSource, FeedbackTally
 
 from .evaluation import member_facts
-from .models import Advice, Event, Member
+from .models import Advice, AdviceFeedback, Event, Member, OverrideReason
+from .words import event_fields, event_sentence
+
+
+def member_words(member: Member) -> str:
+    """How the rules admin names a member: "m-1042 (Riverside Runners)"."""
+    return f"{member.external_id} ({member.gym.name})"
+
 
 TRY_HISTORY_MAX = 5000
 
@@ -31,18 +40,24 @@ class CoachingFactSource(FactSource):
         return [(str(m.pk), f"{m.gym.name}: {m.external_id}") for m in members[:limit]]
 
     def enrich(
-        self, *, fact_type: str, data: dict, occurred_at: dt.datetime, subject: str | None
+        self,
+        *,
+        fact_type: str,
+        data: dict,
+        occurred_at: dt.datetime,
+        subject: str | None,
+        replacing: str | None = None,
     ) -> tuple[Fact, list[Fact]]:
         """The tried event as production would judge it: after the member's events before it,
-        with the figures they give it (a tried event sorts after stored ones of the same instant)."""
+        with the figures they give it (a tried event sorts after stored ones of the same instant);
+        ``replacing``: the stored event it stands for, left out."""
         member = Member.objects.filter(pk=subject).first() if subject else None
         events: list[Any] = []
         if member is not None:
-            events = list(
-                member.events.filter(occurred_at__lte=occurred_at).order_by("-occurred_at", "-external_id")[
-                    :TRY_HISTORY_MAX
-                ]
-            )
+            stored = member.events.filter(occurred_at__lte=occurred_at)
+            if replacing and str(replacing).isdigit():
+                stored = stored.exclude(pk=replacing)
+            events = list(stored.order_by("-occurred_at", "-external_id")[:TRY_HISTORY_MAX])
             events.reverse()
         offset = occurred_at.utcoffset() or dt.timedelta(0)
         tried = SimpleNamespace(
@@ -59,12 +74,12 @@ class CoachingFactSource(FactSource):
 
     def timelines(self, *, since: dt.datetime) -> Iterator[tuple[list[Fact], dict[str, str]]]:
         """Each member with events since ``since``: all their facts in judging order, and a label
-        per fact id ("gym / member / event")."""
+        per fact id: the member in words ("m-1042 (Riverside Runners)")."""
         members = Event.objects.filter(occurred_at__gte=since).values_list("member_id", flat=True).distinct()
         for member in Member.objects.filter(pk__in=members).select_related("gym").order_by("pk").iterator():
             events = list(member.events.order_by("occurred_at", "external_id"))
-            labels = {str(e.pk): f"{member.gym.name} / {member.external_id} / {e.external_id}" for e in events}
-            yield member_facts(events), labels
+            label = member_words(member)
+            yield member_facts(events), dict.fromkeys((str(e.pk) for e in events), label)
 
     def fact_count(self, *, since: dt.datetime) -> int:
         return Event.objects.filter(occurred_at__gte=since).count()
@@ -74,6 +89,25 @@ class CoachingFactSource(FactSource):
         if not str(subject_id).isdigit():
             return None
         return reverse("admin:coaching_member_change", args=[subject_id])
+
+    def fact_url(self, subject_id: str, fact_id: str, *, simulation: str = "") -> str | None:
+        """The member's timeline at the event (on the page that holds it), with a simulation's
+        draft advice shown beside what each event got."""
+        url = self.subject_url(subject_id)
+        if url is None or not str(fact_id).isdigit():
+            return url
+        query = urlencode({"event": fact_id, **({"simulation": simulation} if simulation else {})})
+        return f"{url}?{query}#event-{fact_id}"
+
+    def fact_words(self, fact: Fact) -> str:
+        """The event in one line, as the member's timeline says it."""
+        own = {name: value for name, value in fact.data.items() if name in event_fields(fact.type)}
+        return event_sentence(fact.type, own)
+
+    def subjects_words(self, subject_ids: Iterable[str]) -> dict[str, str]:
+        ids = [int(subject) for subject in subject_ids if str(subject).isdigit()]
+        found = {str(m.pk): member_words(m) for m in Member.objects.filter(pk__in=ids).select_related("gym")}
+        return {subject: found.get(str(subject), str(subject)) for subject in subject_ids}
 
     def advice_statistics(self, *, first_day: dt.date) -> list[AdviceTally]:
         """Advice per rule, member and day from ``first_day`` on, counted on the local date (in
@@ -93,6 +127,44 @@ class CoachingFactSource(FactSource):
             AdviceTally(rule_key=rule_key, day=day, subject=member, current=current, withdrawn=withdrawn)
             for (rule_key, day, member), (current, withdrawn) in tallies.items()
         ]
+
+    def feedback_statistics(self, *, first_day: dt.date, last_day: dt.date) -> list[FeedbackTally]:
+        """How the cards of the advice given on those days landed, per rule and the local day of
+        the advice's event (as ``advice_statistics`` counts it): each card by its latest outcome,
+        from CDS Hooks or the API, the override reasons in the words of the list clinicians edit."""
+        since = dt.datetime.combine(first_day - dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+        until = dt.datetime.combine(last_day + dt.timedelta(days=2), dt.time.min, tzinfo=dt.UTC)
+        latest: dict[int, tuple[str, dt.date, str, list[str]]] = {}
+        rows = (
+            AdviceFeedback.objects.filter(advice__occurred_at__gte=since, advice__occurred_at__lt=until)
+            .order_by("advice_id", "outcome_at", "id")
+            .values_list(
+                "advice_id",
+                "advice__rule_key",
+                "advice__occurred_at",
+                "advice__event__utc_offset_minutes",
+                "outcome",
+                "reasons",
+            )
+        )
+        for advice_id, rule_key, occurred_at, offset, outcome, reasons in rows.iterator(chunk_size=5000):
+            day = occurred_at.astimezone(dt.timezone(dt.timedelta(minutes=offset))).date()
+            latest[advice_id] = (rule_key, day, outcome, list(reasons or []))
+        words = dict(OverrideReason.objects.values_list("code", "display"))
+        tallies: dict[tuple[str, dt.date], FeedbackTally] = {}
+        for rule_key, day, outcome, reasons in latest.values():
+            if not first_day <= day <= last_day:
+                continue
+            tally = tallies.setdefault((rule_key, day), FeedbackTally(rule_key=rule_key, day=day, reasons={}))
+            if outcome == AdviceFeedback.Outcome.ACCEPTED:
+                tallies[rule_key, day] = replace(tally, accepted=tally.accepted + 1)
+            else:
+                counted = dict(tally.reasons)
+                for code in reasons or ["(no reason given)"]:
+                    label = words.get(code, code.replace("-", " ").replace("_", " "))
+                    counted[label] = counted.get(label, 0) + 1
+                tallies[rule_key, day] = replace(tally, overridden=tally.overridden + 1, reasons=counted)
+        return list(tallies.values())
 
     def reevaluation_count(self, *, fact_types: set[str], since: dt.datetime) -> int:
         """Members with events of ``fact_types`` since ``since`` (what a publish offers to re-judge)."""

@@ -154,6 +154,18 @@ def member_timeline(*, member: Member, page: int | str = 1, per_page: int = TIME
     return timeline
 
 
+def member_timeline_page_of(*, member: Member, event_id: Any, per_page: int = TIMELINE_PAGE_SIZE) -> int:
+    """The page of the member's timeline (newest first) that shows the event ``event_id`` (1 when
+    the member has no such event)."""
+    event = member.events.filter(pk=event_id).first() if str(event_id).isdigit() else None
+    if event is None:
+        return 1
+    newer = member.events.filter(
+        Q(occurred_at__gt=event.occurred_at) | Q(occurred_at=event.occurred_at, external_id__gt=event.external_id)
+    ).count()
+    return newer // per_page + 1
+
+
 def _referrals_in_force(*, member: Member) -> dict[int, ReferralInForce]:
     """For each of the member's events, the referral in force when it was judged (after a
     clearance on the event itself, before a referral it starts), replayed from the stored advice

@@ -8,6 +8,7 @@ Labels and units come from ``coaching.catalog``, never from field names.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,22 @@ FIGURE_SPECS: dict[str, FieldSpec] = {
 def day_words(day: dt.date) -> str:
     """The one date format of the admin: "20 Nov 2026"."""
     return f"{day.day} {day:%b %Y}"
+
+
+_ISO_DAY = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+
+
+def dates_in_words(text: str) -> str:
+    """``text`` with its dates as the admin writes them ("the run of 2026-12-03" -> "the run of
+    3 Dec 2026"): for sentences stored for gyms' programs, shown to clinicians."""
+
+    def day(found: re.Match[str]) -> str:
+        try:
+            return day_words(dt.date(int(found[1]), int(found[2]), int(found[3])))
+        except ValueError:
+            return found[0]
+
+    return _ISO_DAY.sub(day, text or "")
 
 
 def moment(at: dt.datetime | None) -> str:
@@ -158,9 +175,29 @@ def data_values(event_type: str, data: Mapping[str, Any]) -> list[tuple[str, str
     return labelled_values(data or {}, event_fields(event_type))
 
 
+# A figure of an increase that fell reads as the decrease it is, with its own label.
+DECREASE_LABELS = {
+    "long_run_increase_pct": "Shorter than the longest run of 30 days by",
+    "weekly_distance_increase_pct": "Weekly distance decrease",
+}
+
+
 def figure_values(figures: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The figures the rules saw for an event, labelled with units: [("Distance this week", "14 km"), …]."""
-    return labelled_values(figures or {}, FIGURE_SPECS)
+    """The figures the rules saw for an event, labelled with units: [("Distance this week", "14 km"), …];
+    a percentage as a whole number, and an increase below zero as the decrease it is."""
+    rows = []
+    for name, spec in FIGURE_SPECS.items():
+        if name not in (figures or {}):
+            continue
+        value = figures[name]
+        label = spec.label
+        if spec.unit == "%" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0 and name in DECREASE_LABELS:
+                label, value = DECREASE_LABELS[name], -value
+            value = round(value)
+        rows.append((label, value_words(spec, value)))
+    unknown = {name: value for name, value in (figures or {}).items() if name not in FIGURE_SPECS}
+    return rows + labelled_values(unknown, {})
 
 
 def profile_values(profile: Mapping[str, Any]) -> list[tuple[str, str]]:

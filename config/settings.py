@@ -154,8 +154,12 @@ WEBHOOK_MAX_AGE_DAYS = int(os.environ.get("WEBHOOK_MAX_AGE_DAYS", "7"))
 WEBHOOKS_ALLOW_HTTP = os.environ.get("WEBHOOKS_ALLOW_HTTP", "false").lower() in ("1", "true", "yes", "on")
 FEED_SETTLE_SECONDS = float(os.environ.get("FEED_SETTLE_SECONDS", "5"))
 # The rules engine's settings (rules/conf.py): a queue worker tunes its garbage collector once
-# loaded, as a web process does (config/process.py).
-RULES_ENGINE = {"WORKER_READY": "config.process.collector_tune"}
+# loaded, as a web process does (config/process.py); RULES_PUBLISH_APPROVALS clinicians other
+# than the author approve each publish and roll-back in the admin (0: none, for a practice of one).
+RULES_ENGINE = {
+    "WORKER_READY": "config.process.collector_tune",
+    "PUBLISH_APPROVALS": int(os.environ.get("RULES_PUBLISH_APPROVALS", "1")),
+}
 
 # Checked wherever a password is set: the admin's forms, createclinician, demo (docs/deployment.md, Security).
 AUTH_PASSWORD_VALIDATORS = [

@@ -17,7 +17,9 @@ The public API is these modules (``PUBLIC_MODULES``), and a domain app imports n
 - ``rules.spec``: a rule as plain data, its validation and the messages clinicians read.
 - ``rules.jobs``: the task queue (start a job, look one up).
 - ``rules.models``: the models, for foreign keys and queries of the domain's own.
-- ``rules.simulation``: try it and simulate, what a draft would do against the live version.
+- ``rules.simulation``: try it and simulate, what a draft would do against the live version, and
+  the burden each puts on the subjects.
+- ``rules.governance``: requests to publish or roll back, and their approval by another clinician.
 - ``rules.conf``: the app's settings (``settings.RULES_ENGINE``).
 - ``rules.signals``: what the app tells others (a job finished, with its kind and outcome).
 - ``rules.admin``: ``ActionPermissionMixin`` for the project's other admins.
@@ -37,6 +39,7 @@ PUBLIC_MODULES = (
     "rules.jobs",
     "rules.models",
     "rules.simulation",
+    "rules.governance",
     "rules.conf",
     "rules.signals",
     "rules.admin",

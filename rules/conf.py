@@ -13,6 +13,22 @@ Defaults (override any key in the project's settings)::
         # Dotted path of a callable ``manage.py worker`` calls once loaded, before it takes a
         # job, e.g. the project's tuning of a long-running process. None: nothing is called.
         "WORKER_READY": None,
+        # How many clinicians other than its author approve a request to publish or roll back
+        # before it goes live. 0: publishing takes effect at once (a single-clinician practice).
+        "PUBLISH_APPROVALS": 1,
+        # A draft is flagged, and publishing it needs a written reason, when it raises advice per
+        # subject and week by more than this many percent over the live version ...
+        "BURDEN_ADVICE_RISE_PCT": 25,
+        # ... or gives cards of the most urgent indicator to more than this share of subjects (%).
+        "BURDEN_MOST_URGENT_PCT": 5,
+        # A rule is marked for review when more than this share of its cards is overridden (%) ...
+        "LANDING_OVERRIDE_PCT": 50,
+        # ... over at least this many cards with feedback ...
+        "LANDING_OVERRIDE_MIN_CARDS": 20,
+        # ... or when a week's firings are more than this many times the average week before it,
+        # and at least LANDING_JUMP_MIN.
+        "LANDING_JUMP_FACTOR": 2.0,
+        "LANDING_JUMP_MIN": 10,
     }
 """
 
@@ -27,6 +43,13 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PATTERN_STEPS": 6,
     "MAX_RULES": 100,
     "WORKER_READY": None,
+    "PUBLISH_APPROVALS": 1,
+    "BURDEN_ADVICE_RISE_PCT": 25,
+    "BURDEN_MOST_URGENT_PCT": 5,
+    "LANDING_OVERRIDE_PCT": 50,
+    "LANDING_OVERRIDE_MIN_CARDS": 20,
+    "LANDING_JUMP_FACTOR": 2.0,
+    "LANDING_JUMP_MIN": 10,
 }
 
 

@@ -13,7 +13,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from rules.spec import COUNT, OPERATORS, PARAMETER_KINDS, PATTERNS, SINGLE
+from rules.spec import COUNT, DAYS, EVIDENCE_DEFAULT, EVIDENCE_LEVELS, OPERATORS, PARAMETER_KINDS, PATTERNS, SINGLE
 
 OPERATOR_CHOICES = [(code, label) for code, (label, _, _) in OPERATORS.items()]
 KIND_CHOICES = [(kind, kind) for kind in PARAMETER_KINDS]
@@ -35,6 +35,18 @@ class Rule(models.Model):
         help_text="What to do, in at most 140 characters: many clinical systems show only this.",
     )
     source_label = models.CharField(max_length=300, blank=True, help_text="Where the advice comes from.")
+    evidence_level = models.CharField(
+        "evidence",
+        max_length=20,
+        choices=list(EVIDENCE_LEVELS.items()),
+        default=EVIDENCE_DEFAULT,
+        help_text="What the advice rests on.",
+    )
+    review_by = models.DateField(
+        null=True,
+        blank=True,
+        help_text="When a clinician should look at the rule again; empty: a year after it last changed.",
+    )
     cooldown_days = models.PositiveIntegerField(
         default=0, help_text="No new advice from this rule for the same member within this many days (0: no limit)."
     )
@@ -66,7 +78,7 @@ class Rule(models.Model):
     enabled = models.BooleanField(default=True)
     pattern = models.CharField(max_length=20, choices=list(PATTERNS.items()), default=SINGLE)
     count = models.PositiveIntegerField(
-        null=True, blank=True, help_text="How many matching events (several-events pattern)."
+        null=True, blank=True, help_text="How many matching events, or days in a row (the patterns that count)."
     )
     window_hours = models.FloatField(null=True, blank=True, help_text="Time window of the pattern, in hours.")
     revision = models.PositiveIntegerField(default=1, editable=False)
@@ -87,9 +99,9 @@ class Rule(models.Model):
         return f"{self.key}: {self.name}"
 
     def clean(self) -> None:
-        if self.pattern == COUNT and (self.count is None or self.count < 2):
-            raise ValidationError({"count": "How many events: a whole number of at least 2."})
-        if self.pattern != SINGLE and (self.window_hours is None or self.window_hours <= 0):
+        if self.pattern in (COUNT, DAYS) and (self.count is None or self.count < 2):
+            raise ValidationError({"count": "How many: a whole number of at least 2."})
+        if self.pattern not in (SINGLE, DAYS) and (self.window_hours is None or self.window_hours <= 0):
             raise ValidationError({"window_hours": "The time window must be more than 0 hours."})
 
 
@@ -175,13 +187,27 @@ class RulesetSettings(models.Model):
 
 
 class RulesetVersion(models.Model):
-    """An immutable snapshot of the whole ruleset. The highest number is live."""
+    """An immutable snapshot of the whole ruleset. The highest number is live.
+
+    ``origin`` says how it went live: through a request another clinician approved (its
+    ``request``, with what the approvers saw), an operator's command, or the default pack's first
+    install; empty for versions published before it was recorded, or by code of one's own.
+    """
+
+    class Origin(models.TextChoices):
+        APPROVED = "approved", "approved in the admin"
+        OPERATOR = "operator", "an operator's command"
+        INSTALL = "install", "the default rule pack's first install"
+        DIRECT = "", "published directly"
 
     number = models.PositiveIntegerField(unique=True)
     snapshot = models.JSONField(help_text="Every rule's spec, disabled ones included.")
     settings = models.JSONField(default=dict, blank=True, help_text="The ruleset's own settings (advice limit).")
     comment = models.TextField(blank=True)
-    rolled_back_from = models.PositiveIntegerField(null=True, blank=True)
+    rolled_back_from = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The earlier version this one brought back (a roll back to it)."
+    )
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.DIRECT, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -210,6 +236,8 @@ class RuleChange(models.Model):
     """
 
     SETTINGS_KEY = ""
+    # An operator's publish, recorded with the changes of the draft it published (no rule of its own).
+    PUBLISHED = "published"
 
     class Origin(models.TextChoices):
         EDIT = "edit", "hand edit"
@@ -218,9 +246,10 @@ class RuleChange(models.Model):
         INSTALL = "install", "pack install"
         UPGRADE = "upgrade", "pack upgrade"
         DISCARD = "discard", "draft discarded"
+        OPERATOR = "operator", "the operator's pack import, published at once"
 
     rule_key = models.CharField(max_length=80, db_index=True, blank=True)
-    action = models.CharField(max_length=20)  # created, changed, deleted
+    action = models.CharField(max_length=20)  # created, changed, deleted; published (the whole ruleset)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
     origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.EDIT)
@@ -236,11 +265,27 @@ class RuleChange(models.Model):
         ordering = ["-changed_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.rule_key or 'ruleset settings'} {self.action} {self.changed_at:%Y-%m-%d %H:%M}"
+        if self.action == self.PUBLISHED:
+            what = "The whole ruleset"
+        elif self.rule_key == self.SETTINGS_KEY:
+            what = "The ruleset settings"
+        else:
+            what = f"“{(self.after or self.before or {}).get('name') or self.rule_key}”"
+        when = f"{self.changed_at.day} {self.changed_at:%b %Y, %H:%M}" if self.changed_at else ""
+        return f"{what}: {self.action_words}, {when}".rstrip(", ")
 
     @property
     def is_settings(self) -> bool:
-        return self.rule_key == self.SETTINGS_KEY
+        return self.rule_key == self.SETTINGS_KEY and self.action != self.PUBLISHED
+
+    @property
+    def is_publish(self) -> bool:
+        return self.action == self.PUBLISHED
+
+    @property
+    def action_words(self) -> str:
+        """The action as a clinician reads it: "new rule", "changed", "deleted", "published"."""
+        return {"created": "new rule"}.get(self.action, self.action)
 
     @property
     def origin_label(self) -> str:
@@ -249,7 +294,86 @@ class RuleChange(models.Model):
             return f"roll back to version {self.origin_version}"
         if self.origin == self.Origin.DISCARD and self.origin_version:
             return f"draft discarded (back to version {self.origin_version})"
+        if self.origin == self.Origin.OPERATOR and self.origin_version:
+            return f"the operator's pack import, published at once as version {self.origin_version}"
         return self.get_origin_display() or "not recorded"
+
+
+class PublishRequest(models.Model):
+    """A clinician's request to publish the draft, or to roll back to an earlier version, waiting
+    for another clinician's approval (``rules.governance``).
+
+    What the approvers see is frozen when the request is made: the rules and settings that would
+    go live, the diff against the live version, the summary and burden of a simulation of exactly
+    those rules, the comment, and the reason given for a draft flagged for its burden. A change of
+    the draft after a request to publish it, or another version going live, makes it void.
+    """
+
+    class Kind(models.TextChoices):
+        PUBLISH = "publish", "publish the draft"
+        ROLLBACK = "rollback", "roll back"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting for approval"
+        PUBLISHED = "published", "approved and published"
+        VOID = "void", "void"
+        WITHDRAWN = "withdrawn", "withdrawn"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PUBLISH)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    rollback_to = models.PositiveIntegerField(null=True, blank=True, help_text="The version a roll back brings back.")
+    live_version = models.PositiveIntegerField(default=0, help_text="The live version when it was requested (0: none).")
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="A digest of the rules it would publish.")
+    specs = models.JSONField(default=list, help_text="The rules it would publish.")
+    settings = models.JSONField(default=dict, blank=True)
+    comment = models.TextField()
+    reason = models.TextField(blank=True, default="", help_text="Why a draft flagged for its burden should go live.")
+    diff = models.JSONField(default=dict, help_text="What it changes against the live version, in words.")
+    simulation = models.JSONField(null=True, blank=True, help_text="The summary of the simulation it was made with.")
+    burden = models.JSONField(null=True, blank=True, help_text="The burden of the live version and the request's.")
+    simulation_job = models.CharField(max_length=40, blank=True, default="")
+    approvals_needed = models.PositiveSmallIntegerField(default=1)
+    requested_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.TextField(blank=True, default="")
+    version = models.OneToOneField(
+        RulesetVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="request"
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = "request to publish"
+        verbose_name_plural = "requests to publish"
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.ROLLBACK:
+            return f"Request to roll back to version {self.rollback_to}"
+        if self.requested_at is None:
+            return "Request to publish the draft"
+        return f"Request to publish the draft of {self.requested_at.day} {self.requested_at:%b %Y, %H:%M}"
+
+
+class PublishApproval(models.Model):
+    """One clinician's approval of a request (never its author's)."""
+
+    request = models.ForeignKey(PublishRequest, on_delete=models.CASCADE, related_name="approvals")
+    approved_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(auto_now_add=True)
+    comment = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["approved_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "approved_by"], name="rules_approval_once_per_clinician")
+        ]
+
+    def __str__(self) -> str:
+        return f"Approved by {self.approved_by}"
 
 
 class Job(models.Model):

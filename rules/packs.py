@@ -20,8 +20,11 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import date_format
 
+from rules.internal.render import chips_from_placeholders
 from rules.models import RuleChange, RulesetSettings, RulesetVersion
+from rules.registry import registry
 from rules.selectors import ruleset_draft_specs, version_live
 from rules.services import (
     draft_replace,
@@ -31,9 +34,16 @@ from rules.services import (
     ruleset_settings_save,
 )
 from rules.spec import (
+    EVIDENCE_DEFAULT,
+    EVIDENCE_LEVELS,
+    OPERATORS,
+    PATTERNS,
     RULE_FIELDS,
     RULESET_SETTINGS,
+    SINGLE,
     RuleValidationError,
+    placeholder_labels,
+    review_by_date,
     rule_field_label,
     safety_problems,
     settings_normalize,
@@ -190,10 +200,50 @@ def _shape_problems(rules: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def pack_import(
-    *, specs: Sequence[Mapping[str, Any]], settings: Mapping[str, Any] | None = None, user: Any = None
+    *,
+    specs: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Any] | None = None,
+    user: Any = None,
+    origin: str = RuleChange.Origin.IMPORT,
 ) -> None:
     """Make the draft equal to the pack's rules (publish separately), recorded as a pack import."""
-    draft_replace(specs=specs, settings=settings, user=user, origin=RuleChange.Origin.IMPORT)
+    draft_replace(specs=specs, settings=settings, user=user, origin=origin)
+
+
+MSG_OPERATOR_PUBLISHED = "Published at once as version {number} by the operator's command: “{comment}”"
+
+
+@transaction.atomic
+def pack_publish_by_operator(*, pack: Pack, comment: str) -> RulesetVersion | None:
+    """An operator's import that goes live at once (``importpack --publish``), with no clinician's
+    approval: the draft becomes the pack and is published, both recorded in the change log as the
+    operator's act (with the comment). None when the pack is live already: only the draft follows."""
+    live = version_live()
+    settings = settings_normalize(pack.settings)
+    if (
+        live is not None
+        and [spec_comparable(spec) for spec in live.snapshot] == pack.rules
+        and settings_normalize(live.settings) == settings
+    ):
+        pack_import(specs=pack.rules, settings=settings, origin=RuleChange.Origin.OPERATOR)
+        return None
+    first_change = RuleChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    pack_import(specs=pack.rules, settings=settings, origin=RuleChange.Origin.OPERATOR)
+    version = ruleset_publish(
+        specs=pack.rules, settings=settings, comment=comment, origin=RulesetVersion.Origin.OPERATOR
+    )
+    RuleChange.objects.filter(id__gt=first_change, origin=RuleChange.Origin.OPERATOR).update(
+        origin_version=version.number
+    )
+    RuleChange.objects.create(
+        rule_key=RuleChange.SETTINGS_KEY,
+        action=RuleChange.PUBLISHED,
+        before=None,
+        after={"version": version.number, "comment": comment},
+        origin=RuleChange.Origin.OPERATOR,
+        origin_version=version.number,
+    )
+    return version
 
 
 # -- installing and upgrading a domain's default pack -----------------------------------------
@@ -254,6 +304,10 @@ def pack_install(
     for older in earlier:
         for spec in older.rules:
             previous.setdefault(spec["key"], []).append(spec)
+    # A rule installed from this very pack before packs carried evidence has the defaults there:
+    # it is as this version shipped it then, so an upgrade gives it the pack's evidence.
+    for spec in pack.rules:
+        previous.setdefault(spec["key"], []).append(spec_without_evidence(spec))
     with transaction.atomic():
         first_install = not RulesetVersion.objects.exists()
         draft = {spec["key"]: spec_comparable(spec) for spec in ruleset_draft_specs()}
@@ -283,7 +337,7 @@ def pack_install(
             ruleset_settings_save(settings=pack.settings, user=user, origin=origin)
             result.settings_set = True
         if first_install:
-            result.published = ruleset_publish(user=user, comment=comment).number
+            result.published = ruleset_publish(user=user, comment=comment, origin=RulesetVersion.Origin.INSTALL).number
     return result
 
 
@@ -326,13 +380,69 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def _condition_text(condition: Mapping[str, Any]) -> str:
-    target = f"[{condition['parameter']}]" if condition.get("parameter") else _show(condition.get("value"))
-    negate = "not " if condition.get("negate") else ""
-    return (
-        f"event {condition.get('step', 1)}, group {condition.get('group', 1)}: {negate}"
-        f"{condition.get('field')} {condition.get('operator')} {target}"
-    )
+def _plural(number: Any, unit: str) -> str:
+    return f"{_show(number)} {unit}{'' if number == 1 else 's'}"
+
+
+def _field_words(spec: Mapping[str, Any], name: str) -> str:
+    """A rule field's value as a clinician reads it: labels for codes, chips for inserted values."""
+    value = spec.get(name)
+    if name == "severity":
+        return registry.severity_label(value) if value else "—"
+    if name == "category":
+        return registry.category_label(value) if value else "—"
+    if name == "indicator":
+        return registry.indicator_label(value) if value else "as its severity says"
+    if name == "pattern":
+        return PATTERNS.get(value or SINGLE, _show(value))
+    if name == "evidence_level":
+        return EVIDENCE_LEVELS.get(value or EVIDENCE_DEFAULT, _show(value))
+    if name == "review_by":
+        try:
+            day = review_by_date(value)
+        except (TypeError, ValueError):
+            return _show(value)
+        return date_format(day, "DATE_FORMAT") if day else "a year after its last change"
+    if name in ("message", "summary") and isinstance(value, str):
+        return chips_from_placeholders(value, placeholder_labels(spec)) or "—"
+    if name == "window_hours" and value not in (None, ""):
+        hours = float(value)
+        return _plural(int(hours // 24), "day") if hours % 24 == 0 else _plural(hours, "hour")
+    if name == "cooldown_days":
+        return _plural(value or 0, "day")
+    return _show(value)
+
+
+def _events_words(spec: Mapping[str, Any]) -> str:
+    labels = []
+    for step in spec.get("steps") or []:
+        fact_type = registry.fact_type(str(step.get("fact_type") or ""))
+        labels.append(fact_type.label if fact_type else str(step.get("fact_type")))
+    return ", then ".join(labels) or "—"
+
+
+def _condition_text(spec: Mapping[str, Any], condition: Mapping[str, Any]) -> str:
+    """A condition in words: "event 2: pain during the run is at least [Pain threshold]"."""
+    steps = spec.get("steps") or []
+    step = int(condition.get("step") or 1)
+    fact_type = registry.fact_type(str(steps[step - 1].get("fact_type") or "")) if 0 < step <= len(steps) else None
+    field = fact_type.field(str(condition.get("field") or "")) if fact_type else None
+    what = field.in_words if field else str(condition.get("field") or "").replace("_", " ")
+    operator = OPERATORS.get(str(condition.get("operator") or ""), (str(condition.get("operator") or ""),))[0]
+    if condition.get("parameter"):
+        target = f"[{placeholder_labels(spec).get(condition['parameter'], condition['parameter'])}]"
+    else:
+        value = condition.get("value")
+        if field is not None and field.choices and value not in (None, ""):
+            items = value if isinstance(value, (list, tuple)) else [value]
+            target = ", ".join(field.choice_label(str(item)) for item in items)
+        else:
+            target = _show(value) if value not in (None, "") else ""
+        if field is not None and field.unit and target:
+            target += f" {field.unit}" if not field.unit.startswith("/") else field.unit
+    negate = "not: " if condition.get("negate") else ""
+    where = f"event {step}: " if len(steps) > 1 else ""
+    return f"{where}{negate}{what} {operator} {target}".strip()
 
 
 def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> RuleDiff:
@@ -349,19 +459,19 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
         old, new = old_params.get(name), new_params.get(name)
         label = (new or old).get("label") or name
         unit = (new or old).get("unit") or ""
-        old_v = f"{_show(old['value'])} {unit}".strip() if old else "—"
-        new_v = f"{_show(new['value'])} {unit}".strip() if new else "—"
+        gap = "" if unit.startswith("/") else " "  # "5/10", "30 °C"
+        old_v = f"{_show(old['value'])}{gap}{unit}".strip() if old else "—"
+        new_v = f"{_show(new['value'])}{gap}{unit}".strip() if new else "—"
         if old_v != new_v or (old and new and old.get("kind") != new.get("kind")):
             changes.append((f"Parameter “{label}”", old_v, new_v))
     for name in RULE_FIELDS:  # parameters, events and conditions are shown on their own
         if name != "key" and _show(before.get(name)) != _show(after.get(name)):
-            changes.append((rule_field_label(name), _show(before.get(name)), _show(after.get(name))))
-    old_steps = ", ".join(s["fact_type"] for s in before.get("steps") or [])
-    new_steps = ", ".join(s["fact_type"] for s in after.get("steps") or [])
+            changes.append((rule_field_label(name), _field_words(before, name), _field_words(after, name)))
+    old_steps, new_steps = _events_words(before), _events_words(after)
     if old_steps != new_steps:
         changes.append(("Events", old_steps, new_steps))
-    old_conditions = [_condition_text(c) for c in before.get("conditions") or []]
-    new_conditions = [_condition_text(c) for c in after.get("conditions") or []]
+    old_conditions = [_condition_text(before, c) for c in before.get("conditions") or []]
+    new_conditions = [_condition_text(after, c) for c in after.get("conditions") or []]
     if old_conditions != new_conditions:
         removed = [c for c in old_conditions if c not in new_conditions]
         added = [c for c in new_conditions if c not in old_conditions]
@@ -369,6 +479,11 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
     return RuleDiff(
         key=spec.get("key", "?"), name=spec.get("name", ""), action="changed" if changes else "same", changes=changes
     )
+
+
+def spec_without_evidence(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` (normalized) with its evidence level and review date at their defaults."""
+    return {**spec, "evidence_level": RULE_FIELDS["evidence_level"][1], "review_by": RULE_FIELDS["review_by"][1]}
 
 
 def spec_comparable(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -121,6 +121,21 @@ class AdviceTally:
     withdrawn: int = 0  # given, then withdrawn (a later event showed it no longer held)
 
 
+@dataclass(frozen=True)
+class FeedbackTally:
+    """How the cards of one rule given on one day landed: accepted, or overridden and why.
+
+    ``reasons`` holds the words of each override reason given (a card overridden for two reasons
+    counts in both), as the domain's list of reasons says them.
+    """
+
+    rule_key: str
+    day: dt.date
+    accepted: int = 0
+    overridden: int = 0
+    reasons: Mapping[str, int] = dc_field(default_factory=dict)
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -133,9 +148,11 @@ class FactSource:
     objects, so the rules app never touches the domain's models.
     """
 
-    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None):
+    def enrich(self, *, fact_type: str, data: dict, occurred_at, subject: str | None, replacing: str | None = None):
         """The fact as the engine would see it: ``data`` plus derived figures, as of
-        ``occurred_at`` for subject ``subject`` (None: no history). Returns (Fact, history)."""
+        ``occurred_at`` for subject ``subject`` (None: no history). Returns (Fact, history).
+        ``replacing`` (passed only when given): a stored fact of the subject's that the tried one
+        stands for ("Try this event"), which the history leaves out."""
         raise NotImplementedError
 
     def subjects(self, *, search: str = "", limit: int = 50) -> list[tuple[str, str]]:
@@ -167,6 +184,45 @@ class FactSource:
         """The address of the domain's own page about a subject (e.g. a member's timeline), so
         that the rules admin can link every subject it names; None (the default): no link."""
         return None
+
+    def fact_url(self, subject_id: str, fact_id: str, *, simulation: str = "") -> str | None:
+        """The address of the domain's page about a subject at one of its facts; with
+        ``simulation`` (a kept simulation's job id), one that shows there the advice the
+        simulated draft gives (``rules.simulation.simulation_subject_events``). The default: the
+        subject's page (``subject_url``)."""
+        return self.subject_url(subject_id)
+
+    def fact_words(self, fact: Any) -> str:
+        """A fact in words for people ("Run, 6.2 km in 38 min, pain 2 → 6 → 5"). The default: its
+        type's label and the values sent with it, each with its field's label and unit."""
+        fact_type = registry.fact_type(fact.type)
+        if fact_type is None:
+            return str(fact.type).replace("_", " ").capitalize()
+        shown = []
+        for name, value in fact.data.items():
+            spec = fact_type.field(name)
+            if spec is None or spec.derived or value is None:
+                continue
+            if isinstance(value, bool):
+                text = "yes" if value else "no"
+            elif spec.choices and isinstance(value, str):
+                text = spec.choice_label(value)
+            else:
+                text = f"{_fmt(value) if isinstance(value, float) else value}" + (f" {spec.unit}" if spec.unit else "")
+            shown.append(f"{spec.label.lower()} {text}")
+        return fact_type.label + (": " + ", ".join(shown) if shown else "")
+
+    def feedback_statistics(self, *, first_day: dt.date, last_day: dt.date) -> Iterable[FeedbackTally]:
+        """How the advice given on the days from ``first_day`` to ``last_day`` (counted, as in
+        ``advice_statistics``, on the day of the event it belongs to) landed where it was shown:
+        ``FeedbackTally`` rows per rule and day, each card counted once by its latest outcome.
+        The default: none (a domain that takes no feedback)."""
+        return ()
+
+    def subjects_words(self, subject_ids: Iterable[str]) -> dict[str, str]:
+        """How people name each of these subjects (e.g. "m-1042 (Riverside Runners)"), for lists
+        of the subjects a rule reached. The default: their ids."""
+        return {subject: subject for subject in subject_ids}
 
     def reevaluation_count(self, *, fact_types: set[str], since) -> int | None:
         """How many subjects have facts of ``fact_types`` since ``since``: those a re-evaluation

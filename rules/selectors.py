@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from typing import Any
 
 from django.db import connection
-from django.db.models import QuerySet, Subquery
+from django.db.models import DateTimeField, ExpressionWrapper, F, QuerySet, Subquery
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
 
 from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
-from rules.spec import LIST_OPERATORS, RULE_FIELDS, settings_normalize
+from rules.spec import LIST_OPERATORS, REVIEW_AFTER, RULE_FIELDS, review_due, settings_normalize, spec_normalize
 
 
 def rule_spec(rule: Rule) -> dict[str, Any]:
@@ -29,8 +34,10 @@ def rule_spec(rule: Rule) -> dict[str, Any]:
                 "negate": condition.negate,
             }
         )
+    scalars = {name: getattr(rule, name) for name in RULE_FIELDS}
+    scalars["review_by"] = rule.review_by.isoformat() if isinstance(rule.review_by, dt.date) else rule.review_by
     return {
-        **{name: getattr(rule, name) for name in RULE_FIELDS},
+        **scalars,
         "steps": [{"fact_type": step.fact_type} for step in rule.steps.all()],
         "conditions": conditions,
         "parameters": [
@@ -38,6 +45,30 @@ def rule_spec(rule: Rule) -> dict[str, Any]:
             for p in rule.parameters.all()
         ],
     }
+
+
+def rule_key_taken(key: str) -> bool:
+    """Whether a rule of the draft has ``key``, or had it (its advice and change log still name it)."""
+    return Rule.objects.filter(key=key).exists() or RuleChange.objects.filter(rule_key=key).exists()
+
+
+def rule_review_due(rule: Rule) -> dt.date:
+    """The day ``rule`` is due for review: its own review date, else a year after it last changed."""
+    return review_due(rule.review_by, timezone.localdate(rule.updated_at))
+
+
+def rules_review_due_expression() -> Any:
+    """``rule_review_due`` as an expression, to sort and filter the rules by it in the database."""
+    return Coalesce(
+        "review_by", TruncDate(ExpressionWrapper(F("updated_at") + REVIEW_AFTER, output_field=DateTimeField()))
+    )
+
+
+def rules_past_review(*, today: dt.date | None = None) -> list[Rule]:
+    """The draft's rules whose review date has passed, longest overdue first."""
+    today = today or timezone.localdate()
+    rules = Rule.objects.annotate(review_due=rules_review_due_expression()).filter(review_due__lt=today)
+    return list(rules.order_by("review_due", "name"))
 
 
 def rules_with_children() -> QuerySet[Rule]:
@@ -53,6 +84,26 @@ def ruleset_draft_settings() -> dict[str, Any]:
     """The draft's ruleset-wide settings (defaults until a clinician saves them)."""
     row = RulesetSettings.objects.order_by("pk").first()
     return settings_normalize({name: getattr(row, name) for name in settings_normalize({})} if row else {})
+
+
+def ruleset_fingerprint(specs: Any, settings: Any) -> str:
+    """A digest of a ruleset (its rules as they judge and read, and its settings): equal for equal
+    rulesets, whatever order or spelling their values were typed in."""
+    rules = sorted((_normalized(spec) for spec in specs), key=lambda spec: str(spec.get("key")))
+    text = json.dumps({"rules": rules, "settings": settings_normalize(settings)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _normalized(spec: Any) -> dict[str, Any]:
+    try:
+        return spec_normalize(spec)
+    except Exception:  # an old snapshot that no longer validates: as it is
+        return dict(spec)
+
+
+def ruleset_draft_fingerprint() -> str:
+    """``ruleset_fingerprint`` of the draft as it is now."""
+    return ruleset_fingerprint(ruleset_draft_specs(), ruleset_draft_settings())
 
 
 def version_live() -> RulesetVersion | None:
@@ -99,7 +150,8 @@ def version_changed_fact_types(version: RulesetVersion) -> set[str]:
     return changed
 
 
-_TEXTS = ("name", "description", "message", "summary", "source_label")
+# What does not change how a rule judges: its texts and its evidence.
+_TEXTS = ("name", "description", "message", "summary", "source_label", "evidence_level", "review_by")
 
 
 def _judging(spec: dict[str, Any]) -> dict[str, Any]:

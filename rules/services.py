@@ -12,15 +12,26 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from rules.internal.sample import ruleset_smoke_test
-from rules.models import Rule, RuleChange, RuleCondition, RuleParameter, RulesetSettings, RulesetVersion, RuleStep
+from rules.models import (
+    PublishRequest,
+    Rule,
+    RuleChange,
+    RuleCondition,
+    RuleParameter,
+    RulesetSettings,
+    RulesetVersion,
+    RuleStep,
+)
 from rules.registry import Registry, registry
 from rules.selectors import rule_spec, ruleset_draft_settings, ruleset_draft_specs, version_live
 from rules.spec import (
     MSG_SAFETY_DELETE,
     RULE_FIELDS,
     RuleValidationError,
+    review_by_date,
     ruleset_validate,
     safety_problems,
     settings_normalize,
@@ -44,6 +55,25 @@ MSG_KEY_FIXED = (
 
 class RuleConflictError(Exception):
     """A rule was saved by someone else since the editor loaded it."""
+
+
+MSG_VOID_DRAFT_CHANGED = "The draft changed after it was made: a request for the draft as it is now is needed."
+MSG_VOID_NEW_VERSION = (
+    "Version {number} went live after it was made, so its changes no longer describe what it would do."
+)
+
+
+def requests_void(*, reason: str, kinds: tuple[str, ...] = tuple(PublishRequest.Kind)) -> int:
+    """Make the pending requests of ``kinds`` void, saying why (what they froze no longer holds);
+    returns how many."""
+    return PublishRequest.objects.filter(status=PublishRequest.Status.PENDING, kind__in=kinds).update(
+        status=PublishRequest.Status.VOID, void_reason=reason, decided_at=timezone.now()
+    )
+
+
+def _draft_changed() -> None:
+    """A write changed the draft: a request to publish it asked for something else."""
+    requests_void(reason=MSG_VOID_DRAFT_CHANGED, kinds=(PublishRequest.Kind.PUBLISH,))
 
 
 # --------------------------------------------------------------------------------------
@@ -83,6 +113,7 @@ def rule_save(
     before = rule_spec(rule) if rule.pk else None
     for name in RULE_FIELDS:
         setattr(rule, name, normalized[name])
+    rule.review_by = review_by_date(normalized["review_by"])
     rule.updated_by = user if getattr(user, "pk", None) else None
     rule.revision = (rule.revision or 0) + 1 if before is not None else 1
     rule.save()
@@ -124,6 +155,7 @@ def rule_save(
             origin=origin,
             origin_version=origin_version,
         )
+        _draft_changed()
     return rule
 
 
@@ -147,6 +179,7 @@ def rule_delete(
         origin_version=origin_version,
     )
     rule.delete()
+    _draft_changed()
 
 
 def rule_set_enabled(*, rule: Rule, enabled: bool, user: Any = None) -> Rule:
@@ -218,29 +251,38 @@ def ruleset_publish(
     specs: Sequence[Mapping[str, Any]] | None = None,
     settings: Mapping[str, Any] | None = None,
     rolled_back_from: int | None = None,
+    origin: str = RulesetVersion.Origin.DIRECT,
 ) -> RulesetVersion:
-    """Freeze the draft (or ``specs`` and ``settings``) into a new immutable version, live at once."""
+    """Freeze the draft (or ``specs`` and ``settings``) into a new immutable version, live at once
+    (``origin``: how it went live). The requests still waiting for approval become void: what
+    they froze was against the version before. In the admin, publishing goes through a request
+    another clinician approves (``rules.governance``), which calls this."""
     settings = settings_normalize(ruleset_draft_settings() if settings is None else settings)
     snapshot = ruleset_check(ruleset_draft_specs() if specs is None else specs, settings=settings)
     for _ in range(5):
         try:
             with transaction.atomic():
                 number = (RulesetVersion.objects.aggregate(top=Max("number"))["top"] or 0) + 1
-                return RulesetVersion.objects.create(
+                version = RulesetVersion.objects.create(
                     number=number,
                     snapshot=snapshot,
                     settings=settings,
                     comment=comment,
                     rolled_back_from=rolled_back_from,
+                    origin=origin,
                     created_by=user if getattr(user, "pk", None) else None,
                 )
+                requests_void(reason=MSG_VOID_NEW_VERSION.format(number=number))
+                return version
         except IntegrityError:  # two publishes raced for the same number: take the next one
             continue
     raise RuntimeError("Could not allocate a version number; try publishing again.")
 
 
 @transaction.atomic
-def ruleset_rollback(*, version: int, user: Any = None, comment: str = "") -> RulesetVersion:
+def ruleset_rollback(
+    *, version: int, user: Any = None, comment: str = "", origin: str = RulesetVersion.Origin.DIRECT
+) -> RulesetVersion:
     """Publish an earlier version again as a new version, and make the draft equal to it."""
     old = RulesetVersion.objects.get(number=version)
     draft_replace(
@@ -256,6 +298,7 @@ def ruleset_rollback(*, version: int, user: Any = None, comment: str = "") -> Ru
         settings=old.settings,
         rolled_back_from=version,
         comment=comment or f"Rolled back to version {version}.",
+        origin=origin,
     )
 
 
@@ -289,6 +332,7 @@ def ruleset_settings_save(
             origin=origin,
             origin_version=origin_version,
         )
+        _draft_changed()
     return row
 
 

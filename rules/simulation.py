@@ -7,21 +7,29 @@ what was given, what was held back and why. ``ruleset_simulate`` judges every su
 facts in the last N days from their first fact, through the draft and through the live
 version, and counts per rule the advice that would appear, disappear or change: what
 publishing the draft and re-evaluating would do. Facts are read from the database first;
-the engine work that follows touches no database. A long simulation runs as a job on the
-task queue (``simulation_start``).
+the engine work that follows touches no database.
+
+Every simulation is kept as a job (``rules.models.Job``; a long one runs on the task queue,
+``simulation_start``), with each event that got advice from either version and both versions'
+advice for it, so that a page can show the rows behind every figure, and with the burden each
+version puts on the subjects (``Burden``): advice per subject and week, the share of events with
+any advice, repeats, the mix by severity and the subjects who get the most urgent cards.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import statistics
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from django.utils import timezone
 
 from rules import jobs
+from rules.conf import rules_settings
 from rules.evaluation import (
     HELD_COOLDOWN,
     HELD_LIMIT,
@@ -33,10 +41,16 @@ from rules.evaluation import (
     HeldBack,
     Match,
 )
-from rules.internal.render import display_value
+from rules.internal.render import display_value, moment_words
 from rules.models import Job
-from rules.registry import registry
-from rules.selectors import ruleset_draft_settings, ruleset_draft_specs, version_live
+from rules.registry import FactSource, registry
+from rules.selectors import (
+    ruleset_draft_fingerprint,
+    ruleset_draft_settings,
+    ruleset_draft_specs,
+    ruleset_fingerprint,
+    version_live,
+)
 from rules.services import ruleset_check
 from rules.spec import settings_normalize
 
@@ -101,11 +115,14 @@ def rule_try(
     occurred_at: dt.datetime,
     subject: str | None,
     specs: Sequence[Mapping[str, Any]] | None = None,
+    replacing: str | None = None,
 ) -> TryResult:
     """What the draft (default: the whole draft; or ``specs``) and the live version would give
-    for this event after the subject's history: the advice, and what was held back and why."""
+    for this event after the subject's history: the advice, and what was held back and why.
+    ``replacing``: the stored fact this event stands for, left out of the history."""
+    extra = {"replacing": replacing} if replacing else {}
     fact, history = _source().enrich(
-        fact_type=fact_type, data=dict(data), occurred_at=occurred_at, subject=subject or None
+        fact_type=fact_type, data=dict(data), occurred_at=occurred_at, subject=subject or None, **extra
     )
     version, live = live_specs()
     draft_specs = list(ruleset_draft_specs() if specs is None else specs)
@@ -151,7 +168,7 @@ def matched_events(match: Match, facts: Sequence[Fact]) -> list[tuple[str, str, 
             spec = fact_type.field(name) if fact_type else None
             if spec is not None and not spec.derived and value is not None:
                 shown.append(f"{spec.label.lower()} {display_value(value)}{(' ' + spec.unit) if spec.unit else ''}")
-        rows.append((fact.occurred_at.strftime("%Y-%m-%d %H:%M"), label, ", ".join(shown)))
+        rows.append((moment_words(fact.occurred_at), label, ", ".join(shown)))
     return rows
 
 
@@ -240,6 +257,62 @@ class RuleImpact:
         return {kind: [(label, url(label)) for label in labels] for kind, labels in self.examples.items()}
 
 
+@dataclass(frozen=True)
+class Advised:
+    """One piece of advice a version gave on a simulated event, as a page shows it."""
+
+    rule_key: str
+    rule_name: str
+    severity: str  # code
+    indicator: str
+    summary: str
+    message: str
+
+    @classmethod
+    def of(cls, match: Match) -> Advised:
+        return cls(match.rule_key, match.rule_name, match.severity, match.indicator, match.summary, match.message)
+
+
+APPEAR, DISAPPEAR, CHANGE = "appear", "disappear", "change"
+KINDS = (APPEAR, DISAPPEAR, CHANGE)
+# What a row of a simulation shows, in a clinician's words: the advice of the live version and the draft.
+KIND_LABELS = {
+    APPEAR: "would appear",
+    DISAPPEAR: "would disappear",
+    CHANGE: "would change",
+    "live": "given by the live version",
+    "draft": "given by the draft",
+}
+
+
+@dataclass
+class SimulatedEvent:
+    """One counted fact of a simulation: whose, when (in its own offset), in words, and the advice
+    each version gives on it, most urgent first."""
+
+    fact_id: str
+    subject: str
+    subject_label: str
+    occurred_at: dt.datetime
+    words: str
+    live: list[Advised] = field(default_factory=list)
+    draft: list[Advised] = field(default_factory=list)
+
+    def kinds(self) -> dict[str, str]:
+        """Rule key -> appear, disappear or change, for the rules whose advice differs."""
+        live = {a.rule_key: a for a in self.live}
+        draft = {a.rule_key: a for a in self.draft}
+        found = {}
+        for key in live.keys() | draft.keys():
+            if key not in live:
+                found[key] = APPEAR
+            elif key not in draft:
+                found[key] = DISAPPEAR
+            elif (live[key].message, live[key].severity) != (draft[key].message, draft[key].severity):
+                found[key] = CHANGE
+        return found
+
+
 @dataclass
 class SimulationInput:
     since: dt.datetime
@@ -268,6 +341,10 @@ class SimulationResult:
     rules: list[RuleImpact]
     # fact id -> the rule keys the draft would give advice for (the prediction, exactly)
     predicted: dict[str, list[str]] = field(default_factory=dict)
+    # Every counted event (those without advice from either version too), in judging order.
+    events_judged: list[SimulatedEvent] = field(default_factory=list)
+    burden: Burden | None = None
+    fingerprint: str = ""  # of the draft simulated (rules.selectors.ruleset_draft_fingerprint)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -279,6 +356,188 @@ class SimulationResult:
     @property
     def changed_rules(self) -> list[RuleImpact]:
         return [r for r in self.rules if r.changed]
+
+    @property
+    def rules_changed_first(self) -> list[RuleImpact]:
+        """The rules whose advice changes (most changes first), then the others by name."""
+        changed = sorted(self.changed_rules, key=lambda r: (-(r.appear + r.disappear + r.change), r.name))
+        return changed + sorted((r for r in self.rules if not r.changed), key=lambda r: r.name)
+
+    def summary(self) -> dict[str, Any]:
+        """What an approval freezes of the simulation: its period, size, totals and each changed rule."""
+        return {
+            "days": self.days,
+            "since": self.since.isoformat(),
+            "events": self.events,
+            "subjects": self.subjects,
+            "live_version": self.live_version,
+            "totals": self.totals,
+            "rules": [
+                {
+                    "key": r.key,
+                    "name": r.name,
+                    **{name: getattr(r, name) for name in ("live", "draft", "appear", "disappear", "change")},
+                }
+                for r in self.rules_changed_first
+                if r.changed
+            ],
+        }
+
+
+# -- the burden on the subjects ---------------------------------------------------------------
+REPEAT_DAYS = 7  # the same rule to the same subject within this many days is a repeat
+
+MSG_BURDEN_RISE = (
+    "Advice per {subject} and week rises by {rise} % with the draft (from {live} to {draft} on average), more than "
+    "the {limit} % a draft may add without a written reason."
+)
+MSG_BURDEN_URGENT = (
+    "{share} % of {subjects} would get a “{indicator}” card with the draft, more than the {limit} % a draft may "
+    "reach without a written reason."
+)
+
+
+@dataclass
+class BurdenFigures:
+    """The advice one version gives the simulated subjects, as they feel it."""
+
+    events: int = 0
+    subjects: int = 0
+    subject_weeks: int = 0  # (subject, week) pairs with at least one event
+    advice: int = 0
+    per_week_mean: float = 0.0
+    per_week_median: float = 0.0
+    per_week_busiest_tenth: float = 0.0  # the advice the busiest tenth of subject-weeks get, at least
+    events_with_advice: int = 0
+    repeats: int = 0  # advice of a rule to a subject it gave them advice within REPEAT_DAYS before
+    by_severity: dict[str, int] = field(default_factory=dict)  # code -> pieces of advice
+    most_urgent_subjects: int = 0  # subjects with at least one card of the most urgent indicator
+
+    @property
+    def events_with_advice_pct(self) -> float:
+        return 100 * self.events_with_advice / self.events if self.events else 0.0
+
+    @property
+    def most_urgent_pct(self) -> float:
+        return 100 * self.most_urgent_subjects / self.subjects if self.subjects else 0.0
+
+    @property
+    def repeats_pct(self) -> float:
+        return 100 * self.repeats / self.advice if self.advice else 0.0
+
+
+@dataclass
+class Burden:
+    """The burden of the live version and of the draft, side by side, and why it is flagged."""
+
+    live: BurdenFigures
+    draft: BurdenFigures
+    most_urgent_indicator: str = ""  # its label, e.g. "Critical"
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
+
+    @property
+    def rise_pct(self) -> float | None:
+        """How much advice per subject-week rises with the draft, in percent (None: none live)."""
+        if not self.live.per_week_mean:
+            return None
+        return 100 * (self.draft.per_week_mean - self.live.per_week_mean) / self.live.per_week_mean
+
+    def severity_rows(self) -> list[tuple[str, int, int]]:
+        """(severity in words, live, draft), most urgent first, the severities either gives."""
+        codes = [c.code for c in registry.severities()]
+        given = set(self.live.by_severity) | set(self.draft.by_severity)
+        ordered = [code for code in codes if code in given] + sorted(given - set(codes))
+        return [
+            (registry.severity_label(code), self.live.by_severity.get(code, 0), self.draft.by_severity.get(code, 0))
+            for code in ordered
+        ]
+
+
+def _nearest_rank(values: Sequence[int], share: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[max(math.ceil(share * len(ordered)) - 1, 0)]) if ordered else 0.0
+
+
+def burden_figures(
+    events: Iterable[SimulatedEvent], *, version: str, since: dt.datetime, most_urgent: str = ""
+) -> BurdenFigures:
+    """The burden of ``version`` ("live" or "draft") over simulated events: weeks are the 7-day
+    spans from ``since``'s date, on the events' own local days."""
+    figures = BurdenFigures()
+    subjects: set[str] = set()
+    urgent: set[str] = set()
+    per_week: dict[tuple[str, int], int] = {}
+    last_given: dict[tuple[str, str], dt.datetime] = {}
+    start = since.date()
+    for event in events:
+        given = event.live if version == "live" else event.draft
+        figures.events += 1
+        subjects.add(event.subject)
+        week = (event.occurred_at.date() - start).days // 7
+        per_week[(event.subject, week)] = per_week.get((event.subject, week), 0) + len(given)
+        figures.advice += len(given)
+        figures.events_with_advice += bool(given)
+        for advice in given:
+            figures.by_severity[advice.severity] = figures.by_severity.get(advice.severity, 0) + 1
+            if most_urgent and advice.indicator == most_urgent:
+                urgent.add(event.subject)
+            before = last_given.get((event.subject, advice.rule_key))
+            if before is not None and event.occurred_at - before <= dt.timedelta(days=REPEAT_DAYS):
+                figures.repeats += 1
+            last_given[(event.subject, advice.rule_key)] = event.occurred_at
+    counts = list(per_week.values())
+    figures.subjects = len(subjects)
+    figures.subject_weeks = len(counts)
+    figures.per_week_mean = figures.advice / len(counts) if counts else 0.0
+    figures.per_week_median = float(statistics.median(counts)) if counts else 0.0
+    figures.per_week_busiest_tenth = _nearest_rank(counts, 0.9)
+    figures.most_urgent_subjects = len(urgent)
+    return figures
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
+
+
+def burden_of(events: Sequence[SimulatedEvent], *, since: dt.datetime) -> Burden:
+    """Both versions' burden over ``events`` (in judging order per subject), flagged where the
+    draft crosses the thresholds of ``rules.conf`` (BURDEN_ADVICE_RISE_PCT, BURDEN_MOST_URGENT_PCT)."""
+    indicators = registry.indicators()
+    most_urgent = indicators[0] if indicators else None
+    code = most_urgent.code if most_urgent else ""
+    burden = Burden(
+        live=burden_figures(events, version="live", since=since, most_urgent=code),
+        draft=burden_figures(events, version="draft", since=since, most_urgent=code),
+        most_urgent_indicator=most_urgent.label if most_urgent else "",
+    )
+    singular, plural = registry.subject()
+    rise_limit = float(rules_settings.BURDEN_ADVICE_RISE_PCT)
+    rise = burden.rise_pct
+    if (rise is not None and rise > rise_limit) or (rise is None and burden.draft.per_week_mean > 0):
+        burden.flags.append(
+            MSG_BURDEN_RISE.format(
+                subject=singular,
+                rise=_percent(rise) if rise is not None else "∞",
+                live=f"{burden.live.per_week_mean:.2f}",
+                draft=f"{burden.draft.per_week_mean:.2f}",
+                limit=_percent(rise_limit),
+            )
+        )
+    urgent_limit = float(rules_settings.BURDEN_MOST_URGENT_PCT)
+    if most_urgent and burden.draft.most_urgent_pct > urgent_limit:
+        burden.flags.append(
+            MSG_BURDEN_URGENT.format(
+                share=_percent(burden.draft.most_urgent_pct),
+                subjects=plural,
+                indicator=most_urgent.label.lower(),
+                limit=_percent(urgent_limit),
+            )
+        )
+    return burden
 
 
 def simulation_prepare(
@@ -318,6 +577,9 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
     done = 0
     subjects = 0
     predicted: dict[str, list[str]] = {}
+    judged: list[SimulatedEvent] = []
+    source = registry.fact_source()
+    describe = source.fact_words if source is not None else FactSource().fact_words
     with (
         Evaluator(specs=list(draft.values()), settings=data.draft_settings, checked=True) as draft_evaluator,
         Evaluator(
@@ -337,6 +599,17 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
                 given = {m.rule_key: m for m in mine.given} if mine else {}
                 before = {m.rule_key: m for m in theirs.given} if theirs else {}
                 predicted[fact.id] = sorted(given)
+                judged.append(
+                    SimulatedEvent(
+                        fact_id=fact.id,
+                        subject=fact.group,
+                        subject_label=label,
+                        occurred_at=fact.occurred_at,
+                        words=describe(fact),
+                        live=[Advised.of(m) for m in theirs.given] if theirs else [],
+                        draft=[Advised.of(m) for m in mine.given] if mine else [],
+                    )
+                )
                 for held in mine.held_back if mine else ():
                     impact = impacts[held.match.rule_key]
                     impact.held[held.reason] = impact.held.get(held.reason, 0) + 1
@@ -365,6 +638,9 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
         live_version=data.live_version,
         rules=list(impacts.values()),
         predicted=predicted,
+        events_judged=judged,
+        burden=burden_of(judged, since=data.since),
+        fingerprint=ruleset_fingerprint(data.draft_specs, data.draft_settings),
     )
 
 
@@ -384,7 +660,7 @@ def ruleset_simulate(
     return result
 
 
-# -- on the task queue ------------------------------------------------------------------------
+# -- kept as jobs, on the task queue -------------------------------------------------------------
 SIMULATION_JOB = "simulation"
 
 
@@ -393,16 +669,42 @@ def simulation_facts_since(days: int, now: dt.datetime | None = None) -> int:
     return _source().fact_count(since=(now or timezone.now()) - dt.timedelta(days=days))
 
 
+def _title(days: int) -> str:
+    return f"Simulation of the draft over {days} days"
+
+
 def simulation_start(*, days: int, user: Any = None, now: dt.datetime | None = None) -> Job:
     """Put a simulation of the draft as it is now on the task queue; a worker runs it and any
     web process shows its progress (``rules.jobs.job_get``) and result (``simulation_result``)."""
+    specs, settings = list(ruleset_draft_specs()), dict(ruleset_draft_settings())
+    live = version_live()
     params = {
         "days": days,
         "now": (now or timezone.now()).isoformat(),
-        "draft_specs": list(ruleset_draft_specs()),
-        "draft_settings": dict(ruleset_draft_settings()),
+        "draft_specs": specs,
+        "draft_settings": settings,
+        "fingerprint": ruleset_fingerprint(specs, settings),
+        "live_version": live.number if live else 0,
     }
-    return jobs.job_start(SIMULATION_JOB, title=f"Simulation of the draft over {days} days", params=params, user=user)
+    return jobs.job_start(SIMULATION_JOB, title=_title(days), params=params, user=user)
+
+
+def simulation_store(result: SimulationResult, *, user: Any = None) -> Job:
+    """Keep a simulation run in this request as a finished job, so that its rows can be shown,
+    filtered and linked like those of one that ran on the task queue."""
+    now = timezone.now()
+    return Job.objects.create(
+        kind=SIMULATION_JOB,
+        title=_title(result.days),
+        params={"days": result.days, "fingerprint": result.fingerprint, "live_version": result.live_version},
+        status=Job.Status.DONE,
+        done=result.events,
+        total=result.events,
+        result=simulation_result_dump(result),
+        started_at=now,
+        finished_at=now,
+        created_by=user if getattr(user, "pk", None) else None,
+    )
 
 
 def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, Any]:
@@ -421,18 +723,140 @@ def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
 
 
 def simulation_result_dump(result: SimulationResult) -> dict[str, Any]:
-    """A result as JSON (without the per-fact prediction, which only tests read)."""
-    data = asdict(result)
+    """A result as JSON: its counts, its burden, and each event with advice from either version
+    (each piece of advice written once, the events naming them by number). The per-fact
+    prediction, which only tests read, and the events without advice are left out."""
+    data = {
+        name: getattr(result, name) for name in ("days", "events", "subjects", "seconds", "live_version", "fingerprint")
+    }
     data["since"] = result.since.isoformat()
-    data["predicted"] = {}
+    data["rules"] = [asdict(impact) for impact in result.rules]
+    data["burden"] = asdict(result.burden) if result.burden is not None else None
+    advice: dict[Advised, int] = {}
+    events = []
+    for event in result.events_judged:
+        if not event.live and not event.draft:
+            continue
+        numbers = [[advice.setdefault(a, len(advice)) for a in given] for given in (event.live, event.draft)]
+        events.append(
+            [event.fact_id, event.subject, event.subject_label, event.occurred_at.isoformat(), event.words, *numbers]
+        )
+    data["events_judged"] = events
+    data["advice"] = [list(asdict(a).values()) for a in advice]
     return data
 
 
 def simulation_result(job: Job) -> SimulationResult | None:
-    """A finished simulation job's result, as ``simulation_run`` returned it."""
+    """A finished simulation job's result, as ``simulation_run`` returned it (without the events
+    that got no advice from either version)."""
     if job.kind != SIMULATION_JOB or job.status != Job.Status.DONE or not job.result:
         return None
     data = dict(job.result)
     data["since"] = dt.datetime.fromisoformat(data["since"])
     data["rules"] = [RuleImpact(**impact) for impact in data["rules"]]
+    advice = [Advised(*row) for row in data.pop("advice", [])]
+    data["events_judged"] = [
+        SimulatedEvent(
+            fact_id=fact_id,
+            subject=subject,
+            subject_label=label,
+            occurred_at=dt.datetime.fromisoformat(when),
+            words=words,
+            live=[advice[n] for n in live],
+            draft=[advice[n] for n in draft],
+        )
+        for fact_id, subject, label, when, words, live, draft in data.get("events_judged") or []
+    ]
+    data["burden"] = burden_load(data.get("burden"))
     return SimulationResult(**data)
+
+
+def burden_load(data: Mapping[str, Any] | None) -> Burden | None:
+    """A burden kept as JSON (a simulation's, or the one a request froze)."""
+    if not data:
+        return None
+    return Burden(
+        live=BurdenFigures(**data["live"]),
+        draft=BurdenFigures(**data["draft"]),
+        most_urgent_indicator=data.get("most_urgent_indicator", ""),
+        flags=list(data.get("flags") or []),
+    )
+
+
+def simulation_get(job_id: str) -> tuple[Job, SimulationResult | None] | None:
+    """A simulation job and its result (None while it runs); None when there is no such simulation."""
+    job = jobs.job_get(job_id)
+    if job is None or job.kind != SIMULATION_JOB:
+        return None
+    return job, simulation_result(job)
+
+
+def simulation_latest(*, fingerprint: str, live_version: int) -> Job | None:
+    """The newest finished simulation of the draft ``fingerprint`` against live version ``live_version``."""
+    found = Job.objects.filter(
+        kind=SIMULATION_JOB,
+        status=Job.Status.DONE,
+        params__fingerprint=fingerprint,
+        params__live_version=live_version,
+    )
+    return found.order_by("-created_at").first()
+
+
+def simulation_of_draft(*, days: int = 30, user: Any = None) -> Job:
+    """The newest simulation of the draft as it is now against the live version; when there is
+    none, one is run now (a long one is put on the task queue: its job is returned running)."""
+    live = version_live()
+    found = simulation_latest(fingerprint=ruleset_draft_fingerprint(), live_version=live.number if live else 0)
+    if found is not None:
+        return found
+    if simulation_facts_since(days) > BACKGROUND_ABOVE:
+        return simulation_start(days=days, user=user)
+    return simulation_store(simulation_run(simulation_prepare(days=days)), user=user)
+
+
+@dataclass(frozen=True)
+class SimulationRow:
+    """One rule on one event whose advice the draft changes (or, for the counts of a version,
+    gives): the live version's advice and the draft's side by side."""
+
+    event: SimulatedEvent
+    rule_key: str
+    rule_name: str
+    kind: str  # appear, disappear, change, or "" (the same advice)
+    live: Advised | None
+    draft: Advised | None
+
+
+def simulation_rows(result: SimulationResult, *, rule: str = "", kind: str = "") -> list[SimulationRow]:
+    """The rows behind a figure: the events where the draft's advice of ``rule`` (any rule when
+    empty) would ``kind`` (appear, disappear or change; any of them when empty), or, for "live"
+    and "draft", every piece of advice that version gives. Rules whose advice changes most come
+    first, each rule's events newest first."""
+    order = {impact.key: index for index, impact in enumerate(result.rules_changed_first)}
+    rows = []
+    for event in result.events_judged:
+        live = {a.rule_key: a for a in event.live}
+        draft = {a.rule_key: a for a in event.draft}
+        kinds = event.kinds()
+        for key in live.keys() | draft.keys():
+            if rule and key != rule:
+                continue
+            found = kinds.get(key, "")
+            if (kind == "live" and key not in live) or (kind == "draft" and key not in draft):
+                continue
+            if (kind in KINDS and found != kind) or (not kind and not found):
+                continue
+            name = (draft.get(key) or live[key]).rule_name
+            rows.append(SimulationRow(event, key, name, found, live.get(key), draft.get(key)))
+    rows.sort(key=lambda row: row.event.occurred_at, reverse=True)
+    rows.sort(key=lambda row: order.get(row.rule_key, len(order)))
+    return rows
+
+
+def simulation_subject_events(job_id: str, subject: str) -> dict[str, SimulatedEvent]:
+    """A subject's events in a kept simulation, by fact id (those with advice from either
+    version), for the domain's page about the subject to show the draft's advice there."""
+    found = simulation_get(job_id)
+    if found is None or found[1] is None:
+        return {}
+    return {event.fact_id: event for event in found[1].events_judged if event.subject == subject}

@@ -6,8 +6,8 @@ rule packs)::
     {"key": "pain-stop", "name": "...", "description": "...", "category": "pain",
      "severity": "stop", "message": "... {pain_during} ...", "summary": "Stop running ...",
      "source_label": "...", "cooldown_days": 0, "holds_back_lower": True, "refers": False,
-     "priority": 50, "enabled": True,
-     "pattern": "single" | "sequence" | "count", "count": None, "window_hours": None,
+     "priority": 50, "enabled": True, "evidence_level": "guideline", "review_by": None,
+     "pattern": "single" | "sequence" | "count" | "days", "count": None, "window_hours": None,
      "steps": [{"fact_type": "run"}],
      "conditions": [{"step": 1, "group": 1, "field": "pain_during", "operator": "gte",
                      "value": None, "parameter": "threshold", "negate": False}],
@@ -17,7 +17,12 @@ rule packs)::
 Conditions of one step that share a group number are alternatives (any of them); every
 group must hold (all of them); ``negate`` turns a condition into its opposite (not).
 A "sequence" matches its steps in time order, the last within ``window_hours`` of the
-first; a "count" matches ``count`` facts of its one step within ``window_hours``.
+first; a "count" matches ``count`` facts of its one step within ``window_hours``; "days"
+matches a fact of its one step on each of ``count`` days in a row, the facts' own local
+calendar days, ending on the day of the judged fact.
+
+``evidence_level`` says what the advice rests on (``EVIDENCE_LEVELS``); ``review_by`` is the
+date by which a clinician should look at the rule again (None: a year after it last changed).
 
 The scalar fields and their defaults are defined once, in ``RULE_FIELDS``; the model rows,
 the normalized spec, packs and diffs all follow it. Every number has bounds
@@ -40,12 +45,23 @@ from typing import Any
 from rules.conf import rules_settings
 from rules.registry import BOOLEAN, DATE, INTEGER, NUMBER, TEXT, UNDER_REFERRAL, FieldSpec, Registry, registry
 
-SINGLE, SEQUENCE, COUNT = "single", "sequence", "count"
+SINGLE, SEQUENCE, COUNT, DAYS = "single", "sequence", "count", "days"
 PATTERNS = {
     SINGLE: "One event",
     SEQUENCE: "Events in order, within a time window",
     COUNT: "Several matching events within a time window",
+    DAYS: "Days in a row with a matching event",
 }
+# What a rule's advice rests on, strongest first: code -> how a clinician reads it.
+EVIDENCE_LEVELS = {
+    "guideline": "Guideline",
+    "study": "Study",
+    "article": "Article",
+    "expert opinion": "Expert opinion",
+}
+EVIDENCE_DEFAULT = "expert opinion"
+# A rule without a review date of its own is due for review this long after it last changed.
+REVIEW_AFTER = dt.timedelta(days=365)
 
 # operator code -> (label used in sentences, kinds it fits, needs a value)
 OPERATORS: dict[str, tuple[str, tuple[str, ...], bool]] = {
@@ -85,11 +101,25 @@ MESSAGE_EXTRA_PLACEHOLDERS = ("count", "window_hours", "window_days", "cooldown_
 # The referral in force, for rules that fire only under referral: since when (a date in words),
 # the rule that referred and the advice it gave (its summary).
 REFERRAL_PLACEHOLDERS = ("referral_since", "referral_rule", "referral_advice")
+# How the editor and every page show the values a message names besides fields and parameters:
+# as labelled chips ("[Time window in days]"), never as {placeholders}.
+SETTING_LABELS = {
+    "count": "How many events",
+    "window_days": "Time window in days",
+    "window_hours": "Time window in hours",
+    "cooldown_days": "Cooldown in days",
+    MATCHED_PLACEHOLDER: "What matched, in words",
+    "referral_since": "The date the referral began",
+    "referral_rule": "The rule that referred",
+    "referral_advice": "What the referring advice said",
+}
+DAYS_COUNT_LABEL = "How many days in a row"
 
 # Bounds on every number of a rule (beyond them a pack is refused at save and import).
 COOLDOWN_MAX_DAYS = 365
 WINDOW_MAX_HOURS = 90 * 24
 COUNT_MAX = 20
+DAYS_MAX = 28  # days in a row a "days" pattern may ask for
 PRIORITY_MAX = 1000
 SUMMARY_MAX = 140
 ALTERNATIVES_MAX = 20  # conditions in one "any of these" group (each is a branch in the engine)
@@ -119,6 +149,8 @@ RULE_FIELDS: dict[str, tuple[str, Any]] = {
     "indicator": ("Card indicator", ""),  # "": the severity's (Registry.indicator_defaults)
     "priority": ("Priority", 100),
     "enabled": ("Enabled", True),
+    "evidence_level": ("Evidence", EVIDENCE_DEFAULT),
+    "review_by": ("Review by", None),
     "pattern": ("Pattern", SINGLE),
     "count": ("How many events", None),
     "window_hours": ("Within (hours)", None),
@@ -148,6 +180,29 @@ RULESET_SETTINGS: dict[str, tuple[str, Any]] = {
 def rule_field_label(name: str, catalog: Registry = registry) -> str:
     """A rule field's label as a clinician reads it, in the domain's words ("Refers the member")."""
     return RULE_FIELDS[name][0].format(subject=catalog.subject()[0])
+
+
+def placeholder_labels(spec: Mapping[str, Any], catalog: Registry = registry) -> dict[str, str]:
+    """Every value ``spec``'s message may name -> the label of its chip ("pain_after" -> "Pain after
+    the run"): the fields of its events, then its parameters, then the rule's own settings. A label
+    that two names would share is made apart by saying what the second one is."""
+    labels: dict[str, str] = {}
+    for step in spec.get("steps") or []:
+        fact_type = catalog.fact_type(str((step or {}).get("fact_type") or ""))
+        for name, field in (fact_type.fields if fact_type else {}).items():
+            if not field.state:
+                labels.setdefault(name, field.label)
+    taken = set(labels.values())
+    for parameter in spec.get("parameters") or []:
+        name = str((parameter or {}).get("name") or "")
+        if name and name not in labels:
+            label = str(parameter.get("label") or "").strip() or name.replace("_", " ")
+            labels[name] = f"{label} (parameter)" if label in taken else label
+            taken.add(labels[name])
+    for name, label in SETTING_LABELS.items():
+        if name not in labels:
+            labels[name] = DAYS_COUNT_LABEL if name == "count" and spec.get("pattern") == DAYS else label
+    return labels
 
 
 def error_place(path: str) -> str:
@@ -184,6 +239,11 @@ MSG_SINGLE_STEPS = "A one-event rule matches exactly one event type; remove the 
 MSG_SEQUENCE_STEPS = "A sequence needs at least two events (for example a run, then a pain report)."
 MSG_TOO_MANY_STEPS = "A pattern can have at most {max} events."
 MSG_COUNT_STEPS = "A “several events” pattern describes one kind of event; use exactly one step."
+MSG_DAYS_STEPS = "A “days in a row” pattern describes one kind of event; use exactly one step."
+MSG_DAYS = f"How many days in a row: a whole number from 2 to {DAYS_MAX}."
+MSG_WINDOW_DAYS = "A “days in a row” pattern has no time window (its days are the window); leave it empty."
+MSG_EVIDENCE = "Choose what the advice rests on: {choices}."
+MSG_REVIEW_BY = "Enter the review date as a date, or leave it empty for a year after the rule last changed."
 MSG_COUNT = "How many events: a whole number of at least 2."
 MSG_WINDOW = "The time window must be more than 0 hours."
 MSG_WINDOW_SINGLE = "A one-event rule has no time window; leave it empty."
@@ -215,7 +275,8 @@ MSG_COUNT_MAX = f"How many events: at most {COUNT_MAX}."
 MSG_PRIORITY = f"Priority must be a whole number from 0 to {PRIORITY_MAX} (lower comes first)."
 MSG_SUMMARY_LENGTH = f"The summary can be at most {SUMMARY_MAX} characters; it is what many clinical systems show."
 MSG_SUMMARY_PLACEHOLDER = (
-    "The summary uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
+    "The summary names “{value}”, which is neither a value of the matched events nor a parameter: insert "
+    "values with the buttons under the message."
 )
 MSG_TOO_MANY_ALTERNATIVES = f"At most {ALTERNATIVES_MAX} alternatives in one “any of these” group."
 MSG_TOO_MANY_VALUES = f"At most {ALTERNATIVES_MAX} values in one list."
@@ -226,13 +287,16 @@ MSG_REFERS_SEVERITY = (
     "advice is held back, this rule's own included."
 )
 MSG_ADVICE_LIMIT = f"The most pieces of advice per event must be a whole number from 1 to {ADVICE_LIMIT_MAX}."
-MSG_PLACEHOLDER = "The message uses “{{{value}}}”, which is neither a field of the matched events nor a parameter."
-MSG_MESSAGE_FORMAT = "The message has an unmatched brace; write placeholders as {{field_name}}."
+MSG_PLACEHOLDER = (
+    "The message names “{value}”, which is neither a value of the matched events nor a parameter: insert "
+    "values with the buttons under it."
+)
+MSG_MESSAGE_FORMAT = "The message has a brace without its pair; insert values with the buttons under it."
 MSG_UNKNOWN_INDICATOR = "“{value}” is not a card indicator. Choose one of: {choices}, or leave it to the severity."
 MSG_STATE_FIELD_PATTERN = "“{field}” describes the moment an event is judged, so only one-event rules can use it."
 MSG_STATE_FIELD_GROUP = "“{field}” cannot be an alternative to a field of the event: put it in a group of its own."
 MSG_REFERRAL_PLACEHOLDER = (
-    "The {where} uses “{{{value}}}”, which has a value only under referral: add the condition "
+    "The {where} names “{value}”, which has a value only under referral: add the condition "
     "“{field}: yes” so that the rule fires only then."
 )
 # Safety-critical rules (Registry.register_safety_critical), in a clinician's words.
@@ -265,6 +329,23 @@ class RuleValidationError(Exception):
     def __init__(self, errors: Errors) -> None:
         super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
         self.errors = errors
+
+
+def review_by_date(raw: Any) -> dt.date | None:
+    """A review date as given (a date, or its ISO text); None when none is given. Raises
+    ValueError (or TypeError) when it is no date."""
+    if raw in (None, ""):
+        return None
+    if isinstance(raw, dt.datetime):
+        raise TypeError("a moment, not a date")
+    if isinstance(raw, dt.date):
+        return raw
+    return dt.date.fromisoformat(str(raw).strip())
+
+
+def review_due(review_by: dt.date | str | None, last_changed: dt.date) -> dt.date:
+    """The day a rule is due for review: its own review date, else a year after it last changed."""
+    return review_by_date(review_by) or last_changed + REVIEW_AFTER
 
 
 def coerce_value(raw: Any, kind: str) -> Any:
@@ -441,6 +522,8 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
         add("steps", MSG_SEQUENCE_STEPS)
     elif pattern == COUNT and len(steps) != 1:
         add("steps", MSG_COUNT_STEPS)
+    elif pattern == DAYS and len(steps) != 1:
+        add("steps", MSG_DAYS_STEPS)
     if len(steps) > rules_settings.MAX_PATTERN_STEPS:
         add("steps", MSG_TOO_MANY_STEPS.format(max=rules_settings.MAX_PATTERN_STEPS))
     window = spec.get("window_hours")
@@ -454,13 +537,26 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
         elif hours > WINDOW_MAX_HOURS:
             add("window_hours", MSG_WINDOW_MAX)
     elif window not in (None, "", 0):
-        add("window_hours", MSG_WINDOW_SINGLE)
+        add("window_hours", MSG_WINDOW_DAYS if pattern == DAYS else MSG_WINDOW_SINGLE)
     if pattern == COUNT:
         count = spec.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 2:
             add("count", MSG_COUNT)
         elif count > COUNT_MAX:
             add("count", MSG_COUNT_MAX)
+    if pattern == DAYS and not _whole(spec.get("count"), 2, DAYS_MAX):
+        add("count", MSG_DAYS)
+    evidence = spec.get("evidence_level") or EVIDENCE_DEFAULT
+    if evidence not in EVIDENCE_LEVELS:
+        add(
+            "evidence_level",
+            MSG_EVIDENCE.format(choices=", ".join(label.lower() for label in EVIDENCE_LEVELS.values())),
+        )
+    if spec.get("review_by") not in (None, ""):
+        try:
+            review_by_date(spec["review_by"])
+        except (TypeError, ValueError):
+            add("review_by", MSG_REVIEW_BY)
     fact_type_names = [ft.name for ft in catalog.fact_types()]
     for index, step in enumerate(steps):
         if not catalog.fact_type(step.get("fact_type") or ""):
@@ -633,7 +729,8 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
                 elif placeholder in REFERRAL_PLACEHOLDERS and not under_referral:
                     where = rule_field_label(name, catalog).lower()
                     label = next((f.label for f in _state_fields(catalog) if f.name == UNDER_REFERRAL), UNDER_REFERRAL)
-                    add(name, MSG_REFERRAL_PLACEHOLDER.format(where=where, value=placeholder, field=label))
+                    chip = f"[{SETTING_LABELS[placeholder]}]"
+                    add(name, MSG_REFERRAL_PLACEHOLDER.format(where=where, value=chip, field=label))
         except ValueError:
             add(name, MSG_MESSAGE_FORMAT)
     return errors
@@ -813,6 +910,7 @@ def spec_normalize(spec: Mapping[str, Any], catalog: Registry = registry) -> dic
         )
     pattern = spec.get("pattern") or SINGLE
     window = spec.get("window_hours")
+    review_by = review_by_date(spec.get("review_by"))
     return {
         "key": spec["key"],
         "name": spec["name"],
@@ -829,10 +927,12 @@ def spec_normalize(spec: Mapping[str, Any], catalog: Registry = registry) -> dic
         "indicator": spec.get("indicator") or "",
         "priority": int(spec.get("priority", RULE_FIELDS["priority"][1])),
         "enabled": bool(spec.get("enabled", True)),
+        "evidence_level": spec.get("evidence_level") or EVIDENCE_DEFAULT,
+        "review_by": review_by.isoformat() if review_by else None,
         "pattern": pattern,
-        "count": int(spec["count"]) if pattern == COUNT else None,
+        "count": int(spec["count"]) if pattern in (COUNT, DAYS) else None,
         "window_hours": (int(float(window)) if float(window).is_integer() else float(window))
-        if pattern != SINGLE
+        if pattern not in (SINGLE, DAYS)
         else None,
         "steps": [{"fact_type": s["fact_type"]} for s in spec.get("steps") or []],
         "conditions": conditions,

@@ -14,28 +14,33 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from rules.internal.render import MatchedCondition, display_value, matched_text, placeholders, render_message
+from rules.internal.render import (
+    MatchedCondition,
+    display_value,
+    matched_text,
+    moment_words,
+    placeholders,
+    render_message,
+    render_segments,
+)
+
+__all__ = ["message_example", "message_example_segments", "moment_words", "spec_describe"]
 from rules.registry import ANY_FACT_TYPE, BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
     COUNT,
+    DAYS,
     LIST_OPERATORS,
     MATCHED_PLACEHOLDER,
     NEGATIONS,
     OPERATORS,
     PARAMETER_KINDS,
+    REFERRAL_PLACEHOLDERS,
     SEQUENCE,
     SINGLE,
     coerce_list,
     coerce_value,
+    placeholder_labels,
 )
-
-# What a preview shows for the referral a rule reminds of (the referral is known only when a
-# real event is judged): labelled chips, as the editor shows inserted values.
-REFERRAL_EXAMPLES = {
-    "referral_since": "[the date the referral began]",
-    "referral_rule": "[the rule that referred]",
-    "referral_advice": "[what that advice said]",
-}
 
 _NUMERIC_PHRASES = {
     "gte": "{label} of {value} or more",
@@ -206,6 +211,9 @@ def spec_when(spec: Mapping[str, Any]) -> str:
         when = f"When {count} {noun}s" + (f" with {conditions}" if conditions else "")
         return when + f" occur within {describe_window(spec.get('window_hours'))}"
     noun, conditions = _step_phrase(spec, 1, parameters)
+    if pattern == DAYS:
+        count = spec.get("count") or "?"
+        return f"When {count} days in a row each have {_article(noun)}" + (f" with {conditions}" if conditions else "")
     if conditions.startswith("while "):
         return f"When {_article(noun)} arrives {conditions}"
     return f"When {_article(noun)} has {conditions}" if conditions else f"When any {noun} arrives"
@@ -244,19 +252,33 @@ _MISSING = object()
 
 def message_example(spec: Mapping[str, Any], template: str | None = None) -> str:
     """``template`` (the rule's message by default) filled as the engine fills it, from an example
-    event that meets the rule's conditions, the rule's parameters and its own settings."""
+    event that meets the rule's conditions, the rule's parameters and its own settings; a value
+    known only when a real event is judged (the referral in force) shows as its labelled chip."""
+    return "".join(text for text, _ in message_example_segments(spec, template))
+
+
+def message_example_segments(spec: Mapping[str, Any], template: str | None = None) -> list[tuple[str, str]]:
+    """``message_example`` as (text, label) pieces: each inserted value with the label of its chip."""
     text = str(spec.get("message") or "") if template is None else template
-    labels = {}
+    choices = {}
     for fact_type in _fact_types(spec):
         for name, field in fact_type.fields.items():
             if field.kind == TEXT and field.choices:
-                labels[name] = {code: field.choice_label(code) for code in field.choices}
+                choices[name] = {code: field.choice_label(code) for code in field.choices}
     event = example_event(spec)
-    extra = dict(REFERRAL_EXAMPLES)
+    extra: dict[str, Any] = {}
     names = placeholders(text)
     if MATCHED_PLACEHOLDER in names:
-        extra[MATCHED_PLACEHOLDER] = matched_text(_matched_conditions(spec), event, labels) or "…"
-    return render_message(text, names, extra, event, _parameter_values(spec), _rule_settings(spec), labels=labels)
+        extra[MATCHED_PLACEHOLDER] = matched_text(_matched_conditions(spec), event, choices) or "…"
+    values: dict[str, str] = {}
+    for name in names:
+        for source in (extra, event, _parameter_values(spec), _rule_settings(spec)):
+            value = source.get(name)
+            if value is not None:
+                label = (choices.get(name) or {}).get(value) if isinstance(value, str) else None
+                values[name] = label or display_value(value)
+                break
+    return render_segments(text, values, placeholder_labels(spec))
 
 
 def message_named(spec: Mapping[str, Any], template: str | None = None) -> str:
@@ -269,7 +291,8 @@ def message_named(spec: Mapping[str, Any], template: str | None = None) -> str:
     fields = {
         name: f"[{field.in_words}]" for fact_type in _fact_types(spec) for name, field in fact_type.fields.items()
     }
-    extra = dict(REFERRAL_EXAMPLES)
+    labels = placeholder_labels(spec)
+    extra = {name: f"[{labels[name]}]" for name in REFERRAL_PLACEHOLDERS}
     if MATCHED_PLACEHOLDER in names:
         extra[MATCHED_PLACEHOLDER] = _matched_named(spec)
     return render_message(text, names, extra, fields, _parameter_values(spec), _rule_settings(spec))
@@ -388,7 +411,7 @@ def _rule_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
         settings["window_hours"] = int(hours) if hours.is_integer() else hours
         days = hours / 24
         settings["window_days"] = int(days) if days.is_integer() else round(days, 1)
-    if pattern == COUNT:
+    if pattern in (COUNT, DAYS):
         settings["count"] = _int(spec.get("count"), 0) or None
     else:
         settings["count"] = len(spec.get("steps") or []) if pattern == SEQUENCE else 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
@@ -22,6 +22,7 @@ from django.utils.formats import date_format
 from django.utils.functional import lazy
 from django.utils.text import format_lazy
 
+from rules.internal.render import chips_from_placeholders, placeholders_from_chips
 from rules.models import RulesetVersion
 from rules.registry import ANY_FACT_TYPE, BOOLEAN, DATE, INTEGER, NUMBER, TEXT, FieldSpec, registry
 from rules.spec import (
@@ -29,6 +30,9 @@ from rules.spec import (
     COOLDOWN_MAX_DAYS,
     COUNT,
     COUNT_MAX,
+    DAYS_COUNT_LABEL,
+    DAYS_MAX,
+    EVIDENCE_LEVELS,
     KIND_LABELS,
     MATCHED_PLACEHOLDER,
     MSG_NOT_INTEGER,
@@ -41,12 +45,15 @@ from rules.spec import (
     RULE_FIELDS,
     RULESET_SETTINGS,
     SEQUENCE,
+    SETTING_LABELS,
     SINGLE,
     SUMMARY_MAX,
     WINDOW_MAX_HOURS,
+    placeholder_labels,
     rule_field_label,
     value_text,
 )
+from rules.spec import DAYS as DAYS_PATTERN
 
 PARAMETER_KIND_LABELS = {NUMBER: "Number", INTEGER: "Whole number", BOOLEAN: "Yes / no", TEXT: "Text", DATE: "Date"}
 
@@ -70,18 +77,32 @@ LIVE_CHECK_MESSAGES = {
     "integer": MSG_NOT_INTEGER,
 }
 # The rule's own settings a message may name (rules.spec.MESSAGE_EXTRA_PLACEHOLDERS), with the
-# patterns that have them.
+# patterns that have them; each is inserted as its labelled chip (rules.spec.SETTING_LABELS).
+_EVERY_PATTERN = [SINGLE, SEQUENCE, COUNT, DAYS_PATTERN]
 SETTING_PLACEHOLDERS = [
-    {"name": "count", "label": "How many events", "patterns": [COUNT]},
-    {"name": "window_days", "label": "Time window in days", "patterns": [SEQUENCE, COUNT]},
-    {"name": "window_hours", "label": "Time window in hours", "patterns": [SEQUENCE, COUNT]},
-    {"name": "cooldown_days", "label": "Cooldown in days", "patterns": [SINGLE, SEQUENCE, COUNT]},
-    {"name": MATCHED_PLACEHOLDER, "label": "What matched, in words", "patterns": [SINGLE, SEQUENCE, COUNT]},
+    {"name": "count", "label": SETTING_LABELS["count"], "patterns": [COUNT]},
+    {"name": "count", "label": DAYS_COUNT_LABEL, "patterns": [DAYS_PATTERN]},
+    {"name": "window_days", "label": SETTING_LABELS["window_days"], "patterns": [SEQUENCE, COUNT]},
+    {"name": "window_hours", "label": SETTING_LABELS["window_hours"], "patterns": [SEQUENCE, COUNT]},
+    {"name": "cooldown_days", "label": SETTING_LABELS["cooldown_days"], "patterns": _EVERY_PATTERN},
+    {"name": MATCHED_PLACEHOLDER, "label": SETTING_LABELS[MATCHED_PLACEHOLDER], "patterns": _EVERY_PATTERN},
     # The referral in force: for a rule that fires only under referral (validation says so otherwise).
-    {"name": "referral_since", "label": "The date the referral began", "patterns": [SINGLE]},
-    {"name": "referral_rule", "label": "The rule that referred", "patterns": [SINGLE]},
-    {"name": "referral_advice", "label": "What the referring advice said", "patterns": [SINGLE]},
+    {"name": "referral_since", "label": SETTING_LABELS["referral_since"], "patterns": [SINGLE]},
+    {"name": "referral_rule", "label": SETTING_LABELS["referral_rule"], "patterns": [SINGLE]},
+    {"name": "referral_advice", "label": SETTING_LABELS["referral_advice"], "patterns": [SINGLE]},
 ]
+# The patterns as the editor explains them, next to the choice (the catalog of what a rule can match).
+PATTERN_HELP = {
+    SINGLE: "The rule looks at each event on its own.",
+    SEQUENCE: "Events of the kinds below, one after the other, the last at most the time window after the first.",
+    COUNT: "Several events that each meet the conditions below, all within the time window.",
+    DAYS_PATTERN: (
+        "An event that meets the conditions below on each of several days in a row, ending on the day of the "
+        "event judged (for example a run on hills on 3 days in a row). Days are the {subject}'s own calendar "
+        "days, in the time zone each event was sent with; more events on one day count as one day."
+    ),
+}
+COUNT_LABELS = {COUNT: SETTING_LABELS["count"], DAYS_PATTERN: DAYS_COUNT_LABEL}
 
 
 def catalog_json() -> dict[str, Any]:
@@ -89,9 +110,15 @@ def catalog_json() -> dict[str, Any]:
     return {
         "derived_label": f"Figures from the {registry.subject()[0]}'s history",
         "settings": SETTING_PLACEHOLDERS,
+        "patterns": [
+            {"code": code, "label": label, "help": PATTERN_HELP[code].format(subject=registry.subject()[0])}
+            for code, label in PATTERNS.items()
+        ],
+        "count_labels": COUNT_LABELS,
         "messages": LIVE_CHECK_MESSAGES,
         "limits": {
             "count": [2, COUNT_MAX],
+            "days": [2, DAYS_MAX],
             "window_hours": [0, WINDOW_MAX_HOURS],
             "cooldown_days": [0, COOLDOWN_MAX_DAYS],
             "priority": [0, PRIORITY_MAX],
@@ -111,6 +138,7 @@ def catalog_json() -> dict[str, Any]:
                         "min": f.minimum,
                         "max": f.maximum,
                         "derived": f.derived,
+                        "state": f.state,
                         "help": f.help_text,
                     }
                     for f in ft.fields.values()
@@ -160,8 +188,26 @@ def cooldown_amount(days: Any) -> tuple[Any, str]:
     return (days // 7, WEEKS) if days > 0 and days % 7 == 0 else (days, DAYS)
 
 
+KEY_HELP = (
+    "Made from the name as you type it. Exports and other clinical systems name the rule by it; it is fixed once "
+    "the rule is saved."
+)
+MESSAGE_HELP = (
+    "What the {} reads. The buttons below insert a value of the matched event, a parameter or a setting of this "
+    "rule: it shows as a labelled chip here, such as [Pain after the run], and as the value itself in the advice."
+)
+REVIEW_BY_HELP = "When a clinician should look at this rule again. Empty: a year after it last changed."
+
+
+def key_from_name(name: str) -> str:
+    """The key a new rule gets from its name: "Pain twice in a few days" -> "pain-twice-in-a-few-days".
+    (The editor's script derives the same as the clinician types.)"""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:70].rstrip("-")
+
+
 class RuleForm(forms.Form):
-    key = forms.SlugField(max_length=80, help_text="Stable identifier, e.g. pain-stop. Never reuse one.")
+    key = forms.SlugField(max_length=80, required=False, help_text=KEY_HELP)
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 80}))
     category = forms.ChoiceField()
@@ -171,7 +217,7 @@ class RuleForm(forms.Form):
     count = forms.IntegerField(
         required=False,
         min_value=2,
-        label="How many events",
+        label=SETTING_LABELS["count"],
         widget=forms.NumberInput(attrs={"class": "rules-number-short"}),
     )
     # The time window in days or hours, as the clinician chooses; the spec stores hours.
@@ -183,15 +229,25 @@ class RuleForm(forms.Form):
     )
     window_unit = forms.ChoiceField(choices=list(WINDOW_UNITS.items()), initial=DAYS, label="Unit of the window")
     message = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        help_text=format_lazy(
-            "What the {} reads. The buttons below insert a value of the matched event, a parameter or a "
-            "setting of this rule: it shows as {{name}} here and as the number itself in the advice.",
-            _subject(),
-        ),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), help_text=format_lazy(MESSAGE_HELP, _subject())
     )
     source_label = forms.CharField(
-        max_length=300, required=False, label="Source", widget=forms.TextInput(attrs={"size": 80})
+        max_length=300,
+        required=False,
+        label="Source",
+        help_text="Where the advice comes from: a guideline, a study, an article.",
+        widget=forms.TextInput(attrs={"size": 80}),
+    )
+    evidence_level = forms.ChoiceField(
+        label=_label("evidence_level"),
+        choices=list(EVIDENCE_LEVELS.items()),
+        help_text="What the advice rests on, strongest first.",
+    )
+    review_by = forms.DateField(
+        required=False,
+        label=_label("review_by"),
+        help_text=REVIEW_BY_HELP,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     summary = forms.CharField(
         required=False,
@@ -266,6 +322,10 @@ class RuleForm(forms.Form):
             self.fields["key"].disabled = True
             self.fields["key"].help_text = KEY_FIXED_HELP
             self.initial["key"] = fixed_key
+        else:
+            self.fields["key"].widget.attrs.update({"class": "rules-key-input"})
+        pattern = self.data.get("pattern") if self.is_bound else self.initial.get("pattern")
+        self.fields["count"].label = COUNT_LABELS.get(pattern, SETTING_LABELS["count"])
         self.fields["category"].choices = [("", "—")] + [(c.code, c.label) for c in registry.categories()]
         self.fields["severity"].choices = [("", "—")] + [(s.code, s.label) for s in registry.severities()]
         defaults = registry.indicator_defaults()
@@ -368,7 +428,7 @@ class ParameterForm(forms.Form):
         regex=r"^[a-z_][a-z0-9_]*$",
         required=False,
         max_length=60,
-        widget=forms.TextInput(attrs={"size": 16, "readonly": True, "class": "rules-param-name"}),
+        widget=forms.HiddenInput(attrs={"class": "rules-param-name"}),
         error_messages={"invalid": "Use lower-case letters, digits and underscores, starting with a letter."},
     )
     kind = forms.ChoiceField(choices=[(k, PARAMETER_KIND_LABELS[k]) for k in PARAMETER_KINDS], initial=NUMBER)
@@ -433,8 +493,11 @@ class RuleEditor:
         spec: Mapping[str, Any] | None = None,
         revision: int | None = None,
         fixed_key: str | None = None,
+        key_taken: Callable[[str], bool] | None = None,
     ) -> None:
         spec = spec or {}
+        self.fixed_key = fixed_key
+        self.key_taken = key_taken or (lambda key: False)
         # A saved safety-critical rule: what the form does not offer to change (RuleForm._safety_fix).
         self.safety = registry.safety_critical().get(fixed_key) if fixed_key else None
         if data is not None:
@@ -453,6 +516,11 @@ class RuleEditor:
             initial["window"], initial["window_unit"] = window_amount(spec.get("window_hours"))
             initial["cooldown"], initial["cooldown_unit"] = cooldown_amount(spec.get("cooldown_days"))
             initial["revision"] = revision
+            # Inserted values show as labelled chips, "[Pain after the run]", never as {placeholders}.
+            labels = placeholder_labels(spec)
+            for name in ("message", "summary"):
+                if initial.get(name):
+                    initial[name] = chips_from_placeholders(str(initial[name]), labels)
             self.rule = RuleForm(initial=initial, fixed_key=fixed_key, safety=self.safety)
             self.steps = StepFormSet(prefix="steps", initial=spec.get("steps") or [{}])
             parameters = sorted(
@@ -564,10 +632,28 @@ class RuleEditor:
             }
             for f in self._parameter_forms
         ]
-        if spec.get("pattern") == "single":
+        if spec.get("pattern") == SINGLE:
             spec["window_hours"] = None
             spec["count"] = None
+        elif spec.get("pattern") == DAYS_PATTERN:
+            spec["window_hours"] = None
+        labels = placeholder_labels(spec)
+        for name in ("message", "summary"):
+            if isinstance(spec.get(name), str):
+                spec[name] = placeholders_from_chips(spec[name], labels)
+        if not self.fixed_key and not spec.get("key"):
+            # Made from the name (a key the clinician typed is used as typed, or refused when taken).
+            spec["key"] = self._free_key(key_from_name(str(spec.get("name") or "")))
         return spec
+
+    def _free_key(self, key: str) -> str:
+        """``key``, or ``key-2``, ``key-3`` … when a rule already has it."""
+        if not key:
+            return key
+        candidate, number = key, 2
+        while self.key_taken(candidate):
+            candidate, number = f"{key}-{number}", number + 1
+        return candidate
 
     def _typed(self, name: str, kind: type) -> Any:
         """A rule field's cleaned value, else its raw value as ``kind``, else None."""
@@ -686,11 +772,39 @@ class PublishForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
         help_text="What changed and why; shown in the version history.",
     )
+    reason = forms.CharField(
+        required=False,
+        label="Why it should go live anyway",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
+        help_text="This draft is flagged for the burden it puts on those who get its advice (see above): the "
+        "approving clinician reads your reason, and the version keeps it.",
+    )
+
+    def __init__(self, *args: Any, needs_reason: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if needs_reason:
+            self.fields["reason"].required = True
+            self.fields["reason"].error_messages["required"] = "Say why this flagged draft should go live anyway."
+        else:
+            del self.fields["reason"]
+
+
+class RequestDecisionForm(forms.Form):
+    comment = forms.CharField(
+        required=False,
+        label="Your comment",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="Optional: what you checked, kept with your approval.",
+    )
 
 
 class RollbackForm(forms.Form):
     version = forms.TypedChoiceField(coerce=int, label="Version to restore")
-    comment = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}))
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
+        help_text="Why; shown in the version history.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -770,25 +884,49 @@ def _try_field(spec: FieldSpec) -> forms.Field:
     )
 
 
+def _offset_words(minutes: int) -> str:
+    if not minutes:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '−'}{hours:02d}:{rest:02d}"
+
+
+# The offsets an event may be sent with: every half hour from UTC−12:00 to UTC+14:00, and the
+# quarter hours some places keep.
+OFFSET_MINUTES = sorted({*range(-12 * 60, 14 * 60 + 1, 30), 345, 525, 765})
+OFFSET_CHOICES = [(minutes, _offset_words(minutes)) for minutes in OFFSET_MINUTES]
+
+
 class TryForm(forms.Form):
-    """An event of one type, built from the catalog, with an optional real subject for history."""
+    """An event of one type, built from the catalog, with an optional real subject for history.
+    Its moment is a local date and time with the offset the event is sent with (the subject's
+    local time, as their events are shown everywhere)."""
 
     fact_type = forms.ChoiceField(label="Event type")
-    occurred_at = forms.DateTimeField(label="Occurred at", help_text="YYYY-MM-DD HH:MM (server time zone)")
+    occurred_at = forms.DateTimeField(
+        label="When",
+        help_text=format_lazy("In the {}'s own local time, with the time zone next to it.", _subject()),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    offset = forms.TypedChoiceField(label="Time zone", coerce=int, choices=OFFSET_CHOICES, required=False)
     subject = forms.ChoiceField(label="History of", required=False)
     scope = forms.ChoiceField(choices=[("draft", "The whole draft"), ("rule", "Only this rule")], required=False)
+    # The stored event this one stands for ("Try this event"): left out of the history it joins.
+    replacing = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(
-        self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_key: str | None = None, **kwargs: Any
+        self, *args: Any, fact_type: str, subjects: list[tuple[str, str]], rule_name: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["fact_type"].choices = [(ft.name, ft.label) for ft in registry.fact_types()]
-        self.fields["occurred_at"].initial = timezone.localtime().replace(second=0, microsecond=0)
+        now = timezone.localtime().replace(second=0, microsecond=0)
+        self.fields["occurred_at"].initial = now.replace(tzinfo=None)
+        self.fields["offset"].initial = int((now.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
         self.fields["subject"].choices = [("", "nobody (no history)")] + list(subjects)
-        if not rule_key:
+        if not rule_name:
             del self.fields["scope"]
         else:
-            self.fields["scope"].choices = [("rule", f"Only {rule_key}"), ("draft", "The whole draft")]
+            self.fields["scope"].choices = [("rule", f"Only this rule (“{rule_name}”)"), ("draft", "The whole draft")]
         self.fact_type = registry.fact_type(fact_type)
         self.data_fields: list[str] = []
         if self.fact_type:
@@ -800,6 +938,14 @@ class TryForm(forms.Form):
             for spec in self.fact_type.fields.values():
                 if spec.required:
                     self.fields[f"data_{spec.name}"].required = True
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        at, offset = cleaned.get("occurred_at"), cleaned.get("offset")
+        if at is not None and offset not in (None, ""):
+            # Typed as the subject's local time: the same wall-clock time, in the chosen offset.
+            cleaned["occurred_at"] = timezone.make_naive(at).replace(tzinfo=dt.timezone(dt.timedelta(minutes=offset)))
+        return cleaned
 
     def event_data(self) -> dict[str, Any]:
         data = {}
@@ -820,6 +966,7 @@ __all__ = [
     "KIND_LABELS",
     "ImportForm",
     "PublishForm",
+    "RequestDecisionForm",
     "RollbackForm",
     "RuleEditor",
     "RulesetSettingsForm",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
@@ -18,22 +19,23 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
 from rules import jobs, simulation
-from rules.admin.audit import change_summary, diff_html, draft_state, rule_statistics
-from rules.admin.describe import message_example, spec_describe
+from rules.admin.audit import change_summary, diff_html, draft_state
+from rules.admin.describe import message_example_segments, spec_describe
 from rules.admin.forms import (
+    PATTERN_HELP,
     ImportForm,
-    PublishForm,
-    RollbackForm,
     RuleEditor,
     RulesetSettingsForm,
     SimulateForm,
     TryForm,
     catalog_json,
+    key_from_name,
 )
 from rules.internal.render import with_unit
-from rules.models import Rule, RulesetVersion
+from rules.models import PublishRequest, Rule, RulesetVersion
 from rules.packs import (
     PACK_MAX_BYTES,
     PackError,
@@ -47,6 +49,8 @@ from rules.packs import (
 from rules.registry import registry
 from rules.selectors import (
     rule_changes,
+    rule_key_taken,
+    rule_review_due,
     rule_spec,
     rules_with_children,
     ruleset_draft_settings,
@@ -60,11 +64,9 @@ from rules.services import (
     RuleConflictError,
     draft_discard,
     rule_save,
-    ruleset_publish,
-    ruleset_rollback,
     ruleset_settings_save,
 )
-from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize
+from rules.spec import SEQUENCE, SINGLE, SUMMARY_MAX, RuleValidationError, error_place, settings_normalize, value_text
 
 PERM_VIEW = "rules.view_rule"
 PERM_ADD = "rules.add_rule"
@@ -73,11 +75,8 @@ PERM_DELETE = "rules.delete_rule"
 PERM_PUBLISH = "rules.add_rulesetversion"
 PERM_EXPORT = "rules.view_rulesetversion"
 
-MSG_SAVED = "“{key}” was saved to the draft. Publish the draft to make it live."
-MSG_PUBLISHED = "Version {number} is live."
-MSG_ROLLED_BACK = "Version {old} was published again as version {number}; the draft now equals it."
+MSG_SAVED = "“{name}” was saved to the draft. Publish the draft to make it live."
 MSG_IMPORTED = "The rule pack is now the draft ({summary}). Simulate and publish it to make it live."
-MSG_NOTHING_TO_PUBLISH = "The draft equals the live version: there is nothing new to publish."
 MSG_SETTINGS_SAVED = "The ruleset settings were saved to the draft. Publish the draft to make them live."
 MSG_DISCARDED = "The draft was discarded: it equals live version {number} again."
 # Discarding and importing create, change and delete draft rules, so they need all three
@@ -110,6 +109,7 @@ def may(request: HttpRequest) -> dict[str, bool]:
 def _context(model_admin: Any, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
     state = draft_state()
     return {
+        "requests_waiting": PublishRequest.objects.filter(status=PublishRequest.Status.PENDING).count(),
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.model._meta,
         "title": title,
@@ -142,7 +142,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     _require(request, PERM_VIEW)
     if request.method == "POST":
         _require(request, PERM_CHANGE if rule else PERM_ADD)
-        editor = RuleEditor(data=request.POST, fixed_key=rule.key if rule else None)
+        editor = RuleEditor(data=request.POST, fixed_key=rule.key if rule else None, key_taken=rule_key_taken)
         forms_valid = editor.is_valid()
         spec = editor.spec()
         if forms_valid:
@@ -158,7 +158,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             except RuleConflictError as exc:
                 editor.add_error(str(exc))
             else:
-                messages.success(request, MSG_SAVED.format(key=saved.key))
+                messages.success(request, MSG_SAVED.format(name=saved.name))
                 if "_continue" in request.POST:
                     return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[saved.pk]))
                 if "_try" in request.POST:
@@ -169,7 +169,7 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
         editor = RuleEditor(spec=spec, revision=rule.revision if rule else None, fixed_key=rule.key if rule else None)
     previews = message_previews(spec)
     changes = list(rule_changes(rule.key)[:8]) if rule else []
-    title = f"Rule “{rule.key}”" if rule else "New rule"
+    title = f"Rule: {rule.name}" if rule else "New rule"
     return _render(
         request,
         "editor.html",
@@ -182,7 +182,13 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
             sentence=spec_describe(spec),
             message_preview=previews["message_preview"],
             summary_preview=previews["summary_preview"],
+            message_segments=previews["message_segments"],
+            summary_segments=previews["summary_segments"],
             sequence=(spec.get("pattern") or SINGLE) == SEQUENCE,
+            made_key=key_from_name(str(spec.get("name") or "")) if rule is None else "",
+            pattern_help=PATTERN_HELP.get(spec.get("pattern") or SINGLE, "").format(subject=registry.subject()[0]),
+            review_due=review_due_words(rule) if rule else "",
+            review_overdue=bool(rule and rule_review_due(rule) < timezone.localdate()),
             catalog=catalog_json(),
             describe_url=reverse("admin:rules_rule_describe"),
             changes=[(c, spec_diff(c.before, c.after), change_summary(c)) for c in changes],
@@ -197,6 +203,18 @@ def rule_editor(model_admin: Any, request: HttpRequest, rule: Rule | None) -> Ht
     )
 
 
+MSG_REVIEW_DUE = "Due for review on {day}{why}."
+MSG_REVIEW_OVERDUE = "Past its review date: due on {day}{why}."
+
+
+def review_due_words(rule: Rule) -> str:
+    """When the rule is due for review, and why then."""
+    due = rule_review_due(rule)
+    why = "" if rule.review_by else ", a year after it last changed"
+    template = MSG_REVIEW_OVERDUE if due < timezone.localdate() else MSG_REVIEW_DUE
+    return template.format(day=date_format(due, "DATE_FORMAT"), why=why)
+
+
 def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
     """The sentence for the editor's unsaved form (called by the editor's script as you type)."""
     _require(request, PERM_VIEW)
@@ -208,29 +226,35 @@ def rule_describe(model_admin: Any, request: HttpRequest) -> HttpResponse:
     return JsonResponse({"sentence": spec_describe(spec), **message_previews(spec)})
 
 
-def message_previews(spec: Mapping[str, Any]) -> dict[str, str]:
+def message_previews(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The message and the summary as a subject would read them after an example event (an empty
-    summary shows the rule's name, as the advice does)."""
+    summary shows the rule's name, as the advice does), as text and as (text, chip label) pieces."""
     summary = str(spec.get("summary") or "")
+    message = message_example_segments(spec) or [("…", "")]
+    summary_pieces = message_example_segments(spec, summary) if summary else [(str(spec.get("name") or "…"), "")]
     return {
-        "message_preview": message_example(spec) or "…",
-        "summary_preview": message_example(spec, summary) if summary else str(spec.get("name") or "…"),
+        "message_preview": "".join(text for text, _ in message),
+        "summary_preview": "".join(text for text, _ in summary_pieces),
+        "message_segments": message,
+        "summary_segments": summary_pieces,
     }
 
 
-def deletion_note(keys: list[str]) -> str:
+def deletion_note(rules: list[Rule]) -> str:
     """What deleting these rules does, for the delete confirmation: the draft changes at once,
     the advice the subjects get only when the draft is published."""
     live = version_live()
     live_keys = {spec["key"] for spec in live.snapshot} if live else set()
-    reaching = [key for key in keys if key in live_keys]
+    reaching = [rule.name for rule in rules if rule.key in live_keys]
     if reaching:
         return MSG_DELETE_LIVE.format(subjects=registry.subject()[1], rules=_quoted(reaching))
-    return MSG_DELETE_NOT_LIVE.format(rules=_quoted(keys), verb="is" if len(keys) == 1 else "are")
+    return MSG_DELETE_NOT_LIVE.format(
+        rules=_quoted([rule.name for rule in rules]), verb="is" if len(rules) == 1 else "are"
+    )
 
 
-def _quoted(keys: list[str]) -> str:
-    quoted = [f"“{key}”" for key in keys]
+def _quoted(names: list[str]) -> str:
+    quoted = [f"“{name}”" for name in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
@@ -252,6 +276,9 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
     if chosen is None:
         fact_type, chosen = default_type, registry.fact_type(default_type)
     subjects = source.subjects(search=request.GET.get("q", ""), limit=200)
+    wanted = request.POST.get("subject") or request.GET.get("subject") or ""
+    if wanted and wanted not in dict(subjects):  # a subject beyond the first ones listed, from its page
+        subjects.append((wanted, source.subjects_words([wanted]).get(wanted, wanted)))
     result = None
     subject_link = None
     bound = request.method == "POST" and request.POST.get("fact_type") == request.POST.get("_shown_type")
@@ -259,8 +286,8 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
         request.POST if bound else None,
         fact_type=fact_type,
         subjects=subjects,
-        rule_key=rule.key if rule else None,
-        initial={"fact_type": fact_type, "scope": "rule"},
+        rule_name=rule.name if rule else None,
+        initial={"fact_type": fact_type, "scope": "rule", **try_initial(request.GET)},
     )
     if bound and form.is_valid():
         specs = None
@@ -272,12 +299,13 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             occurred_at=form.cleaned_data["occurred_at"],
             subject=form.cleaned_data.get("subject") or None,
             specs=specs,
+            replacing=form.cleaned_data.get("replacing") or None,
         )
         chosen_subject = form.cleaned_data.get("subject")
         if chosen_subject:
             subject_link = (dict(subjects).get(chosen_subject, chosen_subject), source.subject_url(chosen_subject))
     fact_fields = chosen.fields if chosen else {}
-    title = f"Try “{rule.key}”" if rule else "Try the draft"
+    title = f"Try “{rule.name}”" if rule else "Try the draft"
     return _render(
         request,
         "try.html",
@@ -290,6 +318,7 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             result=result,
             fact_type=fact_type,
             subject_link=subject_link,
+            keep_query=[(name, value) for name, value in request.GET.items() if name in ("subject", "at")],
             fact_rows=_fact_rows(result.fact.data, fact_fields) if result else [],
             draft_rows=[_advice_row(m, result) for m in result.draft] if result else [],
             held_rows=[_advice_row(h.match, result, held=h) for h in result.draft_held] if result else [],
@@ -297,6 +326,40 @@ def rule_try(model_admin: Any, request: HttpRequest, rule_id: int | None = None)
             live_held_rows=[_advice_row(h.match, result, held=h) for h in result.live_held] if result else [],
         ),
     )
+
+
+def try_url(
+    *, fact_type: str, data: Mapping[str, Any], occurred_at: dt.datetime, subject: str = "", fact_id: str = ""
+) -> str:
+    """The address of "try it" filled with an event as it was sent: its type, its values, its moment
+    in its own offset and whose history it joins (the domain's pages link "Try this event" to it);
+    ``fact_id``: the stored fact it stands for, left out of that history."""
+    query = {"type": fact_type, "at": occurred_at.isoformat(timespec="minutes")}
+    if subject:
+        query["subject"] = subject
+    if fact_id:
+        query["event"] = fact_id
+    for name, value in data.items():
+        if value is not None:
+            query[f"data_{name}"] = value_text(value)
+    return f"{reverse('admin:rules_rule_try')}?{urlencode(query)}"
+
+
+def try_initial(query: Mapping[str, str]) -> dict[str, Any]:
+    """The try-it form's initial values from ``try_url``'s address: the moment in its own offset."""
+    initial: dict[str, Any] = {name: value for name, value in query.items() if name.startswith("data_")}
+    if query.get("subject"):
+        initial["subject"] = query["subject"]
+    if query.get("event"):
+        initial["replacing"] = query["event"]
+    try:
+        at = dt.datetime.fromisoformat(query.get("at", ""))
+    except ValueError:
+        return initial
+    if at.tzinfo is not None:
+        initial["occurred_at"] = at.replace(tzinfo=None)
+        initial["offset"] = int((at.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+    return initial
 
 
 def _advice_row(match: Any, result: simulation.TryResult, held: Any = None) -> dict[str, Any]:
@@ -329,44 +392,7 @@ def _fact_rows(data: dict[str, Any], fields: dict[str, Any]) -> list[tuple[str, 
     return rows
 
 
-# -- simulate ---------------------------------------------------------------------------------
-def ruleset_simulate(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    """The draft against the live version over the stored events of the last N days."""
-    _require(request, PERM_VIEW)
-    if registry.fact_source() is None:
-        return _render(
-            request,
-            "unavailable.html",
-            _context(model_admin, request, "Simulate", reason=simulation.MSG_NO_FACT_SOURCE),
-        )
-    result = job = None
-    form = SimulateForm(request.POST or None, initial={"days": 30})
-    if request.method == "POST" and form.is_valid():
-        days = form.cleaned_data["days"]
-        if simulation.simulation_facts_since(days) > simulation.BACKGROUND_ABOVE:
-            job = simulation.simulation_start(days=days, user=request.user)
-            return HttpResponseRedirect(f"{reverse('admin:rules_rule_simulate')}?job={job.pk}")
-        result = simulation.simulation_run(simulation.simulation_prepare(days=days))
-    elif request.GET.get("job"):
-        job = jobs.job_get(request.GET["job"])
-        if job is None or job.kind != simulation.SIMULATION_JOB:
-            raise Http404("This simulation is no longer available; run it again.")
-        result = simulation.simulation_result(job)
-    return _render(
-        request,
-        "simulate.html",
-        _context(
-            model_admin,
-            request,
-            "Simulate the draft",
-            form=form,
-            result=result,
-            job=job,
-            status_url=reverse("admin:rules_rule_simulate_status", args=[job.pk]) if job else "",
-        ),
-    )
-
-
+# -- simulate (the page itself: rules.admin.governance) ---------------------------------------
 def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> JsonResponse:
     """A simulation's progress, read from the database (any web process answers it)."""
     _require(request, PERM_VIEW)
@@ -381,69 +407,6 @@ def simulation_status(model_admin: Any, request: HttpRequest, job_id: str) -> Js
             "status": job.get_status_display(),
             "error": job.error,
         }
-    )
-
-
-# -- publish and roll back -------------------------------------------------------------------
-def ruleset_publish_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    _require(request, PERM_PUBLISH)
-    form = PublishForm(request.POST or None)
-    state = draft_state()
-    if request.method == "POST" and form.is_valid():
-        if state.diff.empty and state.live is not None:
-            form.add_error(None, MSG_NOTHING_TO_PUBLISH)
-        else:
-            try:
-                version = ruleset_publish(user=request.user, comment=form.cleaned_data["comment"])
-            except RuleValidationError as exc:
-                for path, problems in exc.errors.items():
-                    form.add_error(None, f"{error_place(path)}: {' '.join(problems)}")
-            else:
-                messages.success(request, MSG_PUBLISHED.format(number=version.number))
-                if _reevaluation_offered(version):
-                    return HttpResponseRedirect(f"{reverse('admin:rules_rule_reevaluate')}?version={version.number}")
-                return HttpResponseRedirect(_changelist_url())
-    return _render(
-        request,
-        "publish.html",
-        _context(model_admin, request, "Publish the draft", form=form, diff_table=diff_html(state.diff)),
-    )
-
-
-def ruleset_rollback_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    _require(request, *PERMS_ROLLBACK)
-    data = request.POST if request.method == "POST" else (request.GET if "version" in request.GET else None)
-    form = RollbackForm(data)
-    preview = None
-    if data is not None and form.is_valid():
-        number = form.cleaned_data["version"]
-        if request.method == "POST" and "_confirm" in request.POST:
-            version = ruleset_rollback(
-                version=number, user=request.user, comment=form.cleaned_data.get("comment") or ""
-            )
-            messages.success(request, MSG_ROLLED_BACK.format(old=number, number=version.number))
-            return HttpResponseRedirect(_changelist_url())
-        live = version_live()
-        chosen = RulesetVersion.objects.get(number=number)
-        preview = diff_html(
-            ruleset_diff(
-                live.snapshot if live else [],
-                chosen.snapshot,
-                settings_before=live.settings if live else None,
-                settings_after=chosen.settings,
-            )
-        )
-    return _render(
-        request,
-        "rollback.html",
-        _context(
-            model_admin,
-            request,
-            "Roll back to an earlier version",
-            form=form,
-            preview=preview,
-            versions=RulesetVersion.objects.select_related("created_by")[:20],
-        ),
     )
 
 
@@ -613,22 +576,5 @@ def pack_import_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
             preview=preview,
             pack_text=pack_text,
             pack_errors=[(error_place(path), problems) for path, problems in sorted(errors.items())],
-        ),
-    )
-
-
-# -- statistics -------------------------------------------------------------------------------
-def statistics_view(model_admin: Any, request: HttpRequest) -> HttpResponse:
-    """Advice per rule over the last 30 days, by the day of the event it belongs to."""
-    _require(request, PERM_VIEW)
-    return _render(
-        request,
-        "statistics.html",
-        _context(
-            model_admin,
-            request,
-            "Advice per rule",
-            stats=rule_statistics(days=30),
-            has_source=registry.fact_source() is not None,
         ),
     )

@@ -1,4 +1,5 @@
-"""Chaining the facts that satisfied a pattern's steps, in time order, within its window."""
+"""Chaining the facts that satisfied a pattern's steps, in time order, within its window, and
+finding them on days in a row."""
 
 from __future__ import annotations
 
@@ -44,3 +45,23 @@ def _search(j: int, below: int, has_new: bool, search: tuple) -> bool:
         if _search(j - 1, position, has_new or position == new, search):
             return True
     return False
+
+
+def days_in_a_row(days_needed: int, positions: set[int], days: Sequence[int], new: int) -> tuple[int, ...] | None:
+    """Positions (facts sorted by time) of facts that satisfied the pattern's step, one on each of
+    ``days_needed`` days in a row ending on the day of ``new`` (``days``: each position's local
+    calendar day as an ordinal), oldest first: ``new`` for its own day, the latest fact of each
+    earlier day. None when a day has none, or ``new`` itself does not satisfy the step."""
+    if new not in positions:
+        return None
+    last = days[new]
+    latest: dict[int, int] = {}
+    for position in positions:
+        day = days[position]
+        if position < new and last - days_needed < day < last:
+            latest[day] = max(latest.get(day, position), position)
+    latest[last] = new
+    wanted = range(last - days_needed + 1, last + 1)
+    if not all(day in latest for day in wanted):
+        return None
+    return tuple(latest[day] for day in wanted)

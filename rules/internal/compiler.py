@@ -5,7 +5,8 @@ ruleset, which only ever sees the new fact: history cannot change their answer, 
 never asserted there. Each step of a pattern across events becomes a one-fact rule named
 ``<key>#<step>`` in the "steps" ruleset, which sees the new fact with the subject's history
 inside the widest window; the adapter then chains the facts that satisfied each step in
-time order within the pattern's window (``chains``).
+time order within the pattern's window (``chains``), or, for "days in a row", finds one such
+fact on each of the days that end on the new fact's own local day (``day_streaks``).
 
 Why the engine does not join the facts itself: durable_rules 2.0.28 corrupts memory when
 facts that completed a multi-fact action are retracted (the completed action's frame is
@@ -26,7 +27,7 @@ from typing import Any
 
 from rules.internal.render import MatchedCondition, placeholders
 from rules.registry import ANY_FACT_TYPE, DATE, TEXT, FieldSpec, Registry
-from rules.spec import COUNT, LIST_OPERATORS, NEGATIONS, REFERRAL_PLACEHOLDERS, SINGLE, settings_normalize
+from rules.spec import COUNT, DAYS, LIST_OPERATORS, NEGATIONS, REFERRAL_PLACEHOLDERS, SINGLE, settings_normalize
 
 COMPARISONS = {"lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}
 
@@ -96,6 +97,8 @@ class CompiledRuleset:
     # pattern key -> (the step each position of the chain must satisfy, window in seconds);
     # a sequence of 3 steps is (1, 2, 3), "3 of these" is (1, 1, 1).
     chains: Mapping[str, tuple[tuple[int, ...], float]] = field(default_factory=dict)
+    # "days in a row" pattern key -> how many days (one fact of its step on each, local days).
+    day_streaks: Mapping[str, int] = field(default_factory=dict)
     # The ruleset's own settings (RULESET_SETTINGS), e.g. the most advice per event.
     settings: Mapping[str, Any] = field(default_factory=dict)
     # field name -> {choice code: label}, so that messages never show a code.
@@ -201,6 +204,15 @@ def _chain(spec: Mapping[str, Any]) -> tuple[tuple[int, ...], float]:
     return steps, float(spec["window_hours"]) * 3600
 
 
+def _history_hours(spec: Mapping[str, Any]) -> float:
+    """How far back a pattern looks from the fact it is judged for. N local days in a row end on
+    the new fact's day and begin N - 1 days before it: one day more covers the hours of the first
+    day and offsets that differ between the facts."""
+    if spec["pattern"] == DAYS:
+        return float((spec["count"] + 1) * 24)
+    return float(spec["window_hours"])
+
+
 def _fields_used(specs: Sequence[Mapping[str, Any]], catalog: Registry) -> dict[str, tuple[str, ...]]:
     """The fields each fact type must carry into the engine (a step of any type: every type)."""
     used: dict[str, set[str]] = {}
@@ -254,12 +266,12 @@ def _matched(spec: Mapping[str, Any], catalog: Registry) -> tuple[tuple[MatchedC
 
 def _rule_settings(spec: Mapping[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {"cooldown_days": spec["cooldown_days"]}
-    if spec["pattern"] != SINGLE:
+    if spec["pattern"] not in (SINGLE, DAYS):
         hours = float(spec["window_hours"])
         settings["window_hours"] = int(hours) if hours.is_integer() else hours
         days = hours / 24
         settings["window_days"] = int(days) if days.is_integer() else round(days, 1)
-    if spec["pattern"] == COUNT:
+    if spec["pattern"] in (COUNT, DAYS):
         settings["count"] = spec["count"]
     return settings
 
@@ -282,7 +294,7 @@ def ruleset_compile(
         if spec.kind == TEXT and spec.choices
     }
     ranks = {choice.code: index for index, choice in enumerate(catalog.severities())}
-    window = max((float(s["window_hours"]) for s in patterns), default=0.0)
+    window = max((_history_hours(s) for s in patterns), default=0.0)
     settings = settings_normalize(settings)
     policy = Policy(
         advice_limit=settings["advice_limit"],
@@ -334,7 +346,8 @@ def ruleset_compile(
         history_types=frozenset(
             name for s in patterns for step in s["steps"] for name in catalog.fact_types_matched(step["fact_type"])
         ),
-        chains={s["key"]: _chain(s) for s in patterns},
+        chains={s["key"]: _chain(s) for s in patterns if s["pattern"] != DAYS},
+        day_streaks={s["key"]: s["count"] for s in patterns if s["pattern"] == DAYS},
         settings=settings,
         choice_labels=choice_labels,
         policy=policy,

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rules.registry import BOOLEAN, DATE, TEXT
+
+
+def offset_words(at: dt.datetime) -> str:
+    """A moment's UTC offset as people write it: "UTC", "UTC+01:00", "UTC−05:30"."""
+    minutes = int((at.utcoffset() or dt.timedelta(0)).total_seconds() // 60)
+    if not minutes:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '−'}{hours:02d}:{rest:02d}"
+
+
+def moment_words(at: dt.datetime) -> str:
+    """A fact's moment in its own offset, as the admin writes every subject's moment:
+    "20 Nov 2026, 07:30 (UTC+01:00)"."""
+    return f"{at.day} {at:%b %Y, %H:%M} ({offset_words(at)})"
 
 
 def display_value(value: Any) -> str:
@@ -39,6 +55,46 @@ def placeholders(template: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name for _, name, _, _ in string.Formatter().parse(template) if name))
     except ValueError:
         return ()
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_CHIP = re.compile(r"\[([^\[\]{}]+)\]")
+
+
+def chips_from_placeholders(template: str, labels: Mapping[str, str]) -> str:
+    """A message template as the editor shows it: each {name} as its labelled chip, "[Pain after
+    the run]" (a name without a label stays as typed, for validation to name)."""
+    return _PLACEHOLDER.sub(lambda m: f"[{labels[m[1]]}]" if m[1] in labels else m[0], template)
+
+
+def placeholders_from_chips(text: str, labels: Mapping[str, str]) -> str:
+    """The template a message typed with chips stands for: each "[label]" of ``labels`` (name ->
+    label) as {name}; brackets around anything else are the message's own."""
+    names = {label: name for name, label in reversed(list(labels.items()))}
+    return _CHIP.sub(lambda m: "{" + names[m[1]] + "}" if m[1] in names else m[0], text)
+
+
+def render_segments(
+    template: str,
+    values: Mapping[str, str],
+    labels: Mapping[str, str],
+) -> list[tuple[str, str]]:
+    """A template filled with ``values`` as (text, label) pieces: the label is that of the inserted
+    value ("" for the template's own text), so that a page can show each value as a chip. A value
+    not given shows as its label in brackets."""
+    pieces: list[tuple[str, str]] = []
+    at = 0
+    for found in _PLACEHOLDER.finditer(template):
+        if found.start() > at:
+            pieces.append((template[at : found.start()], ""))
+        name = found[1]
+        label = labels.get(name, name.replace("_", " "))
+        shown = values.get(name)
+        pieces.append((shown if shown not in (None, "") else f"[{label}]", label))
+        at = found.end()
+    if at < len(template):
+        pieces.append((template[at:], ""))
+    return pieces
 
 
 def render_message(

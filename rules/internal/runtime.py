@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.conf import rules_settings
-from rules.internal.chains import best_chain
+from rules.internal.chains import best_chain, days_in_a_row
 from rules.internal.compiler import STEP_SEPARATOR, CompiledRuleset, RuleMeta, ruleset_compile
 from rules.internal.engine import DurableRuleset, EngineClosedError, single_binding
 from rules.internal.facts import SCRATCH_SID, projector
@@ -277,6 +277,7 @@ def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]
         projectors = engine.pattern_projectors
         asserted: dict[int, int] = {}  # id(fact) -> the number of its document
         stamps: list[float] = []  # document number -> the fact's time
+        local_days: list[int] = []  # document number -> the fact's own local calendar day
         numbered: list[list[int]] = [[] for _ in items]  # evaluation -> its facts' document numbers
         for index, (fact, history) in enumerate(items):
             if fact.type not in history_types:
@@ -303,6 +304,7 @@ def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]
                         projectors[item.type]({"id": str(number), "sid": SCRATCH_SID, "type": item.type}, item.data)
                     )
                     stamps.append(item.occurred_at.timestamp())
+                    local_days.append(item.occurred_at.date().toordinal())
                 numbered[index].append(number)
         # document number -> the (pattern key, step) its fact satisfies
         satisfied: dict[int, list[tuple[str, int]]] = {}
@@ -322,8 +324,12 @@ def evaluate(engine: LoadedRuleset, items: Sequence[tuple[Fact, Sequence[Fact]]]
                         by_key[key].setdefault(step, set()).add(position)
             times = [stamps[number] for number in numbers]
             for key, by_step in by_key.items():
-                steps, window_seconds = compiled.chains[key]
-                positions = best_chain(steps, by_step, times, window_seconds, len(numbers) - 1)
+                if key in compiled.day_streaks:
+                    days = [local_days[number] for number in numbers]
+                    positions = days_in_a_row(compiled.day_streaks[key], by_step.get(1, set()), days, len(numbers) - 1)
+                else:
+                    steps, window_seconds = compiled.chains[key]
+                    positions = best_chain(steps, by_step, times, window_seconds, len(numbers) - 1)
                 if positions:
                     found[index][key] = positions
 

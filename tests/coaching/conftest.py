@@ -178,3 +178,16 @@ def engine_break(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(runtime, "evaluate", broken)
     monkeypatch.setattr(rules_evaluation, "evaluate", broken)
+
+
+def approved_by_another_clinician(request_url: str) -> tuple[Any, Any]:
+    """A second clinician, pt-ben, approves the request whose page is ``request_url`` (where the
+    publish and roll-back pages send their author); returns the answer and pt-ben's browser."""
+    from django.test import Client
+
+    from coaching.services import clinician_ensure
+
+    user, _ = clinician_ensure(username="pt-ben", password="another-clinician-password")
+    browser = Client()
+    browser.force_login(user)
+    return browser.post(request_url, {"_approve": "1"}), browser

@@ -22,7 +22,7 @@ from rules.services import MSG_CONFLICT
 from rules.spec import spec_normalize
 from tests.rules.editor_data import editor_post
 
-from .conftest import run
+from .conftest import approved_by_another_clinician, run
 
 pytestmark = pytest.mark.django_db
 
@@ -60,13 +60,16 @@ def test_clinician_edits_a_threshold_publishes_and_the_api_follows(clinician, cl
     # Each run is a new member's, so that one painful run never follows another.
     assert "pain-stop" in client.fired(run(at=timezone.now() - dt.timedelta(hours=1), pain_during=6, member="a"))
 
-    assert clinician.post(reverse("admin:rules_rule_publish"), {"comment": "Threshold 7"}).status_code == 302
+    asked = clinician.post(reverse("admin:rules_rule_publish"), {"comment": "Threshold 7"})
+    assert asked.status_code == 302 and version_live().number == 1  # asked: another clinician approves
+    assert approved_by_another_clinician(asked["Location"])[0].status_code == 302
     live = version_live()
     assert (live.number, live.comment, live.created_by.username) == (2, "Threshold 7", "pt-anna")
     assert "pain-stop" not in client.fired(run(at=timezone.now() - dt.timedelta(hours=1), pain_during=6, member="b"))
 
-    response = clinician.post(reverse("admin:rules_rule_rollback"), {"version": 1, "_confirm": "1"})
-    assert response.status_code == 302
+    asked = clinician.post(reverse("admin:rules_rule_rollback"), {"version": 1, "_confirm": "1"})
+    assert asked.status_code == 302 and version_live().number == 2
+    assert approved_by_another_clinician(asked["Location"])[0].status_code == 302
     assert version_live().rolled_back_from == 1
     assert "pain-stop" in client.fired(run(at=timezone.now() - dt.timedelta(hours=1), pain_during=6, member="c"))
     assert pain_stop().parameters.get().value == "5"  # the draft follows the rollback
@@ -133,14 +136,15 @@ def test_simulation_counts_on_a_known_history(clinician, client):
     impacts = {r.key: r for r in result.rules}
     stop = impacts["pain-stop"]
     assert (stop.live, stop.draft, stop.appear, stop.disappear, stop.change) == (3, 1, 0, 2, 1)
-    assert [label.split(" / ")[1] for label in sorted(stop.examples["disappear"])] == ["m-1", "m-2"]
+    assert sorted(stop.examples["disappear"]) == ["m-1 (Riverside Runners)", "m-2 (Riverside Runners)"]
     # pain-stop holds back less urgent advice: where it no longer fires, pain-rising is given.
     assert [r.key for r in result.changed_rules] == ["pain-rising", "pain-stop"]
     rising = impacts["pain-rising"]
     assert (rising.appear, rising.disappear) == (1, 0)
 
-    page = clinician.post(reverse("admin:rules_rule_simulate"), {"days": 30}).content.decode()
-    assert "2 would disappear" in page and "Riverside Runners / m-2" in page
+    page = clinician.post(reverse("admin:rules_rule_simulate"), {"days": 30}, follow=True).content.decode()
+    assert "2 would disappear" in page and "m-2 (Riverside Runners)" in page
+    assert "Run, 3 km in 20 min on the road, pain 0 → 0 → 5" in page  # each event in words
 
 
 @pytest.mark.slow
@@ -237,11 +241,11 @@ def test_try_it_offers_and_shows_choices_by_their_labels(clinician):
 def test_statistics_count_advice_per_rule(clinician, client):
     client.fired(run(at=timezone.now() - dt.timedelta(hours=2), pain_during=6))
     page = clinician.get(reverse("admin:rules_rule_statistics")).content.decode()
-    assert (
-        '<tr data-rule="pain-stop"><td><b>pain-stop</b> Stop when it hurts</td><td>Stop running for now</td>'
-        '<td class="num">1</td>' in page
-    )
-    assert "<svg" in page
+    row = page.split('<tr data-rule="pain-stop" class="">')[1].split("</tr>")[0]
+    assert row.strip().startswith('<td><a href="/admin/rules/rule/statistics/pain-stop/?first=')
+    assert 'Stop when it hurts</a> <span class="rules-key">pain-stop</span>' in row
+    assert "<td>Stop running for now</td>" in row and '<td class="num" data-figure="given">1</td>' in row
+    assert "<svg" in row
 
 
 # -- permissions ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from coaching.models import Member
+from coaching.models import Event, Member
 from rules import simulation
 from rules.registry import registry
 
@@ -53,9 +53,10 @@ def test_timelines_give_each_members_whole_history_in_judging_order(client, memb
 
     by_member = {}
     for facts, labels in timelines:
-        gym, member_id, _ = labels[facts[0].id].split(" / ")
-        assert gym == client.gym.name
-        by_member[member_id] = [(labels[f.id].split(" / ")[2], f) for f in facts]
+        member_id = labels[facts[0].id].split(" (")[0]
+        assert labels[facts[0].id] == f"{member_id} ({client.gym.name})"  # the member in words
+        external = dict(Event.objects.filter(pk__in=[f.id for f in facts]).values_list("pk", "external_id"))
+        by_member[member_id] = [(external[int(f.id)], f) for f in facts]
     assert sorted(by_member) == ["m-1", "m-2"]  # m-3 has nothing since then
     profile_id, _ = by_member["m-1"][0]  # the clearance before ``since`` is part of the history
     assert [name for name, _ in by_member["m-1"]] == [profile_id, "hill", "sore-a", "sore-b"]

@@ -282,7 +282,7 @@ def test_an_operator_uploads_a_file_in_the_admin_a_worker_imports_it_and_the_rep
     page = browser.get(reverse("admin:coaching_eventimport_change", args=[upload.pk])).content.decode()
     text = visible_text(page)
     assert "Finished" in text and "refresh" not in page
-    assert "3 lines read: 1 new event stored, 0 already there" in text
+    assert "3 lines of events read: 1 new event stored, 0 already there" in text
     assert "2 bad lines skipped" in text
     assert "2 " + imports.NOT_JSON.format(error="Expecting property name enclosed in double quotes") in text
     assert "3 Pain during the run (pain_during): Must be at most 10." in text
@@ -338,3 +338,21 @@ def test_an_import_whose_worker_stopped_can_be_started_again_and_stores_nothing_
 
     assert "2 new events stored" in visible_text(browser.get(page_url).content.decode())
     assert Event.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_report_of_a_csv_file_does_not_count_its_header_as_a_line_of_events(pack):
+    gym = gym_client("Riverside Runners").gym
+    browser = operator_browser()
+    at = day(0).isoformat()
+    content = (
+        f"external_id,member,type,occurred_at,distance_km,duration_min\nr-1,m-1,run,{at},5,30\nr-2,m-1,run,{at},6,35\n"
+    )
+    browser.post(
+        reverse("admin:coaching_eventimport_add"),
+        {"gym": gym.pk, "file": SimpleUploadedFile("history.csv", content.encode()), "format": ""},
+    )
+    worker()
+    upload = EventImport.objects.get()
+    text = visible_text(browser.get(reverse("admin:coaching_eventimport_change", args=[upload.pk])).content.decode())
+    assert "2 lines of events read (the header line apart): 2 new events stored" in text

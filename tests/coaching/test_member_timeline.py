@@ -143,7 +143,8 @@ def test_withdrawn_advice_shows_as_withdrawn_with_when_why_and_by_which_event(hi
     page = clinician.get(member_page()).content.decode()
     entry = section(page, "run-1")
     assert f"Withdrawn Adjust the next runs — {FIRST_RUN_CHECK['name']}" in entry
-    assert f"Withdrawn {words.moment(withdrawn.withdrawn_at)}" in entry and withdrawn.withdrawn_reason in entry
+    reason = words.dates_in_words(withdrawn.withdrawn_reason)
+    assert f"Withdrawn {words.moment(withdrawn.withdrawn_at)}" in entry and reason in entry
     late = Event.objects.get(external_id="run-0")
     assert f"when the run of {words.local_moment(late.occurred_at, 0)} arrived" in entry
     assert reverse("admin:coaching_event_change", args=[late.pk]) in page
@@ -188,7 +189,7 @@ def test_on_request_the_timeline_shows_what_the_rules_held_back_and_why(history,
     why = evaluation.MSG_HELD_REFERRAL.format(
         subject="member", date=evaluation.date_words(day(3)), rule=MASSAGE_REFERRAL["name"]
     )
-    assert f"Held back Tip — {YOGA_TIP['name']}: {why}" in section(page, "yoga-1")
+    assert f"Held back Tip — “{YOGA_TIP['name']}”. {why}" in section(page, "yoga-1")
     assert coaching_admin.TIMELINE_NO_ADVICE in section(page, "yoga-1")
     assert "Hide what was held back" in page
     assert not Advice.objects.filter(rule_key=YOGA_TIP["key"]).exists()  # nothing stored
@@ -204,10 +205,14 @@ def test_each_event_shows_the_figures_the_rules_saw_labelled_with_units(history,
     assert "Profile: cleared by a physician: yes" in first
 
 
-def test_the_profile_reads_in_words(history, clinician):
+def test_the_profile_reads_in_words_and_the_clearance_is_told_with_the_referral(history, clinician):
     text = visible(clinician.get(member_page()))
-    assert "Cleared by a physician: yes" in text
     assert "cleared_by_physician" not in text
+    # Never "Cleared by a physician: yes" beside a referral in force: one sentence tells both.
+    assert "Cleared by a physician: yes" not in text
+    referral = text.split("Referral and clearance:")[1].split("Profile:")[0]
+    assert "Under referral since" in referral and "the last clearance by a physician, on" in referral
+    assert "came before it" in referral
 
 
 def test_a_long_timeline_comes_in_pages_newest_first_with_a_link_to_older_events(client, clinician):
@@ -380,3 +385,92 @@ def test_counts_agree_with_their_number(history, clinician):
     assert "6 events" in text
     assert words.count_words(1, "run") == "1 run" and words.count_words(2, "run") == "2 runs"
     assert words.unit_words(1, "runs") == "1 run" and words.unit_words(3, "weeks") == "3 weeks"
+
+
+def test_a_simulation_row_opens_the_timeline_at_its_event_with_the_drafts_advice(client, clinician, pack):
+    from rules import simulation
+    from rules.selectors import rule_spec, rules_with_children
+    from rules.services import rule_save
+
+    client.history(*[run(at=day(-40 + n), external_id=f"easy-{n}") for n in range(60)])  # two pages of events
+    client.history(run(at=day(-1), pain_during=6, external_id="sore"))
+    rule = rules_with_children().get(key="pain-stop")
+    spec = rule_spec(rule)
+    spec["parameters"] = [{**p, "value": 7} if p["name"] == "threshold" else p for p in spec["parameters"]]
+    rule_save(spec=spec, rule=rule)
+    job = simulation.simulation_store(simulation.ruleset_simulate(days=200))
+    sore = Event.objects.get(external_id="sore")
+    [row] = simulation.simulation_rows(simulation.simulation_result(job), rule="pain-stop", kind="disappear")
+    url = registry_source().fact_url(row.event.subject, row.event.fact_id, simulation=str(job.pk))
+    assert url == f"{MEMBERS}{sore.member_id}/change/?event={sore.pk}&simulation={job.pk}#event-{sore.pk}"
+    page = clinician.get(url).content.decode()
+    section = page.split(f'id="event-{sore.pk}"')[1].split("</section>")[0]
+    assert "coaching-target" in page.split(f'id="event-{sore.pk}"')[0][-80:]
+    assert "Stop when it hurts" in section  # what the event got
+    assert "With the draft" in section and "No longer</span> Stop when it hurts" in section
+    assert coaching_admin.TIMELINE_SIMULATION in page
+    # An event of an older page opens on its page.
+    easy = Event.objects.get(external_id="easy-0")
+    older = clinician.get(f"{MEMBERS}{easy.member_id}/change/?event={easy.pk}").content.decode()
+    assert f'id="event-{easy.pk}"' in older
+
+
+def registry_source():
+    from rules.registry import registry
+
+    return registry.fact_source()
+
+
+def test_try_this_event_fills_try_it_in_the_members_local_time(client, clinician, pack):
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    client.history(run(at=dt.datetime(2026, 3, 9, 7, 30, tzinfo=plus_two), pain_during=6, external_id="sore"))
+    sore = Event.objects.get(external_id="sore")
+    page = clinician.get(f"{MEMBERS}{sore.member_id}/change/").content.decode()
+    link = html.unescape(re.search(r'<a class="coaching-try" href="([^"]+)">Try this event</a>', page).group(1))
+    form = clinician.get(link).content.decode()
+    assert 'name="occurred_at" value="2026-03-09T07:30"' in form  # the member's own clock ...
+    assert '<option value="120" selected>UTC+02:00</option>' in form  # ... and offset
+    assert 'name="data_pain_during" value="6"' in form and f'<option value="{sore.member_id}" selected>' in form
+    assert f'name="replacing" value="{sore.pk}"' in form
+    tried = clinician.post(
+        link,
+        {
+            "fact_type": "run",
+            "_shown_type": "run",
+            "occurred_at": "2026-03-09T07:30",
+            "offset": "120",
+            "subject": str(sore.member_id),
+            "data_distance_km": "3",
+            "data_duration_min": "20",
+            "data_pain_during": "6",
+            "replacing": str(sore.pk),
+        },
+    ).content.decode()
+    assert tried.index('id="try-result"') < tried.index('id="try-form"')  # the result above the form
+    result = tried.split('id="try-result"')[1].split('id="try-form"')[0]
+    # The stored run it stands for is left out of the history: no cooldown from itself.
+    assert 'data-rule="pain-stop"' in result and "Cooling down" not in result
+
+
+def test_a_referral_in_force_is_told_once_and_the_other_events_are_tagged(history, clinician):
+    history.send(pain(at=day(5), pain=3, external_id="pain-2"), expect=201)
+    history.send(pain(at=day(6), pain=2, external_id="pain-3"), expect=201)
+    page = clinician.get(member_page()).content.decode()
+    told = [
+        external_id
+        for external_id in ("pain-1", "pain-2", "pain-3")
+        if "Under referral at the time (since" in section(page, external_id)
+    ]
+    assert told == ["pain-1"]  # the oldest event under it tells it in full
+    assert all("Under referral at the time" in section(page, external_id) for external_id in ("pain-2", "pain-3"))
+
+
+def test_the_member_list_says_when_the_first_event_happened_not_when_the_record_was_made(history, clinician):
+    text = visible(clinician.get(MEMBERS))
+    assert "First event" in text and "First seen" not in text
+    assert words.local_moment(day(-1), 0) in text  # the clearance, the member's first event
+
+
+def test_an_increase_below_zero_reads_as_the_decrease_it_is():
+    values = dict(words.figure_values({"long_run_increase_pct": -31.25, "weekly_distance_increase_pct": 12.5}))
+    assert values == {"Shorter than the longest run of 30 days by": "31%", "Weekly distance increase": "12%"}

@@ -21,7 +21,7 @@ from rules.models import Job
 from rules.selectors import rule_spec, rules_with_children
 from rules.services import rule_save
 
-from .conftest import pain, profile, run
+from .conftest import approved_by_another_clinician, pain, profile, run
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,8 @@ def test_after_a_publish_the_clinician_may_rerun_the_affected_members_as_a_job(c
     spec = rule_spec(rule)
     spec["parameters"] = [{**p, "value": 7} if p["name"] == "threshold" else p for p in spec["parameters"]]
     rule_save(spec=spec, rule=rule)
-    published = browser.post(reverse("admin:rules_rule_publish"), {"comment": "Threshold 7"})
+    asked = browser.post(reverse("admin:rules_rule_publish"), {"comment": "Threshold 7"})
+    published, browser = approved_by_another_clinician(asked["Location"])
     offer_url = published["Location"]
     assert offer_url.startswith(reverse("admin:rules_rule_reevaluate"))
 
@@ -101,6 +102,8 @@ def test_a_publish_that_changes_no_judging_offers_nothing(client, pack):
     browser.force_login(clinician)
     rule = rules_with_children().get(key="pain-stop")
     rule_save(spec={**rule_spec(rule), "name": "Pain stop, renamed"}, rule=rule)  # only the name
-    published = browser.post(reverse("admin:rules_rule_publish"), {"comment": "Renamed"})
+    asked = browser.post(reverse("admin:rules_rule_publish"), {"comment": "Renamed"})
+    assert asked.status_code == 302, asked.content.decode()[-3000:]
+    published, _ = approved_by_another_clinician(asked["Location"])
     assert published.status_code == 302, published.content.decode()[-3000:]
     assert published["Location"] == reverse("admin:rules_rule_changelist")

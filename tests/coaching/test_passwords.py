@@ -91,13 +91,19 @@ def test_the_prompt_accepts_a_good_password(monkeypatch):
     assert get_user_model().objects.get(username="dr-lee").check_password("a-long-clinician-password")
 
 
-def test_the_demo_login_passes_the_validators(tmp_path, pack):
+def test_the_two_demo_logins_pass_the_validators_and_are_printed(tmp_path, pack):
     credentials = tmp_path / "demo.json"
-    call_command("demo", "--credentials", str(credentials), stdout=io.StringIO())
-    password = json.loads(credentials.read_text())["password"]
-    user = get_user_model().objects.get(username="clinician")
-    password_validation.validate_password(password, user)
-    assert user.check_password(password)
+    out = io.StringIO()
+    call_command("demo", "--credentials", str(credentials), stdout=out)
+    saved = json.loads(credentials.read_text())
+    for username, key in (("clinician", "password"), ("second-clinician", "second_password")):
+        user = get_user_model().objects.get(username=username)
+        password_validation.validate_password(saved[key], user)
+        assert user.check_password(saved[key]) and user.groups.filter(name="Clinicians").exists()
+        assert f"login {username} / {saved[key]}" in out.getvalue()
+    again = io.StringIO()
+    call_command("demo", "--credentials", str(credentials), stdout=again)  # kept: the same logins
+    assert json.loads(credentials.read_text()) == saved and f"/ {saved['second_password']}" in again.getvalue()
 
 
 @pytest.mark.parametrize("password", [BROWSER_PASSWORD, LOCKOUT_PASSWORD])

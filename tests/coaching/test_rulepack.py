@@ -1105,6 +1105,32 @@ def test_upgrade_keeps_ruleset_settings_a_clinician_saved(pack_v1):
     assert ruleset_draft_settings() == {"advice_limit": 2}
 
 
+def test_the_default_pack_says_what_each_rule_rests_on_from_its_source(db):
+    levels = {spec["key"]: spec["evidence_level"] for spec in rulepack_specs(3)}
+    assert levels["red-flags-emergency"] == levels["sciatica-check"] == "guideline"  # NICE
+    assert levels["long-run-spike"] == "study"  # Frandsen et al.
+    assert levels["pain-stop"] == levels["warm-up"] == "article"
+    assert set(levels.values()) <= {"guideline", "study", "article", "expert opinion"}
+    assert all(spec["review_by"] is None for spec in rulepack_specs(3))  # a year after each last changed
+    # Earlier versions carried no evidence: they read as expert opinion, and compare as shipped.
+    assert {spec["evidence_level"] for spec in rulepack_specs(2)} == {"expert opinion"}
+
+
+def test_an_install_of_version_3_from_before_evidence_gets_the_levels_with_the_upgrade(db):
+    with before_safety_critical_rules():
+        install_as_before(
+            [{**spec, "evidence_level": "expert opinion"} for spec in rulepack_specs(3)],
+            comment="Default rule pack, version 3",
+            settings={"advice_limit": 3},
+        )
+    _edit("posture", cooldown_days=10)
+    out, _ = _call("installpack", "--upgrade")
+    assert "Left as clinicians changed them: posture" in out
+    draft = _draft()
+    assert (draft["pain-stop"]["evidence_level"], draft["long-run-spike"]["evidence_level"]) == ("article", "study")
+    assert draft["posture"]["evidence_level"] == "expert opinion"  # a clinician's rule is theirs
+
+
 # -- exportpack and importpack ---------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["installpack", "exportpack", "importpack"])
 def test_pack_commands_have_help(command):
@@ -1156,8 +1182,25 @@ def test_importpack_publish_makes_a_new_live_version_with_the_comment(db, tmp_pa
     out, _ = _call("importpack", str(exported), "--publish", "--comment", "Longer warm-up")
     live = version_live()
     assert "Published it as ruleset version 2" in out
-    assert live.comment == "Longer warm-up"
+    assert (live.comment, live.origin, live.created_by) == ("Longer warm-up", "operator", None)
     assert next(s for s in live.snapshot if s["key"] == "warm-up")["parameters"][0]["value"] == 7
+    # The change log records the operator's act: the draft's change and the publish, with the comment.
+    operator = RuleChange.objects.filter(origin=RuleChange.Origin.OPERATOR).order_by("id")
+    assert [(c.rule_key, c.action) for c in operator] == [("warm-up", "changed"), ("", "published")]
+    assert {c.origin_label for c in operator} == {"the operator's pack import, published at once as version 2"}
+    assert operator.last().after == {"version": 2, "comment": "Longer warm-up"}
+
+
+def test_importpack_publish_needs_a_comment_and_validates_the_pack_first(db, tmp_path):
+    _call("installpack")
+    exported = tmp_path / "pack.json"
+    exported.write_text(_call("exportpack")[0])
+    with pytest.raises(CommandError, match="without a clinician's approval: say why with --comment"):
+        call_command("importpack", str(exported), "--publish", stdout=io.StringIO(), stderr=io.StringIO())
+    assert RulesetVersion.objects.count() == 1
+    exported.write_text("{}")
+    with pytest.raises(CommandError, match="not a rule pack"):  # the pack is read and checked first
+        call_command("importpack", str(exported), "--publish", stdout=io.StringIO(), stderr=io.StringIO())
 
 
 def test_importpack_of_a_bad_pack_names_the_rule_and_field_and_changes_nothing(db, tmp_path):

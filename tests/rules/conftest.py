@@ -93,3 +93,9 @@ def publish(db):
         return services.ruleset_publish(comment="test")
 
     return _publish
+
+
+@pytest.fixture
+def no_sign_off(settings):
+    """A single-clinician practice: publishing in the admin takes effect at once."""
+    settings.RULES_ENGINE = {**settings.RULES_ENGINE, "PUBLISH_APPROVALS": 0}

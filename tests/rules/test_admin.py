@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from rules import evaluation, services, simulation
 from rules import spec as S
-from rules.admin.describe import message_named, spec_when
+from rules.admin.describe import message_named, moment_words, spec_when
 from rules.admin.forms import KEY_FIXED_HELP, LIVE_CHECK_MESSAGES, MSG_PARAMETER_LABEL
-from rules.admin.views import MSG_DELETE_LIVE, MSG_NOTHING_TO_PUBLISH, MSG_SETTINGS_SAVED
+from rules.admin.views import MSG_DELETE_LIVE, MSG_SETTINGS_SAVED
 from rules.evaluation import Fact
+from rules.governance import MSG_NOTHING_TO_PUBLISH
 from rules.models import Rule, RuleChange, RulesetVersion
 from rules.packs import MSG_PACK_FORMAT, pack_export
 from rules.registry import AdviceTally, FactSource, registry
@@ -316,7 +317,11 @@ def test_a_fraction_for_a_whole_number_gives_one_error_next_to_it(admin_client, 
 
 def test_the_message_and_summary_are_previewed_with_an_example_event(admin_client, live_hot):
     page = text(admin_client.get(change_url(Rule.objects.get(key="hot"))))
-    assert '<p class="rules-preview" id="message-preview" aria-live="polite">Temperature 31 over 30</p>' in page
+    assert (
+        '<p class="rules-preview" id="message-preview" aria-live="polite">Temperature '
+        '<span class="rules-chip" title="Temperature">31</span> over '
+        '<span class="rules-chip" title="Limit">30</span></p>'
+    ) in page
     assert '<p class="rules-preview" id="summary-preview" aria-live="polite">Hot</p>' in page  # empty: its name
     spec = {**threshold_spec(40), "summary": "Cool the {room} below {limit} °C"}
     previews = admin_client.post(DESCRIBE, editor_post(spec)).json()
@@ -363,7 +368,7 @@ def test_adding_a_rule_with_a_used_key_is_refused(admin_client, live_hot):
 def test_the_key_of_a_saved_rule_is_fixed(admin_client, live_hot):
     rule = Rule.objects.get(key="hot")
     page = text(admin_client.get(change_url(rule)))
-    assert '<div class="readonly" id="rule-key">hot</div>' in page and 'name="key"' not in page
+    assert '<div class="readonly rules-key" id="rule-key">hot</div>' in page and 'name="key"' not in page
     assert KEY_FIXED_HELP in page
     renamed = editor_post({**threshold_spec(31), "key": "renamed"}, revision=rule.revision)
     assert admin_client.post(change_url(rule), renamed).status_code == 302  # the posted key is ignored
@@ -416,18 +421,21 @@ def test_the_sentence_shows_numbers_never_placeholders(admin_client, live_hot):
 def test_the_delete_confirmation_says_only_the_draft_changes(admin_client, live_hot, admin_user):
     hot = Rule.objects.get(key="hot")
     page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[hot.pk])))
-    assert MSG_DELETE_LIVE.format(subjects="thermostats", rules="“hot”") in page
+    assert MSG_DELETE_LIVE.format(subjects="thermostats", rules="“Hot”") in page
     assert (
-        "Deleting changes only the draft: thermostats keep getting advice from “hot” until the draft is published."
+        "Deleting changes only the draft: thermostats keep getting advice from “Hot” until the draft is published."
         in page
     )
+    # The rule in its plain sentence, never its rows ("Rule condition: temperature gt limit").
+    assert "When a reading has temperature over 30 °C: urgent" in page and "Rule condition" not in page
     services.rule_save(spec=make_spec("cold", conditions=[cond("temperature", "lt", 5)]), user=admin_user)
     cold = Rule.objects.get(key="cold")
     page = text(admin_client.get(reverse("admin:rules_rule_delete", args=[cold.pk])))
-    assert "“cold” is not live: deleting changes only the draft." in page
+    assert "“Cold” is not live: deleting changes only the draft." in page
     both = {"action": "delete_selected", "_selected_action": [hot.pk, cold.pk]}
     page = text(admin_client.post(LIST, both))
-    assert "thermostats keep getting advice from “hot” until the draft is published" in page
+    assert "thermostats keep getting advice from “Hot” until the draft is published" in page
+    assert "When a reading has temperature under 5 °C" in page and "Rule step" not in page
     admin_client.post(LIST, {**both, "post": "yes"})
     assert not Rule.objects.exists() and RuleChange.objects.filter(action="deleted").count() == 2
     assert RulesetVersion.objects.get().snapshot[0]["key"] == "hot"  # live is untouched
@@ -441,12 +449,15 @@ def test_deleting_a_rule_is_audited(admin_client, live_hot):
 
 
 # -- publish and roll back --------------------------------------------------------------------------
-def test_publish_makes_an_immutable_version_with_the_comment(admin_client, live_hot, admin_user):
+def test_publish_makes_an_immutable_version_with_the_comment(admin_client, client, live_hot, admin_user):
     services.rule_save(spec=threshold_spec(35), user=admin_user)
     page = admin_client.get(PUBLISH).content.decode()
     assert "Parameter “Limit”" in page and "30 °C" in page and "35 °C" in page
     response = admin_client.post(PUBLISH, {"comment": "Fewer false alarms"})
-    assert response.status_code == 302
+    assert response.status_code == 302 and RulesetVersion.objects.count() == 1  # asked, not yet live
+    assert admin_client.post(response["Location"], {"_approve": "1"}).status_code == 200  # not by its author
+    client.force_login(User.objects.create_superuser("second", "s@example.com", "pw"))
+    assert client.post(response["Location"], {"_approve": "1"}).status_code == 302
     live = RulesetVersion.objects.get(number=2)
     assert live.comment == "Fewer false alarms" and live.created_by == admin_user
     assert live.snapshot[0]["parameters"][0]["value"] == 35
@@ -458,7 +469,7 @@ def test_publishing_an_unchanged_draft_is_refused(admin_client, live_hot):
     assert RulesetVersion.objects.count() == 1
 
 
-def test_roll_back_republishes_an_earlier_version(admin_client, live_hot, admin_user):
+def test_roll_back_republishes_an_earlier_version(admin_client, live_hot, admin_user, no_sign_off):
     services.rule_save(spec=threshold_spec(35), user=admin_user)
     services.ruleset_publish(user=admin_user, comment="second")
     preview = admin_client.get(ROLLBACK, {"version": 1}).content.decode()
@@ -597,9 +608,13 @@ def test_simulation_counts_advice_that_would_appear_disappear_or_change(admin_us
 
 def test_simulation_page_shows_the_result(admin_client, admin_user, live_hot, source):
     services.rule_save(spec=threshold_spec(35), user=admin_user)
-    page = admin_client.post(SIMULATE, {"days": 30}).content.decode()
-    assert "2 would disappear" in page and 'data-rule="hot"' in page and "Group a" in page
-    assert "<a href" not in page.split('data-rule="hot"')[1].split("</tr>")[0]  # no page of its own: no link
+    response = admin_client.post(SIMULATE, {"days": 30})
+    assert response.status_code == 302 and "?job=" in response["Location"]  # kept, so its rows can be linked
+    page = text(admin_client.get(response["Location"]))
+    assert "2 would disappear" in page and 'data-rule="hot"' in page
+    rows = page.split('id="simulation-rows"')[1]
+    assert "Group a" in rows and "Group b" in rows
+    assert "<a href" not in rows.split('data-rule="hot"')[1].split("</td>")[0]  # no page of its own: no link
 
 
 @pytest.fixture
@@ -609,11 +624,11 @@ def linked_source(source, monkeypatch):
     return source
 
 
-def test_simulation_examples_link_to_the_subjects_own_page(admin_client, admin_user, live_hot, linked_source):
+def test_simulation_rows_link_to_the_subjects_own_page(admin_client, admin_user, live_hot, linked_source):
     services.rule_save(spec=threshold_spec(35), user=admin_user)
-    page = admin_client.post(SIMULATE, {"days": 30}).content.decode()
-    row = page.split('data-rule="hot"')[1].split("</tr>")[0]
-    assert 'disappear: <a href="/thermostats/a/">Group a</a>, <a href="/thermostats/b/">Group b</a>' in row
+    page = text(admin_client.post(SIMULATE, {"days": 30}, follow=True))
+    rows = page.split('id="simulation-rows"')[1]
+    assert '<a href="/thermostats/a/">Group a</a>' in rows and '<a href="/thermostats/b/">Group b</a>' in rows
 
 
 def test_try_it_links_the_chosen_subject_to_its_own_page(admin_client, admin_user, live_hot, linked_source):
@@ -665,7 +680,7 @@ def test_a_simulation_that_is_not_there_answers_not_found(admin_client, live_hot
 def test_statistics_show_advice_per_rule_with_a_chart(admin_client, live_hot, source):
     page = admin_client.get(reverse("admin:rules_rule_statistics")).content.decode()
     assert "<svg" in page and 'data-rule="hot"' in page
-    assert "in the last 7 days: <b>3</b>" in page and "in the last 30 days: <b>5</b>" in page
+    assert "<b>5</b> pieces of advice given" in page  # the last 30 days by default
 
 
 def test_try_and_simulate_explain_when_no_domain_source_is_registered(admin_client, live_hot):
@@ -841,7 +856,7 @@ def test_editor_saves_summary_holding_back_referral_and_priority(admin_client):
         7,
     )
     page = text(admin_client.get(change_url(Rule.objects.get())))
-    assert 'value="Call the engineer about {room}"' in page and "30 of 140 characters" in page
+    assert 'value="Call the engineer about [Room]"' in page and "30 of 140 characters" in page
     assert 'id="id_holds_back_lower" checked>' in page and 'id="id_refers" checked>' in page
     unticked = editor_post({**spec, "holds_back_lower": False, "refers": False}, revision=1)
     assert admin_client.post(change_url(Rule.objects.get()), unticked).status_code == 302
@@ -858,7 +873,7 @@ def alarm_spec(**overrides) -> dict:
     ("change", "message"),
     [
         ({"summary": "x" * 141}, S.MSG_SUMMARY_LENGTH),
-        ({"summary": "Check {colour}"}, "The summary uses “{colour}”"),
+        ({"summary": "Check {colour}"}, "The summary names “colour”"),
         ({"priority": 5000}, S.MSG_PRIORITY),
         ({"cooldown_days": 999999999}, S.MSG_COOLDOWN),
         ({"severity": "note", "refers": True}, S.MSG_REFERS_SEVERITY.format(floor="Urgent", subject="thermostat")),
@@ -874,7 +889,7 @@ def test_editor_refuses_out_of_bounds_values_with_a_message_and_saves_nothing(ad
 
 
 # -- ruleset settings --------------------------------------------------------------------------------
-def test_clinician_edits_the_most_advice_per_event_and_publishes_it(admin_client, live_hot, admin_user):
+def test_clinician_edits_the_most_advice_per_event_and_publishes_it(admin_client, live_hot, admin_user, no_sign_off):
     page = text(admin_client.get(SETTINGS))
     assert "Most pieces of advice per event" in page and 'value="3"' in page
     assert "Live version 1" in page
@@ -911,7 +926,7 @@ def test_an_out_of_bounds_limit_is_refused(admin_client, live_hot, value):
     assert ruleset_draft_settings() == {"advice_limit": 3}
 
 
-def test_rolling_back_restores_the_settings_of_the_version(admin_client, live_hot, admin_user):
+def test_rolling_back_restores_the_settings_of_the_version(admin_client, live_hot, admin_user, no_sign_off):
     services.ruleset_settings_save(settings={"advice_limit": 5}, user=admin_user)
     services.ruleset_publish(user=admin_user, comment="five")
     preview = text(admin_client.get(ROLLBACK, {"version": 1}))
@@ -986,13 +1001,13 @@ def test_try_it_shows_the_events_a_pattern_matched_with_dates_and_values(admin_c
     for fact in source.facts:
         if fact.group == "a" and fact.data["temperature"] in (31, 36):
             assert (
-                f"<td>{fact.occurred_at:%Y-%m-%d %H:%M}</td><td>temperature {fact.data['temperature']} °C</td>" in page
+                f"<td>{moment_words(fact.occurred_at)}</td><td>temperature {fact.data['temperature']} °C</td>" in page
             )
 
 
 def test_simulation_page_shows_held_back_counts_per_rule_in_words(admin_client, admin_user, live_hot, source):
     services.rule_save(spec={**threshold_spec(30), "cooldown_days": 36}, user=admin_user)
-    page = text(admin_client.post(SIMULATE, {"days": 30}))
+    page = text(admin_client.post(SIMULATE, {"days": 30}, follow=True))
     row = page.split('data-rule="hot"')[1].split("</tr>")[0]
     assert '<td class="held">1 cooling down</td>' in row
 

@@ -123,7 +123,7 @@ def origins() -> list[str]:
     return [change.origin_label for change in RuleChange.objects.order_by("id")]
 
 
-def test_change_log_labels_hand_edits_roll_backs_imports_and_discards(admin_client, admin_user, live_hot):
+def test_change_log_labels_hand_edits_roll_backs_imports_and_discards(admin_client, admin_user, live_hot, no_sign_off):
     services.rule_save(spec=threshold_spec(35), user=admin_user)
     services.ruleset_publish(user=admin_user, comment="second")
     admin_client.post(ROLLBACK, {"version": 1, "comment": "", "_confirm": "1"})

@@ -116,7 +116,9 @@ def test_a_condition_on_the_referral_fits_one_event_rules_only_and_stands_in_a_g
 
 def test_a_message_names_the_referral_only_in_a_rule_that_fires_under_referral():
     errors = spec_validate(make_spec(message="Since {referral_since}"))
-    expected = MSG_REFERRAL_PLACEHOLDER.format(where="message", value="referral_since", field="Under referral")
+    expected = MSG_REFERRAL_PLACEHOLDER.format(
+        where="message", value="[The date the referral began]", field="Under referral"
+    )
     assert errors["message"] == [expected]
     assert spec_validate(REMINDER) == {}
 

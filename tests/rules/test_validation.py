@@ -83,7 +83,7 @@ def test_a_valid_spec_has_no_errors():
         ({"key": "Pain Stop!"}, "key", S.MSG_KEY),
         ({"severity": "panic"}, "severity", "“panic” is not a severity"),
         ({"category": "money"}, "category", "“money” is not a category"),
-        ({"message": "It is {colour}"}, "message", "The message uses “{colour}”"),
+        ({"message": "It is {colour}"}, "message", "The message names “colour”"),
         ({"message": "It is {temperature"}, "message", S.MSG_MESSAGE_FORMAT),
         ({"cooldown_days": -1}, "cooldown_days", S.MSG_COOLDOWN),
         (

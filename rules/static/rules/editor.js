@@ -6,9 +6,11 @@
  * - Value widgets follow the catalog (event types, fields with label, unit, kind, choices, range),
  *   and a number is checked against its field's range as it is typed; the server's validation
  *   (rules.spec) stays the authority and checks everything again on save.
- * - Parameters are made from a label (the name follows it) and picked by label in conditions.
- * - "Insert a value" buttons put {name} into the message or the summary; the sentence and the
- *   previews (filled from an example event by the server) follow every change.
+ * - Parameters are made from a label (the name follows it) and picked by label in conditions; a new
+ *   rule's key is made from its name the same way.
+ * - "Insert a value" buttons put a labelled chip, "[Pain after the run]", into the message or the
+ *   summary (the server turns chips into the values' names and back); the sentence and the previews
+ *   (filled from an example event by the server, each inserted value a chip) follow every change.
  *
  * Every widget keeps the name Django's formsets expect, so the form also posts without this script.
  */
@@ -236,6 +238,12 @@
     return name.slice(0, 60).replace(/_+$/, "");
   }
 
+  /* The key a new rule's name gives (the same as rules.admin.forms.key_from_name). */
+  function keyFromName(name) {
+    return name.normalize("NFKD").replace(/[^\x00-\x7f]/g, "").toLowerCase().replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-+|-+$/g, "").slice(0, 70).replace(/-+$/, "");
+  }
+
   function uniqueName(base, row) {
     if (!base) return "";
     const taken = new Set(liveParameters().filter((p) => p.row !== row).map((p) => p.name));
@@ -244,13 +252,20 @@
     return name;
   }
 
-  function placeholderIsField(name) {
-    return liveEvents().some((s) => { const ft = factTypeOf(s); return ft && ft.fields.some((f) => f.name === name); })
-      || catalog.settings.some((s) => s.name === name);
+  /* A parameter's chip follows its label in the message and the summary (unless the old chip is a
+   * field's, which stays as it is). */
+  function relabelParameter(row) {
+    const label = named(row, "label").value.trim();
+    const old = row.dataset.label || "";
+    row.dataset.label = label;
+    if (!old || !label || old === label || fieldLabels().has(old)) return;
+    ["message", "summary"].forEach((field) => {
+      const box = form.elements[field];
+      if (box && box.value.includes(`[${old}]`)) box.value = box.value.split(`[${old}]`).join(`[${chipOfParameter(label)}]`);
+    });
   }
 
-  /* Give a parameter a new name and follow it everywhere: conditions that use it, and {old} in the
-   * message and summary (unless {old} names a field of the events, which stays as it is). */
+  /* Give a parameter a new name and follow it in the conditions that use it. */
   function renameParameter(row, name) {
     const input = named(row, "name");
     input.value = name;
@@ -262,12 +277,6 @@
       const select = named(r, "parameter");
       if (select.value === old) { select.appendChild(el("option", { value: name }, name)); select.value = name; }
     });
-    if (!placeholderIsField(old)) {
-      ["message", "summary"].forEach((field) => {
-        const box = form.elements[field];
-        if (box && box.value.includes(`{${old}}`)) box.value = box.value.split(`{${old}}`).join(`{${name}}`);
-      });
-    }
   }
 
   function refreshParameterChoices() {
@@ -351,7 +360,7 @@
   /* Count, window, cooldown and priority: their own bounds (the window's and cooldown's in their unit). */
   function amountRanges(name) {
     const limits = catalog.limits;
-    if (name === "count") return ["integer", [limits.count]];
+    if (name === "count") return ["integer", [pattern() === "days" ? limits.days : limits.count]];
     if (name === "priority") return ["integer", [limits.priority]];
     if (name === "window") {
       const perUnit = form.elements.window_unit && form.elements.window_unit.value === "days" ? 24 : 1;
@@ -391,7 +400,16 @@
     $$(document, ".pattern-only").forEach((node) => { node.hidden = value === "single"; });
     $$(document, ".sequence-only").forEach((node) => { node.hidden = value !== "sequence"; });
     const count = $(document, ".field-count");
-    if (count) count.hidden = value !== "count";
+    if (count) {
+      count.hidden = !(value in catalog.count_labels);
+      const label = $(count, "label");
+      if (label && value in catalog.count_labels) label.textContent = `${catalog.count_labels[value]}:`;
+    }
+    const window = $(document, ".field-window");
+    if (window) window.hidden = value === "days";
+    const help = document.getElementById("rules-pattern-help");
+    const chosen = catalog.patterns.find((p) => p.code === value);
+    if (help) help.textContent = chosen ? chosen.help : "";
   }
 
   // -- adding events, blocks, conditions and parameters ----------------------------------------
@@ -454,9 +472,9 @@
     if (!values.length) return null;
     const group = el(folded ? "details" : "div", { class: "rules-insert-group" });
     group.appendChild(folded ? el("summary", {}, `${title} (${values.length})`) : el("span", { class: "rules-insert-title" }, title + ":"));
-    values.forEach(({ name, label }) => {
+    values.forEach(({ name, label, chip }) => {
       group.appendChild(el("button", {
-        type: "button", class: "button rules-insert-value", "data-placeholder": name, title: `Inserts {${name}}`,
+        type: "button", class: "button rules-insert-value", "data-chip": chip || label, title: `Inserts [${chip || label}]`,
       }, label));
     });
     return group;
@@ -472,11 +490,12 @@
       if (!ft || seen.has(ft.name)) return;
       seen.add(ft.name);
       const label = (f) => f.label + (f.unit ? ` (${unitText(f.unit)})` : "");
-      groups.push(insertGroup(`The ${ft.label.toLowerCase()}`, ft.fields.filter((f) => !f.derived).map((f) => ({ name: f.name, label: label(f) }))));
-      ft.fields.filter((f) => f.derived && !derived.some((d) => d.name === f.name)).forEach((f) => derived.push({ name: f.name, label: label(f) }));
+      groups.push(insertGroup(`The ${ft.label.toLowerCase()}`, ft.fields.filter((f) => !f.derived).map((f) => ({ name: f.name, label: label(f), chip: f.label }))));
+      ft.fields.filter((f) => f.derived && !f.state && !derived.some((d) => d.name === f.name))
+        .forEach((f) => derived.push({ name: f.name, label: label(f), chip: f.label }));
     });
     groups.push(insertGroup(catalog.derived_label, derived, true));
-    groups.push(insertGroup("Parameters", liveParameters().map((p) => ({ name: p.name, label: p.label }))));
+    groups.push(insertGroup("Parameters", liveParameters().map((p) => ({ name: p.name, label: p.label, chip: chipOfParameter(p.label) }))));
     groups.push(insertGroup("This rule", catalog.settings.filter((s) => s.patterns.includes(pattern()))));
     const open = $(insertGroups, "details[open]") !== null;
     insertGroups.replaceChildren(...groups.filter(Boolean));
@@ -485,10 +504,18 @@
     insertBox.hidden = false;
   }
 
-  function insertPlaceholder(name) {
+  /* The labels of the events' fields: a parameter labelled like one of them says what it is. */
+  function fieldLabels() {
+    const labels = new Set();
+    liveEvents().forEach((s) => { const ft = factTypeOf(s); if (ft) ft.fields.forEach((f) => labels.add(f.label)); });
+    return labels;
+  }
+  function chipOfParameter(label) { return fieldLabels().has(label) ? `${label} (parameter)` : label; }
+
+  function insertChip(chip) {
     const box = form.elements[target];
     if (!box) return;
-    const text = `{${name}}`;
+    const text = `[${chip}]`;
     const start = box.selectionStart ?? box.value.length;
     const end = box.selectionEnd ?? start;
     box.setRangeText(text, start, end, "end");
@@ -503,7 +530,11 @@
 
   // -- the sentence and the previews ----------------------------------------------------------
   const sentence = document.getElementById("rule-sentence");
-  const previews = { message_preview: document.getElementById("message-preview"), summary_preview: document.getElementById("summary-preview") };
+  const previews = { message_segments: document.getElementById("message-preview"), summary_segments: document.getElementById("summary-preview") };
+  /* A preview: the example's text, each inserted value a chip titled with its label. */
+  function showSegments(node, segments) {
+    node.replaceChildren(...segments.map(([text, label]) => (label ? el("span", { class: "rules-chip", title: label }, text) : document.createTextNode(text))));
+  }
   let timer = null;
   let sequence = 0;
   function updateSentence() {
@@ -521,7 +552,7 @@
         sentence.textContent = body.sentence;
         sentence.classList.add("updated");
         setTimeout(() => sentence.classList.remove("updated"), 400);
-        for (const [key, node] of Object.entries(previews)) if (node && key in body) node.textContent = body[key];
+        for (const [key, node] of Object.entries(previews)) if (node && key in body) showSegments(node, body[key]);
       } catch (err) { /* keep the last sentence */ }
     }, 250);
   }
@@ -546,14 +577,16 @@
     else if (button.classList.contains("rules-add-block")) addBlock(eventOf(button));
     else if (button.id === "rules-add-event") addEvent();
     else if (button.id === "rules-add-parameter") addParameter();
-    else if (button.classList.contains("rules-edit-name")) {
-      const row = button.closest("tr.param-row");
-      const input = named(row, "name");
-      input.readOnly = false;
-      row.dataset.auto = "";
+    else if (button.classList.contains("rules-edit-key")) {
+      const input = form.elements.key;
+      const made = document.getElementById("rule-key-made");
+      input.value = keyFromName(form.elements.name.value);
+      input.closest(".rules-key-typed").hidden = false;
+      made.hidden = true;
+      button.hidden = true;
       input.focus();
       input.select();
-    } else if (button.classList.contains("rules-insert-value")) insertPlaceholder(button.dataset.placeholder);
+    } else if (button.classList.contains("rules-insert-value")) insertChip(button.dataset.chip);
     else return;
     rebuildInsert();
     updateSentence();
@@ -600,8 +633,11 @@
     const row = event.target.closest("tr.cond-row, tr.param-row");
     if (/^parameters-\d+-label$/.test(name)) {
       if (row.dataset.auto === "1") renameParameter(row, uniqueName(nameFromLabel(event.target.value), row));
+      relabelParameter(row);
       refreshParameterChoices();
       rebuildInsert();
+    } else if (name === "name" && document.getElementById("rule-key-made")) {
+      document.getElementById("rule-key-made").textContent = keyFromName(event.target.value) || "made from the name";
     } else if (/^conditions-\d+-value$/.test(name)) {
       checkCondition(row, true);
     } else if (/^parameters-\d+-value$/.test(name)) {
@@ -616,6 +652,7 @@
 
   parameterRows().forEach((row) => {
     row.dataset.name = named(row, "name").value;
+    row.dataset.label = named(row, "label").value.trim();
     if (!named(row, "name").value) row.dataset.auto = "1";
   });
   refreshPattern();

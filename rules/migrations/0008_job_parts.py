@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('rules', '0005_rule_indicator_and_follows_referral'),
+        ('rules', '0007_publish_requests'),
     ]
 
     operations = [
