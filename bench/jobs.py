@@ -235,7 +235,9 @@ def _bench(url: str, kind: str, args: argparse.Namespace) -> None:
     results["first judging"] = run_on_workers(reevaluate_start(starts, parts=args.workers), args.workers)
     draft_with_a_change()
     print("  simulating the draft ...")
-    results["simulation"] = run_on_workers(simulation.simulation_start(days=args.days + 1), args.workers)
+    results["simulation"] = run_on_workers(
+        simulation.simulation_start(days=args.days + 1, parts=args.workers), args.workers
+    )
     ruleset_publish(comment="Threshold 4")
     print("  re-evaluating after publishing it ...")
     results["re-evaluation"] = run_on_workers(reevaluate_start(starts, parts=args.workers), args.workers)

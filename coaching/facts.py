@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from rules.evaluation import Fact
@@ -30,6 +31,29 @@ def member_words(member: Member) -> str:
 
 
 TRY_HISTORY_MAX = 5000
+TIMELINE_BATCH = 500  # members whose events one query of a simulation reads
+
+
+def _members_since(since: dt.datetime, part: Any) -> QuerySet[Member]:
+    """The members with events since ``since``, within ``part`` ([first, last] keys, None: open)."""
+    members = Member.objects.filter(pk__in=Event.objects.filter(occurred_at__gte=since).values("member_id"))
+    low, high = part if part is not None else (None, None)
+    if low is not None:
+        members = members.filter(pk__gte=low)
+    if high is not None:
+        members = members.filter(pk__lte=high)
+    return members
+
+
+def _timelines_of(members: list[Member]) -> Iterator[tuple[list[Fact], dict[str, str]]]:
+    events: dict[int, list[Event]] = defaultdict(list)
+    found = Event.objects.filter(member_id__in=[m.pk for m in members])
+    found = found.order_by("member_id", "occurred_at", "external_id")
+    for event in found.iterator(chunk_size=5000):
+        events[event.member_id].append(event)
+    for member in members:
+        mine = events.get(member.pk, [])
+        yield member_facts(mine), dict.fromkeys((str(e.pk) for e in mine), member_words(member))
 
 
 class CoachingFactSource(FactSource):
@@ -72,17 +96,38 @@ class CoachingFactSource(FactSource):
         facts = member_facts([*events, tried])
         return facts[-1], facts[:-1]
 
-    def timelines(self, *, since: dt.datetime) -> Iterator[tuple[list[Fact], dict[str, str]]]:
-        """Each member with events since ``since``: all their facts in judging order, and a label
-        per fact id: the member in words ("m-1042 (Riverside Runners)")."""
-        members = Event.objects.filter(occurred_at__gte=since).values_list("member_id", flat=True).distinct()
-        for member in Member.objects.filter(pk__in=members).select_related("gym").order_by("pk").iterator():
-            events = list(member.events.order_by("occurred_at", "external_id"))
-            label = member_words(member)
-            yield member_facts(events), dict.fromkeys((str(e.pk) for e in events), label)
+    def timelines(self, *, since: dt.datetime, part: Any = None) -> Iterator[tuple[list[Fact], dict[str, str]]]:
+        """Each member with events since ``since`` (of ``part``, a range of members from
+        ``timeline_parts``): all their facts in judging order, and a label per fact id: the member
+        in words ("m-1042 (Riverside Runners)"). Members are read a batch at a time, so a long
+        simulation holds one batch of events, not all of them."""
+        members = _members_since(since, part).select_related("gym").order_by("pk")
+        batch: list[Member] = []
+        for member in members.iterator(chunk_size=TIMELINE_BATCH):
+            batch.append(member)
+            if len(batch) == TIMELINE_BATCH:
+                yield from _timelines_of(batch)
+                batch = []
+        yield from _timelines_of(batch)
 
-    def fact_count(self, *, since: dt.datetime) -> int:
-        return Event.objects.filter(occurred_at__gte=since).count()
+    def timeline_parts(self, *, since: dt.datetime, parts: int) -> list[Any]:
+        """Ranges of member keys, [first, last] (None: open), each with about as many members."""
+        pks = list(_members_since(since, None).order_by("pk").values_list("pk", flat=True))
+        parts = max(1, min(parts, len(pks)))
+        if parts == 1:
+            return [None]
+        size = -(-len(pks) // parts)
+        starts = [pks[index] for index in range(0, len(pks), size)]
+        return [
+            [None if index == 0 else start, None if index == len(starts) - 1 else starts[index + 1] - 1]
+            for index, start in enumerate(starts)
+        ]
+
+    def fact_count(self, *, since: dt.datetime, part: Any = None) -> int:
+        events = Event.objects.filter(occurred_at__gte=since)
+        if part is not None:
+            events = events.filter(member__in=_members_since(since, part))
+        return events.count()
 
     def subject_url(self, subject_id: str) -> str | None:
         """The member's timeline in the coaching admin."""

@@ -159,6 +159,7 @@ FEED_SETTLE_SECONDS = float(os.environ.get("FEED_SETTLE_SECONDS", "5"))
 RULES_ENGINE = {
     "WORKER_READY": "config.process.collector_tune",
     "PUBLISH_APPROVALS": int(os.environ.get("RULES_PUBLISH_APPROVALS", "1")),
+    "SIMULATION_PARTS": JOBS_PARTS,
 }
 
 # Checked wherever a password is set: the admin's forms, createclinician, demo (docs/deployment.md, Security).

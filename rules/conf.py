@@ -29,6 +29,10 @@ Defaults (override any key in the project's settings)::
         # and at least LANDING_JUMP_MIN.
         "LANDING_JUMP_FACTOR": 2.0,
         "LANDING_JUMP_MIN": 10,
+        # A simulation of more facts than SIMULATION_PART_MIN_FACTS is split into up to this
+        # many parts by subject, each a job any queue worker takes; set it to the number of workers.
+        "SIMULATION_PARTS": 1,
+        "SIMULATION_PART_MIN_FACTS": 10_000,
     }
 """
 
@@ -50,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
     "LANDING_OVERRIDE_MIN_CARDS": 20,
     "LANDING_JUMP_FACTOR": 2.0,
     "LANDING_JUMP_MIN": 10,
+    "SIMULATION_PARTS": 1,
+    "SIMULATION_PART_MIN_FACTS": 10_000,
 }
 
 

@@ -159,19 +159,28 @@ class FactSource:
         """(subject id, label) pairs a clinician may pick, e.g. members."""
         raise NotImplementedError
 
-    def timelines(self, *, since):
+    def timelines(self, *, since, part: Any = None):
         """Iterate (facts, labels) for every subject with facts since ``since``: all of the
         subject's facts in judging order (time, ties broken the same way production breaks
         them) with their derived figures, and a label per fact id for people to read.
+        ``part`` (passed only when not None): one of ``timeline_parts``, the subjects to read.
 
         Simulation judges each timeline from its first fact, exactly as production would.
         """
         raise NotImplementedError
 
-    def fact_count(self, *, since) -> int:
-        """How many facts occurred since ``since`` (what a simulation counts). The default walks
-        ``timelines``; a domain with a database answers with one count."""
-        return sum(1 for facts, _ in self.timelines(since=since) for fact in facts if fact.occurred_at >= since)
+    def timeline_parts(self, *, since, parts: int) -> list[Any]:
+        """Up to ``parts`` JSON-able descriptions of disjoint sets of subjects that together hold
+        every timeline since ``since``, in the order ``timelines`` yields them, so that a long
+        simulation can be spread over workers and combined into exactly the single run's result.
+        The default: one part, the whole."""
+        return [None]
+
+    def fact_count(self, *, since, part: Any = None) -> int:
+        """How many facts occurred since ``since`` (what a simulation counts), of ``part`` when
+        given. The default walks ``timelines``; a domain with a database answers with one count."""
+        timelines = self.timelines(since=since) if part is None else self.timelines(since=since, part=part)
+        return sum(1 for facts, _ in timelines for fact in facts if fact.occurred_at >= since)
 
     def advice_statistics(self, *, first_day: dt.date) -> Iterable[AdviceTally]:
         """The advice given on the days from ``first_day`` on, as ``AdviceTally`` rows (per rule,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -320,9 +319,11 @@ class SimulationInput:
     live_version: int
     live_specs: list[dict[str, Any]]
     draft_specs: list[dict[str, Any]]
-    timelines: list[tuple[list[Fact], dict[str, str]]]
+    # a list, or an iterator read as the run goes (then ``total`` says how many facts it counts)
+    timelines: Iterable[tuple[list[Fact], dict[str, str]]]
     live_settings: dict[str, Any] = field(default_factory=dict)
     draft_settings: dict[str, Any] = field(default_factory=dict)
+    total: int | None = None
 
     @property
     def facts(self) -> list[Fact]:
@@ -345,6 +346,7 @@ class SimulationResult:
     events_judged: list[SimulatedEvent] = field(default_factory=list)
     burden: Burden | None = None
     fingerprint: str = ""  # of the draft simulated (rules.selectors.ruleset_draft_fingerprint)
+    tallies: dict[str, BurdenTally] = field(default_factory=dict)  # what the burden is made of
 
     @property
     def totals(self) -> dict[str, int]:
@@ -385,6 +387,7 @@ class SimulationResult:
 
 
 # -- the burden on the subjects ---------------------------------------------------------------
+VERSIONS = ("live", "draft")
 REPEAT_DAYS = 7  # the same rule to the same subject within this many days is a repeat
 
 MSG_BURDEN_RISE = (
@@ -457,17 +460,71 @@ class Burden:
         ]
 
 
-def _nearest_rank(values: Sequence[int], share: float) -> float:
-    ordered = sorted(values)
-    return float(ordered[max(math.ceil(share * len(ordered)) - 1, 0)]) if ordered else 0.0
+@dataclass
+class BurdenTally:
+    """What one version's burden figures are made of, in sums: simulations of disjoint sets of
+    subjects (the parts of one spread over workers) add up to the whole's tally."""
+
+    events: int = 0
+    subjects: int = 0
+    advice: int = 0
+    events_with_advice: int = 0
+    repeats: int = 0
+    most_urgent_subjects: int = 0
+    by_severity: dict[str, int] = field(default_factory=dict)
+    # pieces of advice in one subject-week -> how many subject-weeks got that many
+    per_week: dict[int, int] = field(default_factory=dict)
+
+    def add(self, other: BurdenTally) -> None:
+        for name in ("events", "subjects", "advice", "events_with_advice", "repeats", "most_urgent_subjects"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for into, more in ((self.by_severity, other.by_severity), (self.per_week, other.per_week)):
+            for key, count in more.items():
+                into[key] = into.get(key, 0) + count
+
+    def figures(self) -> BurdenFigures:
+        weeks = sum(self.per_week.values())
+        ordered = sorted(self.per_week.items())
+
+        def nth(index: int) -> int:  # the index-th smallest subject-week count
+            for value, times in ordered:
+                if index < times:
+                    return value
+                index -= times
+            raise IndexError(index)
+
+        middle = weeks // 2
+        median = float(nth(middle)) if weeks % 2 else (nth(middle - 1) + nth(middle)) / 2 if weeks else 0.0
+        return BurdenFigures(
+            events=self.events,
+            subjects=self.subjects,
+            subject_weeks=weeks,
+            advice=self.advice,
+            per_week_mean=self.advice / weeks if weeks else 0.0,
+            per_week_median=median,
+            per_week_busiest_tenth=float(nth(max(math.ceil(0.9 * weeks) - 1, 0))) if weeks else 0.0,
+            events_with_advice=self.events_with_advice,
+            repeats=self.repeats,
+            by_severity=dict(self.by_severity),
+            most_urgent_subjects=self.most_urgent_subjects,
+        )
+
+    def dump(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["per_week"] = sorted(self.per_week.items())  # JSON keys are text
+        return data
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any]) -> BurdenTally:
+        return cls(**{**data, "per_week": {int(count): times for count, times in data["per_week"]}})
 
 
-def burden_figures(
+def burden_tally(
     events: Iterable[SimulatedEvent], *, version: str, since: dt.datetime, most_urgent: str = ""
-) -> BurdenFigures:
-    """The burden of ``version`` ("live" or "draft") over simulated events: weeks are the 7-day
-    spans from ``since``'s date, on the events' own local days."""
-    figures = BurdenFigures()
+) -> BurdenTally:
+    """The tally of ``version`` ("live" or "draft") over simulated events (each subject's in
+    judging order): weeks are the 7-day spans from ``since``'s date, on the events' own local days."""
+    tally = BurdenTally()
     subjects: set[str] = set()
     urgent: set[str] = set()
     per_week: dict[tuple[str, int], int] = {}
@@ -475,45 +532,58 @@ def burden_figures(
     start = since.date()
     for event in events:
         given = event.live if version == "live" else event.draft
-        figures.events += 1
+        tally.events += 1
         subjects.add(event.subject)
         week = (event.occurred_at.date() - start).days // 7
         per_week[(event.subject, week)] = per_week.get((event.subject, week), 0) + len(given)
-        figures.advice += len(given)
-        figures.events_with_advice += bool(given)
+        tally.advice += len(given)
+        tally.events_with_advice += bool(given)
         for advice in given:
-            figures.by_severity[advice.severity] = figures.by_severity.get(advice.severity, 0) + 1
+            tally.by_severity[advice.severity] = tally.by_severity.get(advice.severity, 0) + 1
             if most_urgent and advice.indicator == most_urgent:
                 urgent.add(event.subject)
             before = last_given.get((event.subject, advice.rule_key))
             if before is not None and event.occurred_at - before <= dt.timedelta(days=REPEAT_DAYS):
-                figures.repeats += 1
+                tally.repeats += 1
             last_given[(event.subject, advice.rule_key)] = event.occurred_at
-    counts = list(per_week.values())
-    figures.subjects = len(subjects)
-    figures.subject_weeks = len(counts)
-    figures.per_week_mean = figures.advice / len(counts) if counts else 0.0
-    figures.per_week_median = float(statistics.median(counts)) if counts else 0.0
-    figures.per_week_busiest_tenth = _nearest_rank(counts, 0.9)
-    figures.most_urgent_subjects = len(urgent)
-    return figures
+    for count in per_week.values():
+        tally.per_week[count] = tally.per_week.get(count, 0) + 1
+    tally.subjects = len(subjects)
+    tally.most_urgent_subjects = len(urgent)
+    return tally
+
+
+def burden_figures(
+    events: Iterable[SimulatedEvent], *, version: str, since: dt.datetime, most_urgent: str = ""
+) -> BurdenFigures:
+    """The burden of ``version`` ("live" or "draft") over simulated events."""
+    return burden_tally(events, version=version, since=since, most_urgent=most_urgent).figures()
 
 
 def _percent(value: float) -> str:
     return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
 
 
+def _most_urgent() -> tuple[str, str]:
+    indicators = registry.indicators()
+    return (indicators[0].code, indicators[0].label) if indicators else ("", "")
+
+
+def burden_tallies(events: Sequence[SimulatedEvent], *, since: dt.datetime) -> dict[str, BurdenTally]:
+    code, _ = _most_urgent()
+    return {version: burden_tally(events, version=version, since=since, most_urgent=code) for version in VERSIONS}
+
+
 def burden_of(events: Sequence[SimulatedEvent], *, since: dt.datetime) -> Burden:
     """Both versions' burden over ``events`` (in judging order per subject), flagged where the
     draft crosses the thresholds of ``rules.conf`` (BURDEN_ADVICE_RISE_PCT, BURDEN_MOST_URGENT_PCT)."""
-    indicators = registry.indicators()
-    most_urgent = indicators[0] if indicators else None
-    code = most_urgent.code if most_urgent else ""
-    burden = Burden(
-        live=burden_figures(events, version="live", since=since, most_urgent=code),
-        draft=burden_figures(events, version="draft", since=since, most_urgent=code),
-        most_urgent_indicator=most_urgent.label if most_urgent else "",
-    )
+    return burden_from(burden_tallies(events, since=since))
+
+
+def burden_from(tallies: Mapping[str, BurdenTally]) -> Burden:
+    """The burden of both versions' tallies, flagged where the draft crosses the thresholds."""
+    code, label = _most_urgent()
+    burden = Burden(live=tallies["live"].figures(), draft=tallies["draft"].figures(), most_urgent_indicator=label)
     singular, plural = registry.subject()
     rise_limit = float(rules_settings.BURDEN_ADVICE_RISE_PCT)
     rise = burden.rise_pct
@@ -528,12 +598,12 @@ def burden_of(events: Sequence[SimulatedEvent], *, since: dt.datetime) -> Burden
             )
         )
     urgent_limit = float(rules_settings.BURDEN_MOST_URGENT_PCT)
-    if most_urgent and burden.draft.most_urgent_pct > urgent_limit:
+    if code and burden.draft.most_urgent_pct > urgent_limit:
         burden.flags.append(
             MSG_BURDEN_URGENT.format(
                 share=_percent(burden.draft.most_urgent_pct),
                 subjects=plural,
-                indicator=most_urgent.label.lower(),
+                indicator=label.lower(),
                 limit=_percent(urgent_limit),
             )
         )
@@ -546,26 +616,36 @@ def simulation_prepare(
     now: dt.datetime | None = None,
     draft_specs: Sequence[Mapping[str, Any]] | None = None,
     draft_settings: Mapping[str, Any] | None = None,
+    part: Any = None,
+    stream: bool = False,
 ) -> SimulationInput:
-    """Read everything a simulation needs from the database (the draft, the live version, the facts)."""
+    """Read everything a simulation needs from the database (the draft, the live version, the
+    facts; of ``part`` of the subjects only, one of ``FactSource.timeline_parts``). ``stream``:
+    the facts are read while the run goes, a batch of subjects at a time, not all beforehand."""
     source = _source()
     since = (now or timezone.now()) - dt.timedelta(days=days)
     version, live = live_specs()
     draft = list(ruleset_draft_specs() if draft_specs is None else draft_specs)
+    timelines = source.timelines(since=since) if part is None else source.timelines(since=since, part=part)
+    total = None
+    if stream:
+        total = source.fact_count(since=since) if part is None else source.fact_count(since=since, part=part)
     return SimulationInput(
         since=since,
         days=days,
         live_version=version,
         live_specs=live,
         draft_specs=draft,
-        timelines=list(source.timelines(since=since)),
+        timelines=timelines if stream else list(timelines),
         live_settings=live_settings(),
         draft_settings=settings_normalize(ruleset_draft_settings() if draft_settings is None else draft_settings),
+        total=total,
     )
 
 
 def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
-    """Judge every subject's timeline with the draft and with the live version (no database access)."""
+    """Judge every subject's timeline with the draft and with the live version (no database
+    access, unless the input's timelines are read as the run goes)."""
     started = time.monotonic()
     draft = {s["key"]: s for s in ruleset_check(data.draft_specs, settings=data.draft_settings, smoke_test=False)}
     live = {s["key"]: s for s in data.live_specs}
@@ -573,7 +653,10 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
         key: RuleImpact(key=key, name=(draft.get(key) or live[key])["name"], in_draft=key in draft, in_live=key in live)
         for key in sorted(draft.keys() | live.keys())
     }
-    total = sum(1 for facts, _ in data.timelines for f in facts if f.occurred_at >= data.since)
+    if data.total is None:
+        total = sum(1 for facts, _ in data.timelines for f in facts if f.occurred_at >= data.since)
+    else:
+        total = data.total
     done = 0
     subjects = 0
     predicted: dict[str, list[str]] = {}
@@ -628,19 +711,21 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
                         impact.example("change", label, fact.group)
             subjects += counted
             if progress is not None:
-                progress(done, total)
+                progress(done, max(done, total))
+    tallies = burden_tallies(judged, since=data.since)
     return SimulationResult(
         since=data.since,
         days=data.days,
-        events=total,
+        events=done,
         subjects=subjects,
         seconds=time.monotonic() - started,
         live_version=data.live_version,
         rules=list(impacts.values()),
         predicted=predicted,
         events_judged=judged,
-        burden=burden_of(judged, since=data.since),
+        burden=burden_from(tallies),
         fingerprint=ruleset_fingerprint(data.draft_specs, data.draft_settings),
+        tallies=tallies,
     )
 
 
@@ -673,20 +758,34 @@ def _title(days: int) -> str:
     return f"Simulation of the draft over {days} days"
 
 
-def simulation_start(*, days: int, user: Any = None, now: dt.datetime | None = None) -> Job:
+def simulation_start(*, days: int, user: Any = None, now: dt.datetime | None = None, parts: int | None = None) -> Job:
     """Put a simulation of the draft as it is now on the task queue; a worker runs it and any
-    web process shows its progress (``rules.jobs.job_get``) and result (``simulation_result``)."""
+    web process shows its progress (``rules.jobs.job_get``) and result (``simulation_result``).
+    A long one is split by subject into up to ``parts`` parts (default: SIMULATION_PARTS, for
+    more than SIMULATION_PART_MIN_FACTS facts) that any workers take; their results combine
+    into exactly what one run gives."""
     specs, settings = list(ruleset_draft_specs()), dict(ruleset_draft_settings())
     live = version_live()
+    now = now or timezone.now()
     params = {
         "days": days,
-        "now": (now or timezone.now()).isoformat(),
+        "now": now.isoformat(),
         "draft_specs": specs,
         "draft_settings": settings,
         "fingerprint": ruleset_fingerprint(specs, settings),
         "live_version": live.number if live else 0,
     }
-    return jobs.job_start(SIMULATION_JOB, title=_title(days), params=params, user=user)
+    since = now - dt.timedelta(days=days)
+    if parts is None:
+        parts = int(rules_settings.SIMULATION_PARTS)
+        if parts > 1:
+            parts = min(parts, _source().fact_count(since=since) // int(rules_settings.SIMULATION_PART_MIN_FACTS))
+    subjects = _source().timeline_parts(since=since, parts=parts) if parts > 1 else [None]
+    if len(subjects) == 1:
+        return jobs.job_start(SIMULATION_JOB, title=_title(days), params=params, user=user)
+    return jobs.job_start_parts(
+        SIMULATION_JOB, title=_title(days), params=params, parts=[{"part": part} for part in subjects], user=user
+    )
 
 
 def simulation_store(result: SimulationResult, *, user: Any = None) -> Job:
@@ -716,10 +815,50 @@ def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
         now=dt.datetime.fromisoformat(params["now"]),
         draft_specs=params["draft_specs"],
         draft_settings=params["draft_settings"],
+        part=params.get("part"),
+        stream=True,
     )
     result = simulation_run(data, progress=progress)
     result.seconds = time.monotonic() - started
     return simulation_result_dump(result)
+
+
+def simulation_combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The results of a simulation's parts (disjoint subjects, in ``timeline_parts`` order) as
+    the one result a single run over all of them gives: counts summed, each rule's examples
+    taken in subject order, the burden from the summed tallies, every event in judging order."""
+    first = results[0]
+    combined = {name: first[name] for name in ("days", "since", "live_version", "fingerprint")}
+    combined["events"] = sum(r["events"] for r in results)
+    combined["subjects"] = sum(r["subjects"] for r in results)
+    combined["seconds"] = max(r["seconds"] for r in results)
+    impacts = [RuleImpact(**impact) for impact in first["rules"]]
+    for result in results[1:]:
+        for impact, more in zip(impacts, result["rules"], strict=True):
+            for name in ("live", "draft", "appear", "disappear", "change"):
+                setattr(impact, name, getattr(impact, name) + more[name])
+            for reason, count in more["held"].items():
+                impact.held[reason] = impact.held.get(reason, 0) + count
+            for kind, labels in more["examples"].items():
+                for label in labels:
+                    impact.example(kind, label, more["example_subjects"].get(label, ""))
+    combined["rules"] = [asdict(impact) for impact in impacts]
+    tallies = {version: BurdenTally() for version in VERSIONS}
+    for result in results:
+        for version in VERSIONS:
+            tallies[version].add(BurdenTally.load(result["tallies"][version]))
+    combined["burden"] = asdict(burden_from(tallies))
+    combined["tallies"] = {version: tally.dump() for version, tally in tallies.items()}
+    advice: dict[tuple[Any, ...], int] = {}
+    events = []
+    for result in results:
+        own = [tuple(row) for row in result["advice"]]
+        for *event, live, draft in result["events_judged"]:
+            numbers = [[advice.setdefault(own[n], len(advice)) for n in given] for given in (live, draft)]
+            events.append([*event, *numbers])
+    combined["events_judged"] = events
+    combined["advice"] = [list(row) for row in advice]
+    return combined
 
 
 def simulation_result_dump(result: SimulationResult) -> dict[str, Any]:
@@ -732,6 +871,7 @@ def simulation_result_dump(result: SimulationResult) -> dict[str, Any]:
     data["since"] = result.since.isoformat()
     data["rules"] = [asdict(impact) for impact in result.rules]
     data["burden"] = asdict(result.burden) if result.burden is not None else None
+    data["tallies"] = {version: tally.dump() for version, tally in result.tallies.items()}
     advice: dict[Advised, int] = {}
     events = []
     for event in result.events_judged:
@@ -768,6 +908,7 @@ def simulation_result(job: Job) -> SimulationResult | None:
         for fact_id, subject, label, when, words, live, draft in data.get("events_judged") or []
     ]
     data["burden"] = burden_load(data.get("burden"))
+    data["tallies"] = {version: BurdenTally.load(tally) for version, tally in (data.get("tallies") or {}).items()}
     return SimulationResult(**data)
 
 

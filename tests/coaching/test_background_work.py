@@ -5,6 +5,7 @@ of many members and long simulations run on a worker, with progress any web proc
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import pytest
@@ -126,6 +127,30 @@ def test_a_reevaluation_in_parts_gives_exactly_what_one_job_gives(pack):
     assert whole.result == one.result and whole.result["members"] == 12
     assert whole.result["advice_created"] + whole.result["advice_withdrawn"] > 0  # the change mattered
     assert properties.advice_state(gyms["parts"], members) == properties.advice_state(gyms["one"], members)
+
+
+def test_a_simulation_in_parts_gives_exactly_what_one_run_gives(pack):
+    now = timezone.now()
+    client = gym_client("Simulated in parts")
+    for history in properties.histories(9, members=12, events=(6, 14), now=now):
+        client.history(*history)
+    rule = Rule.objects.get(key="pain-stop")  # a draft that changes advice: threshold 3
+    spec = rule_spec(rule)
+    spec["parameters"] = [{**p, "value": 3} if p["name"] == "threshold" else p for p in spec["parameters"]]
+    rule_save(spec=spec, rule=rule)
+    alone = simulation.simulation_result_dump(simulation.simulation_run(simulation.simulation_prepare(days=400, now=now)))
+
+    whole = simulation.simulation_start(days=400, now=now, parts=3)
+    assert whole.parts.count() == 3
+    worker()
+    whole.refresh_from_db()
+    assert whole.status == Job.Status.DONE and whole.done == whole.total == alone["events"]
+    without_time = lambda result: {k: v for k, v in result.items() if k != "seconds"}  # noqa: E731
+    assert without_time(whole.result) == json.loads(json.dumps(without_time(alone)))
+    assert sum(rule["appear"] + rule["disappear"] + rule["change"] for rule in whole.result["rules"]) > 0
+    # The admin reads the whole like any simulation: its rows, its burden.
+    result = simulation.simulation_result(whole)
+    assert result.events == alone["events"] and result.burden.draft.advice == alone["burden"]["draft"]["advice"]
 
 
 def test_a_long_simulation_runs_on_a_worker_and_any_session_reads_its_progress(client, pack, clinician, monkeypatch):

@@ -247,6 +247,26 @@ def test_a_reevaluation_spread_over_two_workers_gives_exactly_the_single_process
     assert len(pids) == 2
 
 
+def test_a_simulation_spread_over_two_workers_gives_exactly_the_single_run(pack):
+    client = gym_client("Simulated on two workers")
+    for payload in judging_order(histories(seed=11)):
+        client.send(payload, expect=201)
+    rule = Rule.objects.get(key="pain-stop")  # the draft: threshold 3, not published
+    spec = rule_spec(rule)
+    spec["parameters"] = [{**p, "value": 3} if p["name"] == "threshold" else p for p in spec["parameters"]]
+    rule_save(spec=spec, rule=rule)
+    now = timezone.now()
+    alone = simulation.simulation_result_dump(simulation.simulation_run(simulation.simulation_prepare(days=365, now=now)))
+    with serving(web=1, queue=2):
+        whole = simulation.simulation_start(days=365, now=now, parts=2)
+        wait_for(lambda: Job.objects.get(pk=whole.pk).status == Job.Status.DONE, seconds=300, what="the simulation")
+    whole.refresh_from_db()
+    assert whole.parts.filter(status=Job.Status.DONE).count() == 2
+    without_time = lambda result: {k: v for k, v in result.items() if k != "seconds"}  # noqa: E731
+    assert without_time(whole.result) == json.loads(json.dumps(without_time(alone)))
+    assert sum(rule["appear"] + rule["disappear"] + rule["change"] for rule in whole.result["rules"]) > 0
+
+
 def test_killed_processes_lose_no_acknowledged_event_and_a_cut_off_simulation_runs_again(pack):
     payloads = histories(seed=9)
     racing = gym_client("Killed under load")
