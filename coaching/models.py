@@ -151,8 +151,6 @@ class Advice(models.Model):
     refers = models.BooleanField(default=False, help_text="The rule put the member under referral.")
     # The card's stable id in CDS Hooks (feedback names it).
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    # Until when it is worth showing (its rule's display period after its event); None: until withdrawn.
-    display_until = models.DateTimeField(null=True, blank=True)
     # Nullable so that adding it to a large table needs no rewrite; advice given before it sorts first.
     priority = models.PositiveIntegerField(
         null=True, blank=True, help_text="The rule's priority when it gave this advice (orders one event's advice)."

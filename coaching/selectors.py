@@ -18,6 +18,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rules.evaluation import DecisionState, HeldBack, ruleset_live, timeline_judge
+from rules.selectors import display_days_live
+from rules.spec import DISPLAY_DEFAULT_DAYS
 
 from .catalog import PROFILE
 from .evaluation import advice_order, given_of, member_events, member_facts, replay_fact
@@ -250,10 +252,30 @@ def advice_list_for_member(
     severity: str | None = None,
     category: str | None = None,
     withdrawn: bool = False,
+    active: bool = False,
+    now: datetime | None = None,
 ) -> QuerySet[Advice]:
-    return _advice_filtered(
+    """``active``: only the advice to show now, current advice whose rule's display period (in
+    the live version) has not passed since its event."""
+    advice = _advice_filtered(
         Advice.objects.filter(member=member), since=since, severity=severity, category=category, withdrawn=withdrawn
     )
+    return advice.filter(_shown_now(now or timezone.now())) if active else advice
+
+
+def _shown_now(now: datetime) -> Q:
+    """Advice whose rule's display period has not passed at ``now``: rules grouped by their
+    period, one condition each; a rule the live version no longer holds keeps the default."""
+    periods = display_days_live()
+    by_days: dict[int, list[str]] = {}
+    for key, days in periods.items():
+        by_days.setdefault(days, []).append(key)
+    shown = Q(withdrawn_at__isnull=True) & ~Q(rule_key__in=list(periods))
+    shown &= Q(occurred_at__gte=now - timedelta(days=DISPLAY_DEFAULT_DAYS))
+    for days, keys in by_days.items():
+        recent = Q(rule_key__in=keys, withdrawn_at__isnull=True)
+        shown |= recent if days == 0 else recent & Q(occurred_at__gte=now - timedelta(days=days))
+    return shown
 
 
 WATERMARK_PREFIX = "w1."

@@ -75,6 +75,9 @@ class Rule(models.Model):
     priority = models.PositiveIntegerField(
         default=100, help_text="Among advice of the same severity, lower numbers are given first."
     )
+    display_days = models.PositiveIntegerField(
+        default=14, help_text="Days its advice stays worth showing after the event it is about (0: until withdrawn)."
+    )
     enabled = models.BooleanField(default=True)
     pattern = models.CharField(max_length=20, choices=list(PATTERNS.items()), default=SINGLE)
     count = models.PositiveIntegerField(

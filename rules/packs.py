@@ -410,6 +410,8 @@ def _field_words(spec: Mapping[str, Any], name: str) -> str:
         return _plural(int(hours // 24), "day") if hours % 24 == 0 else _plural(hours, "hour")
     if name == "cooldown_days":
         return _plural(value or 0, "day")
+    if name == "display_days":
+        return "until withdrawn" if value == 0 else _plural(value, "day")
     return _show(value)
 
 
@@ -464,6 +466,9 @@ def spec_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None)
         new_v = f"{_show(new['value'])}{gap}{unit}".strip() if new else "—"
         if old_v != new_v or (old and new and old.get("kind") != new.get("kind")):
             changes.append((f"Parameter “{label}”", old_v, new_v))
+    # A field an older version did not have yet reads as its default.
+    before = {name: default for name, (_, default) in RULE_FIELDS.items()} | dict(before)
+    after = {name: default for name, (_, default) in RULE_FIELDS.items()} | dict(after)
     for name in RULE_FIELDS:  # parameters, events and conditions are shown on their own
         if name != "key" and _show(before.get(name)) != _show(after.get(name)):
             changes.append((rule_field_label(name), _field_words(before, name), _field_words(after, name)))

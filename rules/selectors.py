@@ -13,7 +13,15 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from rules.models import Rule, RuleChange, RulesetSettings, RulesetVersion
-from rules.spec import LIST_OPERATORS, REVIEW_AFTER, RULE_FIELDS, review_due, settings_normalize, spec_normalize
+from rules.spec import (
+    DISPLAY_DEFAULT_DAYS,
+    LIST_OPERATORS,
+    REVIEW_AFTER,
+    RULE_FIELDS,
+    review_due,
+    settings_normalize,
+    spec_normalize,
+)
 
 
 def rule_spec(rule: Rule) -> dict[str, Any]:
@@ -108,6 +116,15 @@ def ruleset_draft_fingerprint() -> str:
 
 def version_live() -> RulesetVersion | None:
     return RulesetVersion.objects.order_by("-number").first()
+
+
+def display_days_live() -> dict[str, int]:
+    """Rule key -> how many days its advice stays worth showing after its fact (0: until it is
+    withdrawn), as the live version says; a rule it does not hold: not listed."""
+    live = version_live()
+    return {
+        spec["key"]: int(spec.get("display_days", DISPLAY_DEFAULT_DAYS)) for spec in (live.snapshot if live else [])
+    }
 
 
 def version_live_number_expression() -> Subquery:

@@ -7,6 +7,7 @@ rule packs)::
      "severity": "stop", "message": "... {pain_during} ...", "summary": "Stop running ...",
      "source_label": "...", "cooldown_days": 0, "holds_back_lower": True, "refers": False,
      "priority": 50, "enabled": True, "evidence_level": "guideline", "review_by": None,
+     "display_days": 14,
      "pattern": "single" | "sequence" | "count" | "days", "count": None, "window_hours": None,
      "steps": [{"fact_type": "run"}],
      "conditions": [{"step": 1, "group": 1, "field": "pain_during", "operator": "gte",
@@ -21,6 +22,8 @@ first; a "count" matches ``count`` facts of its one step within ``window_hours``
 matches a fact of its one step on each of ``count`` days in a row, the facts' own local
 calendar days, ending on the day of the judged fact.
 
+``display_days`` is how long its advice stays worth showing after its fact (0: until it is
+withdrawn), for a domain's "what to show now".
 ``evidence_level`` says what the advice rests on (``EVIDENCE_LEVELS``); ``review_by`` is the
 date by which a clinician should look at the rule again (None: a year after it last changed).
 
@@ -117,6 +120,8 @@ DAYS_COUNT_LABEL = "How many days in a row"
 
 # Bounds on every number of a rule (beyond them a pack is refused at save and import).
 COOLDOWN_MAX_DAYS = 365
+DISPLAY_DEFAULT_DAYS = 14
+DISPLAY_MAX_DAYS = 365
 WINDOW_MAX_HOURS = 90 * 24
 COUNT_MAX = 20
 DAYS_MAX = 28  # days in a row a "days" pattern may ask for
@@ -151,6 +156,7 @@ RULE_FIELDS: dict[str, tuple[str, Any]] = {
     "enabled": ("Enabled", True),
     "evidence_level": ("Evidence", EVIDENCE_DEFAULT),
     "review_by": ("Review by", None),
+    "display_days": ("Shown for (days)", DISPLAY_DEFAULT_DAYS),
     "pattern": ("Pattern", SINGLE),
     "count": ("How many events", None),
     "window_hours": ("Within (hours)", None),
@@ -270,6 +276,9 @@ MSG_PARAMETER_NAME = "Use lower-case letters, digits and underscores, starting w
 MSG_PARAMETER_DUPLICATE = "Another parameter already has this name."
 MSG_PARAMETER_UNUSED = "No condition uses this parameter; remove it or use it."
 MSG_COOLDOWN = f"Cooldown must be a whole number of days from 0 to {COOLDOWN_MAX_DAYS}."
+MSG_DISPLAY_DAYS = (
+    f"How long advice is shown must be a whole number of days from 0 (until it is withdrawn) to {DISPLAY_MAX_DAYS}."
+)
 MSG_WINDOW_MAX = f"The time window can be at most {WINDOW_MAX_HOURS // 24} days ({WINDOW_MAX_HOURS} hours)."
 MSG_COUNT_MAX = f"How many events: at most {COUNT_MAX}."
 MSG_PRIORITY = f"Priority must be a whole number from 0 to {PRIORITY_MAX} (lower comes first)."
@@ -498,6 +507,9 @@ def spec_validate(spec: Mapping[str, Any], catalog: Registry = registry) -> Erro
         add("cooldown_days", MSG_COOLDOWN)
     if not _whole(spec.get("priority", RULE_FIELDS["priority"][1]), 0, PRIORITY_MAX):
         add("priority", MSG_PRIORITY)
+    display = spec.get("display_days")
+    if display is not None and not _whole(display, 0, DISPLAY_MAX_DAYS):
+        add("display_days", MSG_DISPLAY_DAYS)
     indicator = spec.get("indicator") or ""
     indicators = [choice.code for choice in catalog.indicators()]
     if indicator and indicator not in indicators:
@@ -929,6 +941,7 @@ def spec_normalize(spec: Mapping[str, Any], catalog: Registry = registry) -> dic
         "enabled": bool(spec.get("enabled", True)),
         "evidence_level": spec.get("evidence_level") or EVIDENCE_DEFAULT,
         "review_by": review_by.isoformat() if review_by else None,
+        "display_days": DISPLAY_DEFAULT_DAYS if spec.get("display_days") is None else int(spec["display_days"]),
         "pattern": pattern,
         "count": int(spec["count"]) if pattern in (COUNT, DAYS) else None,
         "window_hours": (int(float(window)) if float(window).is_integer() else float(window))

@@ -284,6 +284,25 @@ class AdviceFilterSerializer(QuerySerializer):
     )
 
 
+MSG_ACTIVE_WITHDRAWN = "active=true lists current advice only; leave out withdrawn=true."
+
+
+class MemberAdviceFilterSerializer(AdviceFilterSerializer):
+    active = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "true: only the advice to show the member now: current advice whose rule's display period "
+            "(set per rule by clinicians, 14 days unless they changed it) has not passed since its event."
+        ),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("active") and attrs.get("withdrawn"):
+            raise serializers.ValidationError({"active": [MSG_ACTIVE_WITHDRAWN]})
+        return attrs
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class ChangedSinceField(DateOrDateTimeField):
     """A moment, or the ``next_changed_since`` watermark an earlier answer gave."""

@@ -41,13 +41,13 @@ from .parsers import LimitedJSONParser, body_limit, too_large
 from .schema import GYM_RESPONSES, NOT_FOUND, DetailSerializer
 from .serializers import (
     AdviceFeedFilterSerializer,
-    AdviceFilterSerializer,
     AdviceSerializer,
     BatchItemSerializer,
     ErrorsSerializer,
     EventFilterSerializer,
     EventInSerializer,
     EventSerializer,
+    MemberAdviceFilterSerializer,
     MemberSerializer,
     event_representation,
 )
@@ -367,13 +367,13 @@ class MemberAdviceView(GymAPIView):
     pagination_class = AdvicePagination
 
     @extend_schema(
-        summary="A member's advice, newest first",
-        parameters=[AdviceFilterSerializer],
+        summary="A member's advice, newest first (or only what to show them now)",
+        parameters=[MemberAdviceFilterSerializer],
         responses={200: AdviceSerializer(many=True), 400: ErrorsSerializer, 404: NOT_FOUND, **GYM_RESPONSES},
     )
     def get(self, request: Request, member: str) -> Response:
         found = self.member_or_404(member)
-        filters = self.query(AdviceFilterSerializer)
+        filters = self.query(MemberAdviceFilterSerializer)
         return self.paginated(selectors.advice_list_for_member(member=found, **filters), AdviceSerializer)
 
 

@@ -32,6 +32,7 @@ from rules.spec import (
     COUNT_MAX,
     DAYS_COUNT_LABEL,
     DAYS_MAX,
+    DISPLAY_MAX_DAYS,
     EVIDENCE_LEVELS,
     KIND_LABELS,
     MATCHED_PLACEHOLDER,
@@ -122,6 +123,7 @@ def catalog_json() -> dict[str, Any]:
             "window_hours": [0, WINDOW_MAX_HOURS],
             "cooldown_days": [0, COOLDOWN_MAX_DAYS],
             "priority": [0, PRIORITY_MAX],
+            "display_days": [0, DISPLAY_MAX_DAYS],
             "number": NUMBER_MAX,
         },
         "fact_types": [
@@ -310,6 +312,20 @@ class RuleForm(forms.Form):
             PRIORITY_MAX,
         ),
         widget=forms.NumberInput(attrs={"class": "rules-number-short", "min": 0, "max": PRIORITY_MAX}),
+    )
+    display_days = forms.IntegerField(
+        required=False,
+        initial=RULE_FIELDS["display_days"][1],
+        min_value=0,
+        max_value=DISPLAY_MAX_DAYS,
+        label="Shown for (days)",
+        help_text=format_lazy(
+            "How many days after the event its advice stays among what to show the {} now "
+            "(0: until it is withdrawn; 0 to {}).",
+            _subject(),
+            DISPLAY_MAX_DAYS,
+        ),
+        widget=forms.NumberInput(attrs={"class": "rules-number-short", "min": 0, "max": DISPLAY_MAX_DAYS}),
     )
     revision = forms.IntegerField(required=False, widget=forms.HiddenInput)
 

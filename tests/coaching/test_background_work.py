@@ -138,7 +138,9 @@ def test_a_simulation_in_parts_gives_exactly_what_one_run_gives(pack):
     spec = rule_spec(rule)
     spec["parameters"] = [{**p, "value": 3} if p["name"] == "threshold" else p for p in spec["parameters"]]
     rule_save(spec=spec, rule=rule)
-    alone = simulation.simulation_result_dump(simulation.simulation_run(simulation.simulation_prepare(days=400, now=now)))
+    alone = simulation.simulation_result_dump(
+        simulation.simulation_run(simulation.simulation_prepare(days=400, now=now))
+    )
 
     whole = simulation.simulation_start(days=400, now=now, parts=3)
     assert whole.parts.count() == 3

@@ -22,6 +22,9 @@ from coaching import webhooks
 from coaching.api.authentication import MSG_SCOPE_MISSING
 from coaching.models import Advice, AdviceFeedback, GymKey, Member, WebhookMessage
 from coaching.services import gym_key_create, gym_key_rotate
+from rules.models import Rule
+from rules.selectors import rule_spec
+from rules.services import rule_save, ruleset_publish
 
 from .conftest import EVENTS_URL, MEMBERS_URL, GymClient, day, pain, profile, run
 
@@ -126,6 +129,40 @@ def test_the_member_list_shows_each_members_events_referral_and_advice_and_filte
 def test_another_gyms_members_are_not_listed(client, other_client):
     other_client.send(run(member="theirs"), expect=201)
     assert client.get(MEMBERS_URL).json()["results"] == []
+
+
+def test_active_advice_is_what_to_show_now_by_each_rules_display_period(client):
+    now = timezone.now()
+    client.history(
+        run(at=now - dt.timedelta(days=20), member="a", pain_during=6, external_id="old"),
+        run(at=now - dt.timedelta(days=2), member="a", pain_during=6, external_id="recent"),
+    )
+    url = f"{MEMBERS_URL}a/advice/"
+
+    def stops(**query: str) -> list[str]:
+        return sorted(a["event"] for a in client.get(url, query).json()["results"] if a["rule"]["key"] == "pain-stop")
+
+    assert stops() == ["old", "recent"]  # every current piece of advice
+    assert stops(active="true") == ["recent"]  # pain-stop shows for 14 days, the default
+    # A clinician makes pain-stop's advice stay until it is withdrawn, and publishes it.
+    rule = Rule.objects.get(key="pain-stop")
+    rule_save(spec={**rule_spec(rule), "display_days": 0}, rule=rule)
+    ruleset_publish(comment="Stop advice stays")
+    assert stops(active="true") == ["old", "recent"]
+    rule_save(spec={**rule_spec(rule), "display_days": 1}, rule=rule)
+    ruleset_publish(comment="Stop advice for a day")
+    assert stops(active="true") == []
+    assert stops(active="false") == ["old", "recent"]
+
+
+def test_active_advice_refuses_withdrawn_and_values_it_does_not_know(client):
+    client.send(run(member="a"), expect=201)
+    url = f"{MEMBERS_URL}a/advice/"
+    both = client.get(url, {"active": "true", "withdrawn": "true"})
+    assert both.status_code == 400 and "withdrawn=true" in both.json()["errors"]["active"][0]
+    for value in ("maybe", ""):
+        refused = client.get(url, {"active": value})
+        assert refused.status_code == 400 and list(refused.json()["errors"]) == ["active"]
 
 
 # -- feedback on advice --------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ def _rule_entry(spec: Mapping[str, Any]) -> list[str]:
     cooldown = spec["cooldown_days"]
     items += [
         f"**Cooldown**: {count_words(cooldown, 'day') if cooldown else 'none'}",
+        f"**Shown for**: {count_words(spec['display_days'], 'day') if spec['display_days'] else 'until withdrawn'}",
         f"**Holds back lower advice**: {_yes_no(spec['holds_back_lower'])}",
         f"**Refers the {subject}**: {_yes_no(spec['refers'])}",
     ]
@@ -139,9 +140,10 @@ def rulepack_page() -> str:
         "“7/10”.",
         "**Numbers to tune**: the rule's parameters, as the admin's editor labels them.",
         f"**Cooldown**: no new advice from the rule for a {subject} within that many days of its last "
-        "advice to them. **Holds back lower advice**: when it fires, less urgent advice on the same "
-        f"event is not given. **Refers the {subject}**: when it fires, the {subject} is under referral "
-        "and gets only advice to stop running, or more urgent, until cleared "
+        f"advice to them. **Shown for**: how long after its event the advice stays among what to show the "
+        f"{subject} now (the API's `?active=true`). **Holds back lower advice**: when it fires, less "
+        f"urgent advice on the same event is not given. **Refers the {subject}**: when it fires, the "
+        f"{subject} is under referral and gets only advice to stop running, or more urgent, until cleared "
         "([The decision policy](advice.md#the-decision-policy), [Referral](advice.md#referral)).",
         "**Safety-critical**: it cannot be switched off, deleted or made less urgent, and what it looks "
         "for is fixed ([Safety-critical rules](advice.md#safety-critical-rules)).",

@@ -256,7 +256,9 @@ def test_a_simulation_spread_over_two_workers_gives_exactly_the_single_run(pack)
     spec["parameters"] = [{**p, "value": 3} if p["name"] == "threshold" else p for p in spec["parameters"]]
     rule_save(spec=spec, rule=rule)
     now = timezone.now()
-    alone = simulation.simulation_result_dump(simulation.simulation_run(simulation.simulation_prepare(days=365, now=now)))
+    alone = simulation.simulation_result_dump(
+        simulation.simulation_run(simulation.simulation_prepare(days=365, now=now))
+    )
     with serving(web=1, queue=2):
         whole = simulation.simulation_start(days=365, now=now, parts=2)
         wait_for(lambda: Job.objects.get(pk=whole.pk).status == Job.Status.DONE, seconds=300, what="the simulation")

@@ -362,6 +362,7 @@
     const limits = catalog.limits;
     if (name === "count") return ["integer", [pattern() === "days" ? limits.days : limits.count]];
     if (name === "priority") return ["integer", [limits.priority]];
+    if (name === "display_days") return ["integer", [limits.display_days]];
     if (name === "window") {
       const perUnit = form.elements.window_unit && form.elements.window_unit.value === "days" ? 24 : 1;
       return ["number", [[null, limits.window_hours[1] / perUnit]]];
@@ -386,7 +387,7 @@
     }
     showProblem(box, input, numberProblem(input, spec[0], spec[1]), typed);
   }
-  const AMOUNTS = ["count", "window", "cooldown", "priority"];
+  const AMOUNTS = ["count", "window", "cooldown", "priority", "display_days"];
 
   function checkAll() {
     conditionRows().forEach((row) => checkCondition(row));
