@@ -256,7 +256,7 @@ class RuleImpact:
         return {kind: [(label, url(label)) for label in labels] for kind, labels in self.examples.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Advised:
     """One piece of advice a version gave on a simulated event, as a page shows it."""
 
@@ -284,7 +284,7 @@ KIND_LABELS = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class SimulatedEvent:
     """One counted fact of a simulation: whose, when (in its own offset), in words, and the advice
     each version gives on it, most urgent first."""
@@ -643,9 +643,13 @@ def simulation_prepare(
     )
 
 
-def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None] | None = None) -> SimulationResult:
+def simulation_run(
+    data: SimulationInput, *, progress: Callable[[int, int], None] | None = None, keep_all: bool = True
+) -> SimulationResult:
     """Judge every subject's timeline with the draft and with the live version (no database
-    access, unless the input's timelines are read as the run goes)."""
+    access, unless the input's timelines are read as the run goes). ``keep_all=False``: the
+    events neither version gives advice on are counted (in the burden) but not kept, nor the
+    per-fact prediction, as a long run on a worker, which keeps only what its result shows, needs."""
     started = time.monotonic()
     draft = {s["key"]: s for s in ruleset_check(data.draft_specs, settings=data.draft_settings, smoke_test=False)}
     live = {s["key"]: s for s in data.live_specs}
@@ -663,6 +667,14 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
     judged: list[SimulatedEvent] = []
     source = registry.fact_source()
     describe = source.fact_words if source is not None else FactSource().fact_words
+    code, _ = _most_urgent()
+    tallies = {version: BurdenTally() for version in VERSIONS}
+    # The same advice recurs on many events: one object each, however often it is given.
+    advised: dict[Advised, Advised] = {}
+
+    def shown(matches: Iterable[Match]) -> list[Advised]:
+        return [advised.setdefault(one, one) for one in map(Advised.of, matches)]
+
     with (
         Evaluator(specs=list(draft.values()), settings=data.draft_settings, checked=True) as draft_evaluator,
         Evaluator(
@@ -673,6 +685,7 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
             mine_all = draft_evaluator.judge(facts) if draft else [None] * len(facts)
             theirs_all = live_evaluator.judge(facts) if live else [None] * len(facts)
             counted = False
+            own: list[SimulatedEvent] = []
             for fact, mine, theirs in zip(facts, mine_all, theirs_all, strict=True):
                 if fact.occurred_at < data.since:
                     continue
@@ -681,16 +694,17 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
                 label = labels.get(fact.id, fact.id)
                 given = {m.rule_key: m for m in mine.given} if mine else {}
                 before = {m.rule_key: m for m in theirs.given} if theirs else {}
-                predicted[fact.id] = sorted(given)
-                judged.append(
+                if keep_all:
+                    predicted[fact.id] = sorted(given)
+                own.append(
                     SimulatedEvent(
                         fact_id=fact.id,
                         subject=fact.group,
                         subject_label=label,
                         occurred_at=fact.occurred_at,
-                        words=describe(fact),
-                        live=[Advised.of(m) for m in theirs.given] if theirs else [],
-                        draft=[Advised.of(m) for m in mine.given] if mine else [],
+                        words=describe(fact) if keep_all or given or before else "",
+                        live=shown(theirs.given) if theirs else [],
+                        draft=shown(mine.given) if mine else [],
                     )
                 )
                 for held in mine.held_back if mine else ():
@@ -710,9 +724,12 @@ def simulation_run(data: SimulationInput, *, progress: Callable[[int, int], None
                         impact.change += 1
                         impact.example("change", label, fact.group)
             subjects += counted
+            # Burden tallies add up over subjects, so each subject's is taken as it is judged.
+            for version in VERSIONS:
+                tallies[version].add(burden_tally(own, version=version, since=data.since, most_urgent=code))
+            judged.extend(own if keep_all else (event for event in own if event.live or event.draft))
             if progress is not None:
                 progress(done, max(done, total))
-    tallies = burden_tallies(judged, since=data.since)
     return SimulationResult(
         since=data.since,
         days=data.days,
@@ -818,7 +835,7 @@ def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
         part=params.get("part"),
         stream=True,
     )
-    result = simulation_run(data, progress=progress)
+    result = simulation_run(data, progress=progress, keep_all=False)
     result.seconds = time.monotonic() - started
     return simulation_result_dump(result)
 
