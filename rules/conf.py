@@ -33,6 +33,8 @@ Defaults (override any key in the project's settings)::
         # many parts by subject, each a job any queue worker takes; set it to the number of workers.
         "SIMULATION_PARTS": 1,
         "SIMULATION_PART_MIN_FACTS": 10_000,
+        # ... and into parts of at most this many facts, so that a worker's memory stays bounded.
+        "SIMULATION_PART_MAX_FACTS": 100_000,
     }
 """
 
@@ -56,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "LANDING_JUMP_MIN": 10,
     "SIMULATION_PARTS": 1,
     "SIMULATION_PART_MIN_FACTS": 10_000,
+    "SIMULATION_PART_MAX_FACTS": 100_000,
 }
 
 

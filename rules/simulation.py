@@ -764,6 +764,7 @@ def ruleset_simulate(
 
 # -- kept as jobs, on the task queue -------------------------------------------------------------
 SIMULATION_JOB = "simulation"
+ROWS_IN_PARTS = "rows_in_parts"  # a whole's result: its events are in its parts' results
 
 
 def simulation_facts_since(days: int, now: dt.datetime | None = None) -> int:
@@ -779,8 +780,9 @@ def simulation_start(*, days: int, user: Any = None, now: dt.datetime | None = N
     """Put a simulation of the draft as it is now on the task queue; a worker runs it and any
     web process shows its progress (``rules.jobs.job_get``) and result (``simulation_result``).
     A long one is split by subject into up to ``parts`` parts (default: SIMULATION_PARTS, for
-    more than SIMULATION_PART_MIN_FACTS facts) that any workers take; their results combine
-    into exactly what one run gives."""
+    more than SIMULATION_PART_MIN_FACTS facts), and into parts of at most
+    SIMULATION_PART_MAX_FACTS facts, that any workers take; their results combine into exactly
+    what one run gives."""
     specs, settings = list(ruleset_draft_specs()), dict(ruleset_draft_settings())
     live = version_live()
     now = now or timezone.now()
@@ -793,10 +795,11 @@ def simulation_start(*, days: int, user: Any = None, now: dt.datetime | None = N
         "live_version": live.number if live else 0,
     }
     since = now - dt.timedelta(days=days)
+    facts = _source().fact_count(since=since)
     if parts is None:
-        parts = int(rules_settings.SIMULATION_PARTS)
-        if parts > 1:
-            parts = min(parts, _source().fact_count(since=since) // int(rules_settings.SIMULATION_PART_MIN_FACTS))
+        parts = min(int(rules_settings.SIMULATION_PARTS), facts // int(rules_settings.SIMULATION_PART_MIN_FACTS))
+    # However many workers there are, a part holds at most so many facts: a worker's memory is bounded.
+    parts = max(parts, math.ceil(facts / int(rules_settings.SIMULATION_PART_MAX_FACTS)))
     subjects = _source().timeline_parts(since=since, parts=parts) if parts > 1 else [None]
     if len(subjects) == 1:
         return jobs.job_start(SIMULATION_JOB, title=_title(days), params=params, user=user)
@@ -843,7 +846,8 @@ def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
 def simulation_combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The results of a simulation's parts (disjoint subjects, in ``timeline_parts`` order) as
     the one result a single run over all of them gives: counts summed, each rule's examples
-    taken in subject order, the burden from the summed tallies, every event in judging order."""
+    taken in subject order, the burden from the summed tallies; the events are read from the
+    parts (``simulation_result``), in judging order."""
     first = results[0]
     combined = {name: first[name] for name in ("days", "since", "live_version", "fingerprint")}
     combined["events"] = sum(r["events"] for r in results)
@@ -866,15 +870,9 @@ def simulation_combine(results: list[dict[str, Any]]) -> dict[str, Any]:
             tallies[version].add(BurdenTally.load(result["tallies"][version]))
     combined["burden"] = asdict(burden_from(tallies))
     combined["tallies"] = {version: tally.dump() for version, tally in tallies.items()}
-    advice: dict[tuple[Any, ...], int] = {}
-    events = []
-    for result in results:
-        own = [tuple(row) for row in result["advice"]]
-        for *event, live, draft in result["events_judged"]:
-            numbers = [[advice.setdefault(own[n], len(advice)) for n in given] for given in (live, draft)]
-            events.append([*event, *numbers])
-    combined["events_judged"] = events
-    combined["advice"] = [list(row) for row in advice]
+    # The events stay in the parts' results, read in part order when shown: the worker that
+    # combines never holds every event of a long simulation at once.
+    combined[ROWS_IN_PARTS] = True
     return combined
 
 
@@ -911,12 +909,25 @@ def simulation_result(job: Job) -> SimulationResult | None:
     data = dict(job.result)
     data["since"] = dt.datetime.fromisoformat(data["since"])
     data["rules"] = [RuleImpact(**impact) for impact in data["rules"]]
-    advice = [Advised(*row) for row in data.pop("advice", [])]
-    data["events_judged"] = [
+    if data.pop(ROWS_IN_PARTS, False):
+        parts = Job.objects.filter(parent=job).order_by("part").values_list("result", flat=True).iterator()
+    else:
+        parts = iter([data])
+    data["events_judged"] = [event for part in parts for event in _events_load(part)]
+    data.pop("advice", None)
+    data["burden"] = burden_load(data.get("burden"))
+    data["tallies"] = {version: BurdenTally.load(tally) for version, tally in (data.get("tallies") or {}).items()}
+    return SimulationResult(**data)
+
+
+def _events_load(data: Mapping[str, Any]) -> list[SimulatedEvent]:
+    advice = [Advised(*row) for row in data.get("advice") or []]
+    labels: dict[str, str] = {}  # one string per subject's label, not one per event
+    return [
         SimulatedEvent(
             fact_id=fact_id,
             subject=subject,
-            subject_label=label,
+            subject_label=labels.setdefault(label, label),
             occurred_at=dt.datetime.fromisoformat(when),
             words=words,
             live=[advice[n] for n in live],
@@ -924,9 +935,6 @@ def simulation_result(job: Job) -> SimulationResult | None:
         )
         for fact_id, subject, label, when, words, live, draft in data.get("events_judged") or []
     ]
-    data["burden"] = burden_load(data.get("burden"))
-    data["tallies"] = {version: BurdenTally.load(tally) for version, tally in (data.get("tallies") or {}).items()}
-    return SimulationResult(**data)
 
 
 def burden_load(data: Mapping[str, Any] | None) -> Burden | None:

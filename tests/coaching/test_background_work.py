@@ -129,7 +129,7 @@ def test_a_reevaluation_in_parts_gives_exactly_what_one_job_gives(pack):
     assert properties.advice_state(gyms["parts"], members) == properties.advice_state(gyms["one"], members)
 
 
-def test_a_simulation_in_parts_gives_exactly_what_one_run_gives(pack):
+def test_a_simulation_in_parts_gives_exactly_what_one_run_gives(pack, settings):
     now = timezone.now()
     client = gym_client("Simulated in parts")
     for history in properties.histories(9, members=12, events=(6, 14), now=now):
@@ -142,17 +142,20 @@ def test_a_simulation_in_parts_gives_exactly_what_one_run_gives(pack):
         simulation.simulation_run(simulation.simulation_prepare(days=400, now=now))
     )
 
-    whole = simulation.simulation_start(days=400, now=now, parts=3)
-    assert whole.parts.count() == 3
-    worker()
-    whole.refresh_from_db()
-    assert whole.status == Job.Status.DONE and whole.done == whole.total == alone["events"]
     without_time = lambda result: {k: v for k, v in result.items() if k != "seconds"}  # noqa: E731
-    assert without_time(whole.result) == json.loads(json.dumps(without_time(alone)))
-    assert sum(rule["appear"] + rule["disappear"] + rule["change"] for rule in whole.result["rules"]) > 0
-    # The admin reads the whole like any simulation: its rows, its burden.
-    result = simulation.simulation_result(whole)
-    assert result.events == alone["events"] and result.burden.draft.advice == alone["burden"]["draft"]["advice"]
+    # Three parts asked for; then parts of at most a quarter of the events each, however many workers.
+    wholes = [simulation.simulation_start(days=400, now=now, parts=3)]
+    settings.RULES_ENGINE = {**settings.RULES_ENGINE, "SIMULATION_PART_MAX_FACTS": alone["events"] // 4 + 1}
+    wholes.append(simulation.simulation_start(days=400, now=now))
+    assert [whole.parts.count() for whole in wholes] == [3, 4]
+    worker()
+    for whole in wholes:
+        whole.refresh_from_db()
+        assert whole.status == Job.Status.DONE and whole.done == whole.total == alone["events"]
+        combined = simulation.simulation_result_dump(simulation.simulation_result(whole))
+        assert json.loads(json.dumps(without_time(combined))) == json.loads(json.dumps(without_time(alone)))
+    assert sum(rule["appear"] + rule["disappear"] + rule["change"] for rule in combined["rules"]) > 0
+    assert len(combined["events_judged"]) > 0
 
 
 def test_a_long_simulation_runs_on_a_worker_and_any_session_reads_its_progress(client, pack, clinician, monkeypatch):
