@@ -6,9 +6,10 @@ Stores ``--events`` events of ``--members`` members over the last ``--days`` day
 of its own on the PostgreSQL server ``bench.api`` finds (``BENCH_DATABASE_URL`` or a local
 cluster; a chain's workers on several hosts share one), or with ``--sqlite`` or no server on a
 temporary SQLite file, with the default rule pack live and a draft that changes a threshold. Then, as a
-clinician's buttons would, it starts a simulation of the draft and, after publishing it, a
-re-evaluation of every member, each split into ``--workers`` parts; ``--workers`` processes of
-``manage.py worker --batch`` take the parts. Printed: wall time from the start to the combined
+clinician's buttons would, it starts a simulation of the draft (in ``--workers`` parts, or in
+parts of at most 100,000 events when that makes more) and, after publishing it, a re-evaluation
+of every member in ``--workers`` parts; ``--workers`` processes of ``manage.py worker --batch``
+take the parts. Printed: wall time from the start to the combined
 result, and the peak memory (resident set) of each worker process, with the goals.
 
 Events are written straight to the database with the product's own models and figures; a first

@@ -21,7 +21,10 @@ from every web process.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
+import gc
 import logging
 import threading
 import time
@@ -187,6 +190,7 @@ def job_run(job_id: str) -> str:
         return job.status
     heartbeat = _Heartbeat(job.pk)
     heartbeat.start()
+    result = None
     try:
         result = handler(job, _progress_writer(job))
     except Exception:
@@ -199,7 +203,18 @@ def job_run(job_id: str) -> str:
     _finished(job.kind, job.status, started)
     if job.parent_id is not None:
         _whole_finish(job.parent_id)
-    return job.status
+    status = job.status
+    del job, result  # the result of a long job is large
+    _memory_release()
+    return status
+
+
+def _memory_release() -> None:
+    """Give the memory a large job freed back to the system (glibc keeps it otherwise), so that a
+    worker's size is that of its largest job, not of the jobs it ran."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _whole_finish(whole_id: Any) -> None:

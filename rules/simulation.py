@@ -18,6 +18,7 @@ any advice, repeats, the mix by severity and the subjects who get the most urgen
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
@@ -643,13 +644,43 @@ def simulation_prepare(
     )
 
 
+_EVALUATORS_KEPT = 4
+_evaluators: dict[str, Evaluator] = {}
+
+
+@contextlib.contextmanager
+def _evaluator(specs: list[dict[str, Any]], settings: Mapping[str, Any], version: int, *, reuse: bool):
+    """An engine for ``specs``: a new one closed after use, or (``reuse``) one kept in this
+    process for the same specs, settings and version, the oldest of them dropped beyond a few."""
+    if not reuse:
+        with Evaluator(specs=specs, version=version, settings=settings, checked=True) as evaluator:
+            yield evaluator
+        return
+    key = f"{version}:{ruleset_fingerprint(specs, settings)}"
+    evaluator = _evaluators.pop(key, None)
+    if evaluator is not None and evaluator.loaded.broken:  # a crash of the engine: build it again
+        evaluator.close()
+        evaluator = None
+    evaluator = evaluator or Evaluator(specs=specs, version=version, settings=settings, checked=True)
+    _evaluators[key] = evaluator  # the newest last
+    while len(_evaluators) > _EVALUATORS_KEPT:
+        _evaluators.pop(next(iter(_evaluators))).close()
+    yield evaluator
+
+
 def simulation_run(
-    data: SimulationInput, *, progress: Callable[[int, int], None] | None = None, keep_all: bool = True
+    data: SimulationInput,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    keep_all: bool = True,
+    reuse: bool = False,
 ) -> SimulationResult:
     """Judge every subject's timeline with the draft and with the live version (no database
     access, unless the input's timelines are read as the run goes). ``keep_all=False``: the
     events neither version gives advice on are counted (in the burden) but not kept, nor the
-    per-fact prediction, as a long run on a worker, which keeps only what its result shows, needs."""
+    per-fact prediction, as a long run on a worker, which keeps only what its result shows, needs.
+    ``reuse``: the engine's rulesets are kept for the next run of the same specs in this process
+    (the parts of one simulation on a worker), as the engine never gives a ruleset's memory back."""
     started = time.monotonic()
     draft = {s["key"]: s for s in ruleset_check(data.draft_specs, settings=data.draft_settings, smoke_test=False)}
     live = {s["key"]: s for s in data.live_specs}
@@ -676,10 +707,8 @@ def simulation_run(
         return [advised.setdefault(one, one) for one in map(Advised.of, matches)]
 
     with (
-        Evaluator(specs=list(draft.values()), settings=data.draft_settings, checked=True) as draft_evaluator,
-        Evaluator(
-            specs=list(live.values()), version=data.live_version, settings=data.live_settings, checked=True
-        ) as live_evaluator,
+        _evaluator(list(draft.values()), data.draft_settings, 0, reuse=reuse) as draft_evaluator,
+        _evaluator(list(live.values()), data.live_settings, data.live_version, reuse=reuse) as live_evaluator,
     ):
         for facts, labels in data.timelines:
             mine_all = draft_evaluator.judge(facts) if draft else [None] * len(facts)
@@ -838,7 +867,7 @@ def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
         part=params.get("part"),
         stream=True,
     )
-    result = simulation_run(data, progress=progress, keep_all=False)
+    result = simulation_run(data, progress=progress, keep_all=False, reuse=True)
     result.seconds = time.monotonic() - started
     return simulation_result_dump(result)
 
