@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -59,7 +59,7 @@ def reevaluate_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
     return asdict(total)
 
 
-def reevaluate_combine(results: list[dict[str, int]]) -> dict[str, int]:
+def reevaluate_combine(results: Iterable[dict[str, int]]) -> dict[str, int]:
     combined: dict[str, int] = {}
     for result in results:
         for name, value in result.items():

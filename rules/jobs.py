@@ -226,7 +226,8 @@ def _whole_finish(whole_id: Any) -> None:
         whole = Job.objects.select_for_update().filter(pk=whole_id).first()
         if whole is None or whole.status not in (Job.Status.QUEUED, Job.Status.RUNNING):
             return
-        parts = list(Job.objects.filter(parent_id=whole_id).order_by("part").values("status", "result", "error"))
+        # The parts' results are read only to combine them, one at a time: a long job's are large.
+        parts = list(Job.objects.filter(parent_id=whole_id).order_by("part").values("pk", "status", "error"))
         broken = next((p for p in parts if p["status"] in (Job.Status.FAILED, Job.Status.CUT_OFF)), None)
         if broken is None and any(p["status"] != Job.Status.DONE for p in parts):
             _whole_progress(whole_id)
@@ -236,7 +237,8 @@ def _whole_finish(whole_id: Any) -> None:
             return
         combine = registry.job_combiner(whole.kind)
         try:
-            combined = combine([p["result"] for p in parts]) if combine else None
+            results = (Job.objects.filter(pk=p["pk"]).values_list("result", flat=True).first() for p in parts)
+            combined = combine(results) if combine else None
         except Exception:
             logger.exception("the parts of job %s (%s) could not be combined", whole.pk, whole.kind)
             _finish(whole, Job.Status.FAILED, error=MSG_FAILED.format(id=whole.pk))

@@ -358,14 +358,14 @@ class Registry:
         self._fact_source = source
 
     def register_job(
-        self, kind: str, handler: Callable[..., Any], *, combine: Callable[[list[Any]], Any] | None = None
+        self, kind: str, handler: Callable[..., Any], *, combine: Callable[[Iterable[Any]], Any] | None = None
     ) -> None:
         """Work of ``kind`` that a worker runs from the task queue (``rules.jobs.job_start``).
 
         ``handler(job, progress)`` reads ``job.params``, calls ``progress(done, total)`` as it
         goes, and returns a JSON-serializable result, stored on the job. With ``combine``, the
         work may also be done in parts (``rules.jobs.job_start_parts``): ``handler`` does one
-        part, and ``combine(results)`` makes the whole's result of the parts' (in part order),
+        part, and ``combine(results)`` makes the whole's result of the parts' (an iterable read once, in part order),
         which must equal what one job over all of it would have returned."""
         self._job_handlers[kind] = handler
         if combine is not None:

@@ -872,18 +872,27 @@ def simulation_job(job: Job, progress: Callable[[int, int], None]) -> dict[str, 
     return simulation_result_dump(result)
 
 
-def simulation_combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+def simulation_combine(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """The results of a simulation's parts (disjoint subjects, in ``timeline_parts`` order) as
     the one result a single run over all of them gives: counts summed, each rule's examples
     taken in subject order, the burden from the summed tallies; the events are read from the
-    parts (``simulation_result``), in judging order."""
-    first = results[0]
-    combined = {name: first[name] for name in ("days", "since", "live_version", "fingerprint")}
-    combined["events"] = sum(r["events"] for r in results)
-    combined["subjects"] = sum(r["subjects"] for r in results)
-    combined["seconds"] = max(r["seconds"] for r in results)
-    impacts = [RuleImpact(**impact) for impact in first["rules"]]
-    for result in results[1:]:
+    parts (``simulation_result``), in judging order. Each result is read once, in turn."""
+    combined: dict[str, Any] = {}
+    impacts: list[RuleImpact] = []
+    tallies = {version: BurdenTally() for version in VERSIONS}
+    for result in results:
+        if not combined:
+            combined = {name: result[name] for name in ("days", "since", "live_version", "fingerprint")}
+            combined.update(events=0, subjects=0, seconds=0.0)
+            impacts = [
+                RuleImpact(
+                    key=impact["key"], name=impact["name"], in_draft=impact["in_draft"], in_live=impact["in_live"]
+                )
+                for impact in result["rules"]
+            ]
+        combined["events"] += result["events"]
+        combined["subjects"] += result["subjects"]
+        combined["seconds"] = max(combined["seconds"], result["seconds"])
         for impact, more in zip(impacts, result["rules"], strict=True):
             for name in ("live", "draft", "appear", "disappear", "change"):
                 setattr(impact, name, getattr(impact, name) + more[name])
@@ -892,11 +901,9 @@ def simulation_combine(results: list[dict[str, Any]]) -> dict[str, Any]:
             for kind, labels in more["examples"].items():
                 for label in labels:
                     impact.example(kind, label, more["example_subjects"].get(label, ""))
-    combined["rules"] = [asdict(impact) for impact in impacts]
-    tallies = {version: BurdenTally() for version in VERSIONS}
-    for result in results:
         for version in VERSIONS:
             tallies[version].add(BurdenTally.load(result["tallies"][version]))
+    combined["rules"] = [asdict(impact) for impact in impacts]
     combined["burden"] = asdict(burden_from(tallies))
     combined["tallies"] = {version: tally.dump() for version, tally in tallies.items()}
     # The events stay in the parts' results, read in part order when shown: the worker that
