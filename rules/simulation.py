@@ -343,7 +343,7 @@ class SimulationResult:
     rules: list[RuleImpact]
     # fact id -> the rule keys the draft would give advice for (the prediction, exactly)
     predicted: dict[str, list[str]] = field(default_factory=dict)
-    # Every counted event (those without advice from either version too), in judging order.
+    # The counted events in judging order (with keep_all, those without advice from either version too).
     events_judged: list[SimulatedEvent] = field(default_factory=list)
     burden: Burden | None = None
     fingerprint: str = ""  # of the draft simulated (rules.selectors.ruleset_draft_fingerprint)
@@ -554,13 +554,6 @@ def burden_tally(
     return tally
 
 
-def burden_figures(
-    events: Iterable[SimulatedEvent], *, version: str, since: dt.datetime, most_urgent: str = ""
-) -> BurdenFigures:
-    """The burden of ``version`` ("live" or "draft") over simulated events."""
-    return burden_tally(events, version=version, since=since, most_urgent=most_urgent).figures()
-
-
 def _percent(value: float) -> str:
     return f"{value:.0f}" if value >= 10 or value == int(value) else f"{value:.1f}"
 
@@ -570,15 +563,11 @@ def _most_urgent() -> tuple[str, str]:
     return (indicators[0].code, indicators[0].label) if indicators else ("", "")
 
 
-def burden_tallies(events: Sequence[SimulatedEvent], *, since: dt.datetime) -> dict[str, BurdenTally]:
-    code, _ = _most_urgent()
-    return {version: burden_tally(events, version=version, since=since, most_urgent=code) for version in VERSIONS}
-
-
 def burden_of(events: Sequence[SimulatedEvent], *, since: dt.datetime) -> Burden:
     """Both versions' burden over ``events`` (in judging order per subject), flagged where the
     draft crosses the thresholds of ``rules.conf`` (BURDEN_ADVICE_RISE_PCT, BURDEN_MOST_URGENT_PCT)."""
-    return burden_from(burden_tallies(events, since=since))
+    code, _ = _most_urgent()
+    return burden_from({v: burden_tally(events, version=v, since=since, most_urgent=code) for v in VERSIONS})
 
 
 def burden_from(tallies: Mapping[str, BurdenTally]) -> Burden:
