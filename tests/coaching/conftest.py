@@ -24,6 +24,24 @@ T0 = (dt.datetime.now(dt.UTC) - dt.timedelta(days=120)).replace(hour=7, minute=3
 _ids = itertools.count(1)
 
 
+# The run the API reference uses as its example (docs/api.md and the schema's examples).
+DOCS_RUN = {
+    "external_id": "garmin-88231",
+    "member": "m-1042",
+    "type": "run",
+    "occurred_at": "2026-11-20T07:30:00+01:00",
+    "data": {
+        "distance_km": 6.2,
+        "duration_min": 38,
+        "surface": "hills",
+        "warmup_min": 0,
+        "pain_before": 2,
+        "pain_during": 6,
+        "pain_after": 5,
+    },
+}
+
+
 def iso(at: dt.datetime) -> str:
     return at.isoformat()
 

@@ -20,7 +20,7 @@ from django.test import override_settings
 from coaching.api.examples import EXAMPLES_PATH, operation_key
 from coaching.services import gym_key_create
 
-from .conftest import GymClient
+from .conftest import DOCS_RUN, GymClient
 
 pytestmark = pytest.mark.django_db
 
@@ -46,21 +46,6 @@ VOLATILE = {
 }
 MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT")
 
-RUN = {
-    "external_id": "garmin-88231",
-    "member": "m-1042",
-    "type": "run",
-    "occurred_at": "2026-11-20T07:30:00+01:00",
-    "data": {
-        "distance_km": 6.2,
-        "duration_min": 38,
-        "surface": "hills",
-        "warmup_min": 0,
-        "pain_before": 2,
-        "pain_during": 6,
-        "pain_after": 5,
-    },
-}
 BATCH = [
     {
         "external_id": "app-5521",
@@ -121,11 +106,11 @@ def a_gyms_day(client: GymClient, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     events, members, advice = "/api/v1/events/", "/api/v1/members/", "/api/v1/advice/"
     member = "/api/v1/members/{member}/"
 
-    created = play("A run that hurt", "POST", events, events, RUN, expect=201)
-    play("The same event again", "POST", events, events, RUN, expect=200)
-    changed = {**RUN, "data": {**RUN["data"], "pain_during": 3}}
+    created = play("A run that hurt", "POST", events, events, DOCS_RUN, expect=201)
+    play("The same event again", "POST", events, events, DOCS_RUN, expect=200)
+    changed = {**DOCS_RUN, "data": {**DOCS_RUN["data"], "pain_during": 3}}
     play("The same id with other content", "POST", events, events, changed, expect=409)
-    bad = {**RUN, "external_id": "garmin-88232", "data": {**RUN["data"], "pain_during": 11, "pace": "slow"}}
+    bad = {**DOCS_RUN, "external_id": "garmin-88232", "data": {**DOCS_RUN["data"], "pain_during": 11, "pace": "slow"}}
     play("An invalid event", "POST", events, events, bad, expect=400)
     play("An array of events", "POST", events, events, BATCH, expect=200)
 

@@ -8,24 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import DOCS_RUN
+
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACT_RUN = {
-    "external_id": "garmin-88231",
-    "member": "m-1042",
-    "type": "run",
-    "occurred_at": "2026-11-20T07:30:00+01:00",
-    "data": {
-        "distance_km": 6.2,
-        "duration_min": 38,
-        "surface": "hills",
-        "warmup_min": 0,
-        "pain_before": 2,
-        "pain_during": 6,
-        "pain_after": 5,
-    },
-}
 
 
 def json_blocks(path: Path) -> list[dict]:
@@ -53,13 +40,13 @@ def subset(shown, real) -> bool:
 
 
 def test_the_readmes_example_answer_is_the_products(client, pack):
-    answer = client.send(CONTRACT_RUN, expect=201).json()
+    answer = client.send(DOCS_RUN, expect=201).json()
     [example] = [block for block in json_blocks(ROOT / "README.md") if block.get("external_id") == "garmin-88231"]
     assert subset(example, answer), (example, answer)
 
 
 def test_the_api_references_advice_example_is_the_products(client, pack):
-    answer = client.send(CONTRACT_RUN, expect=201).json()
+    answer = client.send(DOCS_RUN, expect=201).json()
     real = next(a for a in answer["advice"] if a["rule"]["key"] == "pain-stop")
     [example] = [b for b in json_blocks(ROOT / "docs" / "api.md") if b.get("rule", {}).get("key") == "pain-stop"]
     for field in ("rule", "category", "severity", "message", "matched_events", "source"):
